@@ -1,0 +1,101 @@
+"""Fashion-MNIST from Debian's `dataset-fashion-mnist` (gzipped IDX files) and the bundled reference set."""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Mean and std of the training images scaled to [0, 1]; the embedded model normalises with these.
+FASHION_MNIST_MEAN = 0.2860
+FASHION_MNIST_STD = 0.3530
+REFERENCE_PATH = Path(__file__).resolve().parent.parent / "pretrained" / "fmnist_reference.npz"
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Return the array stored in a (optionally gzipped) IDX file."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DatasetError(f"cannot read IDX file {path}: {e}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DatasetError(f"{path} is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DatasetError(f"{path} is truncated: {len(raw) - header} data bytes, expected {expected}")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+
+
+def dataset_dir() -> Path:
+    """Return where the Fashion-MNIST IDX files are ($SEVIS_FASHION_MNIST_DIR, else Debian's path)."""
+    return Path(os.environ.get("SEVIS_FASHION_MNIST_DIR", DEBIAN_DIR))
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # N×28×28 uint8
+    labels: np.ndarray  # N int64
+    classes: tuple[str, ...] = FASHION_MNIST_CLASSES
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_fashion_mnist(split: str = "test", root: str | os.PathLike | None = None) -> Split:
+    """Return the train or test split as uint8 images and int64 labels."""
+    if split not in ("train", "test"):
+        raise DatasetError(f"unknown split {split!r}; choose train or test")
+    root = Path(root) if root is not None else dataset_dir()
+    prefix = "train" if split == "train" else "t10k"
+    img_path = root / f"{prefix}-images-idx3-ubyte.gz"
+    lbl_path = root / f"{prefix}-labels-idx1-ubyte.gz"
+    if not img_path.exists() or not lbl_path.exists():
+        raise DatasetError(
+            f"Fashion-MNIST not found in {root}. Install it with `sudo apt-get install dataset-fashion-mnist` "
+            "or set SEVIS_FASHION_MNIST_DIR to a folder holding the gzipped IDX files."
+        )
+    images, labels = read_idx(img_path), read_idx(lbl_path).astype(np.int64)
+    if images.ndim != 3 or len(images) != len(labels):
+        raise DatasetError(f"{img_path} and {lbl_path} do not match: {images.shape} images, {labels.shape} labels")
+    return Split(images, labels)
+
+
+def load_reference_set(path: str | os.PathLike = REFERENCE_PATH) -> Split:
+    """Return the bundled reference set (about 100 test images per class), which needs no dataset package."""
+    try:
+        with np.load(path) as data:
+            return Split(data["images"], data["labels"].astype(np.int64), tuple(str(c) for c in data["classes"]))
+    except (OSError, KeyError, ValueError) as e:
+        raise DatasetError(f"cannot read the reference set {path}: {e}") from None
+
+
+def make_reference_set(out: str | os.PathLike = REFERENCE_PATH, per_class: int = 100, seed: int = 0) -> Path:
+    """Draw `per_class` test images of each class (fixed seed) and save them compressed; return the path."""
+    test = load_fashion_mnist("test")
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([
+        np.sort(rng.choice(np.flatnonzero(test.labels == c), per_class, replace=False))
+        for c in range(len(test.classes))
+    ])
+    np.savez_compressed(out, images=test.images[idx], labels=test.labels[idx].astype(np.uint8),
+                        classes=np.array(test.classes), test_indices=idx.astype(np.int32))
+    return Path(out)

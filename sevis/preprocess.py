@@ -1,0 +1,122 @@
+"""Image → tensor. Decodes untrusted image files safely and builds each model's preprocessing.
+
+`open_image` is the one entry point for user images (uploads, CLI paths, sample photos): it turns
+every way an image can be odd (modes, EXIF rotation, transparency, animation, bombs, truncation)
+into either a plain RGB PIL image or one ImageError with a sentence the user can act on.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision import transforms as T
+
+from .errors import ImageError
+
+# Pillow's own bomb guard (≈179 MP warns, twice that raises) is far above what any SE model needs;
+# refuse anything over this many pixels before decoding it.
+MAX_PIXELS = 40_000_000
+MAX_BYTES = 50 * 1024 * 1024
+MAX_ASPECT = 100  # a 1×10000 strip cannot be centre-cropped into anything meaningful
+
+
+def open_image(source: bytes | str | os.PathLike | io.IOBase, name: str | None = None) -> Image.Image:
+    """Return `source` decoded as an RGB image; raise ImageError with a clear reason otherwise."""
+    label = name or (Path(source).name if isinstance(source, (str, os.PathLike)) else "the upload")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{label}: no such file")
+        if path.stat().st_size > MAX_BYTES:
+            raise ImageError(f"{label}: file is larger than {MAX_BYTES // 2**20} MB")
+        data = path.read_bytes()
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        data = source.read()
+    if len(data) == 0:
+        raise ImageError(f"{label}: the file is empty (0 bytes)")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{label}: file is larger than {MAX_BYTES // 2**20} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise ImageError(f"{label}: {w}×{h} pixels is too large (limit {MAX_PIXELS // 1_000_000} megapixels)")
+            if w < 1 or h < 1:
+                raise ImageError(f"{label}: the image has no pixels")
+            if max(w, h) > MAX_ASPECT * min(w, h):
+                raise ImageError(f"{label}: {w}×{h} is too elongated to classify (aspect ratio over {MAX_ASPECT}:1)")
+            img.seek(0)  # animated images: the first frame
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label}: refused as a decompression bomb (too many pixels)") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not an image file Pillow can read (PNG, JPEG, GIF, WebP, TIFF, BMP…)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError, IndexError, TypeError) as e:
+        raise ImageError(f"{label}: the image is truncated or corrupt ({type(e).__name__}: {e})") from None
+    return to_rgb(img, label)
+
+
+def to_rgb(img: Image.Image, label: str = "image") -> Image.Image:
+    """Return `img` upright (EXIF orientation applied) in RGB; transparency is composited on white."""
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # a broken EXIF block must not lose an otherwise good image
+        pass
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16-bit/32-bit grayscale: rescale the real range to 8 bits instead of clipping at 255.
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        arr = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
+        img = Image.fromarray(np.nan_to_num(arr).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    try:
+        return img.convert("RGB")
+    except (OSError, ValueError) as e:
+        raise ImageError(f"{label}: cannot convert image mode {img.mode} to RGB ({e})") from None
+
+
+class InvertIfLightBackground:
+    """Invert a grayscale image whose border is light: Fashion-MNIST garments are light on black."""
+
+    def __init__(self, threshold: float = 128.0) -> None:
+        self.threshold = threshold
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        arr = np.asarray(img.convert("L"), dtype=np.float32)
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+        return ImageOps.invert(img.convert("L")) if border.mean() > self.threshold else img
+
+    def __repr__(self) -> str:
+        return f"InvertIfLightBackground(threshold={self.threshold})"
+
+
+def grayscale_transform(size: int, mean: Sequence[float], std: Sequence[float], auto_invert: bool = True) -> Callable:
+    """Return the embedded models' preprocessing: grayscale, resize + centre crop, normalise."""
+    steps = [T.Grayscale(1)]
+    if auto_invert:
+        steps.append(InvertIfLightBackground())
+    steps += [T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize(mean, std)]
+    return T.Compose(steps)
+
+
+def images_to_batch(images: Sequence[Image.Image], preprocess: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
+    """Return the N×C×H×W batch of preprocessed images."""
+    return torch.stack([preprocess(img) for img in images])

@@ -1,0 +1,225 @@
+"""ExcitationRecorder: capture the excitation vector s of every SE block on each forward pass.
+
+The recorder hooks each block's *gate* (the sigmoid/hardsigmoid that produces s) rather than the block's
+output: the gate output is s itself, for every SE implementation, and hooking it is independent of how
+the block then applies s (x * s, in-place shortcut additions in timm, channels-last layouts).
+
+Hooks are per recorder and per call: a ContextVar marks which recorders are active in the current thread
+(or asyncio task), so one shared model can serve many sessions at once and each recorder only sees the
+forward passes run inside its own `with` block.
+"""
+from __future__ import annotations
+
+import contextvars
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterable, Literal, Mapping, Union
+
+import torch
+from torch import nn
+
+# Qualified class name -> attribute holding the gate module. Matched along the MRO, so subclasses count.
+SE_GATE_ATTRIBUTES: dict[str, str] = {
+    "sevis.se.SqueezeExcite": "gate",
+    "timm.layers.squeeze_excite.SEModule": "gate",
+    "timm.layers.squeeze_excite.EffectiveSEModule": "gate",
+    "timm.layers.squeeze_excite.SqueezeExciteCl": "gate",
+    "timm.models._efficientnet_blocks.SqueezeExcite": "gate",
+    "timm.models.senet.SEModule": "sigmoid",
+    "torchvision.ops.misc.SqueezeExcitation": "scale_activation",
+}
+
+_RESNET_PATH = re.compile(r"^layer(\d+)\.(\d+)\.")
+_FIRST_INT = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
+
+# Recorders active in the current thread / task. A tuple so nested recorders both see the pass.
+_ACTIVE: contextvars.ContextVar[tuple["ExcitationRecorder", ...]] = contextvars.ContextVar("sevis_active", default=())
+
+Override = Union[Literal["identity"], torch.Tensor, float]
+
+
+@dataclass(frozen=True)
+class SEBlock:
+    """One SE block found in a model."""
+
+    name: str  # the paper's SE_stage_block where the model is ResNet-shaped, else the module path
+    index: int  # depth order, 0-based
+    stage: int | None  # the paper's stage (2-5) for ResNets; the first index in the module path otherwise
+    channels: int  # C, the length of s
+    path: str  # module path of the SE module
+    gate_path: str  # module path of the gate whose output is s
+    kind: str  # the SE implementation's class name
+    squeeze_channels: int | None  # hidden width C/r of the bottleneck, when it can be read off
+    parameters: int  # parameters of the SE module
+
+
+def _gate_attribute(module: nn.Module) -> str | None:
+    for cls in type(module).__mro__:
+        attr = SE_GATE_ATTRIBUTES.get(f"{cls.__module__}.{cls.__qualname__}")
+        if attr is not None:
+            return attr
+    return None
+
+
+def _linear_widths(module: nn.Module) -> tuple[int | None, int | None]:
+    """Return (C, C/r) read off the first conv/linear layer of an SE module."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels, m.out_channels
+        if isinstance(m, nn.Linear):
+            return m.in_features, m.out_features
+    return None, None
+
+
+def find_se_blocks(model: nn.Module) -> list[tuple[SEBlock, nn.Module]]:
+    """Return every SE block of `model` in depth order, each with its gate module."""
+    found = []
+    for path, module in model.named_modules():
+        attr = _gate_attribute(module)
+        if attr is None:
+            continue
+        gate = getattr(module, attr, None)
+        if not isinstance(gate, nn.Module):
+            continue
+        found.append((path, attr, module, gate))
+    resnet_shaped = bool(found) and all(_RESNET_PATH.match(p + ".") for p, *_ in found)
+    blocks = []
+    for index, (path, attr, module, gate) in enumerate(found):
+        channels, hidden = _linear_widths(module)
+        if resnet_shaped:
+            layer, blk = (int(g) for g in _RESNET_PATH.match(path + ".").groups())
+            # ResNet layer1..layer4 are the paper's stages 2..5; blocks count from 1.
+            name, stage = f"SE_{layer + 1}_{blk + 1}", layer + 1
+        else:
+            m = _FIRST_INT.search(path)
+            name, stage = path, (int(m.group(1)) if m else None)
+        blocks.append((SEBlock(
+            name=name, index=index, stage=stage, channels=channels or 0, path=path,
+            gate_path=f"{path}.{attr}", kind=type(module).__name__, squeeze_channels=hidden,
+            parameters=sum(p.numel() for p in module.parameters()),
+        ), gate))
+    return blocks
+
+
+class ExcitationRecorder:
+    """Context manager that records s (N×C per SE block) on every forward pass of `model`.
+
+    Args:
+        model: any nn.Module; its SE blocks are found by their gates.
+        blocks: restrict recording (and overrides) to these block names; default all.
+        overrides: knock blocks out: name -> "identity" (s := 1), a C-vector or a scalar (s := that value).
+        record: set False to only apply overrides.
+
+    Example:
+        with ExcitationRecorder(model) as rec:
+            logits = model(x)
+        rec.excitations["SE_5_2"]  # N×C tensor
+    """
+
+    def __init__(self, model: nn.Module, blocks: Iterable[str] | None = None,
+                 overrides: Mapping[str, Override] | None = None, record: bool = True) -> None:
+        self.model = model
+        found = find_se_blocks(model)
+        wanted = set(blocks) if blocks is not None else None
+        if wanted is not None:
+            unknown = wanted - {b.name for b, _ in found}
+            if unknown:
+                raise KeyError(f"no SE block named {', '.join(sorted(unknown))} in this model")
+            found = [(b, g) for b, g in found if b.name in wanted]
+        self._found = found
+        self.blocks: list[SEBlock] = [b for b, _ in found]
+        names = {b.name for b in self.blocks}
+        self.overrides = dict(overrides or {})
+        bad = set(self.overrides) - names
+        if bad:
+            raise KeyError(f"cannot override unknown SE block(s): {', '.join(sorted(bad))}")
+        self.record = record
+        self._store: dict[str, list[torch.Tensor]] = {b.name: [] for b in self.blocks}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._token: contextvars.Token | None = None
+
+    # ------------------------------------------------------------------ context manager
+    def __enter__(self) -> "ExcitationRecorder":
+        try:
+            for block, gate in self._found:
+                self._handles.append(gate.register_forward_hook(self._make_hook(block)))
+        except BaseException:
+            self._remove()
+            raise
+        self._token = _ACTIVE.set(_ACTIVE.get() + (self,))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+        if self._token is not None:
+            try:
+                _ACTIVE.reset(self._token)
+            except ValueError:  # exited in another context than entered; drop ourselves instead
+                _ACTIVE.set(tuple(r for r in _ACTIVE.get() if r is not self))
+            self._token = None
+
+    def _remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    # ------------------------------------------------------------------ hooks
+    def _make_hook(self, block: SEBlock):
+        override = self.overrides.get(block.name)
+
+        def hook(module: nn.Module, inputs, output: torch.Tensor):
+            if self not in _ACTIVE.get():  # another thread's / session's forward pass
+                return None
+            if override is not None:
+                output = _apply_override(output, override, block)
+            if self.record:
+                # Clone: timm adds the shortcut in place after the SE block, and callers keep these.
+                self._store[block.name].append(output.detach().reshape(output.shape[0], -1).to("cpu", torch.float32, copy=True))
+            return output if override is not None else None
+
+        return hook
+
+    # ------------------------------------------------------------------ results
+    @property
+    def excitations(self) -> "OrderedDict[str, torch.Tensor]":
+        """Block name -> N×C tensor of s, all forward passes so far concatenated along N, in depth order."""
+        return OrderedDict((name, torch.cat(chunks) if chunks else torch.empty(0, self._channels(name)))
+                           for name, chunks in self._store.items())
+
+    def pop(self) -> "OrderedDict[str, torch.Tensor]":
+        """Return the excitations recorded so far and forget them (for streaming over a dataset)."""
+        out = self.excitations
+        for chunks in self._store.values():
+            chunks.clear()
+        return out
+
+    def clear(self) -> None:
+        for chunks in self._store.values():
+            chunks.clear()
+
+    def _channels(self, name: str) -> int:
+        return next(b.channels for b in self.blocks if b.name == name)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._handles)
+
+
+def _apply_override(s: torch.Tensor, value: Override, block: SEBlock) -> torch.Tensor:
+    if isinstance(value, str):
+        if value != "identity":
+            raise ValueError(f"unknown override {value!r} for {block.name}; use 'identity', a scalar or a vector")
+        return torch.ones_like(s)
+    if isinstance(value, (int, float)):
+        return torch.full_like(s, float(value))
+    vec = torch.as_tensor(value, dtype=s.dtype, device=s.device)
+    if vec.numel() != block.channels:
+        raise ValueError(f"override for {block.name} has {vec.numel()} values, the block has {block.channels} channels")
+    # s is N×C×1×1 (NCHW) or N×1×1×C (channels-last SE); shape[1:] holds the C values either way.
+    return vec.reshape(s.shape[1:]).expand_as(s).clone()
+
+
+def count_hooks(model: nn.Module) -> int:
+    """Return the number of forward hooks on `model`'s modules (0 when no recorder is active)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())

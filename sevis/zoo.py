@@ -1,0 +1,231 @@
+"""Model zoo: `load_model(spec)` for our embedded models, timm, torchvision and checkpoint files.
+
+Every loader returns a LoadedModel with the model in eval mode, its preprocessing exactly as it was
+trained, and its class names, so the rest of sevis never needs to know where a model came from.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .checkpoint import load_state_into, read_card, read_state_dict
+from .errors import ModelError
+from .preprocess import grayscale_transform
+from .resnet import ResNetConfig, SEResNet, architecture_config, list_architectures
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+EMBEDDED = {"embedded": "fmnist_se_resnet", "embedded-plain": "fmnist_resnet"}
+DEFAULT_SPEC = "embedded"
+
+# SE-bearing ImageNet models offered in the picker (any other timm/torchvision name works too).
+TIMM_SE_MODELS = (
+    "legacy_seresnet50", "seresnet50", "legacy_seresnet18", "seresnext26d_32x4d", "legacy_senet154",
+    "efficientnet_b0", "mobilenetv3_large_100", "ghostnet_100", "regnety_008", "ese_vovnet19b_dw",
+)
+TORCHVISION_SE_MODELS = ("efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for sevis: eval-mode network, its preprocessing and its class names."""
+
+    model: nn.Module
+    preprocess: Callable[[Image.Image], torch.Tensor]
+    classes: list[str]
+    name: str
+    spec: str
+    source: str  # embedded | sevis | timm | torchvision | checkpoint
+    card: dict = field(default_factory=dict)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def dataset(self) -> str:
+        return "fashion-mnist" if len(self.classes) == 10 and self.classes[0] == "T-shirt/top" else "imagenet"
+
+
+def _offline_hint(spec: str, err: BaseException) -> ModelError:
+    return ModelError(
+        f"weights for {spec} cannot be had: they are not in the local cache and downloading failed "
+        f"({type(err).__name__}). Connect to the internet once to cache them, or load a local weights file "
+        f"(safetensors) with the architecture named, e.g. `--model FILE.safetensors --arch {spec}`."
+    )
+
+
+# ---------------------------------------------------------------------------- embedded (ours)
+def _card_preprocess(card: dict) -> Callable:
+    pp = card.get("preprocessing", {})
+    return grayscale_transform(int(pp.get("resize", 28)), pp.get("mean", [0.2860]), pp.get("std", [0.3530]),
+                               auto_invert=bool(pp.get("auto_invert", True)))
+
+
+def _load_sevis_checkpoint(path: Path, spec: str, card: dict | None = None) -> LoadedModel:
+    card = card if card is not None else read_card(path)
+    arch = card.get("architecture")
+    if not arch:
+        raise ModelError(f"{path.name} has no sevis model card ({path.with_suffix('.json').name}); "
+                         "name its architecture, e.g. --arch timm:seresnet50 or --arch sevis:se_resnet50")
+    model = SEResNet(ResNetConfig.from_dict(arch))
+    load_state_into(model, read_state_dict(path), path.name)
+    classes = list(card.get("classes") or [str(i) for i in range(model.cfg.num_classes)])
+    preprocess = _card_preprocess(card) if model.cfg.in_chans == 1 else _imagenet_preprocess()
+    return LoadedModel(model.eval(), preprocess, classes, card.get("name", path.stem), spec,
+                       "embedded" if spec in EMBEDDED else "checkpoint", card)
+
+
+def _imagenet_preprocess() -> Callable:
+    from torchvision import transforms as T
+    return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                      T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+
+
+def _load_sevis_arch(arch: str, spec: str, pretrained: bool) -> LoadedModel:
+    try:
+        cfg = architecture_config(arch)
+    except KeyError as e:
+        raise ModelError(str(e.args[0])) from None
+    weights = PRETRAINED_DIR / f"{arch}.safetensors"
+    if pretrained:
+        if not weights.exists():
+            raise ModelError(f"sevis:{arch} has no pretrained weights; use pretrained=False for random weights "
+                             f"(architecture views), or an ImageNet model such as timm:legacy_seresnet50")
+        return _load_sevis_checkpoint(weights, spec)
+    model = SEResNet(cfg).eval()
+    if cfg.in_chans == 1:
+        from .data import FASHION_MNIST_CLASSES
+        classes = list(FASHION_MNIST_CLASSES) if cfg.num_classes == 10 else [str(i) for i in range(cfg.num_classes)]
+        preprocess = grayscale_transform(28, [0.2860], [0.3530])
+    else:
+        classes, preprocess = imagenet_classes(), _imagenet_preprocess()
+    return LoadedModel(model, preprocess, classes, arch, spec, "sevis", {"architecture": cfg.to_dict()})
+
+
+# ---------------------------------------------------------------------------- timm
+@lru_cache(maxsize=1)
+def imagenet_classes() -> list[str]:
+    """Return the 1000 ImageNet class names as shipped inside timm (no download)."""
+    from timm.data import ImageNetInfo
+    info = ImageNetInfo()
+    return [info.index_to_description(i) for i in range(1000)]
+
+
+def _create_timm(name: str, pretrained: bool) -> nn.Module:
+    import timm
+    if name not in timm.list_models(pretrained=False) and name not in timm.list_models(pretrained=True):
+        raise ModelError(f"unknown timm model {name!r}; `sevis models` lists SE-bearing ones")
+    if not pretrained:
+        try:
+            # timm zero-inits the last BN of each residual block: with random weights every image
+            # would then get the same s. zero_init_last=False keeps random excitations informative.
+            return timm.create_model(name, pretrained=False, zero_init_last=False)
+        except TypeError:
+            return timm.create_model(name, pretrained=False)
+    try:
+        return timm.create_model(name, pretrained=True)
+    except Exception as e:  # hub errors come in many types (OSError, LocalEntryNotFoundError, HTTPError…)
+        raise _offline_hint(f"timm:{name}", e) from None
+
+
+def _load_timm(name: str, spec: str, pretrained: bool, checkpoint: str | None = None) -> LoadedModel:
+    from timm.data import create_transform, resolve_data_config
+    model = _create_timm(name, pretrained and checkpoint is None)
+    if checkpoint:
+        load_state_into(model, read_state_dict(checkpoint), Path(checkpoint).name)
+    cfg = resolve_data_config({}, model=model)
+    classes = imagenet_classes() if getattr(model, "num_classes", 1000) == 1000 else \
+        [str(i) for i in range(model.num_classes)]
+    return LoadedModel(model.eval(), create_transform(**cfg), classes, name, spec, "timm",
+                       {"preprocessing": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}})
+
+
+# ---------------------------------------------------------------------------- torchvision
+def _load_torchvision(name: str, spec: str, pretrained: bool, checkpoint: str | None = None) -> LoadedModel:
+    import torchvision
+    if name not in torchvision.models.list_models():
+        raise ModelError(f"unknown torchvision model {name!r}; `sevis models` lists SE-bearing ones")
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError, AttributeError):
+        weights = None
+    use_weights = weights if (pretrained and checkpoint is None) else None
+    try:
+        model = torchvision.models.get_model(name, weights=use_weights)
+    except Exception as e:  # URLError, HTTPError, RuntimeError on a broken partial download…
+        raise _offline_hint(f"torchvision:{name}", e) from None
+    if checkpoint:
+        load_state_into(model, read_state_dict(checkpoint), Path(checkpoint).name)
+    # The weights' transforms and class names ship with torchvision itself; no download needed.
+    preprocess = weights.transforms() if weights is not None else _imagenet_preprocess()
+    classes = list(weights.meta["categories"]) if weights is not None else imagenet_classes()
+    return LoadedModel(model.eval(), preprocess, classes, name, spec, "torchvision")
+
+
+# ---------------------------------------------------------------------------- entry point
+def load_model(spec: str = DEFAULT_SPEC, pretrained: bool = True, arch: str | None = None) -> LoadedModel:
+    """Return the model named by `spec`.
+
+    spec: "embedded" (our SE-ResNet), "embedded-plain" (its no-SE twin), "sevis:<arch>", "timm:<name>",
+    "torchvision:<name>", or a checkpoint path (.safetensors, or .pt/.pth read with weights_only=True).
+    For a checkpoint without a sevis model card, `arch` names the architecture ("timm:seresnet50").
+    pretrained=False gives random weights.
+    """
+    spec = (spec or DEFAULT_SPEC).strip()
+    if spec in EMBEDDED:
+        path = PRETRAINED_DIR / f"{EMBEDDED[spec]}.safetensors"
+        if not pretrained:
+            return _load_sevis_arch(EMBEDDED[spec], spec, pretrained=False)
+        if not path.exists():
+            raise ModelError(f"the embedded weights {path} are missing; reinstall sevis or run `sevis train`")
+        return _load_sevis_checkpoint(path, spec)
+    prefix, _, name = spec.partition(":")
+    if name and prefix == "sevis":
+        return _load_sevis_arch(name, spec, pretrained)
+    if name and prefix == "timm":
+        return _load_timm(name, spec, pretrained)
+    if name and prefix == "torchvision":
+        return _load_torchvision(name, spec, pretrained)
+    path = Path(spec).expanduser()
+    if path.suffix.lower() in (".safetensors", ".pt", ".pth", ".bin", ".ckpt") or path.exists():
+        if not path.exists():
+            raise ModelError(f"checkpoint not found: {path}")
+        return load_checkpoint(path, arch)
+    raise ModelError(f"unknown model {spec!r}: use embedded, embedded-plain, sevis:<arch>, timm:<name>, "
+                     "torchvision:<name> or a .safetensors/.pt file")
+
+
+def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> LoadedModel:
+    """Return a model built from a weights file: its sevis card, or the architecture `arch` names."""
+    path = Path(path)
+    if arch is None:
+        return _load_sevis_checkpoint(path, str(path))
+    prefix, _, name = arch.partition(":")
+    if prefix == "timm" and name:
+        return _load_timm(name, str(path), pretrained=False, checkpoint=str(path))
+    if prefix == "torchvision" and name:
+        return _load_torchvision(name, str(path), pretrained=False, checkpoint=str(path))
+    if prefix == "sevis" and name:
+        try:
+            cfg = architecture_config(name)
+        except KeyError as e:
+            raise ModelError(str(e.args[0])) from None
+        return _load_sevis_checkpoint(path, str(path), {"architecture": cfg.to_dict(), "name": path.stem})
+    raise ModelError(f"unknown architecture {arch!r}: use timm:<name>, torchvision:<name> or sevis:<arch>")
+
+
+def list_se_models() -> dict[str, list[str]]:
+    """Return the model specs offered in pickers, grouped by source."""
+    return {
+        "embedded": list(EMBEDDED),
+        "sevis": [f"sevis:{a}" for a in list_architectures()],
+        "timm": [f"timm:{n}" for n in TIMM_SE_MODELS],
+        "torchvision": [f"torchvision:{n}" for n in TORCHVISION_SE_MODELS],
+    }
