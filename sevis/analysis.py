@@ -1,0 +1,168 @@
+"""Analysis of excitations: streaming per-class statistics, class specificity, saturation, similarity.
+
+Everything here is pure (tensors/arrays in, arrays/frames out) and needs no model or Streamlit.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+@dataclass
+class _BlockAccumulator:
+    count: np.ndarray  # K
+    total: np.ndarray  # K×C sum of s
+    total_sq: np.ndarray  # K×C sum of s²
+    lo: float = np.inf
+    hi: float = -np.inf
+
+
+class ExcitationStats:
+    """Per-class running sums of s for every block: memory is O(classes × channels), not O(images).
+
+    Update with each batch's excitations and labels; read means, stds, the "all" mean, class specificity
+    and saturation at any time. Sums are kept in float64, so E[s²] − E[s]² is exact enough for s ∈ [0, 1].
+    """
+
+    def __init__(self, classes: Sequence[str], channels: Mapping[str, int]) -> None:
+        self.classes = list(classes)
+        k = len(self.classes)
+        self._acc: "OrderedDict[str, _BlockAccumulator]" = OrderedDict(
+            (name, _BlockAccumulator(np.zeros(k), np.zeros((k, c)), np.zeros((k, c)))) for name, c in channels.items()
+        )
+
+    @property
+    def blocks(self) -> list[str]:
+        return list(self._acc)
+
+    @property
+    def count(self) -> np.ndarray:
+        """Return the number of images seen per class."""
+        first = next(iter(self._acc.values()), None)
+        return first.count.copy() if first is not None else np.zeros(len(self.classes))
+
+    def update(self, excitations: Mapping[str, torch.Tensor], labels: torch.Tensor | np.ndarray) -> None:
+        """Add one batch: excitations name -> N×C, labels N class indices."""
+        labels = np.asarray(labels, dtype=np.int64)
+        k = len(self.classes)
+        for name, s in excitations.items():
+            acc = self._acc[name]
+            s = s.detach().double().cpu().numpy() if isinstance(s, torch.Tensor) else np.asarray(s, np.float64)
+            if len(s) != len(labels):
+                raise ValueError(f"{name}: {len(s)} excitation rows for {len(labels)} labels")
+            acc.count += np.bincount(labels, minlength=k)[:k]
+            np.add.at(acc.total, labels, s)
+            np.add.at(acc.total_sq, labels, s * s)
+            if s.size:
+                acc.lo, acc.hi = min(acc.lo, float(s.min())), max(acc.hi, float(s.max()))
+
+    # ----------------------------------------------------------------- per class
+    def mean(self, block: str) -> np.ndarray:
+        """Return the K×C per-class mean of s (NaN for classes with no images)."""
+        acc = self._acc[block]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return acc.total / acc.count[:, None]
+
+    def std(self, block: str) -> np.ndarray:
+        """Return the K×C per-class standard deviation of s (population std)."""
+        acc = self._acc[block]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m = acc.total / acc.count[:, None]
+            return np.sqrt(np.maximum(acc.total_sq / acc.count[:, None] - m * m, 0.0))
+
+    def overall_mean(self, block: str) -> np.ndarray:
+        """Return the C-vector mean of s over all images (the paper's "all" line)."""
+        acc = self._acc[block]
+        return acc.total.sum(0) / max(acc.count.sum(), 1)
+
+    def overall_std(self, block: str) -> np.ndarray:
+        """Return the C-vector std of s across all images."""
+        acc = self._acc[block]
+        n = max(acc.count.sum(), 1)
+        m = acc.total.sum(0) / n
+        return np.sqrt(np.maximum(acc.total_sq.sum(0) / n - m * m, 0.0))
+
+    # ----------------------------------------------------------------- per block
+    def class_specificity(self, block: str) -> float:
+        """Return the share of the variance of s that lies between class means (0 = class-agnostic, 1 = s is
+        fully determined by the class), pooled over channels: Σ_c SS_between / Σ_c SS_total."""
+        acc = self._acc[block]
+        present = acc.count > 0
+        n = acc.count[present].sum()
+        if n == 0:
+            return float("nan")
+        grand = acc.total[present].sum(0) / n
+        class_means = acc.total[present] / acc.count[present][:, None]
+        ss_between = (acc.count[present][:, None] * (class_means - grand) ** 2).sum()
+        ss_total = (acc.total_sq[present].sum(0) - n * grand * grand).sum()
+        return float(ss_between / ss_total) if ss_total > 1e-12 else 0.0
+
+    def saturation(self, block: str) -> float:
+        """Return how close s is to a constant: 1 − 2·std(s) over all images and channels (1 = constant gate,
+        which is identity up to a fixed rescaling; a [0, 1] gate has std at most 0.5)."""
+        acc = self._acc[block]
+        n = acc.count.sum() * acc.total.shape[1]
+        if n == 0:
+            return float("nan")
+        m = acc.total.sum() / n
+        var = max(acc.total_sq.sum() / n - m * m, 0.0)
+        return float(1.0 - 2.0 * np.sqrt(var))
+
+    def spread(self, block: str) -> float:
+        """Return the std of s across images, averaged over channels (how much s varies with the input)."""
+        return float(self.overall_std(block).mean())
+
+    def summary(self) -> pd.DataFrame:
+        """Return one row per block: depth, mean s, spread, min, max, class specificity, saturation."""
+        rows = []
+        for depth, (name, acc) in enumerate(self._acc.items()):
+            rows.append({
+                "block": name, "depth": depth, "channels": acc.total.shape[1], "images": int(acc.count.sum()),
+                "mean_s": float(self.overall_mean(name).mean()), "spread": self.spread(name),
+                "min_s": acc.lo, "max_s": acc.hi,
+                "class_specificity": self.class_specificity(name), "saturation": self.saturation(name),
+            })
+        return pd.DataFrame(rows)
+
+    def class_means_frame(self, block: str) -> pd.DataFrame:
+        """Return a long frame (class, channel, mean, std) for one block, with an "all" class."""
+        mean, std = self.mean(block), self.std(block)
+        frames = [pd.DataFrame({"class": cls, "channel": np.arange(mean.shape[1]), "mean": mean[k], "std": std[k]})
+                  for k, cls in enumerate(self.classes)]
+        frames.append(pd.DataFrame({"class": "all", "channel": np.arange(mean.shape[1]),
+                                    "mean": self.overall_mean(block), "std": self.overall_std(block)}))
+        return pd.concat(frames, ignore_index=True)
+
+
+def sample_channels(channels: int, n: int | None, mode: str = "uniform", seed: int = 0) -> np.ndarray:
+    """Return channel indices to plot: all, the first n, or n sampled uniformly at random (the paper: 50)."""
+    if n is None or n >= channels or mode == "all":
+        return np.arange(channels)
+    if mode == "first":
+        return np.arange(n)
+    if mode == "uniform":
+        return np.sort(np.random.default_rng(seed).choice(channels, n, replace=False))
+    raise ValueError(f"unknown channel selection {mode!r}; use all, first or uniform")
+
+
+def cosine_similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """Return the cosine similarity of two excitation vectors."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denom) if denom > 0 else float("nan")
+
+
+def similarity_by_depth(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Return per-block cosine similarity, Pearson correlation and mean |Δs| of two excitation sets."""
+    rows = []
+    for depth, name in enumerate(a):
+        x, y = np.asarray(a[name], np.float64).ravel(), np.asarray(b[name], np.float64).ravel()
+        corr = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
+        rows.append({"block": name, "depth": depth, "cosine": cosine_similarity(x, y), "pearson": corr,
+                     "mean_abs_diff": float(np.abs(x - y).mean())})
+    return pd.DataFrame(rows)
