@@ -42,7 +42,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
         raise DatasetError(f"{path} is truncated: {len(raw) - header} data bytes, expected {expected}")
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    # bytearray: a writable buffer, so torch.from_numpy can share it without a copy or a warning.
+    return np.frombuffer(bytearray(raw), dtype, offset=header).reshape(shape)
 
 
 def dataset_dir() -> Path:
