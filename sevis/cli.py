@@ -1,15 +1,51 @@
-"""The `sevis` command line: predict, excite, train, evaluate, export."""
+"""The `sevis` command line: predict, excite, train, evaluate, models (and export).
+
+Glue only: each `_cmd_*` parses nothing itself and calls into the package. Every SevisError becomes one
+line `sevis: error: ...` and exit code 2. To add a subcommand, write `_cmd_<name>(args) -> int` and an
+`_add_<name>(sub)` that registers its parser, and list it in SUBCOMMANDS.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 from .errors import SevisError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+IMAGE_BATCH = 32  # images per forward pass in predict/excite
+
+
+def _progress(total: int, desc: str, unit: str = "img"):
+    """Return a tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
+
+
+def _command_line(argv: Sequence[str] | None) -> str:
+    return "sevis " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+
+
+def _run_images(args: argparse.Namespace, desc: str) -> Iterator[tuple[object, list[str], object]]:
+    """Load the model, decode every image (failing early on a bad one), then yield (model, paths, result)
+    per batch of IMAGE_BATCH images."""
+    from .inference import predict_images
+    from .preprocess import open_image
+    from .zoo import load_model
+
+    loaded = load_model(args.model, arch=args.arch)
+    paths = [str(p) for p in args.images]
+    images = [open_image(p) for p in paths]
+    with _progress(len(paths), desc) as bar:
+        for i in range(0, len(paths), IMAGE_BATCH):
+            chunk = images[i:i + IMAGE_BATCH]
+            result = predict_images(loaded, chunk)
+            bar.update(len(chunk))
+            yield loaded, paths[i:i + IMAGE_BATCH], result
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -55,10 +91,126 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sevis", description="Look inside Squeeze-and-Excitation blocks.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .reports import excitation_summary, format_prediction
 
+    first = True
+    for _loaded, paths, result in _run_images(args, "predict"):
+        for i, (path, top) in enumerate(zip(paths, result.topk(args.top))):
+            if not first:
+                print()
+            first = False
+            print(format_prediction(path, top, excitation_summary(result.excitations_of(i))))
+    return 0
+
+
+def _cmd_excite(args: argparse.Namespace) -> int:
+    from collections import OrderedDict
+
+    import numpy as np
+
+    from .reports import EXCITATION_FORMATS, ExcitationRecords, write_excitations
+    from .errors import ExportError
+
+    if Path(args.out).suffix.lower() not in EXCITATION_FORMATS:  # before any expensive work
+        raise ExportError(f"cannot write excitations to {Path(args.out).name}: use a .csv, .json or .npz file name")
+    paths: list[str] = []
+    chunks: "OrderedDict[str, list]" = OrderedDict()
+    predictions: list[str] = []
+    blocks, spec = [], args.model
+    for loaded, batch_paths, result in _run_images(args, "excite"):
+        blocks, spec = result.blocks, loaded.spec
+        paths += batch_paths
+        predictions += [top[0][0] for top in result.topk(1)]
+        for name, s in result.excitations.items():
+            chunks.setdefault(name, []).append(s.numpy())
+    records = ExcitationRecords(paths, OrderedDict((n, np.concatenate(c)) for n, c in chunks.items()),
+                                blocks=blocks, model=spec, predictions=predictions)
+    out = write_excitations(records, args.out)
+    print(f"wrote {out}: {len(paths)} image(s) × {len(records.excitations)} SE block(s)")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .reports import evaluate, evaluation_report, format_evaluation, weights_path, write_evaluation_to_card
+    from .zoo import load_model
+
+    target = None
+    if args.write_card:
+        target = weights_path(args.model)
+        if target is None:
+            raise SevisError(f"--write-card needs a sevis weights file (embedded, embedded-plain or a "
+                             f".safetensors path); {args.model} has no model card to write")
+    loaded = load_model(args.model, arch=args.arch)
+    split_size = {"test": 10_000, "train": 60_000}.get(args.split)
+    with _progress(split_size or 0, f"evaluate {loaded.name} on {args.split}") as bar:
+        stats, figures, blocks, n = evaluate(loaded, args.split, args.batch_size, progress=bar.update)
+    report = evaluation_report(stats, figures, blocks, loaded.classes, args.split, _command_line(args.argv))
+    print(format_evaluation(report))
+    if target is not None:
+        card = write_evaluation_to_card(target, report)
+        print(f"wrote the evaluation into {card}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .zoo import list_se_models
+
+    for source, specs in list_se_models().items():
+        print(f"{source}:")
+        for spec in specs:
+            print(f"  {spec}")
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="top-k classes and a short excitation summary per SE block")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
+    p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
+    p.add_argument("--top", type=_positive_int, default=3, metavar="K", help="how many classes to show (default 3)")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _add_excite(sub) -> None:
+    p = sub.add_parser("excite", help="write per-image, per-block excitation vectors s to a file")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
+    p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help=".csv (long format: image,block,channel,s), .json or .npz")
+    p.set_defaults(func=_cmd_excite)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy and per-block excitation statistics on Fashion-MNIST")
+    p.add_argument("--model", default="embedded", help="a Fashion-MNIST model: embedded, embedded-plain or a "
+                                                       "sevis .safetensors file; default embedded")
+    p.add_argument("--arch", help="architecture of a weights file without a sevis card (sevis:<arch>)")
+    p.add_argument("--split", choices=("test", "train", "reference"), default="test",
+                   help="test (10k), train (60k) or the bundled reference set; default test")
+    p.add_argument("--batch-size", type=_positive_int, default=250)
+    p.add_argument("--write-card", action="store_true",
+                   help='store the results under "evaluation" in the model card beside the weights')
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the model specs one can pick")
+    p.set_defaults(func=_cmd_models)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an SE-ResNet (or its plain twin) on Fashion-MNIST")
     p.add_argument("--arch", default="fmnist_se_resnet", help="registered sevis architecture")
     p.add_argument("--epochs", type=int, default=15)
@@ -73,12 +225,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--out", help="weights path (.safetensors); default pretrained/<arch>.safetensors")
     p.set_defaults(func=_cmd_train)
+
+
+# Subcommand registrars, in the order `sevis --help` lists them. Extend this list to add a subcommand.
+SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_train, _add_models]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sevis", description="Look inside Squeeze-and-Excitation blocks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except SevisError as e:
@@ -87,6 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sevis: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `sevis predict ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except Exception as e:  # an unforeseen failure still gets one line; SEVIS_DEBUG=1 shows the traceback
+        if os.environ.get("SEVIS_DEBUG"):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"sevis: error: unexpected {type(e).__name__}{': ' + first if first else ''} "
+              "(set SEVIS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,268 @@
+"""What the CLI prints and writes: excitation summaries, excitation files, evaluation reports.
+
+Pure functions over InferenceResult / ExcitationStats, so the CLI stays glue and the app can reuse them.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import math
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .analysis import ExcitationStats
+from .checkpoint import card_path, read_card, write_card
+from .errors import DatasetError, ExportError, ModelError
+from .recorder import SEBlock
+
+EXCITATION_FORMATS = (".csv", ".json", ".npz")
+
+
+# ------------------------------------------------------------------------------------------ predict
+def excitation_summary(excitations: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Return one row per block for one image's excitations: block, channels, mean, min, max of s."""
+    rows = []
+    for name, s in excitations.items():
+        s = np.asarray(s, np.float64).ravel()
+        rows.append({"block": name, "channels": s.size,
+                     "mean": float(s.mean()) if s.size else math.nan,
+                     "min": float(s.min()) if s.size else math.nan,
+                     "max": float(s.max()) if s.size else math.nan})
+    return pd.DataFrame(rows, columns=["block", "channels", "mean", "min", "max"])
+
+
+def format_prediction(image: str, top: Sequence[tuple[str, float]], summary: pd.DataFrame) -> str:
+    """Return the text block `sevis predict` prints for one image."""
+    lines = [image]
+    width = max([len(c) for c, _ in top] + [5])
+    for cls, p in top:
+        lines.append(f"  {cls:<{width}}  {100 * p:6.2f}%")
+    if len(summary):
+        bw = max(len(b) for b in summary["block"])
+        lines.append(f"  {'excitation s':<{bw}}  {'mean':>6} {'min':>6} {'max':>6}   (C)")
+        for row in summary.itertuples(index=False):
+            lines.append(f"  {row.block:<{bw}}  {row.mean:6.3f} {row.min:6.3f} {row.max:6.3f}   ({row.channels})")
+    else:
+        lines.append("  (this model has no SE blocks)")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ excite
+@dataclass
+class ExcitationRecords:
+    """Per-image, per-block excitation vectors of a set of images."""
+
+    images: list[str]
+    excitations: "OrderedDict[str, np.ndarray]"  # block -> N×C
+    blocks: list[SEBlock] = field(default_factory=list)
+    model: str = ""
+    predictions: list[str] = field(default_factory=list)
+
+    def long_frame(self) -> pd.DataFrame:
+        """Return the long format: one row per (image, block, channel) with s."""
+        frames = []
+        for name, s in self.excitations.items():
+            n, c = s.shape
+            frames.append(pd.DataFrame({
+                "image": np.repeat(np.asarray(self.images, dtype=object), c),
+                "block": name,
+                "channel": np.tile(np.arange(c), n),
+                "s": s.reshape(-1).astype(np.float64),
+            }))
+        if not frames:
+            return pd.DataFrame(columns=["image", "block", "channel", "s"])
+        df = pd.concat(frames, ignore_index=True)
+        order = {img: i for i, img in enumerate(dict.fromkeys(self.images))}
+        df["_img"] = df["image"].map(order)
+        return df.sort_values(["_img"], kind="stable").drop(columns="_img").reset_index(drop=True)
+
+
+def write_excitations(records: ExcitationRecords, out: str | os.PathLike) -> Path:
+    """Write `records` as .csv (long: image,block,channel,s), .json or .npz; return the path."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in EXCITATION_FORMATS:
+        raise ExportError(f"cannot write excitations to {out.name}: use a .csv, .json or .npz file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            records.long_frame().to_csv(out, index=False, float_format="%.8g", quoting=csv.QUOTE_MINIMAL)
+        elif suffix == ".json":
+            doc = {
+                "model": records.model,
+                "blocks": [{"name": b.name, "stage": b.stage, "channels": b.channels, "path": b.path,
+                            "kind": b.kind} for b in records.blocks],
+                "images": [
+                    {"image": img,
+                     **({"prediction": records.predictions[i]} if records.predictions else {}),
+                     "excitations": {name: [float(v) for v in s[i]] for name, s in records.excitations.items()}}
+                    for i, img in enumerate(records.images)
+                ],
+            }
+            out.write_text(json.dumps(doc, indent=1) + "\n")
+        else:
+            arrays = {f"s/{name}": np.asarray(s, np.float32) for name, s in records.excitations.items()}
+            np.savez_compressed(out, images=np.asarray(records.images, dtype=str),
+                                blocks=np.asarray(list(records.excitations), dtype=str),
+                                model=np.asarray(records.model), **arrays)
+    except OSError as e:
+        raise ExportError(f"cannot write {out}: {e.strerror or e}") from None
+    return out
+
+
+def read_excitations(path: str | os.PathLike) -> ExcitationRecords:
+    """Read a file written by `write_excitations` back (for checks and for the app)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        df = pd.read_csv(path)
+        images = list(dict.fromkeys(df["image"].astype(str)))
+        exc: OrderedDict[str, np.ndarray] = OrderedDict()
+        for name in dict.fromkeys(df["block"]):
+            part = df[df["block"] == name]
+            c = int(part["channel"].max()) + 1
+            arr = np.full((len(images), c), np.nan)
+            rows = part["image"].astype(str).map({img: i for i, img in enumerate(images)}).to_numpy()
+            arr[rows, part["channel"].to_numpy()] = part["s"].to_numpy()
+            exc[str(name)] = arr
+        return ExcitationRecords(images, exc)
+    if suffix == ".json":
+        doc = json.loads(path.read_text())
+        images = [d["image"] for d in doc["images"]]
+        names = [b["name"] for b in doc["blocks"]]
+        exc = OrderedDict((n, np.array([d["excitations"][n] for d in doc["images"]], np.float64).reshape(len(images), -1))
+                          for n in names)
+        preds = [d["prediction"] for d in doc["images"] if "prediction" in d]
+        return ExcitationRecords(images, exc, model=doc.get("model", ""), predictions=preds)
+    if suffix == ".npz":
+        with np.load(path) as data:
+            names = [str(n) for n in data["blocks"]]
+            return ExcitationRecords([str(i) for i in data["images"]],
+                                     OrderedDict((n, data[f"s/{n}"]) for n in names), model=str(data["model"]))
+    raise ExportError(f"cannot read excitations from {path.name}: use a .csv, .json or .npz file")
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+def block_statistics(stats: ExcitationStats, blocks: Sequence[SEBlock] = ()) -> pd.DataFrame:
+    """Return ExcitationStats.summary() with each block's stage added (when the blocks are given)."""
+    df = stats.summary()
+    if blocks and len(df):
+        stage = {b.name: b.stage for b in blocks}
+        df.insert(1, "stage", df["block"].map(stage))
+    return df
+
+
+def _plain(v):
+    """Return `v` as a JSON-friendly Python value (numpy scalars unwrapped, NaN → None, floats rounded)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        return None if math.isnan(v) or math.isinf(v) else round(v, 6)
+    return v
+
+
+def weights_path(spec: str) -> Path | None:
+    """Return the weights file behind a model spec (embedded models, checkpoint paths), else None."""
+    from .zoo import EMBEDDED, PRETRAINED_DIR
+    if spec in EMBEDDED:
+        return PRETRAINED_DIR / f"{EMBEDDED[spec]}.safetensors"
+    prefix, _, name = spec.partition(":")
+    if name and prefix in ("sevis", "timm", "torchvision"):
+        return None
+    return Path(spec).expanduser()
+
+
+def evaluation_split(name: str):
+    """Return the Fashion-MNIST split `name`: train, test, or reference (the bundled ~100 images per class)."""
+    from .data import load_fashion_mnist, load_reference_set
+    if name == "reference":
+        return load_reference_set()
+    if name in ("train", "test"):
+        return load_fashion_mnist(name)
+    raise DatasetError(f"unknown split {name!r}; choose test, train or reference")
+
+
+def evaluate(loaded, split_name: str = "test", batch_size: int = 250,
+             progress: Callable[[int], None] | None = None) -> tuple[ExcitationStats, dict, list[SEBlock], int]:
+    """Run a Fashion-MNIST model over a split; return (statistics, accuracy figures, SE blocks, images)."""
+    from .inference import collect_statistics, split_batches
+    from .recorder import find_se_blocks
+    if loaded.dataset != "fashion-mnist":
+        raise ModelError(f"{loaded.spec} is not a Fashion-MNIST model: `sevis evaluate` measures the embedded "
+                         "models and sevis checkpoints trained on Fashion-MNIST")
+    split = evaluation_split(split_name)
+    stats, figures = collect_statistics(loaded, split_batches(loaded, split, batch_size), progress=progress)
+    return stats, figures, [b for b, _ in find_se_blocks(loaded.model)], len(split)
+
+
+def evaluation_report(stats: ExcitationStats, figures: Mapping, blocks: Sequence[SEBlock], classes: Sequence[str],
+                      split: str, command: str) -> dict:
+    """Return the "evaluation" section of a model card: accuracy, per-class accuracy, per-block s statistics."""
+    table = block_statistics(stats, blocks)
+    per_class = np.asarray(figures["per_class_accuracy"], np.float64)
+    report = {
+        "command": command,
+        "split": split,
+        "images": int(figures["images"]),
+        "accuracy": round(float(figures["accuracy"]), 6),
+        "per_class_accuracy": {c: (None if math.isnan(a) else round(float(a), 6)) for c, a in zip(classes, per_class)},
+        "excitation": [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")],
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if len(table) and "stage" in table and table["stage"].notna().any():
+        last = table[table["stage"] == table["stage"].max()]
+        report["last_stage_spread"] = round(float(last["spread"].mean()), 6)
+        first = table[table["stage"] == table["stage"].min()]
+        report["first_stage_class_specificity"] = round(float(first["class_specificity"].mean()), 6)
+        report["last_stage_class_specificity"] = round(float(last["class_specificity"].mean()), 6)
+    return report
+
+
+def format_evaluation(report: Mapping) -> str:
+    """Return the text `sevis evaluate` prints."""
+    lines = [f"accuracy: {100 * report['accuracy']:.2f}% ({report['images']} {report['split']} images)", "",
+             "per-class accuracy:"]
+    width = max(len(c) for c in report["per_class_accuracy"]) if report["per_class_accuracy"] else 5
+    for cls, acc in report["per_class_accuracy"].items():
+        lines.append(f"  {cls:<{width}}  " + ("   n/a" if acc is None else f"{100 * acc:6.2f}%"))
+    rows = report["excitation"]
+    if rows:
+        lines += ["", "excitation s per block (spread = std of s across images, averaged over channels):"]
+        bw = max(len(r["block"]) for r in rows)
+        lines.append(f"  {'block':<{bw}}  {'C':>5} {'mean':>6} {'spread':>7} {'min':>6} {'max':>6} "
+                     f"{'class-spec':>10} {'saturation':>10}")
+
+        def f(v, fmt):
+            return format(v, fmt) if v is not None else "n/a".rjust(len(format(0.0, fmt)))
+
+        for r in rows:
+            lines.append(f"  {r['block']:<{bw}}  {r['channels']:>5} {f(r['mean_s'], '6.3f')} {f(r['spread'], '7.4f')} "
+                         f"{f(r['min_s'], '6.3f')} {f(r['max_s'], '6.3f')} {f(r['class_specificity'], '10.3f')} "
+                         f"{f(r['saturation'], '10.3f')}")
+        if "last_stage_spread" in report:
+            lines.append(f"  last stage: mean spread {report['last_stage_spread']:.4f}, class specificity "
+                         f"{report['last_stage_class_specificity']:.3f} (first stage "
+                         f"{report['first_stage_class_specificity']:.3f})")
+    else:
+        lines += ["", "(this model has no SE blocks)"]
+    return "\n".join(lines)
+
+
+def write_evaluation_to_card(weights: str | os.PathLike, report: Mapping) -> Path:
+    """Store `report` under "evaluation" in the model card beside `weights`; return the card's path."""
+    weights = Path(weights)
+    if not weights.exists():
+        raise ModelError(f"cannot write the evaluation into a model card: {weights} does not exist")
+    card = read_card(weights)
+    card["evaluation"] = dict(report)
+    try:
+        return write_card(weights, card)
+    except OSError as e:
+        raise ModelError(f"cannot write model card {card_path(weights)}: {e.strerror or e}") from None
