@@ -1,0 +1,309 @@
+"""Export figures for teaching: PNG/SVG/PDF (plotly + kaleido + a Chrome), standalone HTML, CSV/JSON data,
+and a "teaching pack" zip of a view's figures and data with a README saying what each figure shows.
+
+Static images need a Chrome/Chromium: kaleido 1.x drives one over the DevTools protocol. We look for it in
+$CHROME_PATH, $BROWSER_PATH (kaleido's own variable), then on PATH and at the usual places (Debian's
+/usr/bin/chromium). When none is there, ExportError says so and points to HTML, which always works.
+File names derived from user input are sanitised and never used as paths.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import io
+import os
+import re
+import shutil
+import threading
+import unicodedata
+import zipfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .errors import ExportError
+from .figures import Panel
+
+IMAGE_FORMATS = ("png", "svg", "pdf")
+DATA_FORMATS = ("csv", "json")
+ALL_FORMATS = IMAGE_FORMATS + ("html",) + DATA_FORMATS
+MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html",
+        "csv": "text/csv", "json": "application/json", "zip": "application/zip"}
+CHROME_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+CHROME_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome-stable",
+                "/usr/bin/google-chrome", "/snap/bin/chromium",
+                "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+                "/Applications/Chromium.app/Contents/MacOS/Chromium")
+DEFAULT_WIDTH = 1100
+RENDER_TIMEOUT_S = 120
+NO_CHROME = ("static images (PNG/SVG/PDF) need Chrome or Chromium, and none was found "
+             "(looked at $CHROME_PATH, $BROWSER_PATH, PATH and /usr/bin/chromium). Install it with "
+             "`sudo apt-get install chromium` or set CHROME_PATH; meanwhile download the figure as HTML, "
+             "which works offline in any browser.")
+
+
+# ---------------------------------------------------------------------------------------- names
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str, ext: str | None = None, default: str = "figure", max_len: int = 80) -> str:
+    """Return `name` as a plain file name: ASCII letters, digits, '.', '_' and '-' only, no path parts,
+    no leading dot, at most `max_len` characters, with `ext` appended. Never a path."""
+    text = unicodedata.normalize("NFKD", str(name or "")).encode("ascii", "ignore").decode()
+    text = _UNSAFE.sub("_", text.replace("/", "_").replace("\\", "_"))
+    text = re.sub(r"\.{2,}", ".", text).strip("._-")
+    text = re.sub(r"_{2,}", "_", text)
+    stem = text[:max_len].rstrip("._-") or default
+    if stem.upper().split(".")[0] in {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
+                                      *(f"LPT{i}" for i in range(10))}:
+        stem = f"{stem}_"
+    if ext:
+        ext = _UNSAFE.sub("", ext.lstrip(".")).lower()[:10]
+        if ext and not stem.lower().endswith("." + ext):
+            stem = f"{stem}.{ext}"
+    return stem
+
+
+# ---------------------------------------------------------------------------------------- chrome
+def find_chrome() -> str | None:
+    """Return the path of a Chrome/Chromium executable kaleido can drive, or None."""
+    for var in ("CHROME_PATH", "BROWSER_PATH"):
+        path = os.environ.get(var)
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    for name in CHROME_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    for path in CHROME_PATHS:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def static_export_available() -> bool:
+    """Return True when PNG/SVG/PDF export can work here (kaleido importable and a Chrome found)."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return False
+    return find_chrome() is not None
+
+
+def _figure_size(fig: go.Figure, width: int | None, height: int | None) -> tuple[int, int]:
+    w = width or fig.layout.width or DEFAULT_WIDTH
+    h = height or fig.layout.height or 500
+    return int(w), int(h)
+
+
+async def _render_all(jobs: Sequence[tuple[dict, dict]], chrome: str) -> list[bytes]:
+    import kaleido
+    # mathjax=False: kaleido would otherwise fetch MathJax from a CDN; plotly.js comes from the plotly package.
+    async with kaleido.Kaleido(n=1, timeout=RENDER_TIMEOUT_S, mathjax=False, path=chrome) as k:
+        return [await k.calc_fig(fig, opts=opts) for fig, opts in jobs]
+
+
+def _run_coroutine(coro_factory):
+    """Run an asyncio coroutine to completion in a fresh thread (the caller may already own an event loop)."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coro_factory())
+        except BaseException as e:  # noqa: BLE001 re-raised in the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="sevis-kaleido", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def figures_to_images(figures: Sequence[go.Figure], fmt: str = "png", width: int | None = None,
+                      height: int | None = None, scale: float = 2.0) -> list[bytes]:
+    """Render several figures as PNG, SVG or PDF with one browser session; raise ExportError when it cannot."""
+    fmt = fmt.lower()
+    if fmt not in IMAGE_FORMATS:
+        raise ExportError(f"unknown image format {fmt!r}; use one of {', '.join(IMAGE_FORMATS)} (or html)")
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        raise ExportError("static images need the kaleido package (pip install 'kaleido>=1'); "
+                          "download the figure as HTML meanwhile") from None
+    chrome = find_chrome()
+    if chrome is None:
+        raise ExportError(NO_CHROME)
+    jobs = []
+    for fig in figures:
+        w, h = _figure_size(fig, width, height)
+        jobs.append((fig.to_plotly_json(), {"format": fmt, "width": w, "height": h,
+                                            "scale": scale if fmt == "png" else 1}))
+    try:
+        return _run_coroutine(lambda: _render_all(jobs, chrome))
+    except ExportError:
+        raise
+    except Exception as e:  # kaleido/choreographer raise many types (ChromeNotFoundError, timeouts, crashes)
+        raise ExportError(f"rendering {fmt.upper()} with {chrome} failed ({type(e).__name__}: {e}); "
+                          "download the figure as HTML instead") from None
+
+
+def figure_to_image(fig: go.Figure, fmt: str = "png", width: int | None = None, height: int | None = None,
+                    scale: float = 2.0) -> bytes:
+    """Return `fig` rendered as PNG, SVG or PDF bytes."""
+    return figures_to_images([fig], fmt, width, height, scale)[0]
+
+
+def figure_to_html(fig: go.Figure, title: str | None = None) -> str:
+    """Return a standalone HTML page with plotly.js embedded: it works offline in any browser."""
+    html = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False, "responsive": True})
+    if title:
+        html = html.replace("<head>", f"<head><title>{_html_escape(title)}</title>", 1)
+    return html
+
+
+def _html_escape(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
+
+
+def frame_to_csv(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False)
+
+
+def frame_to_json(frame: pd.DataFrame) -> str:
+    """Return the frame as a JSON list of records (NaN → null)."""
+    return frame.to_json(orient="records", indent=1, force_ascii=False)
+
+
+def panel_bytes(panel: Panel, fmt: str, scale: float = 2.0) -> bytes:
+    """Return one panel in `fmt` (png/svg/pdf/html/csv/json) as bytes."""
+    fmt = fmt.lower()
+    if fmt in IMAGE_FORMATS:
+        return figure_to_image(panel.figure, fmt, scale=scale)
+    if fmt == "html":
+        return figure_to_html(panel.figure, panel.title).encode()
+    if fmt == "csv":
+        return frame_to_csv(panel.data).encode()
+    if fmt == "json":
+        return frame_to_json(panel.data).encode()
+    raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(ALL_FORMATS)}")
+
+
+def panel_filename(panel: Panel, fmt: str, prefix: str = "") -> str:
+    return safe_filename(f"{prefix}{panel.key}", fmt)
+
+
+# ---------------------------------------------------------------------------------------- bundles
+def _render_files(panels: Sequence[Panel], formats: Iterable[str], prefix: str = "",
+                  scale: float = 2.0) -> tuple[dict[str, bytes], list[str]]:
+    """Return {file name: bytes} for every panel and format, and notes on what could not be made."""
+    formats = [f.lower() for f in formats]
+    bad = [f for f in formats if f not in ALL_FORMATS]
+    if bad:
+        raise ExportError(f"unknown format(s) {', '.join(bad)}; use {', '.join(ALL_FORMATS)}")
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    names = _unique_keys(panels)
+    for fmt in formats:
+        if fmt in IMAGE_FORMATS:
+            try:
+                images = figures_to_images([p.figure for p in panels], fmt, scale=scale)
+            except ExportError as e:
+                notes.append(f"{fmt.upper()} files were skipped: {e}")
+                continue
+            for key, data in zip(names, images):
+                files[safe_filename(prefix + key, fmt)] = data
+        else:
+            for key, p in zip(names, panels):
+                files[safe_filename(prefix + key, fmt)] = panel_bytes(p, fmt)
+    return files, notes
+
+
+def _unique_keys(panels: Sequence[Panel]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for p in panels:
+        key = safe_filename(p.key)
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        out.append(key if n == 0 else f"{key}_{n + 1}")
+    return out
+
+
+def readme_text(panels: Sequence[Panel], view: str, context: str = "", notes: Sequence[str] = (),
+                files: Iterable[str] = ()) -> str:
+    """Return the teaching pack's README: what each figure shows and which files hold it."""
+    files = sorted(files)
+    lines = [f"# sevis teaching pack: {view}", ""]
+    if context:
+        lines += [context, ""]
+    lines += ["Squeeze-and-Excitation (SE) blocks (Hu et al., 'Squeeze-and-Excitation Networks') rescale each "
+              "channel c of a feature map by an excitation s_c in [0, 1], computed from the globally pooled "
+              "feature map: s = sigmoid(W2 · ReLU(W1 · z)). The figures below show s for this model.", "",
+              "## Figures", ""]
+    for key, p in zip(_unique_keys(panels), panels):
+        mine = [f for f in files if f.rsplit(".", 1)[0] == key]
+        lines += [f"### {p.title}", "", p.caption, "", "Files: " + (", ".join(mine) if mine else "(none)"), ""]
+    lines += ["## Formats", "",
+              "- .png / .svg / .pdf: static images for slides and handouts.",
+              "- .html: the interactive figure (hover for values); plotly.js is embedded, so it works offline.",
+              "- .csv / .json: the numbers behind each figure, one row per plotted point.", ""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    lines += [f"Made with sevis on {_dt.date.today().isoformat()}."]
+    return "\n".join(lines) + "\n"
+
+
+def teaching_pack(panels: Sequence[Panel], view: str, formats: Iterable[str] = ("png", "html", "csv"),
+                  context: str = "", scale: float = 2.0) -> bytes:
+    """Return a zip of the view's figures (each in `formats`) and a README.md saying what each shows.
+
+    When static images cannot be made (no Chrome), the pack still holds HTML and data and the README says why.
+    """
+    if not panels:
+        raise ExportError("this view has no figures to export yet")
+    files, notes = _render_files(panels, formats, scale=scale)
+    if not any(name.endswith(".html") for name in files) and notes:
+        # Static images failed and no HTML was asked for: include HTML so the pack still has every figure.
+        extra, _ = _render_files(panels, ["html"])
+        files.update(extra)
+        notes.append("HTML versions were added instead.")
+    buf = io.BytesIO()
+    folder = safe_filename(f"sevis_{view}", default="sevis")
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{folder}/README.md", readme_text(panels, view, context, notes, files))
+        for name, data in files.items():
+            zf.writestr(f"{folder}/{name}", data)
+    return buf.getvalue()
+
+
+def write_panels(panels: Sequence[Panel], out_dir: str | os.PathLike, formats: Iterable[str],
+                 prefix: str = "", pack: bool = False, view: str = "figures", context: str = "") -> list[Path]:
+    """Write every panel in every format into `out_dir` (created if needed); return the paths written.
+
+    Only sanitised file names are joined to `out_dir`. With pack=True a teaching-pack zip is written as well.
+    Raises ExportError when a requested static format cannot be made (the others are still written).
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot create output folder {out}: {e.strerror or e}") from None
+    formats = list(formats)
+    files, notes = _render_files(panels, formats, prefix)
+    written = []
+    for name, data in files.items():
+        path = out / safe_filename(name)
+        path.write_bytes(data)
+        written.append(path)
+    if pack:
+        path = out / safe_filename(f"{prefix}sevis_{view}_teaching_pack", "zip")
+        path.write_bytes(teaching_pack(panels, view, formats, context))
+        written.append(path)
+    if notes:
+        raise ExportError("; ".join(notes) + f" (the other files are in {out})")
+    return written
+

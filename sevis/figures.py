@@ -1,0 +1,418 @@
+"""Plotly figures for every view of sevis: pure functions, tidy data in, `go.Figure` out.
+
+Each figure is built from a pandas DataFrame (the data behind it, which export.py writes as CSV/JSON), so
+what a student downloads is exactly what the plot shows. Frame builders (`*_frame`) turn sevis results
+(excitations, ExcitationStats, knock-out sweeps, SE block lists) into those tables.
+
+Wording is for students: block names as in the paper (SE_stage_block), "channel index", "mean excitation s".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .analysis import ExcitationStats, sample_channels
+
+# One colour per class, stable across figures; "all" is always black.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+ALL_COLOR = "#111111"
+FONT = dict(family="Arial, Helvetica, sans-serif", size=13)
+S_AXIS = "excitation s"
+MEAN_S_AXIS = "mean excitation s"
+CHANNEL_AXIS = "channel index"
+
+
+@dataclass
+class Panel:
+    """One exportable figure: the plot, the data behind it, and a caption saying what it shows."""
+
+    key: str  # short stem for file names, e.g. "fig6_class_means"
+    title: str
+    caption: str  # one or two sentences for students (teaching-pack README)
+    figure: go.Figure
+    data: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def color_for(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def _layout(fig: go.Figure, title: str, height: int | None = None, **kw) -> go.Figure:
+    settings = dict(
+        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=16)),
+        template="plotly_white", font=FONT, margin=dict(l=60, r=20, t=95, b=50),
+        # The legend sits in its own row under the title, never over subplot titles.
+        legend=dict(orientation="h", yref="container", yanchor="top", y=1 - 42 / (height or 450),
+                    xanchor="left", x=0.01, title_text=""),
+    )
+    if height:
+        settings["height"] = height
+    settings.update(kw)
+    fig.update_layout(**settings)
+    return fig
+
+
+def _grid(n: int, cols: int | None = None) -> tuple[int, int]:
+    cols = cols or (1 if n == 1 else 2 if n <= 4 else 3 if n <= 9 else 4)
+    cols = max(1, min(cols, n))
+    return math.ceil(n / cols), cols
+
+
+def _subplots(titles: Sequence[str], cols: int | None = None, shared_y: bool = True):
+    rows, cols = _grid(max(len(titles), 1), cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), shared_yaxes=shared_y,
+                        horizontal_spacing=0.06 if cols > 1 else 0.02,
+                        vertical_spacing=min(0.12, 0.35 / max(rows - 1, 1)) if rows > 1 else 0.1)
+    return fig, rows, cols
+
+
+def _pos(i: int, cols: int) -> tuple[int, int]:
+    return i // cols + 1, i % cols + 1
+
+
+def _s_range(values: Iterable[float]) -> list[float]:
+    """Return a y range that shows [0, 1] for sigmoid gates and more for gates that leave it (relu, tanh)."""
+    v = np.asarray(list(values), np.float64)
+    v = v[np.isfinite(v)]
+    lo = min(0.0, float(v.min())) if v.size else 0.0
+    hi = max(1.0, float(v.max())) if v.size else 1.0
+    pad = 0.03 * (hi - lo)
+    return [lo - pad, hi + pad]
+
+
+def _label_axes(fig: go.Figure, rows: int, cols: int, n: int, x: str, y: str) -> None:
+    """Put the x title under the bottom row and the y title left of the first column only."""
+    for i in range(n):
+        r, c = _pos(i, cols)
+        if r == rows or i + cols >= n:
+            fig.update_xaxes(title_text=x, row=r, col=c)
+        if c == 1:
+            fig.update_yaxes(title_text=y, row=r, col=c)
+
+
+def _panel_height(rows: int, per_row: int = 230, extra: int = 110) -> int:
+    return extra + per_row * rows
+
+
+# ---------------------------------------------------------------------------------------- frames
+def excitation_frame(excitations: Mapping[str, np.ndarray], image: str = "image") -> pd.DataFrame:
+    """Return one image's excitations as a long table: image, block, depth, channel, s."""
+    frames = []
+    for depth, (block, s) in enumerate(excitations.items()):
+        s = np.asarray(s, np.float64).ravel()
+        frames.append(pd.DataFrame({"image": image, "block": block, "depth": depth,
+                                    "channel": np.arange(len(s)), "s": s}))
+    if not frames:
+        return pd.DataFrame(columns=["image", "block", "depth", "channel", "s"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def topk_frame(topk: Sequence[tuple[str, float]], image: str = "image") -> pd.DataFrame:
+    """Return (image, rank, class, probability) rows for one image's top-k list."""
+    return pd.DataFrame([{"image": image, "rank": i + 1, "class": c, "probability": float(p)}
+                         for i, (c, p) in enumerate(topk)])
+
+
+def class_depth_frame(stats: ExcitationStats, classes: Sequence[str], blocks: Sequence[str],
+                      channels: str = "uniform", n: int | None = 50, seed: int = 0) -> pd.DataFrame:
+    """Return per-class mean and std of s at the chosen blocks and channels, plus the "all" rows.
+
+    Columns: block, depth, class, channel, mean, std, images. channels: "all", "first" (the first n)
+    or "uniform" (n channels sampled uniformly at random, as the paper does with 50).
+    """
+    order = {b: i for i, b in enumerate(stats.blocks)}
+    unknown = [c for c in classes if c not in stats.classes]
+    if unknown:
+        raise ValueError(f"unknown class(es): {', '.join(unknown)}")
+    counts = stats.count
+    rows = []
+    for block in blocks:
+        mean, std = stats.mean(block), stats.std(block)
+        idx = sample_channels(mean.shape[1], n, channels, seed)
+        for cls in classes:
+            k = stats.classes.index(cls)
+            rows.append(pd.DataFrame({"block": block, "depth": order[block], "class": cls, "channel": idx,
+                                      "mean": mean[k, idx], "std": std[k, idx], "images": int(counts[k])}))
+        rows.append(pd.DataFrame({"block": block, "depth": order[block], "class": "all", "channel": idx,
+                                  "mean": stats.overall_mean(block)[idx], "std": stats.overall_std(block)[idx],
+                                  "images": int(counts.sum())}))
+    if not rows:
+        return pd.DataFrame(columns=["block", "depth", "class", "channel", "mean", "std", "images"])
+    return pd.concat(rows, ignore_index=True)
+
+
+def blocks_frame(blocks: Sequence) -> pd.DataFrame:
+    """Return the SE blocks (sevis.recorder.SEBlock) as a table for the architecture view."""
+    return pd.DataFrame([{
+        "block": b.name, "depth": b.index, "stage": b.stage, "channels": b.channels,
+        "squeeze width": b.squeeze_channels, "parameters": b.parameters, "type": b.kind, "module path": b.path,
+    } for b in blocks], columns=["block", "depth", "stage", "channels", "squeeze width", "parameters", "type",
+                                 "module path"])
+
+
+# ---------------------------------------------------------------------------------------- live
+def heat_strip(frame: pd.DataFrame, title: str = "Excitations at every SE block") -> go.Figure:
+    """Blocks × channels heat map of s for one image (rows in depth order, top = first block).
+
+    Blocks have different channel counts; cells past a block's last channel are left empty.
+    """
+    blocks = list(dict.fromkeys(frame["block"]))
+    width = int(frame["channel"].max()) + 1 if len(frame) else 1
+    z = np.full((len(blocks), width), np.nan)
+    for i, b in enumerate(blocks):
+        part = frame[frame["block"] == b]
+        z[i, part["channel"].to_numpy()] = part["s"].to_numpy()
+    lo, hi = _s_range(frame["s"]) if len(frame) else (0.0, 1.0)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=np.arange(width), y=blocks, zmin=max(lo, 0.0) if lo >= -0.05 else lo, zmax=min(hi, 1.0) if hi <= 1.05 else hi,
+        colorscale="Viridis", colorbar=dict(title=dict(text="s", side="right"), thickness=12),
+        hovertemplate="block %{y}<br>channel %{x}<br>s = %{z:.3f}<extra></extra>", hoverongaps=False,
+    ))
+    fig.update_yaxes(autorange="reversed", title_text="SE block (shallow → deep)", type="category")
+    fig.update_xaxes(title_text=CHANNEL_AXIS)
+    return _layout(fig, title, height=max(260, 110 + 24 * len(blocks)))
+
+
+def block_lines(frame: pd.DataFrame, blocks: Sequence[str] | None = None, cols: int | None = None,
+                title: str = "Excitation s over channel index, one panel per SE block") -> go.Figure:
+    """Per-block line plots of s over channel index; one line per image in `frame` (overlay when several)."""
+    blocks = list(blocks) if blocks is not None else list(dict.fromkeys(frame["block"]))
+    images = list(dict.fromkeys(frame["image"])) if len(frame) else []
+    fig, rows, cols = _subplots(blocks, cols)
+    for i, block in enumerate(blocks):
+        r, c = _pos(i, cols)
+        for j, image in enumerate(images):
+            part = frame[(frame["block"] == block) & (frame["image"] == image)]
+            fig.add_trace(go.Scatter(
+                x=part["channel"], y=part["s"], mode="lines", name=image, legendgroup=image,
+                showlegend=i == 0 and len(images) > 1, line=dict(color=color_for(j), width=1.6),
+                hovertemplate=f"{image}<br>block {block}<br>channel %{{x}}<br>s = %{{y:.3f}}<extra></extra>",
+            ), row=r, col=c)
+    fig.update_yaxes(range=_s_range(frame["s"]) if len(frame) else [0, 1])
+    _label_axes(fig, rows, cols, len(blocks), CHANNEL_AXIS, S_AXIS)
+    return _layout(fig, title, height=_panel_height(rows), showlegend=len(images) > 1)
+
+
+def topk_bar(frame: pd.DataFrame, title: str = "Top-5 predictions") -> go.Figure:
+    """Horizontal bars of the top-k class probabilities, most probable on top."""
+    fig = go.Figure(go.Bar(
+        x=frame["probability"], y=frame["class"], orientation="h", marker_color=PALETTE[0],
+        text=[f"{p:.1%}" for p in frame["probability"]], textposition="auto",
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
+    return _layout(fig, title, height=90 + 34 * max(len(frame), 1), margin=dict(l=140, r=20, t=50, b=45))
+
+
+# ---------------------------------------------------------------------------------------- compare
+def difference_plot(frame: pd.DataFrame, a: str, b: str, blocks: Sequence[str] | None = None,
+                    cols: int | None = None) -> go.Figure:
+    """Per-block bars of s(a) − s(b) over channel index."""
+    blocks = list(blocks) if blocks is not None else list(dict.fromkeys(frame["block"]))
+    fig, rows, cols = _subplots(blocks, cols)
+    lim = 0.0
+    for i, block in enumerate(blocks):
+        r, c = _pos(i, cols)
+        sa = frame[(frame["block"] == block) & (frame["image"] == a)].set_index("channel")["s"]
+        sb = frame[(frame["block"] == block) & (frame["image"] == b)].set_index("channel")["s"]
+        d = (sa - sb).dropna()
+        lim = max(lim, float(d.abs().max()) if len(d) else 0.0)
+        fig.add_trace(go.Bar(
+            x=d.index, y=d.values, marker_color=np.where(d.values >= 0, PALETTE[0], PALETTE[3]), showlegend=False,
+            hovertemplate=f"block {block}<br>channel %{{x}}<br>Δs = %{{y:+.3f}}<extra></extra>",
+        ), row=r, col=c)
+    lim = max(lim * 1.05, 0.05)
+    fig.update_yaxes(range=[-lim, lim])
+    _label_axes(fig, rows, cols, len(blocks), CHANNEL_AXIS, "Δs")
+    return _layout(fig, f"Difference of excitations: s({a}) − s({b})", height=_panel_height(rows), bargap=0.05)
+
+
+def similarity_plot(frame: pd.DataFrame, title: str = "How similar are the two excitation patterns at each depth?") -> go.Figure:
+    """Cosine similarity and Pearson correlation per block, against depth (frame from similarity_by_depth).
+
+    A frame with a "pair" column gets one line per pair (cosine only)."""
+    fig = go.Figure()
+    if "pair" in frame.columns and frame["pair"].nunique() > 1:
+        for j, (pair, part) in enumerate(frame.groupby("pair", sort=False)):
+            fig.add_trace(go.Scatter(x=part["block"], y=part["cosine"], mode="lines+markers", name=pair,
+                                     line=dict(color=color_for(j)),
+                                     hovertemplate="%{x}: cosine %{y:.3f}<extra>" + pair + "</extra>"))
+    else:
+        fig.add_trace(go.Scatter(x=frame["block"], y=frame["cosine"], mode="lines+markers", name="cosine similarity",
+                                 line=dict(color=PALETTE[0]), hovertemplate="%{x}: cosine %{y:.3f}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=frame["block"], y=frame["pearson"], mode="lines+markers",
+                                 name="Pearson correlation", line=dict(color=PALETTE[1], dash="dot"),
+                                 hovertemplate="%{x}: Pearson %{y:.3f}<extra></extra>"))
+    fig.update_xaxes(title_text="SE block (shallow → deep)", type="category")
+    fig.update_yaxes(title_text="similarity (1 = identical pattern)", range=[-1.05, 1.05])
+    return _layout(fig, title, height=360)
+
+
+# ---------------------------------------------------------------------------------------- class × depth
+def _class_colors(classes: Sequence[str]) -> dict[str, str]:
+    return {c: color_for(i) for i, c in enumerate(c for c in classes if c != "all")} | {"all": ALL_COLOR}
+
+
+def fig6(frame: pd.DataFrame, cols: int | None = None,
+         title: str = "Mean excitation per class at each SE block (the paper's Fig. 6)") -> go.Figure:
+    """One panel per block: per-class mean s over channel index, and the "all" line (mean over every image)."""
+    blocks = list(dict.fromkeys(frame["block"]))
+    classes = list(dict.fromkeys(frame["class"]))
+    colors = _class_colors(classes)
+    fig, rows, cols = _subplots(blocks, cols)
+    sampled = len(frame) and frame.groupby("block")["channel"].apply(lambda s: (np.diff(s.unique()) > 1).any()).any()
+    for i, block in enumerate(blocks):
+        r, c = _pos(i, cols)
+        for cls in classes:
+            part = frame[(frame["block"] == block) & (frame["class"] == cls)]
+            is_all = cls == "all"
+            fig.add_trace(go.Scatter(
+                x=part["channel"], y=part["mean"], name=cls, legendgroup=cls, showlegend=i == 0,
+                mode="lines+markers" if sampled else "lines", marker=dict(size=4),
+                line=dict(color=colors[cls], width=2.6 if is_all else 1.6, dash="dash" if is_all else "solid"),
+                hovertemplate=f"{cls}<br>block {block}<br>channel %{{x}}<br>mean s = %{{y:.3f}}<extra></extra>",
+            ), row=r, col=c)
+    fig.update_yaxes(range=_s_range(frame["mean"]) if len(frame) else [0, 1])
+    _label_axes(fig, rows, cols, len(blocks), CHANNEL_AXIS, MEAN_S_AXIS)
+    return _layout(fig, title, height=_panel_height(rows, 250, 130))
+
+
+def fig7(frame: pd.DataFrame, cls: str, cols: int | None = None, title: str | None = None) -> go.Figure:
+    """One panel per block: mean s of one class with a ±1 std band (the paper's Fig. 7)."""
+    part_cls = frame[frame["class"] == cls]
+    if part_cls.empty:
+        raise ValueError(f"class {cls!r} is not in the frame")
+    blocks = list(dict.fromkeys(part_cls["block"]))
+    color = _class_colors(list(dict.fromkeys(frame["class"])))[cls]
+    fig, rows, cols = _subplots(blocks, cols)
+    rgb = tuple(int(color[k:k + 2], 16) for k in (1, 3, 5))
+    for i, block in enumerate(blocks):
+        r, c = _pos(i, cols)
+        p = part_cls[part_cls["block"] == block]
+        x = p["channel"].to_numpy()
+        hi, lo = (p["mean"] + p["std"]).to_numpy(), (p["mean"] - p["std"]).to_numpy()
+        fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself",
+                                 fillcolor=f"rgba({rgb[0]},{rgb[1]},{rgb[2]},0.22)", line=dict(width=0),
+                                 name="± 1 std", legendgroup="std", showlegend=i == 0, hoverinfo="skip"),
+                      row=r, col=c)
+        fig.add_trace(go.Scatter(
+            x=x, y=p["mean"], mode="lines", name=f"mean ({cls})", legendgroup="mean", showlegend=i == 0,
+            line=dict(color=color, width=1.8), customdata=p["std"],
+            hovertemplate=f"{cls}<br>block {block}<br>channel %{{x}}<br>mean s = %{{y:.3f}} ± %{{customdata:.3f}}<extra></extra>",
+        ), row=r, col=c)
+    fig.update_yaxes(range=_s_range(np.concatenate([(part_cls["mean"] - part_cls["std"]).to_numpy(),
+                                                    (part_cls["mean"] + part_cls["std"]).to_numpy()])))
+    _label_axes(fig, rows, cols, len(blocks), CHANNEL_AXIS, MEAN_S_AXIS)
+    title = title or f"How much s varies within one class: {cls}, mean ± std (the paper's Fig. 7)"
+    return _layout(fig, title, height=_panel_height(rows, 250, 130))
+
+
+def depth_profile(summary: pd.DataFrame,
+                  title: str = "Class specificity and saturation from shallow to deep blocks") -> go.Figure:
+    """Class-specificity index and saturation per block against depth (summary from ExcitationStats.summary()).
+
+    Class specificity: the share of the variance of s that lies between classes (0 = class-agnostic).
+    Saturation: 1 − 2·std(s) (1 = s is a constant, i.e. the block acts like an identity up to a scale).
+    """
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=summary["block"], y=summary["class_specificity"], mode="lines+markers",
+                             name="class specificity (between-class share of variance)", line=dict(color=PALETTE[3], width=2.4),
+                             hovertemplate="%{x}<br>class specificity %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=summary["block"], y=summary["saturation"], mode="lines+markers",
+                             name="saturation (1 = constant s)", line=dict(color=PALETTE[0], width=2.0, dash="dot"),
+                             hovertemplate="%{x}<br>saturation %{y:.3f}<extra></extra>"))
+    fig.update_xaxes(title_text="SE block (shallow → deep)", type="category")
+    fig.update_yaxes(title_text="index (0 to 1)", range=[-0.02, 1.02])
+    return _layout(fig, title, height=380)
+
+
+# ---------------------------------------------------------------------------------------- knock-out
+def knockout_bars(sweep: pd.DataFrame, mode: str = "identity", title: str | None = None) -> go.Figure:
+    """Change of reference-set accuracy (percentage points) when each SE block is knocked out alone."""
+    base = float(sweep.loc[sweep["block"] == "none", "accuracy"].iloc[0]) if (sweep["block"] == "none").any() else float("nan")
+    rows = sweep[sweep["block"] != "none"]
+    change = 100.0 * rows["change"].to_numpy()
+    fig = go.Figure(go.Bar(
+        x=rows["block"], y=change, marker_color=np.where(change < 0, PALETTE[3], PALETTE[2]),
+        customdata=100.0 * rows["accuracy"].to_numpy(), text=[f"{v:+.1f}" for v in change], textposition="outside",
+        hovertemplate="knock out %{x}<br>accuracy %{customdata:.2f}%<br>change %{y:+.2f} points<extra></extra>",
+    ))
+    what = "s := 1 (identity)" if mode == "identity" else "s := reference-set mean"
+    title = title or f"Accuracy change when one SE block is knocked out ({what}); baseline {base:.1%}"
+    fig.add_hline(y=0, line=dict(color="#444", width=1))
+    lo = min(float(change.min()) if change.size else 0.0, -1.0)
+    hi = max(float(change.max()) if change.size else 0.0, 0.5)
+    pad = 0.2 * (hi - lo) + 0.2  # room for the value labels outside the bars
+    fig.update_yaxes(title_text="accuracy change (percentage points)", range=[lo - pad, hi + pad])
+    fig.update_xaxes(title_text="knocked-out SE block (shallow → deep)", type="category")
+    return _layout(fig, title, height=380, showlegend=False)
+
+
+def prediction_change(before: pd.DataFrame, after: pd.DataFrame, title: str = "Prediction before and after the knock-out") -> go.Figure:
+    """Grouped bars of class probabilities before and after knocking blocks out (top-k frames)."""
+    classes = list(dict.fromkeys(list(before["class"]) + list(after["class"])))
+    pb = dict(zip(before["class"], before["probability"]))
+    pa = dict(zip(after["class"], after["probability"]))
+    fig = go.Figure()
+    fig.add_trace(go.Bar(y=classes, x=[pb.get(c, np.nan) for c in classes], orientation="h", name="original",
+                         marker_color=PALETTE[0], hovertemplate="%{y}: %{x:.2%}<extra>original</extra>"))
+    fig.add_trace(go.Bar(y=classes, x=[pa.get(c, np.nan) for c in classes], orientation="h", name="knocked out",
+                         marker_color=PALETTE[3], hovertemplate="%{y}: %{x:.2%}<extra>knocked out</extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
+    return _layout(fig, title, height=110 + 40 * len(classes), barmode="group", margin=dict(l=140, r=20, t=70, b=45))
+
+
+# ---------------------------------------------------------------------------------------- architecture
+def table_figure(frame: pd.DataFrame, title: str) -> go.Figure:
+    """A plain table figure (for exporting tables as images)."""
+    cells = []
+    for col in frame.columns:
+        v = frame[col]
+        if pd.api.types.is_float_dtype(v):
+            cells.append([f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}" for x in v.fillna(np.nan)])
+        elif pd.api.types.is_integer_dtype(v):
+            cells.append([f"{x:,}" for x in v])
+        else:
+            cells.append(["" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x) for x in v])
+    fig = go.Figure(go.Table(header=dict(values=[f"<b>{c}</b>" for c in frame.columns], fill_color="#e8eef7", align="left"),
+                             cells=dict(values=cells, align="left", height=24)))
+    return _layout(fig, title, height=min(120 + 26 * (len(frame) + 1), 1400), margin=dict(l=10, r=10, t=50, b=10))
+
+
+def se_params_by_stage(frame: pd.DataFrame, estimate: pd.DataFrame | None = None,
+                       title: str = "SE's extra parameters per stage") -> go.Figure:
+    """Bars of SE's real extra parameters per stage (from sevis.params.se_parameters), with the paper's
+    estimate (2/r)·N_s·C_s² beside them when given."""
+    rows = frame[frame["stage"].astype(str) != "total"]
+    stages = [f"stage {s}" for s in rows["stage"]]
+    fig = go.Figure(go.Bar(x=stages, y=rows["parameters"], name="real count", marker_color=PALETTE[0],
+                           hovertemplate="%{x}: %{y:,} parameters<extra>real</extra>"))
+    if estimate is not None and len(estimate):
+        est = estimate[estimate["stage"].astype(str) != "total"]
+        fig.add_trace(go.Bar(x=[f"stage {s}" for s in est["stage"]], y=est["estimate"], name="paper estimate (2/r)·N·C²",
+                             marker_color=PALETTE[1], hovertemplate="%{x}: %{y:,.0f}<extra>paper estimate</extra>"))
+    fig.update_yaxes(title_text="parameters")
+    fig.update_xaxes(title_text="stage")
+    return _layout(fig, title, height=360, barmode="group")
+
+
+def params_vs_r(sweep: pd.DataFrame, title: str = "SE's extra parameters against the reduction ratio r") -> go.Figure:
+    """Lines of SE's exact extra parameters and the paper's estimate against r (sevis.params.reduction_sweep)."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=sweep["r"], y=sweep["se_parameters"], mode="lines+markers", name="real count",
+                             line=dict(color=PALETTE[0], width=2.4), customdata=100 * sweep["se_share"],
+                             hovertemplate="r = %{x}<br>%{y:,} extra parameters (%{customdata:.1f}% of the plain model)<extra></extra>"))
+    fig.add_trace(go.Scatter(x=sweep["r"], y=sweep["estimate"], mode="lines+markers", name="paper estimate (2/r)·Σ N·C²",
+                             line=dict(color=PALETTE[1], dash="dash"), hovertemplate="r = %{x}<br>%{y:,.0f}<extra>estimate</extra>"))
+    fig.update_xaxes(title_text="reduction ratio r", type="log", tickvals=list(sweep["r"]), ticktext=[str(r) for r in sweep["r"]])
+    fig.update_yaxes(title_text="extra parameters from SE")
+    return _layout(fig, title, height=360)

@@ -1,0 +1,455 @@
+"""What each view of the app (and `sevis export`) computes: model + inputs in, Panels (figure + data +
+caption) out. No Streamlit here, so every view is testable and scriptable.
+
+Views: live inference, compare, class × depth (the paper's Fig. 6/7, specificity and saturation against
+depth), SE knock-out, architecture.
+"""
+from __future__ import annotations
+
+import io
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from . import figures as F
+from .analysis import ExcitationStats, similarity_by_depth
+from .data import Split, load_reference_set
+from .errors import DatasetError, ImageError, SevisError
+from .inference import predict_images, run_batch, split_batches
+from .knockout import Mode, knockout_overrides, knockout_sweep
+from .preprocess import open_image
+from .recorder import ExcitationRecorder, SEBlock, find_se_blocks
+from .zoo import LoadedModel
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+MAX_FOLDER_IMAGES_PER_CLASS = 200
+MAX_UPLOADS = 64
+
+
+# ---------------------------------------------------------------------------------------- inputs
+@dataclass
+class NamedImage:
+    name: str
+    image: Image.Image
+
+
+def decode_uploads(files: Iterable[tuple[str, bytes]], limit: int = MAX_UPLOADS) -> tuple[list[NamedImage], list[str]]:
+    """Decode uploaded files; return the good images and one error line per bad file (the rest still work)."""
+    good: list[NamedImage] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for i, (name, data) in enumerate(files):
+        label = os.path.basename(str(name or f"upload {i + 1}")) or f"upload {i + 1}"
+        if len(good) >= limit:
+            errors.append(f"{label}: skipped, at most {limit} images are analysed at once")
+            continue
+        try:
+            img = open_image(data, name=label)
+        except ImageError as e:
+            errors.append(str(e))
+            continue
+        n = seen.get(label, 0)
+        seen[label] = n + 1
+        good.append(NamedImage(label if n == 0 else f"{label} ({n + 1})", img))
+    return good, errors
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def sample_photos() -> "OrderedDict[str, bytes]":
+    """Return real photos that ship inside scikit-image and scikit-learn (for ImageNet models), as bytes."""
+    out: "OrderedDict[str, bytes]" = OrderedDict()
+    try:
+        from skimage import data as skdata
+        for fn, label in (("chelsea", "chelsea (cat)"), ("coffee", "coffee (cup)"), ("rocket", "rocket"),
+                          ("astronaut", "astronaut")):
+            try:
+                out[label] = _png(Image.fromarray(getattr(skdata, fn)()).convert("RGB"))
+            except Exception:  # a stripped-down scikit-image may lack a file; skip that photo
+                pass
+    except ImportError:
+        pass
+    try:
+        import sklearn.datasets
+        folder = Path(sklearn.datasets.__file__).parent / "images"
+        for fn, label in (("china.jpg", "china (temple)"), ("flower.jpg", "flower")):
+            if (folder / fn).is_file():
+                out[label] = (folder / fn).read_bytes()
+    except ImportError:
+        pass
+    return out
+
+
+def sample_images(loaded: LoadedModel, per_class: int = 1) -> "OrderedDict[str, bytes]":
+    """Return sample images fitting the model: reference-set garments for Fashion-MNIST models, real photos
+    from scikit-image / scikit-learn for ImageNet models."""
+    if loaded.dataset != "fashion-mnist":
+        return sample_photos()
+    try:
+        ref = load_reference_set()
+    except DatasetError:
+        return OrderedDict()
+    out: "OrderedDict[str, bytes]" = OrderedDict()
+    for k, cls in enumerate(ref.classes):
+        for j, idx in enumerate(np.flatnonzero(ref.labels == k)[:per_class]):
+            name = f"{cls} (reference #{idx})"
+            out[name] = _png(Image.fromarray(ref.images[idx], "L"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------- live inference
+@dataclass
+class ImageResult:
+    name: str
+    image: Image.Image
+    topk: list[tuple[str, float]]
+    excitations: "OrderedDict[str, np.ndarray]"  # block -> C-vector
+
+
+def analyse_images(loaded: LoadedModel, images: Sequence[NamedImage], k: int = 5, batch_size: int = 16,
+                   overrides=None) -> list[ImageResult]:
+    """Return the top-k prediction and the excitations at every SE block for each image."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        chunk = images[i:i + batch_size]
+        res = predict_images(loaded, [n.image for n in chunk], overrides=overrides)
+        for j, (item, top) in enumerate(zip(chunk, res.topk(k))):
+            out.append(ImageResult(item.name, item.image, top, res.excitations_of(j)))
+    return out
+
+
+def live_panels(result: ImageResult, blocks: Sequence[str] | None = None) -> list[F.Panel]:
+    """Top-5 bars, the blocks × channels heat strip and per-block line plots for one image."""
+    frame = F.excitation_frame(result.excitations, result.name)
+    top = F.topk_frame(result.topk, result.name)
+    key = _stem(result.name)
+    panels = [F.Panel(f"{key}_top5", f"Top-5 predictions for {result.name}",
+                      "The five most probable classes and their probabilities.",
+                      F.topk_bar(top, f"Top-5 predictions: {result.name}"), top)]
+    if len(frame):
+        panels.append(F.Panel(
+            f"{key}_heat_strip", f"Excitations of {result.name} at every SE block",
+            "Each row is one SE block (shallow at the top, deep at the bottom), each column a channel; the colour "
+            "is the excitation s the block multiplies that channel by (0 = suppressed, 1 = passed on unchanged).",
+            F.heat_strip(frame, f"Excitations at every SE block: {result.name}"), frame))
+        sel = frame if blocks is None else frame[frame["block"].isin(list(blocks))]
+        panels.append(F.Panel(
+            f"{key}_block_lines", f"Excitation over channel index per SE block for {result.name}",
+            "One panel per SE block: the excitation s of every channel for this image.",
+            F.block_lines(sel, blocks, title=f"Excitation s over channel index per SE block: {result.name}"), sel))
+    return panels
+
+
+def _stem(name: str) -> str:
+    from .export import safe_filename
+    base, dot, ext = name.rpartition(".")
+    return safe_filename(base if dot and "." + ext.lower() in IMAGE_SUFFIXES else name, default="image")[:40]
+
+
+# ---------------------------------------------------------------------------------------- compare
+def compare_panels(items: Mapping[str, Mapping[str, np.ndarray]], blocks: Sequence[str] | None = None) -> list[F.Panel]:
+    """Overlay, difference (first two) and similarity-by-depth panels for two or more excitation sets.
+
+    items: label -> (block -> C-vector); a label may be an image or a class mean ("mean of class Bag").
+    """
+    labels = list(items)
+    if len(labels) < 2:
+        raise ValueError("compare needs at least two images or class means")
+    frame = pd.concat([F.excitation_frame(items[l], l) for l in labels], ignore_index=True)
+    sel = frame if blocks is None else frame[frame["block"].isin(list(blocks))]
+    a, b = labels[0], labels[1]
+    sims = []
+    for other in labels[1:]:
+        s = similarity_by_depth(items[a], items[other])
+        s.insert(0, "pair", f"{a} vs {other}")
+        sims.append(s)
+    sim = pd.concat(sims, ignore_index=True)
+    diff = sel[sel["image"].isin([a, b])]
+    return [
+        F.Panel("compare_overlay", "Excitations overlaid per SE block",
+                "One panel per SE block; one line per image (or class mean). Where the lines agree, the block "
+                "treats the inputs alike.", F.block_lines(sel, blocks, title="Excitations overlaid per SE block"), sel),
+        F.Panel("compare_difference", f"Difference s({a}) − s({b})",
+                "Per channel, how much more (blue) or less (red) the first input is excited than the second.",
+                F.difference_plot(diff, a, b, blocks), diff),
+        F.Panel("compare_similarity", "Similarity of the excitations against depth",
+                "Cosine similarity (and Pearson correlation for a single pair) of the two excitation vectors at "
+                "each block. Early blocks tend to respond alike to any input; deep blocks differ by class.",
+                F.similarity_plot(sim, "Similarity of the excitation patterns at each depth"), sim),
+    ]
+
+
+# ---------------------------------------------------------------------------------------- reference statistics
+@dataclass
+class ReferenceStats:
+    stats: ExcitationStats
+    accuracy: float | None  # None when labels cannot be matched to the model's classes
+    images: int
+    source: str  # what the statistics were computed over, in words
+    per_class_accuracy: dict | None = None
+
+
+def _batches_from_pils(loaded: LoadedModel, images: Sequence[Image.Image], labels: Sequence[int],
+                       batch_size: int) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    for i in range(0, len(images), batch_size):
+        yield (torch.stack([loaded.preprocess(im) for im in images[i:i + batch_size]]),
+               np.asarray(labels[i:i + batch_size], np.int64))
+
+
+def folder_images(folder: str | os.PathLike, per_class: int = MAX_FOLDER_IMAGES_PER_CLASS) -> tuple[list[str], list[Image.Image], list[int], list[str]]:
+    """Read a labelled folder (one sub-folder per class, images inside); return classes, images, labels, errors."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{folder}: no such folder")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DatasetError(f"{folder} has no class sub-folders; put each class's images in a folder named after it")
+    images, labels, errors = [], [], []
+    for k, cls in enumerate(classes):
+        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:per_class]
+        for p in files:
+            try:
+                images.append(open_image(p))
+                labels.append(k)
+            except ImageError as e:
+                errors.append(str(e))
+    if not images:
+        raise DatasetError(f"{folder} holds no readable images in its class sub-folders")
+    return classes, images, labels, errors
+
+
+def reference_statistics(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200,
+                         progress: Callable[[float], None] | None = None,
+                         photos: Mapping[str, bytes] | None = None) -> ReferenceStats:
+    """Per-class excitation statistics (and accuracy where labels match) over a reference set.
+
+    Fashion-MNIST models: the bundled reference set (100 test images per class). A `folder` with one
+    sub-folder per class works for any model. ImageNet models without a folder: the sample photos, each
+    its own "class" (a stand-in; name a folder for real class statistics).
+    """
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    if folder:
+        classes, images, labels, _ = folder_images(folder)
+        source = f"folder {folder} ({len(images)} images, {len(classes)} classes)"
+    elif loaded.dataset == "fashion-mnist":
+        ref = load_reference_set()
+        classes = list(ref.classes)
+        images = None
+        source = f"the bundled Fashion-MNIST reference set ({len(ref)} test images, {len(classes)} classes)"
+    else:
+        photos = photos if photos is not None else sample_photos()
+        classes = list(photos)
+        images = [open_image(b, name=n) for n, b in photos.items()]
+        labels = list(range(len(images)))
+        source = f"the {len(images)} sample photos (one per 'class'; name a folder for real class statistics)"
+    stats = ExcitationStats(classes, OrderedDict((b.name, b.channels) for b in blocks))
+    # Accuracy is only meaningful when the reference labels are the model's classes.
+    class_map = [loaded.classes.index(c) if c in loaded.classes else -1 for c in classes]
+    matched = all(i >= 0 for i in class_map)
+    if images is None:
+        batches = split_batches(loaded, ref, batch_size)
+        total = len(ref)
+    else:
+        batches = _batches_from_pils(loaded, images, labels, batch_size)
+        total = len(images)
+    correct = np.zeros(len(classes))
+    seen = np.zeros(len(classes))
+    done = 0
+    with torch.inference_mode(), ExcitationRecorder(loaded.model) as rec:
+        for x, y in batches:
+            pred = loaded.model(x).argmax(1).cpu().numpy()
+            stats.update(rec.pop(), y)
+            np.add.at(seen, y, 1)
+            if matched:
+                np.add.at(correct, y, pred == np.asarray(class_map)[y])
+            done += len(y)
+            if progress:
+                progress(min(done / max(total, 1), 1.0))
+    acc = float(correct.sum() / max(seen.sum(), 1)) if matched else None
+    per_class = {c: float(correct[k] / seen[k]) for k, c in enumerate(classes) if seen[k]} if matched else None
+    return ReferenceStats(stats, acc, int(seen.sum()), source, per_class)
+
+
+def reference_batches(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200):
+    """Return (a re-iterable list of labelled batches in the model's class indices, description) for the sweep.
+
+    Raises DatasetError when no labelled set matching the model's classes is available.
+    """
+    if folder:
+        classes, images, labels, _ = folder_images(folder)
+        missing = [c for c in classes if c not in loaded.classes]
+        if missing:
+            raise DatasetError(f"folder classes {', '.join(missing[:5])} are not classes of this model, so accuracy "
+                               "cannot be measured; name the sub-folders after the model's classes")
+        labels = [loaded.classes.index(classes[k]) for k in labels]
+        return list(_batches_from_pils(loaded, images, labels, batch_size)), f"folder {folder}"
+    if loaded.dataset == "fashion-mnist":
+        ref = load_reference_set()
+        return list(split_batches(loaded, ref, batch_size)), f"the bundled reference set ({len(ref)} images)"
+    raise DatasetError("reference-set accuracy needs labelled images: this model has no bundled reference set; "
+                       "name a folder with one sub-folder per class (named after the model's classes)")
+
+
+def class_mean_excitations(stats: ExcitationStats, cls: str) -> "OrderedDict[str, np.ndarray]":
+    """Return the mean excitation of class `cls` ("all" for every image) at every block."""
+    if cls == "all":
+        return OrderedDict((b, stats.overall_mean(b)) for b in stats.blocks)
+    k = stats.classes.index(cls)
+    return OrderedDict((b, stats.mean(b)[k]) for b in stats.blocks)
+
+
+def paper_blocks(blocks: Sequence[SEBlock], max_blocks: int = 8) -> list[str]:
+    """Return the blocks the paper plots: the last block of each stage but the last, and all of the last
+    stage (SE_2_3, SE_3_4, SE_4_6, SE_5_1..3 for SE-ResNet-50); ~evenly spaced blocks for other models."""
+    if not blocks:
+        return []
+    stages = [b.stage for b in blocks]
+    if all(s is not None for s in stages) and blocks[0].name.startswith("SE_"):
+        last_stage = max(stages)
+        picked = [b.name for i, b in enumerate(blocks)
+                  if (b.stage == last_stage) or (i + 1 < len(blocks) and blocks[i + 1].stage != b.stage)]
+        if len(picked) <= max_blocks:
+            return picked
+    idx = np.unique(np.linspace(0, len(blocks) - 1, min(max_blocks, len(blocks))).round().astype(int))
+    return [blocks[i].name for i in idx]
+
+
+def class_depth_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Sequence[str], channels: str = "uniform",
+                       n: int | None = 50, seed: int = 0, fig7_class: str | None = None) -> list[F.Panel]:
+    """The paper's Fig. 6 (per-class means), Fig. 7 (mean ± std in one class) and the depth profile."""
+    stats = ref.stats
+    frame = F.class_depth_frame(stats, classes, blocks, channels, n, seed)
+    how = {"all": "all channels", "first": f"the first {n} channels",
+           "uniform": f"{n} channels sampled uniformly (seed {seed})"}.get(channels, channels)
+    panels = [F.Panel(
+        "fig6_class_means", "Mean excitation per class at each SE block (Fig. 6)",
+        f"Over {ref.source}; {how}. Each coloured line is the mean excitation s of one class, the dashed black "
+        "line the mean over all images. Where the lines coincide the block is class-agnostic; where they part "
+        "it is class-specific. The paper finds early blocks class-agnostic and late ones class-specific, with "
+        "some late blocks saturated near 1.", F.fig6(frame), frame)]
+    cls7 = fig7_class or (classes[0] if classes else None)
+    if cls7 is not None:
+        f7 = F.class_depth_frame(stats, [cls7], blocks, channels, n, seed)
+        f7 = f7[f7["class"] == cls7].reset_index(drop=True)
+        panels.append(F.Panel(
+            "fig7_within_class", f"Mean ± std of the excitation within one class: {cls7} (Fig. 7)",
+            f"Over the {cls7} images of {ref.source}; the band is ± 1 standard deviation across those images: "
+            "even within one class, inputs are excited differently.", F.fig7(f7, cls7), f7))
+    summary = stats.summary()
+    panels.append(F.Panel(
+        "depth_profile", "Class specificity and saturation against depth",
+        "Class specificity: the share of the variance of s that lies between class means (0 = every class gets "
+        "the same excitation, 1 = s depends only on the class). Saturation: 1 − 2·std(s) (1 = s is a constant, "
+        "so the block acts like an identity up to a fixed scale). 'Class-agnostic early, class-specific late' "
+        "shows as a rising red curve.", F.depth_profile(summary), summary))
+    return panels
+
+
+# ---------------------------------------------------------------------------------------- knock-out
+@dataclass
+class KnockoutResult:
+    before: list[tuple[str, float]]
+    after: list[tuple[str, float]]
+    panel: F.Panel
+
+    @property
+    def changed(self) -> bool:
+        return self.before[0][0] != self.after[0][0]
+
+
+def knockout_image(loaded: LoadedModel, image: NamedImage, blocks: Sequence[str], mode: Mode = "identity",
+                   means: Mapping[str, np.ndarray] | None = None, k: int = 5) -> KnockoutResult:
+    """Return the image's top-k before and after knocking `blocks` out (s := 1 or s := reference mean)."""
+    x = torch.stack([loaded.preprocess(image.image)])
+    before = run_batch(loaded, x).topk(k)[0]
+    after = run_batch(loaded, x, overrides=knockout_overrides(blocks, mode, means)).topk(k)[0]
+    fb, fa = F.topk_frame(before, image.name), F.topk_frame(after, image.name)
+    fb["when"], fa["when"] = "original", "knocked out"
+    what = ", ".join(blocks) if blocks else "no block"
+    panel = F.Panel(_stem(image.name) + "_knockout", f"Prediction for {image.name} with {what} knocked out",
+                    f"Class probabilities before (blue) and after (red) replacing s of {what} by "
+                    f"{'1 (identity)' if mode == 'identity' else 'the reference-set mean'}.",
+                    F.prediction_change(fb, fa, f"Prediction before and after knocking out {what}"),
+                    pd.concat([fb, fa], ignore_index=True))
+    return KnockoutResult(before, after, panel)
+
+
+def knockout_sweep_panel(loaded: LoadedModel, batches, mode: Mode = "identity",
+                         means: Mapping[str, np.ndarray] | None = None, source: str = "the reference set",
+                         progress: Callable[[float], None] | None = None, total: int | None = None) -> F.Panel:
+    """Reference-set accuracy with each SE block knocked out alone (the paper: late blocks cost little)."""
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        if progress and total:
+            progress(min(done[0] / total, 1.0))
+
+    sweep = knockout_sweep(loaded, batches, mode=mode, means=means, progress=step)
+    return F.Panel("knockout_sweep", "Accuracy with each SE block knocked out",
+                   f"Accuracy over {source} when one SE block at a time has its s replaced by "
+                   f"{'1 (identity)' if mode == 'identity' else 'its reference-set mean'}; bars show the change "
+                   "from the intact model in percentage points. The paper observes that late SE blocks (close to "
+                   "identity) can be dropped at little cost.", F.knockout_bars(sweep, mode), sweep)
+
+
+# ---------------------------------------------------------------------------------------- architecture
+def _resnet_config(loaded: LoadedModel):
+    from .resnet import ResNetConfig
+    arch = (loaded.card or {}).get("architecture")
+    return ResNetConfig.from_dict(arch) if arch else None
+
+
+def architecture_panels(loaded: LoadedModel, ratios: Sequence[int] = (2, 4, 8, 16, 32, 64)) -> list[F.Panel]:
+    """SE block table, SE's extra parameters per stage (real and the paper's estimate), and against r."""
+    from . import params as P
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    table = F.blocks_frame(blocks)
+    panels = [F.Panel("se_blocks", f"SE blocks of {loaded.name}",
+                      "Every SE block in depth order: its stage, the channels C it rescales, its squeeze width "
+                      "C/r (hidden units) and its parameters.", F.table_figure(table, f"SE blocks of {loaded.name}"),
+                      table)]
+    if not blocks:
+        return panels
+    real = P.se_parameters(loaded.model)
+    cfg = _resnet_config(loaded)
+    if cfg is not None:
+        estimate = P.paper_estimate(cfg)
+    else:  # other models: (2/r)·C² per block with the block's own r = C / squeeze width, i.e. 2·C·(C/r)
+        est = pd.DataFrame([{"stage": b.stage, "estimate": 2.0 * b.channels * (b.squeeze_channels or 0)} for b in blocks])
+        estimate = est.groupby("stage", sort=False, dropna=False)["estimate"].sum().reset_index()
+    per_stage = real.merge(estimate[["stage", "estimate"]].astype({"stage": object}),
+                           on="stage", how="left") if len(real) else real
+    panels.append(F.Panel(
+        "se_params_per_stage", "SE's extra parameters per stage",
+        "Parameters inside the SE blocks of each stage (real count, with biases) beside the paper's estimate "
+        "(2/r)·N_s·C_s² (biases ignored). Most of SE's cost sits in the last, widest stage.",
+        F.se_params_by_stage(real, estimate), per_stage))
+    if cfg is not None:
+        sweep = P.reduction_sweep(cfg, ratios)
+        panels.append(F.Panel(
+            "se_params_vs_r", "SE's extra parameters against the reduction ratio r",
+            f"How SE's parameter cost changes with the reduction ratio r for this architecture (this model uses "
+            f"r = {cfg.reduction}): the exact count and the paper's estimate (2/r)·Σ N_s·C_s². Halving r roughly "
+            "doubles the cost.", F.params_vs_r(sweep), sweep))
+    return panels
+
+
+def model_summary(loaded: LoadedModel) -> dict:
+    """Return headline facts about a model for the sidebar."""
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    return {"name": loaded.name, "source": loaded.source, "classes": len(loaded.classes),
+            "parameters": loaded.num_parameters, "se_blocks": len(blocks),
+            "se_parameters": sum(b.parameters for b in blocks), "dataset": loaded.dataset,
+            "test_accuracy": (loaded.card or {}).get("test_accuracy")}
