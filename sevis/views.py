@@ -429,8 +429,8 @@ def architecture_panels(loaded: LoadedModel, ratios: Sequence[int] = (2, 4, 8, 1
     else:  # other models: (2/r)·C² per block with the block's own r = C / squeeze width, i.e. 2·C·(C/r)
         est = pd.DataFrame([{"stage": b.stage, "estimate": 2.0 * b.channels * (b.squeeze_channels or 0)} for b in blocks])
         estimate = est.groupby("stage", sort=False, dropna=False)["estimate"].sum().reset_index()
-    per_stage = real.merge(estimate[["stage", "estimate"]].astype({"stage": object}),
-                           on="stage", how="left") if len(real) else real
+    per_stage = real.merge(estimate[["stage", "estimate"]], on="stage", how="left") if len(real) else real
+    per_stage["stage"] = per_stage["stage"].astype(str)  # "2".."5" and "total": one type for tables/Arrow
     panels.append(F.Panel(
         "se_params_per_stage", "SE's extra parameters per stage",
         "Parameters inside the SE blocks of each stage (real count, with biases) beside the paper's estimate "
