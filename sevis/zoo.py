@@ -170,7 +170,7 @@ def _load_torchvision(name: str, spec: str, pretrained: bool, checkpoint: str | 
 
 
 # ---------------------------------------------------------------------------- entry point
-def load_model(spec: str = DEFAULT_SPEC, pretrained: bool = True, arch: str | None = None) -> LoadedModel:
+def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, arch: str | None = None) -> LoadedModel:
     """Return the model named by `spec`.
 
     spec: "embedded" (our SE-ResNet), "embedded-plain" (its no-SE twin), "sevis:<arch>", "timm:<name>",
@@ -178,7 +178,7 @@ def load_model(spec: str = DEFAULT_SPEC, pretrained: bool = True, arch: str | No
     For a checkpoint without a sevis model card, `arch` names the architecture ("timm:seresnet50").
     pretrained=False gives random weights.
     """
-    spec = (spec or DEFAULT_SPEC).strip()
+    spec = (os.fspath(spec) if isinstance(spec, os.PathLike) else (spec or DEFAULT_SPEC)).strip()
     if spec in EMBEDDED:
         path = PRETRAINED_DIR / f"{EMBEDDED[spec]}.safetensors"
         if not pretrained:
