@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -42,9 +43,12 @@ def read_card(weights: str | os.PathLike) -> dict:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        card = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelError(f"model card {path} is not valid JSON: {e}") from None
+    if not isinstance(card, dict):
+        raise ModelError(f"model card {path} is not a JSON object")
+    return card
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -66,8 +70,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             raise ModelError(
-                f"refused to load {path.name}: it contains Python objects other than tensors, and unpickling "
-                f"them could run code. Save a state_dict with torch.save or safetensors. ({str(e).splitlines()[0]})"
+                f"refused to load {path.name}: it contains Python objects other than tensors{_pickle_culprit(e)}, "
+                "and unpickling them could run code. sevis reads only tensors from .pt/.pth files; save a "
+                "state_dict (torch.save(model.state_dict(), ...)) or, better, a .safetensors file."
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
             raise ModelError(f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt): {e}") from None
@@ -79,8 +84,27 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     raise ModelError(f"unsupported checkpoint type {suffix or '(none)'}: use .safetensors, .pt or .pth")
 
 
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def _pickle_culprit(err: BaseException) -> str:
+    """Return ' (it references builtins.open)': what torch's weights-only unpickler refused, without its
+    advice to re-run with weights_only=False (exactly what must not be done with an untrusted file)."""
+    m = _UNSAFE_GLOBAL.search(str(err))
+    return f" (it references {m.group(1)})" if m else ""
+
+
 def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
     """Load `state` strictly into `model`; mismatches become one clear ModelError."""
+    check_state_fits(model, state, source)
+    model.load_state_dict(state)
+    return model
+
+
+def check_state_fits(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise one clear ModelError unless `state` has exactly `model`'s tensor names and shapes.
+
+    Only shapes are compared, so `model` may live on the meta device (built without allocating memory)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -95,5 +119,3 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
             k = wrong[0]
             parts.append(f"{len(wrong)} with other shapes (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
         raise ModelError(f"{source} does not fit this architecture: tensors " + "; ".join(parts))
-    model.load_state_dict(state)
-    return model

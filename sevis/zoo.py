@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoint import load_state_into, read_card, read_state_dict
+from .checkpoint import check_state_fits, load_state_into, read_card, read_state_dict
 from .errors import ModelError
 from .preprocess import grayscale_transform
 from .resnet import ResNetConfig, SEResNet, architecture_config, list_architectures
@@ -74,12 +74,43 @@ def _load_sevis_checkpoint(path: Path, spec: str, card: dict | None = None) -> L
     if not arch:
         raise ModelError(f"{path.name} has no sevis model card ({path.with_suffix('.json').name}); "
                          "name its architecture, e.g. --arch timm:seresnet50 or --arch sevis:se_resnet50")
-    model = SEResNet(ResNetConfig.from_dict(arch))
-    load_state_into(model, read_state_dict(path), path.name)
-    classes = list(card.get("classes") or [str(i) for i in range(model.cfg.num_classes)])
-    preprocess = _card_preprocess(card) if model.cfg.in_chans == 1 else _imagenet_preprocess()
+    state = read_state_dict(path)
+    model = _build_for_state(arch, state, path.name)
+    try:
+        classes = [str(c) for c in (card.get("classes") or range(model.cfg.num_classes))]
+        preprocess = _card_preprocess(card) if model.cfg.in_chans == 1 else _imagenet_preprocess()
+    except Exception as e:  # the card is untrusted: a malformed preprocessing block or class list
+        raise ModelError(f"{path.name}: its model card is malformed ({type(e).__name__}: {e})") from None
+    if len(classes) != model.cfg.num_classes:
+        raise ModelError(f"{path.name}: its model card names {len(classes)} classes, the model has "
+                         f"{model.cfg.num_classes} outputs")
     return LoadedModel(model.eval(), preprocess, classes, card.get("name", path.stem), spec,
                        "embedded" if spec in EMBEDDED else "checkpoint", card)
+
+
+MAX_CARD_BLOCKS = 512  # residual blocks a model card may ask for (ResNet-1001 has 333)
+
+
+def _build_for_state(arch: dict, state: dict[str, torch.Tensor], source: str) -> SEResNet:
+    """Build the SE-ResNet a model card describes and load `state` into it.
+
+    The card is untrusted input: it is first built on the meta device (no memory), so a card that asks for
+    absurd widths, or one that does not match the weights, fails with a ModelError before anything is
+    allocated; a card sevis cannot build at all (unknown block, bad types) fails the same way.
+    """
+    try:
+        cfg = ResNetConfig.from_dict(arch)
+        if sum(int(n) for n in cfg.layers) > MAX_CARD_BLOCKS:
+            raise ValueError(f"{sum(cfg.layers)} residual blocks (at most {MAX_CARD_BLOCKS})")
+        with torch.device("meta"):
+            skeleton = SEResNet(cfg)
+    except ModelError:
+        raise
+    except Exception as e:  # KeyError, TypeError, ValueError, ZeroDivisionError, RuntimeError… from the card
+        raise ModelError(f"{source}: its model card describes an architecture sevis cannot build "
+                         f"({type(e).__name__}: {e})") from None
+    check_state_fits(skeleton, state, source)
+    return load_state_into(SEResNet(cfg), state, source)
 
 
 def _imagenet_preprocess() -> Callable:
