@@ -36,6 +36,10 @@ CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet", "sevis:se_resnet50", "sevis:se_res
                     "timm:legacy_seresnet50", "timm:efficientnet_b0", "torchvision:efficientnet_b0",
                     "torchvision:mobilenet_v3_large", "(from its model card)"]
 UPLOAD_DIR = Path(tempfile.gettempdir()) / "sevis_uploaded_checkpoints"
+PAGE_CSS = """<style>
+.block-container {padding-top: 2.2rem; padding-bottom: 2rem; max-width: 100%;}
+[data-testid="stSidebarHeader"] {display: none;}
+</style>"""
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
@@ -232,25 +236,25 @@ def view_live(loaded, key, images, errors, results, blocks):
         st.info("Upload one or more images in the sidebar, or pick sample images.")
         return []
     if len(results) > 1:
-        cols = st.columns(min(len(results), 8))
+        cols = st.columns(8)
         for i, r in enumerate(results):
-            cols[i % len(cols)].image(display_image(r.image, 96), caption=f"{r.name}: {r.topk[0][0]} ({r.topk[0][1]:.0%})",
-                                      width=96 if r.image.width < 96 else "stretch")
+            cols[i % 8].image(display_image(r.image, 96), caption=f"{r.name} → {r.topk[0][0]} ({r.topk[0][1]:.0%})",
+                              width="stretch")
         pick = st.selectbox("Look closer at", [r.name for r in results], key="live_pick")
         r = next(x for x in results if x.name == pick)
     else:
         r = results[0]
     panels = V.live_panels(r)
-    left, right = st.columns([1, 2])
+    left, right = st.columns([1, 3])
     with left:
-        st.image(display_image(r.image), caption=r.name, width=200)
+        st.image(display_image(r.image), caption=r.name, width=180)
         st.markdown(f"**Prediction: {r.topk[0][0]}** ({r.topk[0][1]:.1%})")
-        show_panel(panels[0], "live_top5")
     with right:
-        if len(panels) > 1:
-            show_panel(panels[1], "live_heat")
-        else:
-            st.info("This model has no SE blocks, so there are no excitations to show.")
+        show_panel(panels[0], "live_top5")
+    if len(panels) > 1:
+        show_panel(panels[1], "live_heat")
+    else:
+        st.info("This model has no SE blocks, so there are no excitations to show.")
     if len(panels) > 2:
         names = [b.name for b in blocks]
         sel = block_picker("Blocks for the line plots", names, names if len(names) <= 8 else V.paper_blocks(blocks),
@@ -359,10 +363,8 @@ def view_knockout(loaded, key, images, blocks):
         image = next(im for im in images if im.name == img_name)
         res = V.knockout_image(loaded, image, [n for n in names if n in picked], mode, means)
         b, a = res.before[0], res.after[0]
-        m1, m2, m3 = st.columns(3)
-        m1.metric("Original prediction", b[0], f"{b[1]:.1%}", delta_color="off")
-        m2.metric("After knock-out", a[0], f"{a[1]:.1%}", delta_color="off")
-        m3.metric("Prediction changed?", "yes" if res.changed else "no")
+        verdict = "**the prediction changes**" if res.changed else "the prediction stays the same"
+        st.markdown(f"Original: **{b[0]}** ({b[1]:.1%}) → knocked out: **{a[0]}** ({a[1]:.1%}): {verdict}.")
         show_panel(res.panel, "ko_image")
         panels.append(res.panel)
     else:
@@ -371,8 +373,10 @@ def view_knockout(loaded, key, images, blocks):
     sweep_key = (key, folder, mode)
     requested = st.session_state.setdefault("sweeps", set())
     if sweep_key not in requested:
+        st.caption(f"Runs the reference set once per SE block ({len(blocks)} blocks); the result is cached.")
         if st.button("Run the sweep (one pass per SE block)", key="ko_run"):
             requested.add(sweep_key)
+            st.rerun()
     if sweep_key in requested:
         try:
             panel = get_sweep(*key, folder, mode)
@@ -392,7 +396,7 @@ def view_architecture(loaded, key, blocks):
     m2.metric("SE blocks", facts["se_blocks"])
     share = facts["se_parameters"] / max(facts["parameters"] - facts["se_parameters"], 1)
     m3.metric("SE's extra parameters", f"{facts['se_parameters']:,}", f"+{share:.1%} of the plain model",
-              delta_color="off")
+              delta_color="off", delta_arrow="off")
     st.markdown("**SE blocks** (name, stage, channels C, squeeze width C/r, parameters)")
     st.dataframe(panels[0].data, hide_index=True, height=min(38 + 35 * len(panels[0].data), 400))
     download_menu(panels[0], "arch_table")
@@ -401,7 +405,12 @@ def view_architecture(loaded, key, blocks):
     for i, p in enumerate(panels[1:], start=1):
         show_panel(p, f"arch_{i}")
         if p.key == "se_params_per_stage":
-            st.dataframe(p.data, hide_index=True)
+            st.dataframe(p.data, hide_index=True, column_config={
+                "parameters": st.column_config.NumberColumn("SE parameters (real)", format="localized"),
+                "estimate": st.column_config.NumberColumn("paper estimate (2/r)·N·C²", format="localized"),
+                "share": st.column_config.NumberColumn("share of SE's parameters", format="percent"),
+                "of_base": st.column_config.NumberColumn("extra vs plain model", format="percent"),
+                "channels": st.column_config.NumberColumn("channels C", format="%d")})
     return panels
 
 
@@ -437,7 +446,8 @@ def main() -> None:
     loaded, key = model_picker()
     images, errors = image_picker(loaded, key)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
-    st.title("Inside Squeeze-and-Excitation")
+    st.markdown(PAGE_CSS, unsafe_allow_html=True)
+    st.markdown("## Inside Squeeze-and-Excitation")
     st.caption("How SE blocks rescale channels (excitation s = σ(W₂·ReLU(W₁·z)), one value per channel), "
                f"for **{loaded.name}**: from one image, over classes and depth, knocked out, and what they cost.")
     for line in errors:

@@ -47,7 +47,7 @@ def color_for(index: int) -> str:
 def _layout(fig: go.Figure, title: str, height: int | None = None, **kw) -> go.Figure:
     settings = dict(
         title=dict(text=title, x=0.01, xanchor="left", font=dict(size=16)),
-        template="plotly_white", font=FONT, margin=dict(l=60, r=20, t=95, b=50),
+        template="plotly_white", font=FONT, margin=dict(l=85, r=20, t=95, b=55),
         # The legend sits in its own row under the title, never over subplot titles.
         legend=dict(orientation="h", yref="container", yanchor="top", y=1 - 42 / (height or 450),
                     xanchor="left", x=0.01, title_text=""),
@@ -56,6 +56,8 @@ def _layout(fig: go.Figure, title: str, height: int | None = None, **kw) -> go.F
         settings["height"] = height
     settings.update(kw)
     fig.update_layout(**settings)
+    fig.update_yaxes(automargin=True)
+    fig.update_xaxes(automargin=True)
     return fig
 
 

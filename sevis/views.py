@@ -136,7 +136,7 @@ def live_panels(result: ImageResult, blocks: Sequence[str] | None = None) -> lis
     key = _stem(result.name)
     panels = [F.Panel(f"{key}_top5", f"Top-5 predictions for {result.name}",
                       "The five most probable classes and their probabilities.",
-                      F.topk_bar(top, f"Top-5 predictions: {result.name}"), top)]
+                      F.topk_bar(top, f"Top-5 predictions for {result.name}"), top)]
     if len(frame):
         panels.append(F.Panel(
             f"{key}_heat_strip", f"Excitations of {result.name} at every SE block",
@@ -372,10 +372,15 @@ def knockout_image(loaded: LoadedModel, image: NamedImage, blocks: Sequence[str]
                    means: Mapping[str, np.ndarray] | None = None, k: int = 5) -> KnockoutResult:
     """Return the image's top-k before and after knocking `blocks` out (s := 1 or s := reference mean)."""
     x = torch.stack([loaded.preprocess(image.image)])
-    before = run_batch(loaded, x).topk(k)[0]
-    after = run_batch(loaded, x, overrides=knockout_overrides(blocks, mode, means)).topk(k)[0]
-    fb, fa = F.topk_frame(before, image.name), F.topk_frame(after, image.name)
-    fb["when"], fa["when"] = "original", "knocked out"
+    res_b = run_batch(loaded, x)
+    res_a = run_batch(loaded, x, overrides=knockout_overrides(blocks, mode, means))
+    before, after = res_b.topk(k)[0], res_a.topk(k)[0]
+    # Both bars for every class in either top-k, so a class that drops out still shows its new probability.
+    shown = list(dict.fromkeys([c for c, _ in before] + [c for c, _ in after]))
+    idx = [loaded.classes.index(c) for c in shown]
+    pb, pa = res_b.probs[0, idx].tolist(), res_a.probs[0, idx].tolist()
+    fb = pd.DataFrame({"image": image.name, "class": shown, "probability": pb, "when": "original"})
+    fa = pd.DataFrame({"image": image.name, "class": shown, "probability": pa, "when": "knocked out"})
     what = ", ".join(blocks) if blocks else "no block"
     panel = F.Panel(_stem(image.name) + "_knockout", f"Prediction for {image.name} with {what} knocked out",
                     f"Class probabilities before (blue) and after (red) replacing s of {what} by "
