@@ -252,3 +252,160 @@ def test_another_se_implementation_under_threads():
             for i, res in pool.map(work, range(THREADS)):
                 assert_same(res, alone[i], f"mobilenet thread {i}")
     assert count_hooks(tv.model) == 0
+
+
+# ---------------------------------------------------------------------------------------------- app sessions
+APP = ROOT / "app.py"
+SESSIONS = 4
+APP_TIMEOUT = 420  # seconds per script run: the first one loads the model on a busy 2-core box
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def chart_numbers(at) -> list[np.ndarray]:
+    """Every number plotted in the main area's plotly charts (x/y/z of every trace), chart by chart."""
+    import base64
+    import json
+
+    def decode(v):
+        if isinstance(v, dict) and "bdata" in v:
+            return np.frombuffer(base64.b64decode(v["bdata"]), np.dtype(v["dtype"])).astype(np.float64).ravel()
+        arr = np.asarray(v, dtype=object).ravel()
+        nums = [float(a) for a in arr if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        return np.asarray(nums, np.float64)
+
+    out = []
+    for chart in at.main.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        parts = [decode(trace[k]) for trace in spec.get("data", []) for k in ("x", "y", "z") if k in trace]
+        out.append(np.concatenate(parts) if parts else np.zeros(0))
+    return out
+
+
+def chart_titles(at) -> list[str]:
+    import json
+    out = []
+    for chart in at.main.get("plotly_chart"):
+        title = json.loads(chart.proto.spec).get("layout", {}).get("title", {})
+        out.append(title.get("text", "") if isinstance(title, dict) else str(title))
+    return out
+
+
+def prediction_line(at) -> str:
+    return next(m.value for m in at.main.markdown if m.value.startswith("**Prediction:"))
+
+
+def run_app_with_upload(at, name: str, data: bytes) -> None:
+    at.sidebar.file_uploader(key="uploads").set_value((name, data, "image/png"))
+    for ms in at.sidebar.multiselect:
+        if ms.key and ms.key.startswith("samples_"):
+            ms.set_value([])
+    at.run(timeout=APP_TIMEOUT)
+
+
+class concurrent_apptests:
+    """Let several AppTest instances run in threads of one process, as sessions do in a Streamlit server.
+
+    AppTest.run installs a mock Runtime singleton and patches config.get_option for the length of one run
+    and resets both afterwards; with several runs in flight, the first to finish would pull them from
+    under the others. Here one shared mock Runtime answers whenever a run's own one is gone, and the
+    originals are put back at the end."""
+
+    def __enter__(self):
+        from unittest.mock import MagicMock
+
+        from streamlit import config
+        from streamlit.runtime import Runtime
+        from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
+        from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+        from streamlit.runtime.media_file_manager import MediaFileManager
+        from streamlit.testing.v1.util import patch_config_options
+
+        shared_rt = MagicMock(spec=Runtime)
+        shared_rt.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
+        shared_rt.cache_storage_manager = MemoryCacheStorageManager()
+        self._saved = (Runtime.__dict__["instance"], Runtime.__dict__["exists"], Runtime._instance, config.get_option)
+        Runtime.instance = classmethod(lambda cls: cls._instance or shared_rt)
+        Runtime.exists = classmethod(lambda cls: True)
+        self._config = patch_config_options({"global.appTest": True})
+        self._config.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        from streamlit import config
+        from streamlit.runtime import Runtime
+
+        self._config.__exit__(*exc)
+        Runtime.instance, Runtime.exists, Runtime._instance, config.get_option = self._saved
+
+
+@pytest.mark.skipif(not APP.exists(), reason="app.py is not there yet")
+def test_app_sessions_share_the_cached_model_and_match_single_sessions(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    import streamlit as st
+    import sevis.views as views
+
+    images = garment_images(SESSIONS, seed=11)
+    uploads = [(f"garment{i}.png", png_bytes(im)) for i, im in enumerate(images)]
+
+    seen_models: dict[int, torch.nn.Module] = {}
+    in_flight = [0, 0]  # now, most at once
+    lock = threading.Lock()
+    meet = threading.Barrier(SESSIONS)
+    real_predict = views.predict_images
+
+    def predict_together(loaded, imgs, *args, **kwargs):
+        """Every session's upload reaches the shared model at the same moment (a barrier), so the forward
+        passes (and their recorders) really overlap."""
+        with lock:
+            seen_models[id(loaded.model)] = loaded.model
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight)
+        try:
+            try:
+                meet.wait(timeout=120)
+            except threading.BrokenBarrierError:
+                pass
+            return real_predict(loaded, imgs, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    st.cache_data.clear()
+    with concurrent_apptests():
+        sessions = [AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT) for _ in range(SESSIONS)]
+        with ThreadPoolExecutor(SESSIONS) as pool:
+            list(pool.map(lambda at: at.run(), sessions))  # first page: model load, sample images
+            for at in sessions:
+                assert not at.exception, [e.value for e in at.exception]
+            monkeypatch.setattr(views, "predict_images", predict_together)
+            list(pool.map(lambda pair: run_app_with_upload(pair[0], *pair[1]), zip(sessions, uploads)))
+            monkeypatch.setattr(views, "predict_images", real_predict)
+    assert in_flight[1] == SESSIONS, f"only {in_flight[1]} sessions were in the model at once"
+    assert len(seen_models) == 1, "sessions did not share one cached model"
+    concurrent = []
+    for at, (name, _) in zip(sessions, uploads):
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(name in t for t in chart_titles(at)), f"session for {name} shows {chart_titles(at)}"
+        concurrent.append((prediction_line(at), chart_numbers(at)))
+    (shared,) = seen_models.values()
+
+    # The same uploads, one session at a time, with the results cache emptied so each is recomputed.
+    st.cache_data.clear()
+    for (name, data), (line, numbers) in zip(uploads, concurrent):
+        at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT)
+        at.run()
+        run_app_with_upload(at, name, data)
+        assert not at.exception
+        assert prediction_line(at) == line
+        alone = chart_numbers(at)
+        assert len(alone) == len(numbers) >= 2, "expected the top-5 chart and the excitation charts"
+        for a, b in zip(alone, numbers):
+            assert a.shape == b.shape, f"{name}: a chart changed shape"
+            bad = np.flatnonzero(~np.isclose(a, b, atol=TOL, rtol=0, equal_nan=True))  # NaN: heat-strip padding
+            assert bad.size == 0, f"{name}: {bad.size} numbers differ, e.g. at {bad[:5]}: {a[bad[:5]]} vs {b[bad[:5]]}"
+    assert count_hooks(shared) == 0
