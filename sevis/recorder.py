@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Literal, Mapping, Union
@@ -72,8 +73,7 @@ def _linear_widths(module: nn.Module) -> tuple[int | None, int | None]:
     return None, None
 
 
-def find_se_blocks(model: nn.Module) -> list[tuple[SEBlock, nn.Module]]:
-    """Return every SE block of `model` in depth order, each with its gate module."""
+def _find_se_blocks_uncached(model: nn.Module) -> list[tuple[SEBlock, nn.Module]]:
     found = []
     for path, module in model.named_modules():
         attr = _gate_attribute(module)
@@ -100,6 +100,65 @@ def find_se_blocks(model: nn.Module) -> list[tuple[SEBlock, nn.Module]]:
             parameters=sum(p.numel() for p in module.parameters()),
         ), gate))
     return blocks
+
+
+# ------------------------------------------------------------------ discovery cache
+# Walking every module of a model costs ~0.5-2 ms (313 modules in SE-ResNet-50), as much as a whole forward
+# pass of the small embedded model, and the app builds a recorder for every upload. So the blocks found are
+# cached per model and reused while the model's structure is unchanged, which is checked cheaply:
+# - any submodule registration anywhere (attribute assignment, add_module, Sequential/ModuleList append)
+#   bumps a global generation counter through torch's global module-registration hook;
+# - every edge on the path from the model to each cached gate must still hold (catches del / direct
+#   _modules edits, which bypass the hook);
+# - SE_GATE_ATTRIBUTES must be unchanged (registering a new SE class invalidates the cache).
+_GENERATION = [0]
+
+
+def _bump_generation(module: nn.Module, name: str, submodule: nn.Module | None) -> None:
+    _GENERATION[0] += 1
+    return None  # never replaces the submodule being registered
+
+
+torch.nn.modules.module.register_module_module_registration_hook(_bump_generation)
+
+_FOUND_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _gate_edges(model: nn.Module, found: list[tuple[SEBlock, nn.Module]]) -> tuple | None:
+    """Return the (parent._modules, key, child) edges from `model` to every gate, or None if one is not a
+    registered submodule. Parents' _modules dicts are kept, not the parents, so the cache holds no
+    reference to the model (its weak key)."""
+    edges: dict[tuple[int, str], tuple] = {}
+    for block, gate in found:
+        parent = model
+        for key in block.gate_path.split("."):
+            child = parent._modules.get(key)
+            if child is None:
+                return None
+            edges.setdefault((id(parent), key), (parent._modules, key, child))
+            parent = child
+        if parent is not gate:
+            return None
+    return tuple(edges.values())
+
+
+def find_se_blocks(model: nn.Module) -> list[tuple[SEBlock, nn.Module]]:
+    """Return every SE block of `model` in depth order, each with its gate module."""
+    key = (_GENERATION[0], tuple(SE_GATE_ATTRIBUTES.items()))
+    try:
+        cached = _FOUND_CACHE.get(model)
+    except TypeError:  # an unhashable / non-weakrefable module: no caching
+        cached = None
+    if cached is not None and cached[0] == key and all(d.get(k) is c for d, k, c in cached[2]):
+        return list(cached[1])
+    found = _find_se_blocks_uncached(model)
+    edges = _gate_edges(model, found)
+    if edges is not None:
+        try:
+            _FOUND_CACHE[model] = (key, tuple(found), edges)
+        except TypeError:
+            pass
+    return found
 
 
 class ExcitationRecorder:
@@ -167,6 +226,7 @@ class ExcitationRecorder:
     # ------------------------------------------------------------------ hooks
     def _make_hook(self, block: SEBlock):
         override = self.overrides.get(block.name)
+        store = self._store[block.name]
 
         def hook(module: nn.Module, inputs, output: torch.Tensor):
             if self not in _ACTIVE.get():  # another thread's / session's forward pass
@@ -175,7 +235,8 @@ class ExcitationRecorder:
                 output = _apply_override(output, override, block)
             if self.record:
                 # Clone: timm adds the shortcut in place after the SE block, and callers keep these.
-                self._store[block.name].append(output.detach().reshape(output.shape[0], -1).to("cpu", torch.float32, copy=True))
+                s = output.detach().reshape(output.shape[0], -1)
+                store.append(s.clone() if s.dtype is torch.float32 and s.device.type == "cpu" else s.to("cpu", torch.float32))
             return output if override is not None else None
 
         return hook

@@ -1,0 +1,169 @@
+"""4. Interactive latency with the embedded model, the way app.py serves it.
+
+app.py caches the model (st.cache_resource), per-image results, reference statistics and the knock-out
+sweep (st.cache_data) and rebuilds the figures (sevis.views panels) on every script run. This mirrors that:
+
+- upload: PNG bytes → decode_uploads (open_image) → image hash → analyse_images (predict + excitations,
+  cached like get_results) → live_panels → every figure serialised to JSON (what st.plotly_chart ships to
+  the browser; the browser's own drawing is not timed). "first" is a new upload, "rerun" the same upload
+  again (cache hit + figures), as when the user changes a widget;
+- class × depth view over the 1,000-image reference set with the app's defaults (4 classes, the paper's
+  blocks, 50 channels): cold (statistics computed) and cached (st.cache_data hit + figures);
+- knock-out sweep over the reference set, with and without reusing the unchanged prefix of the network,
+  and the cached sweep panel;
+- model load: cold (fresh process: interpreter + imports + load) and cached (st.cache_resource hit).
+
+Falls back to the core functions (no figures) when sevis.views is not importable.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import statistics
+import time
+
+import numpy as np
+from PIL import Image
+
+from sevis.data import load_reference_set
+from sevis.inference import collect_statistics, predict_images, split_batches
+from sevis.knockout import knockout_sweep
+from sevis.preprocess import open_image
+from sevis.recorder import find_se_blocks
+
+from .common import run_worker
+from .overhead import load
+
+try:
+    from sevis import views as V
+    VIEWS_ERROR = None
+except Exception as e:  # the app's view layer is optional for this benchmark
+    V = None
+    VIEWS_ERROR = f"{type(e).__name__}: {e}"
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def uploads() -> dict[str, bytes]:
+    """A 28×28 reference garment as stored, and a photo-sized 1024×1024 RGB version on a white background."""
+    ref = load_reference_set()
+    small = Image.fromarray(ref.images[0], "L")
+    big = Image.fromarray(255 - ref.images[1], "L").resize((1024, 1024), Image.BICUBIC).convert("RGB")
+    return {"garment 28×28 PNG": _png(small), "photo 1024×1024 PNG": _png(big)}
+
+
+def _json_bytes(panels) -> int:
+    return sum(len(p.figure.to_json()) for p in panels)
+
+
+def _timed(f):
+    t0 = time.perf_counter()
+    r = f()
+    return r, time.perf_counter() - t0
+
+
+def run(quick: bool = False, threads: int | None = None) -> dict:
+    import streamlit as st
+
+    repeats = 3 if quick else 7
+    out: dict = {"views": "sevis.views" if V is not None else f"sevis.views unavailable ({VIEWS_ERROR}); core only"}
+    # ---------------------------------------------------------------- model load
+    cold = run_worker("load", {"spec": "embedded", "threads": threads})
+    if "error" in cold:  # no trained weights yet: same architecture, random weights
+        cold = run_worker("load", {"spec": "embedded", "pretrained": False, "threads": threads})
+    out["load_cold"] = cold
+
+    @st.cache_resource(show_spinner=False)
+    def get_model(spec: str):
+        return load(spec)
+
+    loaded, out["load_in_process_s"] = _timed(lambda: get_model("embedded"))
+    _, out["load_cached_s"] = _timed(lambda: get_model("embedded"))
+    out["weights"] = "trained" if loaded.source == "embedded" else "random (trained weights not present yet)"
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+
+    # ---------------------------------------------------------------- upload → figures
+    @st.cache_data(show_spinner=False)
+    def get_results(spec: str, keys: tuple, _images: list):
+        return V.analyse_images(loaded, _images)
+
+    def upload_to_figures(name: str, data: bytes) -> int:
+        if V is None:
+            res = predict_images(loaded, [open_image(data, name=name)])
+            res.topk(5), res.excitations_of(0)
+            return 0
+        images, errors = V.decode_uploads([(name, data)])
+        assert images and not errors, errors
+        ids = tuple((im.name, im.image.size, hashlib.sha256(im.image.tobytes()).hexdigest()[:16]) for im in images)
+        results = get_results("embedded", ids, images)
+        return _json_bytes(V.live_panels(results[0]))
+
+    out["upload"] = []
+    for name, data in uploads().items():
+        firsts, reruns = [], []
+        for i in range(repeats):
+            get_results.clear()
+            firsts.append(_timed(lambda: upload_to_figures(name, data))[1])
+            reruns.append(_timed(lambda: upload_to_figures(name, data))[1])
+        out["upload"].append({"upload": name, "bytes": len(data), "first_call_s": firsts[0],
+                              "new_upload_s": statistics.median(firsts[1:] or firsts),
+                              "rerun_s": statistics.median(reruns), "figure_json_bytes": upload_to_figures(name, data)})
+    if V is not None:  # where the time of a new upload goes
+        images, _ = V.decode_uploads([("x.png", uploads()["garment 28×28 PNG"])])
+        _, t_inf = _timed(lambda: V.analyse_images(loaded, images))
+        results = V.analyse_images(loaded, images)
+        panels, t_fig = _timed(lambda: V.live_panels(results[0]))
+        _, t_json = _timed(lambda: _json_bytes(panels))
+        out["upload_split"] = {"inference_s": t_inf, "figures_s": t_fig, "to_json_s": t_json}
+
+    # ---------------------------------------------------------------- class × depth over the reference set
+    @st.cache_data(show_spinner=False)
+    def get_reference(spec: str, folder: str):
+        if V is not None:
+            return V.reference_statistics(loaded, folder or None)
+        return collect_statistics(loaded, split_batches(loaded, load_reference_set(), 200))[0]
+
+    def class_depth_view(ref) -> int:
+        if V is None:
+            ref.summary()
+            return 0
+        classes = ref.stats.classes
+        picked = [c for c in ("Trouser", "Sneaker", "Bag", "Coat") if c in classes] or classes[:4]
+        maxc = max(b.channels for b in blocks)
+        mode, n = ("uniform" if maxc > 64 else "all"), min(50, maxc)
+        return _json_bytes(V.class_depth_panels(ref, picked, V.paper_blocks(blocks), mode, n, 0, picked[0]))
+
+    ref, stats_cold = _timed(lambda: get_reference("embedded", ""))
+    _, panels_cold = _timed(lambda: class_depth_view(ref))
+    cached = [_timed(lambda: class_depth_view(get_reference("embedded", "")))[1] for _ in range(repeats)]
+    _, hit = _timed(lambda: get_reference("embedded", ""))
+    out["class_depth"] = {"cold_s": stats_cold + panels_cold, "stats_cold_s": stats_cold, "panels_s": panels_cold,
+                          "cached_s": statistics.median(cached), "cache_hit_only_s": hit}
+
+    # ---------------------------------------------------------------- knock-out sweep
+    batches, pre_s = _timed(lambda: list(split_batches(loaded, load_reference_set(), 200)))
+    times: dict[bool, list[float]] = {True: [], False: []}
+    sweeps = {}
+    for r in range(1 if quick else 2):
+        for reuse in ((True, False) if r % 2 == 0 else (False, True)):
+            sweeps[reuse], t = _timed(lambda: knockout_sweep(loaded, batches, reuse_prefix=reuse))
+            times[reuse].append(t)
+    t_reuse, t_full = statistics.median(times[True]), statistics.median(times[False])
+    ko = {"preprocess_s": pre_s, "reuse_prefix_s": t_reuse, "rerun_s": t_full, "speedup": t_full / t_reuse,
+          "same_accuracies": bool(np.allclose(sweeps[True]["accuracy"], sweeps[False]["accuracy"])),
+          "images": sum(len(y) for _, y in batches), "blocks": len(sweeps[True]) - 1}
+    if V is not None:
+        @st.cache_data(show_spinner=False)
+        def get_sweep(spec: str, folder: str, mode: str):
+            b, source = V.reference_batches(loaded, folder or None)
+            return V.knockout_sweep_panel(loaded, b, mode, None, source)
+
+        panel, ko["app_cold_s"] = _timed(lambda: get_sweep("embedded", "", "identity"))
+        ko["app_cached_s"] = statistics.median(
+            _timed(lambda: len(get_sweep("embedded", "", "identity").figure.to_json()))[1] for _ in range(repeats))
+    out["knockout"] = ko
+    return out

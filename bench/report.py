@@ -1,0 +1,129 @@
+"""Turn the benchmark results into Markdown tables (printed, and pasted into docs/PERFORMANCE.md)."""
+from __future__ import annotations
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def _f(v, nd=2) -> str:
+    return "—" if v is None else f"{v:.{nd}f}"
+
+
+def machine(m: dict) -> str:
+    gpu = m["gpu"] or "none present (CPU only; no GPU column)"
+    bg = ("none" if not m["background_training_pids"]
+          else f"**`sevis train` was running (pids {', '.join(m['background_training_pids'])}): timings under contention**")
+    return "\n".join([
+        f"- CPU: {m['cpu']}, {m['usable_cpus']} usable cores ({m['logical_cpus']} logical), "
+        f"torch threads {m['torch_threads']}",
+        f"- torch {m['torch']}, Python {m['python']}; GPU: {gpu}",
+        f"- run at {m['when_utc']}; other load on the machine: {bg}; load average "
+        f"{', '.join(f'{x:.1f}' for x in m.get('load_average', ()))}",
+    ])
+
+
+def overhead(rows: list[dict]) -> str:
+    out = ["| model | batch | plain | bare hook | recorder (per call) | recorder (streaming) | recorder / plain | "
+           "recorder / bare hook | streaming / plain | ≤ 1.03× |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
+    for r in rows:
+        worst = max(r["recorder_ratio"], r["recorder_streaming_ratio"])
+        out.append(f"| {r['model']} | {r['batch']} | {r['plain_ms']:.2f} ms | {r['bare_hook_ms']:.2f} ms | "
+                   f"{r['recorder_ms']:.2f} ms | {r['recorder_streaming_ms']:.2f} ms | {r['recorder_ratio']:.3f}× | "
+                   f"{r['recorder_vs_bare']:.3f}× | {r['recorder_streaming_ratio']:.3f}× | {_ok(worst <= 1.03)} |")
+    return "\n".join(out)
+
+
+NAMES = {"plain": "plain forward (no capture)", "bare_hook": "bare forward hook on the gates",
+         "sevis": "sevis ExcitationRecorder", "captum": "captum LayerActivation (all gates)",
+         "torchlens_gates": "torchlens trace, gates saved", "torchlens_full": "torchlens trace, every layer saved"}
+
+
+def peers(rows: list[dict]) -> str:
+    out = ["| model, batch | tool | time per pass | × plain | first call | peak RSS growth | held after | "
+           "s equal to sevis |", "|---|---|---:|---:|---:|---:|---:|:-:|"]
+    for r in rows:
+        tool = NAMES.get(r["variant"], r["variant"])
+        if "error" in r:
+            out.append(f"| {r['model']}, {r['batch']} | {tool} | failed: {r['error'][:120]} | | | | | |")
+            continue
+        diff = r.get("max_abs_diff_vs_sevis")
+        eq = "—" if diff is None else ("yes" if diff <= 1e-6 else f"max |Δ| {diff:.1e}")
+        out.append(f"| {r['model']}, {r['batch']} | {tool} | {r['time_ms']:.1f} ms | {r['ratio_vs_plain']:.2f}× | "
+                   f"{r['first_call_ms']:.0f} ms | {r['peak_mib']:.1f} MiB | {r['held_mib']:.1f} MiB | {eq} |")
+    return "\n".join(out)
+
+
+def dataset(res: dict) -> str:
+    out = ["| images | preprocess (split_batches, PIL) | plain inference | with statistics | throughput ratio "
+           "(≥ 0.95×) | end to end: plain | end to end: statistics | end-to-end ratio |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["throughput"]:
+        out.append(f"| {r['images']:,} | {r['preprocess_s']:.2f} s | {r['plain_s']:.2f} s ({r['plain_img_per_s']:.0f}/s) | "
+                   f"{r['stats_s']:.2f} s ({r['stats_img_per_s']:.0f}/s) | {r['throughput_ratio']:.3f}× "
+                   f"{'' if r['throughput_ratio'] >= 0.95 else '**(miss)**'} | {r['e2e_plain_s']:.2f} s | "
+                   f"{r['e2e_stats_s']:.2f} s | {r['e2e_throughput_ratio']:.3f}× |")
+    out += ["", "| images | peak RSS growth, statistics | peak RSS growth, plain inference | held after |",
+            "|---:|---:|---:|---:|"]
+    for m in res["memory"]:
+        if "error" in m:
+            out.append(f"| ? | failed: {m['error'][:150]} | | |")
+            continue
+        out.append(f"| {m['images']:,} | {m['peak_mib']:.1f} MiB | {m.get('plain_peak_mib', float('nan')):.1f} MiB | "
+                   f"{m['held_mib']:.1f} MiB |")
+    return "\n".join(out)
+
+
+def latency(res: dict) -> str:
+    lc = res["load_cold"]
+    cd, ko = res["class_depth"], res["knockout"]
+    out = [f"Weights: {res['weights']}. View layer: {res['views']}.", "",
+           "| what | measured | target | met |", "|---|---:|---|:-:|"]
+    for u in res["upload"]:
+        out.append(f"| new upload → all live figures built, {u['upload']} ({u['bytes']:,} B) | "
+                   f"{u['new_upload_s'] * 1e3:.0f} ms (first in process {u['first_call_s'] * 1e3:.0f} ms; rerun, "
+                   f"cached {u['rerun_s'] * 1e3:.0f} ms) | < 1 s | {_ok(max(u['new_upload_s'], u['first_call_s']) < 1)} |")
+    if "upload_split" in res:
+        sp = res["upload_split"]
+        out.append(f"| … of which inference / figures / JSON | {sp['inference_s'] * 1e3:.0f} / {sp['figures_s'] * 1e3:.0f}"
+                   f" / {sp['to_json_s'] * 1e3:.0f} ms | | |")
+    out.append(f"| class × depth view, reference set (1,000 images), cold | {cd['cold_s']:.2f} s "
+               f"(statistics {cd['stats_cold_s']:.2f} s + figures {cd['panels_s']:.2f} s) | < 10 s | {_ok(cd['cold_s'] < 10)} |")
+    out.append(f"| class × depth view, cached (st.cache_data hit + figures) | {cd['cached_s'] * 1e3:.0f} ms "
+               f"(cache hit alone {cd['cache_hit_only_s'] * 1e3:.1f} ms) | instant | "
+               f"{_ok(cd['cached_s'] < 1)} |")
+    out.append(f"| knock-out sweep, {ko['images']:,} images × {ko['blocks']} blocks, reusing the prefix | "
+               f"{ko['reuse_prefix_s']:.2f} s (+ {ko['preprocess_s']:.2f} s preprocessing) | < 30 s | "
+               f"{_ok(ko['reuse_prefix_s'] + ko['preprocess_s'] < 30)} |")
+    out.append(f"| knock-out sweep, re-running the whole net for every block | {ko['rerun_s']:.2f} s | "
+               f"reuse {ko['speedup']:.2f}× faster | same accuracies: {ko['same_accuracies']} |")
+    if "app_cold_s" in ko:
+        out.append(f"| knock-out view as the app runs it (batches + sweep + figure), cold / cached | "
+                   f"{ko['app_cold_s']:.2f} s / {ko['app_cached_s'] * 1e3:.0f} ms | < 30 s | {_ok(ko['app_cold_s'] < 30)} |")
+    if "error" in lc:
+        out.append(f"| model load, cold | failed: {lc['error'][:150]} | | |")
+    else:
+        out.append(f"| model load, cold (fresh process) | {lc['process_wall_s']:.2f} s wall: import torch "
+                   f"{lc['import_torch_s']:.2f} s, import sevis {lc['import_sevis_s']:.2f} s, load_model "
+                   f"{lc['load_s'] * 1e3:.0f} ms | — | |")
+    out.append(f"| model load in a warm process: load_model / st.cache_resource hit | {res['load_in_process_s'] * 1e3:.0f} ms / "
+               f"{res['load_cached_s'] * 1e3:.2f} ms | — | |")
+    return "\n".join(out)
+
+
+TITLES = {"overhead": "1. Recorder overhead (median per pass; ratios are medians of paired rounds)",
+          "peers": "2. Capturing every SE gate output: sevis beside captum and torchlens",
+          "stats": "3. Dataset statistics (embedded model, Fashion-MNIST test split, batch 250)",
+          "latency": "4. Interactive latency (embedded model)"}
+RENDER = {"overhead": overhead, "peers": peers, "stats": dataset, "latency": latency}
+
+
+def section(key: str, data) -> str:
+    return f"## {TITLES[key]}\n\n{RENDER[key](data)}\n"
+
+
+def render(results: dict) -> str:
+    parts = ["## Machine\n\n" + machine(results["machine"]) + "\n"]
+    parts += [section(k, results[k]) for k in TITLES if k in results]
+    return "\n".join(parts)
