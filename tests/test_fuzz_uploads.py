@@ -457,6 +457,27 @@ def test_file_paths_and_streams_take_the_same_path(model, tmp_path):
         open_image(tmp_path / "empty.png")
 
 
+@settings(FUZZ, max_examples=60 * SCALE)
+@given(sample=st.one_of(corrupted(valid_images()), st.tuples(st.binary(max_size=256), st.just("bytes"))))
+def test_the_apps_upload_helpers_take_this_same_path(model, sample):
+    """The app decodes uploads with views.decode_uploads and predicts with views.analyse_images: same
+    outcome as open_image + predict_images for the same bytes (error line or pixels and probabilities)."""
+    views = pytest.importorskip("sevis.views")
+    data, _ = sample
+    good, errors = views.decode_uploads([("upload.bin", data)])
+    try:
+        img = open_image(data, name="upload.bin")
+    except ImageError as e:
+        assert good == [] and errors == [str(e)]
+        return
+    assert errors == [] and len(good) == 1
+    assert good[0].image.tobytes() == img.tobytes()
+    (res,) = views.analyse_images(model, good, k=3)
+    top = predict_images(model, [img]).topk(3)[0]
+    assert [c for c, _ in res.topk] == [c for c, _ in top]
+    assert np.allclose([p for _, p in res.topk], [p for _, p in top], atol=1e-6)
+
+
 def test_at_least_500_generated_inputs_went_through_the_upload_path():
     """Runs last (file order): the fuzzers above must have sent ≥500 inputs through check_upload."""
     fuzzed = {k: v for k, v in COUNTS.items() if k != "named"}
