@@ -1,0 +1,1 @@
+"""sevis benchmarks (not part of the test suite): `python -m bench`; see docs/PERFORMANCE.md."""

@@ -35,6 +35,10 @@ class Timing:
         """Median of the per-round ratios name/base (paired, so slow drift between rounds cancels)."""
         return statistics.median(a / b for a, b in zip(self.samples[name], self.samples[base]))
 
+    def ratio_best(self, name: str, base: str) -> float:
+        """Ratio of the fastest samples: the least disturbed by other load on the machine."""
+        return min(self.samples[name]) / min(self.samples[base])
+
     def spread(self, name: str) -> float:
         """Interquartile range / median, a noise indicator."""
         s = sorted(self.samples[name])

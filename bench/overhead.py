@@ -83,8 +83,8 @@ def measure(spec: str, batch: int, budget_s: float = 20.0) -> dict:
             fns["recorder_streaming"]()  # the streaming recorder only sees passes inside its own `with`
             inner = calibrate(fns["plain"], target_s=0.05)
             _, one = timed(fns["plain"])
-            rounds = max(5, min(41, int(budget_s / (len(fns) * max(one * inner, 1e-3)))))
-            timing = interleaved(fns, rounds=rounds, inner=inner, warmup=2)
+            rounds = max(5 if one < 2 else 3, min(41, int(budget_s / (len(fns) * max(one * inner, 1e-3)))))
+            timing = interleaved(fns, rounds=rounds, inner=inner, warmup=2 if one < 2 else 1)
     res = {"model": spec, "batch": batch, "blocks": blocks, "rounds": rounds, "inner": inner,
            "weights": "trained" if loaded.source == "embedded" else "random"}
     for name in fns:
@@ -92,7 +92,9 @@ def measure(spec: str, batch: int, budget_s: float = 20.0) -> dict:
         res[f"{name}_iqr"] = timing.spread(name)
         if name != "plain":
             res[f"{name}_ratio"] = timing.ratio(name, "plain")
+            res[f"{name}_ratio_best"] = timing.ratio_best(name, "plain")
     res["recorder_vs_bare"] = timing.ratio("recorder", "bare_hook")
+    res["recorder_vs_bare_best"] = timing.ratio_best("recorder", "bare_hook")
     return res
 
 

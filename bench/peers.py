@@ -17,7 +17,7 @@ def run(quick: bool = False, threads: int | None = None) -> list[dict]:
     configs = CONFIGS[:1] if quick else CONFIGS
     for spec, batch in configs:
         for v in VARIANTS:
-            rounds = 3 if (quick or v.startswith("torchlens")) else 9
+            rounds = 3 if (quick or v.startswith("torchlens")) else (9 if spec == "embedded" else 5)
             res = run_worker("peers", {"model": spec, "batch": batch, "variant": v, "rounds": rounds,
                                        "threads": threads})
             res.setdefault("variant", v)
