@@ -313,7 +313,9 @@ class concurrent_apptests:
     AppTest.run installs a mock Runtime singleton and patches config.get_option for the length of one run
     and resets both afterwards; with several runs in flight, the first to finish would pull them from
     under the others. Here one shared mock Runtime answers whenever a run's own one is gone, and the
-    originals are put back at the end."""
+    originals are put back at the end. Each AppTest run also compiles app.py with a ScriptCache of its
+    own, and CPython 3.11's ast.parse is not safe in several threads at once ("AST constructor recursion
+    depth mismatch"); a server has one ScriptCache whose lock serialises that, so do the same here."""
 
     def __enter__(self):
         from unittest.mock import MagicMock
@@ -328,7 +330,18 @@ class concurrent_apptests:
         shared_rt = MagicMock(spec=Runtime)
         shared_rt.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
         shared_rt.cache_storage_manager = MemoryCacheStorageManager()
+        from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+
         self._saved = (Runtime.__dict__["instance"], Runtime.__dict__["exists"], Runtime._instance, config.get_option)
+        self._get_bytecode = ScriptCache.get_bytecode
+        compile_lock = threading.Lock()
+        original = self._get_bytecode
+
+        def get_bytecode(cache, script_path):
+            with compile_lock:
+                return original(cache, script_path)
+
+        ScriptCache.get_bytecode = get_bytecode
         Runtime.instance = classmethod(lambda cls: cls._instance or shared_rt)
         Runtime.exists = classmethod(lambda cls: True)
         self._config = patch_config_options({"global.appTest": True})
@@ -339,8 +352,11 @@ class concurrent_apptests:
         from streamlit import config
         from streamlit.runtime import Runtime
 
+        from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+
         self._config.__exit__(*exc)
         Runtime.instance, Runtime.exists, Runtime._instance, config.get_option = self._saved
+        ScriptCache.get_bytecode = self._get_bytecode
 
 
 @pytest.mark.skipif(not APP.exists(), reason="app.py is not there yet")
