@@ -227,8 +227,65 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import write_panels
+    from .preprocess import open_image
+    from .views import NamedImage, export_view_panels
+    from .zoo import load_model
+
+    loaded = load_model(args.model, arch=args.arch)
+    images = [NamedImage(Path(p).name, open_image(p)) for p in args.images]
+    with _progress(100, f"sevis export {args.view}", unit="%") as bar:
+        def progress(frac: float) -> None:
+            bar.update(round(100 * frac) - bar.n)
+        panels = export_view_panels(
+            loaded, args.view, images, classes=args.classes, blocks=args.blocks, channels=args.channels, n=args.n,
+            seed=args.seed, fig7_class=args.fig7_class, folder=args.folder, knockout_blocks=args.knockout,
+            mode=args.mode, progress=progress)
+    written = write_panels(panels, args.out, args.format, pack=args.pack, view=args.view,
+                           context=f"Model: {loaded.name} ({loaded.spec}). Command: {_command_line(args.argv)}")
+    for path in written:
+        print(path)
+    return 0
+
+
+# Kept literal so building the parser imports no plotting stack; tests check they match views/export.
+EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture")
+EXPORT_FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write a view's figures (e.g. the paper's Fig. 6) as PNG/SVG/PDF/HTML and "
+                                      "their data as CSV/JSON",
+                       description="Examples: sevis export fig6 --classes Trouser Bag --blocks SE_2_2 SE_5_1 "
+                                   "--format png csv --out figs/;  sevis export live photo.jpg --out figs/ --pack")
+    p.add_argument("view", choices=EXPORT_VIEWS, help="class-depth (Fig. 6, Fig. 7 and the depth profile), fig6, "
+                                                      "fig7, depth, live, compare, knockout or architecture")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (live, compare, knockout)")
+    p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
+    p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=["png", "html", "csv"],
+                   help="one or more of %(choices)s (default: png html csv)")
+    p.add_argument("--classes", nargs="+", metavar="CLASS", help="classes for Fig. 6 (default: the first four)")
+    p.add_argument("--blocks", nargs="+", metavar="BLOCK", help="SE blocks to plot (default: the paper's choice)")
+    p.add_argument("--channels", choices=("all", "first", "uniform"), default="uniform",
+                   help="all channels, the first N or N sampled uniformly (default, as in the paper)")
+    p.add_argument("--n", type=_positive_int, default=50, help="N for --channels first/uniform (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the uniform channel sample")
+    p.add_argument("--fig7-class", metavar="CLASS", help="class for Fig. 7 (default: the first of --classes)")
+    p.add_argument("--folder", metavar="DIR", help="reference images: one sub-folder per class (default: the "
+                                                   "bundled reference set for Fashion-MNIST models)")
+    p.add_argument("--knockout", nargs="+", metavar="BLOCK", help="blocks to knock out (knockout view; default: "
+                                                                  "the last stage)")
+    p.add_argument("--mode", choices=("identity", "mean"), default="identity",
+                   help="knock-out: s := 1 (identity) or s := the reference-set mean")
+    p.add_argument("--pack", action="store_true", help="also write a teaching-pack zip with a README")
+    p.set_defaults(func=_cmd_export)
+
+
 # Subcommand registrars, in the order `sevis --help` lists them. Extend this list to add a subcommand.
-SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_train, _add_models]
+SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_train, _add_models, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -20,7 +20,7 @@ from PIL import Image
 
 from . import figures as F
 from .analysis import ExcitationStats, similarity_by_depth
-from .data import Split, load_reference_set
+from .data import load_reference_set
 from .errors import DatasetError, ImageError, SevisError
 from .inference import predict_images, run_batch, split_batches
 from .knockout import Mode, knockout_overrides, knockout_sweep
@@ -458,3 +458,62 @@ def model_summary(loaded: LoadedModel) -> dict:
             "parameters": loaded.num_parameters, "se_blocks": len(blocks),
             "se_parameters": sum(b.parameters for b in blocks), "dataset": loaded.dataset,
             "test_accuracy": (loaded.card or {}).get("test_accuracy")}
+
+
+# ---------------------------------------------------------------------------------------- headless (sevis export)
+EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture")
+
+
+def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage] = (),
+                       classes: Sequence[str] | None = None, blocks: Sequence[str] | None = None,
+                       channels: str = "uniform", n: int | None = 50, seed: int = 0, fig7_class: str | None = None,
+                       folder: str | None = None, knockout_blocks: Sequence[str] | None = None, mode: Mode = "identity",
+                       progress: Callable[[float], None] | None = None) -> list[F.Panel]:
+    """Return the panels of one view, computed without the app (for `sevis export`).
+
+    class-depth: Fig. 6, Fig. 7 and the depth profile (fig6 / fig7 / depth: just that one); live: per image;
+    compare: the images against each other; knockout: the images' predictions with `knockout_blocks` knocked
+    out and the reference-set sweep; architecture: block table and parameter views.
+    """
+    if view not in EXPORT_VIEWS:
+        raise SevisError(f"unknown view {view!r}; choose one of {', '.join(EXPORT_VIEWS)}")
+    se_blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    names = [b.name for b in se_blocks]
+    if blocks:
+        unknown = [b for b in blocks if b not in names]
+        if unknown:
+            raise SevisError(f"no SE block named {', '.join(unknown)} in {loaded.name}; blocks: {', '.join(names)}")
+    if view == "architecture":
+        return architecture_panels(loaded)
+    if not se_blocks:
+        raise SevisError(f"{loaded.name} has no SE blocks, so there are no excitations to plot")
+    if view in ("live", "compare") and not images:
+        raise SevisError(f"the {view} view needs image files")
+    if view == "live":
+        return [p for r in analyse_images(loaded, images) for p in live_panels(r, blocks)]
+    if view == "compare":
+        results = analyse_images(loaded, images)
+        if len(results) < 2:
+            raise SevisError("compare needs at least two images")
+        return compare_panels(OrderedDict((r.name, r.excitations) for r in results), blocks)
+    if view == "knockout":
+        ko = list(knockout_blocks or blocks or [b.name for b in se_blocks if b.stage == se_blocks[-1].stage])
+        means = None
+        if mode == "mean":
+            means = class_mean_excitations(reference_statistics(loaded, folder).stats, "all")
+        panels = [knockout_image(loaded, im, ko, mode, means).panel for im in images]
+        batches, source = reference_batches(loaded, folder)
+        panels.append(knockout_sweep_panel(loaded, batches, mode, means, source, progress,
+                                           total=sum(len(y) for _, y in batches)))
+        return panels
+    ref = reference_statistics(loaded, folder, progress=progress)
+    classes = list(classes) if classes else ref.stats.classes[:4]
+    unknown = [c for c in classes if c not in ref.stats.classes]
+    if unknown:
+        raise SevisError(f"unknown class(es) {', '.join(unknown)}; classes: {', '.join(ref.stats.classes)}")
+    if fig7_class and fig7_class not in ref.stats.classes:
+        raise SevisError(f"unknown class {fig7_class!r} for Fig. 7; classes: {', '.join(ref.stats.classes)}")
+    panels = class_depth_panels(ref, classes, list(blocks) if blocks else paper_blocks(se_blocks), channels, n,
+                                seed, fig7_class)
+    keep = {"fig6": "fig6_class_means", "fig7": "fig7_within_class", "depth": "depth_profile"}.get(view)
+    return [p for p in panels if keep is None or p.key == keep]

@@ -1,0 +1,216 @@
+"""The Streamlit app through streamlit.testing's AppTest: every view, a file upload, a download's data,
+a failed model load that keeps the previous model, and no cross-talk between sessions."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+pytest.importorskip("streamlit")
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 300  # seconds per script run: the machine may be busy
+
+
+def _png(color=(200, 30, 30), size=(40, 40)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _garment_png() -> bytes:
+    a = np.zeros((28, 28), np.uint8)
+    a[4:24, 9:19] = 200
+    a[4:11, 3:25] = 180
+    buf = io.BytesIO()
+    Image.fromarray(a, "L").save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """Record every file the app hands to Streamlit's media storage (download buttons' data)."""
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, (bytes, bytearray)) and filename:
+            files[filename] = bytes(path_or_data)
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return files
+
+
+def _run(at: AppTest, view: str | None = None) -> AppTest:
+    if view is not None:
+        at.session_state["view"] = view
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _new_app() -> AppTest:
+    return _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def _main_errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.main.error]
+
+
+def _chart_titles(at: AppTest) -> list[str]:
+    return [c["layout"]["title"]["text"] for c in _charts(at)]
+
+
+@pytest.fixture(scope="module")
+def app() -> AppTest:
+    return _new_app()
+
+
+def test_live_view_shows_prediction_heat_strip_and_lines(app):
+    at = _run(app, "Live inference")
+    assert [t.label for t in at.tabs] == ["Live inference", "Compare", "Class × depth", "SE knock-out",
+                                          "Architecture", "Export"]
+    assert any(m.value.startswith("**Prediction:") for m in at.markdown)
+    titles = _chart_titles(at)
+    assert any(t.startswith("Top-5 predictions") for t in titles)
+    assert any(t.startswith("Excitations at every SE block") for t in titles)
+    assert any(t.startswith("Excitation s over channel index") for t in titles)
+    heat = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Excitations at every"))
+    assert heat["data"][0]["type"] == "heatmap" and "channel" in heat["data"][0]["hovertemplate"]
+    assert not _main_errors(at)
+
+
+def test_upload_good_and_bad_files(media):
+    at = _new_app()
+    at.multiselect(key="samples_fashion-mnist").set_value([])
+    at.file_uploader(key="uploads").set_value([
+        ("garment.png", _garment_png(), "image/png"),
+        ("notes.txt", b"not an image", "text/plain"),
+        ("empty.png", b"", "image/png"),
+        ("red.png", _png(), "image/png"),
+    ])
+    _run(at, "Live inference")
+    errors = _main_errors(at)
+    assert any(e.startswith("notes.txt:") for e in errors) and any(e.startswith("empty.png:") for e in errors)
+    assert len(errors) == 2  # one line per bad file; the good ones are analysed
+    pick = at.selectbox(key="live_pick")
+    assert pick.options == ["garment.png", "red.png"]
+    pick.set_value("red.png")
+    _run(at)
+    assert any(t.endswith("red.png") for t in _chart_titles(at))
+    # A download button's data: the CSV behind the top-5 chart of the selected image.
+    csv = media["red_top5.csv"].decode()
+    frame = pd.read_csv(io.StringIO(csv))
+    assert list(frame.columns) == ["image", "rank", "class", "probability"]
+    assert frame["image"].eq("red.png").all() and len(frame) == 5
+    assert abs(frame["probability"].sum()) <= 1.0 + 1e-6
+
+
+def test_compare_view(app):
+    at = _run(app, "Compare")
+    items = at.multiselect(key="cmp_items")
+    assert len(items.value) == 2
+    titles = _chart_titles(at)
+    assert titles[0] == "Excitations overlaid per SE block"
+    assert titles[1].startswith("Difference of excitations")
+    assert titles[2].startswith("Similarity")
+    overlay = _charts(at)[0]
+    assert {t["name"] for t in overlay["data"]} == set(items.value)
+    # Image against a class mean.
+    at.toggle(key="cmp_means").set_value(True)
+    _run(at)
+    options = at.multiselect(key="cmp_items").options
+    assert "mean of Bag" in options
+    at.multiselect(key="cmp_items").set_value([items.value[0], "mean of Bag"])
+    _run(at)
+    assert {t["name"] for t in _charts(at)[0]["data"]} == {items.value[0], "mean of Bag"}
+
+
+def test_class_depth_view_fig6_fig7_depth(app):
+    at = _run(app, "Class × depth")
+    assert any("Statistics over the bundled Fashion-MNIST reference set" in c.value for c in at.caption)
+    titles = _chart_titles(at)
+    assert "Fig. 6" in titles[0] and "Fig. 7" in titles[1] and titles[2].startswith("Class specificity")
+    fig6 = _charts(at)[0]
+    names = {t["name"] for t in fig6["data"]}
+    assert names == set(at.multiselect(key="cd_classes").value) | {"all"}
+    at.radio(key="cd_mode").set_value("all")
+    at.multiselect(key="cd_blocks").set_value(["SE_5_1"])
+    _run(at)
+    fig6 = _charts(at)[0]
+    assert {a["text"] for a in fig6["layout"]["annotations"]} == {"SE_5_1"}
+    assert len(fig6["data"][0]["x"]) == 128  # all channels of SE_5_1
+    at.selectbox(key="cd_fig7").set_value("Bag")
+    _run(at)
+    assert "Bag" in _chart_titles(at)[1]
+
+
+def test_knockout_view_and_sweep(app):
+    at = _run(app, "SE knock-out")
+    assert at.multiselect(key="ko_blocks").value == ["SE_5_1", "SE_5_2"]
+    assert any("knocked out:" in m.value for m in at.markdown)
+    assert any(t.startswith("Prediction before and after") for t in _chart_titles(at))
+    at.button(key="ko_run").click()
+    _run(at)
+    _run(at)  # the click reruns once more to start the (cached) sweep
+    sweep = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Accuracy change"))
+    assert sweep["data"][0]["x"] == ["SE_2_1", "SE_2_2", "SE_3_1", "SE_3_2", "SE_4_1", "SE_4_2", "SE_5_1", "SE_5_2"]
+    at.radio(key="ko_mode").set_value("mean")
+    _run(at)
+    assert not _main_errors(at)
+
+
+def test_architecture_view(app):
+    at = _run(app, "Architecture")
+    table = at.dataframe[0].value
+    assert list(table["block"]) == ["SE_2_1", "SE_2_2", "SE_3_1", "SE_3_2", "SE_4_1", "SE_4_2", "SE_5_1", "SE_5_2"]
+    assert {"stage", "channels", "squeeze width", "parameters"} <= set(table.columns)
+    titles = _chart_titles(at)
+    assert "SE's extra parameters per stage" in titles
+    assert "SE's extra parameters against the reduction ratio r" in titles
+    assert [m.label for m in at.metric][:2] == ["Parameters", "SE blocks"]
+
+
+def test_export_view_offers_teaching_pack(app, media):
+    _run(app, "Live inference")
+    at = _run(app, "Export")
+    assert "Live inference" in at.selectbox(key="ex_view").options
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any(label.startswith("⬇ Teaching pack") for label in labels)
+    assert {"HTML", "CSV", "JSON"} <= set(labels)
+    assert any(name.endswith("_heat_strip.csv") for name in media)
+
+
+def test_failed_model_load_keeps_previous_model(app):
+    at = _new_app()
+    at.selectbox(key="model_kind").set_value("timm ImageNet model")
+    _run(at)
+    at.selectbox(key="timm_name").set_value("other…")
+    _run(at)
+    at.text_input(key="timm_other").set_value("no_such_model_xyz")
+    _run(at, "Live inference")
+    assert any("no_such_model_xyz" in e.value for e in at.sidebar.error)
+    assert any("Still showing" in c.value for c in at.sidebar.caption)
+    assert any(t.startswith("Excitations at every SE block") for t in _chart_titles(at))  # the page still works
+
+
+def test_sessions_do_not_share_uploads():
+    a, b = _new_app(), _new_app()
+    a.file_uploader(key="uploads").set_value([("only_in_a.png", _png((10, 200, 10)), "image/png")])
+    _run(a)
+    _run(b)
+    assert any("only_in_a.png" in t for t in _chart_titles(a))
+    assert not any("only_in_a.png" in t for t in _chart_titles(b))

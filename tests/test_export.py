@@ -1,0 +1,194 @@
+"""Export: file names, Chrome discovery, static images via kaleido, offline HTML, data, teaching pack, CLI."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from sevis import export as E
+from sevis.errors import ExportError
+from sevis.figures import Panel
+
+
+def _panel(key: str = "fig6_class_means", title: str = "Mean excitation per class") -> Panel:
+    fig = go.Figure(go.Scatter(x=[0, 1, 2], y=[0.2, 0.9, 0.5], name="Bag"))
+    fig.update_layout(title=title, width=500, height=300)
+    data = pd.DataFrame({"block": ["SE_5_1"] * 3, "channel": [0, 1, 2], "mean": [0.2, 0.9, 0.5]})
+    return Panel(key, title, "What this figure shows, for students.", fig, data)
+
+
+@pytest.fixture
+def no_chrome(monkeypatch):
+    monkeypatch.delenv("CHROME_PATH", raising=False)
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(E, "CHROME_PATHS", ())
+
+
+# ---------------------------------------------------------------------------------------- names
+@pytest.mark.parametrize("name, expected", [
+    ("fig6 class means", "fig6_class_means.png"),
+    ("../../etc/passwd", "etc_passwd.png"),
+    ("/abs/path/x", "abs_path_x.png"),
+    ("..", "figure.png"),
+    ("", "figure.png"),
+    ("T-shirt/top (reference #0)", "T-shirt_top_reference_0.png"),
+    ("Ünïcödé café", "Unicode_cafe.png"),
+    ("CON", "CON_.png"),
+    (".hidden", "hidden.png"),
+    ("x.png", "x.png"),
+])
+def test_safe_filename(name, expected):
+    assert E.safe_filename(name, "png") == expected
+
+
+def test_safe_filename_is_never_a_path():
+    for evil in ("a/../../b", "..\\..\\win", "nul\x00byte", "a" * 500, "~/.ssh/id_rsa", "$(rm -rf)", "\n\t"):
+        out = E.safe_filename(evil, "csv")
+        assert "/" not in out and "\\" not in out and "\x00" not in out
+        assert not out.startswith(".") and len(out) <= 85
+        assert Path(out).name == out and out.endswith(".csv")
+
+
+# ---------------------------------------------------------------------------------------- chrome
+def test_find_chrome_prefers_env(monkeypatch, tmp_path):
+    fake = tmp_path / "my-chrome"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CHROME_PATH", str(fake))
+    assert E.find_chrome() == str(fake)
+    monkeypatch.delenv("CHROME_PATH")
+    monkeypatch.setenv("BROWSER_PATH", str(fake))  # kaleido's own variable
+    assert E.find_chrome() == str(fake)
+
+
+def test_no_chrome_gives_clear_error_and_offers_html(no_chrome):
+    assert E.find_chrome() is None
+    assert not E.static_export_available()
+    with pytest.raises(ExportError) as info:
+        E.figure_to_image(_panel().figure, "png")
+    msg = str(info.value)
+    assert "Chrome" in msg and "HTML" in msg and "apt-get install chromium" in msg
+
+
+def test_unknown_format():
+    with pytest.raises(ExportError):
+        E.figure_to_image(_panel().figure, "eps")
+    with pytest.raises(ExportError):
+        E.panel_bytes(_panel(), "docx")
+
+
+@pytest.mark.skipif(not E.static_export_available(), reason="needs kaleido and Chrome/Chromium")
+def test_static_images_with_chromium():
+    fig = _panel().figure
+    png, svg, pdf = (E.figures_to_images([fig], fmt)[0] for fmt in ("png", "svg", "pdf"))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert b"<svg" in svg[:200] and b"Mean excitation per class" in svg
+    assert pdf.startswith(b"%PDF")
+    from PIL import Image
+    assert Image.open(io.BytesIO(png)).size == (1000, 600)  # 500×300 at scale 2
+
+
+# ---------------------------------------------------------------------------------------- html, data
+def test_html_is_standalone_offline():
+    html = E.figure_to_html(_panel().figure, "Fig <6>")
+    assert html.startswith("<html>") or html.lstrip().lower().startswith("<html")
+    assert "<title>Fig &lt;6&gt;</title>" in html
+    assert len(html) > 1_000_000  # plotly.js itself is embedded…
+    assert 'src="https://cdn.plot.ly' not in html and "cdn.plot.ly/plotly" not in html  # …not fetched
+
+
+def test_csv_and_json_round_trip():
+    p = _panel()
+    back = pd.read_csv(io.StringIO(E.panel_bytes(p, "csv").decode()))
+    pd.testing.assert_frame_equal(back, p.data)
+    rows = json.loads(E.panel_bytes(p, "json"))
+    assert rows[1] == {"block": "SE_5_1", "channel": 1, "mean": 0.9}
+
+
+# ---------------------------------------------------------------------------------------- packs and files
+def test_teaching_pack_without_chrome_still_has_every_figure(no_chrome):
+    panels = [_panel(), _panel("depth_profile", "Class specificity against depth"), _panel("../evil", "Evil")]
+    data = E.teaching_pack(panels, "Class × depth", ["png", "csv"], context="Model: test.")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = zf.namelist()
+        readme = zf.read(next(n for n in names if n.endswith("README.md"))).decode()
+    folder = names[0].split("/")[0]
+    assert all(n.startswith(folder + "/") and ".." not in n for n in names)
+    assert {n.split("/", 1)[1] for n in names} >= {"README.md", "fig6_class_means.csv", "fig6_class_means.html",
+                                                   "depth_profile.csv", "evil.csv"}
+    assert not any(n.endswith(".png") for n in names)
+    for text in ("Mean excitation per class", "Class specificity against depth", "What this figure shows",
+                 "PNG files were skipped", "Model: test.", "HTML versions were added"):
+        assert text in readme
+
+
+def test_teaching_pack_needs_figures():
+    with pytest.raises(ExportError):
+        E.teaching_pack([], "Live inference")
+
+
+def test_write_panels_sanitises_names(tmp_path):
+    out = tmp_path / "figs"
+    written = E.write_panels([_panel("../../outside"), _panel("same"), _panel("same")], out, ["csv", "json"],
+                             pack=True, view="live")
+    assert all(p.parent == out for p in written)
+    names = sorted(p.name for p in written)
+    assert "outside.csv" in names and "same.csv" in names and "same_2.csv" in names
+    assert any(n.endswith("_teaching_pack.zip") for n in names)
+    assert not (tmp_path / "outside.csv").exists()
+
+
+def test_write_panels_reports_missing_chrome_but_writes_the_rest(no_chrome, tmp_path):
+    with pytest.raises(ExportError, match="PNG files were skipped"):
+        E.write_panels([_panel()], tmp_path, ["png", "html"])
+    assert (tmp_path / "fig6_class_means.html").exists()
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def test_cli_constants_match_package():
+    from sevis import cli, views
+    assert cli.EXPORT_VIEWS == views.EXPORT_VIEWS
+    assert set(cli.EXPORT_FORMATS) == set(E.ALL_FORMATS)
+
+
+def test_cli_export_fig6(tiny_checkpoint, tmp_path, capsys):
+    from sevis.cli import main
+    out = tmp_path / "out"
+    rc = main(["export", "fig6", "--model", str(tiny_checkpoint), "--classes", "Trouser", "Bag",
+               "--blocks", "SE_2_2", "SE_5_1", "--channels", "first", "--n", "8", "--format", "csv", "html",
+               "--out", str(out)])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["fig6_class_means.csv", "fig6_class_means.html"]
+    df = pd.read_csv(out / "fig6_class_means.csv")
+    assert set(df["class"]) == {"Trouser", "Bag", "all"} and set(df["block"]) == {"SE_2_2", "SE_5_1"}
+    assert df["channel"].max() == 7
+    assert str(out / "fig6_class_means.csv") in capsys.readouterr().out
+
+
+def test_cli_export_errors_are_one_line(tiny_checkpoint, tmp_path, capsys):
+    from sevis.cli import main
+    rc = main(["export", "fig6", "--model", str(tiny_checkpoint), "--blocks", "SE_9_9", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "SE_9_9" in err and "Traceback" not in err
+    rc = main(["export", "live", "--model", str(tiny_checkpoint), "--out", str(tmp_path)])
+    assert rc == 2 and "image" in capsys.readouterr().err
+
+
+def test_cli_export_architecture_and_live(tiny_checkpoint, tmp_path, image_files):
+    from sevis.cli import main
+    assert main(["export", "architecture", "--model", str(tiny_checkpoint), "--format", "csv",
+                 "--out", str(tmp_path / "a")]) == 0
+    assert {"se_blocks.csv", "se_params_per_stage.csv", "se_params_vs_r.csv"} <= {p.name for p in (tmp_path / "a").iterdir()}
+    assert main(["export", "live", str(image_files["rgb.png"]), "--model", str(tiny_checkpoint), "--format", "json",
+                 "--out", str(tmp_path / "l"), "--pack"]) == 0
+    names = {p.name for p in (tmp_path / "l").iterdir()}
+    assert {"rgb_top5.json", "rgb_heat_strip.json", "rgb_block_lines.json"} <= names
+    assert any(n.endswith(".zip") for n in names)
