@@ -240,7 +240,12 @@ def view_live(loaded, key, images, errors, results, blocks):
         for i, r in enumerate(results):
             cols[i % 8].image(display_image(r.image, 96), caption=f"{r.name} → {r.topk[0][0]} ({r.topk[0][1]:.0%})",
                               width="stretch")
-        pick = st.selectbox("Look closer at", [r.name for r in results], key="live_pick")
+        names = [r.name for r in results]
+        new = [n for n in names if n not in st.session_state.get("live_seen", [])]
+        if new and st.session_state.get("live_seen"):
+            st.session_state["live_pick"] = new[0]  # a fresh upload is what the student wants to see
+        st.session_state["live_seen"] = names
+        pick = st.selectbox("Look closer at", names, key="live_pick")
         r = next(x for x in results if x.name == pick)
     else:
         r = results[0]
