@@ -37,7 +37,8 @@ CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet", "sevis:se_resnet50", "sevis:se_res
                     "torchvision:mobilenet_v3_large", "(from its model card)"]
 UPLOAD_DIR = Path(tempfile.gettempdir()) / "sevis_uploaded_checkpoints"
 PAGE_CSS = """<style>
-.block-container {padding-top: 2.2rem; padding-bottom: 2rem; max-width: 100%;}
+[data-testid="stMainBlockContainer"] {padding: 1.5rem 2rem 2rem 2rem; max-width: 100%;}
+[data-testid="stMainBlockContainer"] h2 {padding-top: 0;}
 [data-testid="stSidebarHeader"] {display: none;}
 </style>"""
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
