@@ -99,18 +99,27 @@ class ExcitationStats:
         return np.sqrt(np.maximum(acc.total_sq.sum(0) / n - m * m, 0.0))
 
     # ----------------------------------------------------------------- per block
-    def class_specificity(self, block: str) -> float:
+    def class_specificity(self, block: str | Sequence[str]) -> float:
         """Return the share of the variance of s that lies between class means (0 = class-agnostic, 1 = s is
-        fully determined by the class), pooled over channels: Σ_c SS_between / Σ_c SS_total."""
-        acc = self._acc[block]
-        present = acc.count > 0
-        n = acc.count[present].sum()
-        if n == 0:
+        fully determined by the class), pooled over channels: Σ_c SS_between / Σ_c SS_total.
+
+        Given several blocks (e.g. all blocks of a stage), the sums run over all their channels: the same
+        index for the stage's excitations taken together.
+        """
+        names = [block] if isinstance(block, str) else list(block)
+        ss_between = ss_total = 0.0
+        for name in names:
+            acc = self._acc[name]
+            present = acc.count > 0
+            n = acc.count[present].sum()
+            if n == 0:
+                continue
+            grand = acc.total[present].sum(0) / n
+            class_means = acc.total[present] / acc.count[present][:, None]
+            ss_between += float((acc.count[present][:, None] * (class_means - grand) ** 2).sum())
+            ss_total += float((acc.total_sq[present].sum(0) - n * grand * grand).sum())
+        if not any(self._acc[name].count.sum() for name in names):
             return float("nan")
-        grand = acc.total[present].sum(0) / n
-        class_means = acc.total[present] / acc.count[present][:, None]
-        ss_between = (acc.count[present][:, None] * (class_means - grand) ** 2).sum()
-        ss_total = (acc.total_sq[present].sum(0) - n * grand * grand).sum()
         return float(ss_between / ss_total) if ss_total > 1e-12 else 0.0
 
     def saturation(self, block: str) -> float:

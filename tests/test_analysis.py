@@ -61,6 +61,15 @@ def test_against_numpy_over_all_samples():
         assert row["mean_s"] == pytest.approx(x.mean(), abs=1e-10)
 
 
+def test_class_specificity_pooled_over_several_blocks():
+    s, labels = _data(channels=(5, 12, 7))
+    stats = _stats(s, labels, batch=50)
+    x = np.concatenate([v.astype(np.float32).astype(np.float64) for v in s.values()], 1)
+    assert stats.class_specificity(list(s)) == pytest.approx(_numpy_specificity(x, labels), abs=1e-8)
+    assert stats.class_specificity(["B1"]) == stats.class_specificity("B1")
+    assert np.isnan(stats.class_specificity([]))
+
+
 def test_class_specificity_zero_when_classes_are_identical():
     rng = np.random.default_rng(1)
     per_class = rng.uniform(0, 1, (50, 8))  # the same 50 samples for every class
