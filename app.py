@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from sevis import SevisError, find_se_blocks, load_model
+from sevis import DatasetError, SevisError, find_se_blocks, load_model
 from sevis import export as E
 from sevis import figures as F
 from sevis import views as V
@@ -386,6 +386,8 @@ def view_knockout(loaded, key, images, blocks):
     if sweep_key in requested:
         try:
             panel = get_sweep(*key, folder, mode)
+        except DatasetError as e:  # no labelled images for this model: a hint, not a failure
+            st.warning(str(e))
         except SevisError as e:
             st.error(str(e))
         else:
