@@ -130,6 +130,8 @@ def static_ok() -> bool:
 def remember(view: str, panels: list[F.Panel]) -> None:
     """Keep the panels a view last showed, for the Export tab's teaching pack."""
     st.session_state.setdefault("panels", {})[view] = panels
+    if panels:
+        st.session_state["last_view"] = view
 
 
 def display_image(img: Image.Image, size: int = 160) -> Image.Image:
@@ -433,7 +435,8 @@ def view_export(loaded):
     if not available:
         st.info("Open a view first (e.g. Live inference or Class × depth); its figures can then be packed here.")
         return
-    view = st.selectbox("View", available, key="ex_view")
+    last = st.session_state.get("last_view")
+    view = st.selectbox("View", available, key="ex_view", index=available.index(last) if last in available else 0)
     formats_all = list(E.ALL_FORMATS) if static_ok() else ["html", "csv", "json"]
     formats = st.multiselect("Formats in the pack", formats_all,
                              default=[f for f in ("png", "html", "csv") if f in formats_all], key="ex_formats")
