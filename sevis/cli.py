@@ -168,7 +168,7 @@ def _add_predict(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
-    p.add_argument("--top", type=_positive_int, default=3, metavar="K", help="how many classes to show (default 3)")
+    p.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes to show (default 5)")
     p.set_defaults(func=_cmd_predict)
 
 
