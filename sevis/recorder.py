@@ -125,9 +125,9 @@ _FOUND_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDic
 
 
 def _gate_edges(model: nn.Module, found: list[tuple[SEBlock, nn.Module]]) -> tuple | None:
-    """Return the (parent._modules, key, child) edges from `model` to every gate, or None if one is not a
-    registered submodule. Parents' _modules dicts are kept, not the parents, so the cache holds no
-    reference to the model (its weak key)."""
+    """Return the edges from `model` to every gate as three parallel tuples (parent._modules, key, child),
+    or None if a gate is not a registered submodule. Parents' _modules dicts are kept, not the parents, so
+    the cache holds no reference to the model (its weak key)."""
     edges: dict[tuple[int, str], tuple] = {}
     for block, gate in found:
         parent = model
@@ -139,7 +139,8 @@ def _gate_edges(model: nn.Module, found: list[tuple[SEBlock, nn.Module]]) -> tup
             parent = child
         if parent is not gate:
             return None
-    return tuple(edges.values())
+    dicts, keys, children = zip(*edges.values()) if edges else ((), (), ())
+    return tuple(dicts), tuple(keys), list(children)
 
 
 def find_se_blocks(model: nn.Module) -> list[tuple[SEBlock, nn.Module]]:
@@ -149,7 +150,8 @@ def find_se_blocks(model: nn.Module) -> list[tuple[SEBlock, nn.Module]]:
         cached = _FOUND_CACHE.get(model)
     except TypeError:  # an unhashable / non-weakrefable module: no caching
         cached = None
-    if cached is not None and cached[0] == key and all(d.get(k) is c for d, k, c in cached[2]):
+    # list == list compares identity first, and modules have no __eq__: this checks every edge, in C.
+    if cached is not None and cached[0] == key and list(map(dict.get, *cached[2][:2])) == cached[2][2]:
         return list(cached[1])
     found = _find_se_blocks_uncached(model)
     edges = _gate_edges(model, found)
@@ -245,7 +247,9 @@ class ExcitationRecorder:
     @property
     def excitations(self) -> "OrderedDict[str, torch.Tensor]":
         """Block name -> N×C tensor of s, all forward passes so far concatenated along N, in depth order."""
-        return OrderedDict((name, torch.cat(chunks) if chunks else torch.empty(0, self._channels(name)))
+        # One forward pass (the usual case): its chunk is already this recorder's own copy; no cat needed.
+        return OrderedDict((name, (chunks[0] if len(chunks) == 1 else torch.cat(chunks)) if chunks
+                            else torch.empty(0, self._channels(name)))
                            for name, chunks in self._store.items())
 
     def pop(self) -> "OrderedDict[str, torch.Tensor]":
