@@ -220,8 +220,10 @@ def evaluation_report(stats: ExcitationStats, figures: Mapping, blocks: Sequence
         last = table[table["stage"] == table["stage"].max()]
         report["last_stage_spread"] = round(float(last["spread"].mean()), 6)
         first = table[table["stage"] == table["stage"].min()]
-        report["first_stage_class_specificity"] = round(float(first["class_specificity"].mean()), 6)
-        report["last_stage_class_specificity"] = round(float(last["class_specificity"].mean()), 6)
+        # A stage's class specificity pools all its blocks' channels (ExcitationStats.class_specificity on
+        # the list), the same index the tests and the app's depth curve use.
+        report["first_stage_class_specificity"] = round(stats.class_specificity(list(first["block"])), 6)
+        report["last_stage_class_specificity"] = round(stats.class_specificity(list(last["block"])), 6)
     return report
 
 
