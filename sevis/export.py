@@ -46,6 +46,7 @@ NO_CHROME = ("static images (PNG/SVG/PDF) need Chrome or Chromium, and none was 
 
 # ---------------------------------------------------------------------------------------- names
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
 def safe_filename(name: str, ext: str | None = None, default: str = "figure", max_len: int = 80) -> str:
@@ -56,11 +57,12 @@ def safe_filename(name: str, ext: str | None = None, default: str = "figure", ma
     text = re.sub(r"\.{2,}", ".", text).strip("._-")
     text = re.sub(r"_{2,}", "_", text)
     stem = text[:max_len].rstrip("._-") or default
-    if stem.upper().split(".")[0] in {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
-                                      *(f"LPT{i}" for i in range(10))}:
-        stem = f"{stem}_"
+    # Windows treats CON, NUL, COM1, ... as devices whatever follows the first dot ("nul.txt" too).
+    if stem.upper().split(".")[0] in _WINDOWS_DEVICES:
+        stem = f"_{stem}"
     if ext:
-        ext = _UNSAFE.sub("", ext.lstrip(".")).lower()[:10]
+        # Windows drops trailing dots, so an extension of dots alone would leave "figure.".
+        ext = _UNSAFE.sub("", ext).strip(".").lower()[:10].rstrip(".")
         if ext and not stem.lower().endswith("." + ext):
             stem = f"{stem}.{ext}"
     return stem

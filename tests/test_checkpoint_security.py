@@ -367,8 +367,6 @@ def test_export_file_names_are_sanitised(tmp_path, hostile, ext):
     _assert_safe(export.safe_filename(hostile, ext), tmp_path)
 
 
-@pytest.mark.xfail(reason="sevis/export.py safe_filename: 'nul.txt' -> 'nul.txt_' (still a Windows device "
-                          "name) and ext ':.' -> 'figure..' (trailing dots); harmless on Linux", strict=False)
 @pytest.mark.parametrize("hostile,ext", [("nul.txt", None), ("CON", "png"), ("com1.tar", "gz"), ("", ":.")])
 def test_export_file_names_are_portable_to_windows(hostile, ext):
     _assert_portable(export.safe_filename(hostile, ext))

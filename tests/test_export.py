@@ -41,7 +41,7 @@ def no_chrome(monkeypatch):
     ("", "figure.png"),
     ("T-shirt/top (reference #0)", "T-shirt_top_reference_0.png"),
     ("Ünïcödé café", "Unicode_cafe.png"),
-    ("CON", "CON_.png"),
+    ("CON", "_CON.png"),
     (".hidden", "hidden.png"),
     ("x.png", "x.png"),
 ])
