@@ -42,15 +42,14 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
         t0 = time.perf_counter()
         batches = list(split_batches(loaded, split, BATCH))
         pre_s = time.perf_counter() - t0
-        rounds = 3 if n <= 1000 else 2
-        if quick:
-            rounds = 2
+        # A 1k pass takes ~1 s, so single passes swing by ±10% on a shared machine: many paired rounds.
+        rounds = 2 if quick else (9 if n <= 1000 else 3)
         timing = interleaved({"plain": lambda: plain_pass(loaded, batches),
                               "stats": lambda: collect_statistics(loaded, batches)},
                              rounds=rounds, inner=1, warmup=1 if n <= 1000 else 0)
         e2e = interleaved({"plain": lambda: plain_pass(loaded, split_batches(loaded, split, BATCH)),
                            "stats": lambda: collect_statistics(loaded, split_batches(loaded, split, BATCH))},
-                          rounds=1 if n > 1000 or quick else 2, inner=1, warmup=0)
+                          rounds=1 if n > 1000 or quick else 3, inner=1, warmup=0)
         plain_s, stats_s = timing.median("plain"), timing.median("stats")
         rows.append({
             "images": n, "batch": BATCH, "preprocess_s": pre_s,

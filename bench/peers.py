@@ -12,9 +12,18 @@ VARIANTS = ["plain", "bare_hook", "sevis", "captum", "torchlens_gates", "torchle
 CONFIGS = [("embedded", 32), ("timm:seresnet50", 8)]
 
 
-def run(quick: bool = False, threads: int | None = None) -> list[dict]:
-    out = []
+def run(quick: bool = False, threads: int | None = None) -> dict:
+    """Return {"separate": one row per tool and config, each in its own process (time, memory),
+    "head_to_head": per config, plain/bare hook/sevis/captum interleaved in one process (paired ratios)}."""
     configs = CONFIGS[:1] if quick else CONFIGS
+    head = [run_worker("peers_head_to_head", {"model": spec, "batch": batch, "threads": threads,
+                                              "rounds": 5 if quick else (31 if spec == "embedded" else 9)})
+            for spec, batch in configs]
+    return {"separate": separate(configs, quick, threads), "head_to_head": head}
+
+
+def separate(configs, quick: bool, threads: int | None) -> list[dict]:
+    out = []
     for spec, batch in configs:
         for v in VARIANTS:
             rounds = 3 if (quick or v.startswith("torchlens")) else (9 if spec == "embedded" else 5)

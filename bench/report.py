@@ -46,17 +46,36 @@ NAMES = {"plain": "plain forward (no capture)", "bare_hook": "bare forward hook 
          "torchlens_gates": "torchlens trace, gates saved", "torchlens_full": "torchlens trace, every layer saved"}
 
 
-def peers(rows: list[dict]) -> str:
-    out = ["| model, batch | tool | time per pass | × plain | first call | peak RSS growth | held after | "
-           "s equal to sevis |", "|---|---|---:|---:|---:|---:|---:|:-:|"]
+def peers(res) -> str:
+    rows = res["separate"] if isinstance(res, dict) else res
+    out = []
+    if isinstance(res, dict) and res.get("head_to_head"):
+        out += ["Head to head, interleaved in one process (medians per pass; ratios are medians of paired rounds, "
+                "in brackets the ratio of the fastest rounds):", "",
+                "| model, batch | plain | bare hook | sevis | captum | sevis / plain | captum / plain | "
+                "sevis / captum | sevis no slower than captum |", "|---|---:|---:|---:|---:|---:|---:|---:|:-:|"]
+        for h in res["head_to_head"]:
+            if "error" in h:
+                out.append(f"| {h.get('model')}, {h.get('batch')} | failed: {h['error'][:120]} | | | | | | | |")
+                continue
+            out.append(f"| {h['model']}, {h['batch']} | {h['plain_ms']:.1f} ms | {h['bare_hook_ms']:.1f} ms | "
+                       f"{h['sevis_ms']:.1f} ms | {h['captum_ms']:.1f} ms | {h['sevis_vs_plain']:.3f}× "
+                       f"({h['sevis_vs_plain_best']:.3f}) | {h['captum_vs_plain']:.3f}× ({h['captum_vs_plain_best']:.3f}) | "
+                       f"{h['sevis_vs_captum']:.3f}× ({h['sevis_vs_captum_best']:.3f}) | "
+                       f"{_ok(min(h['sevis_vs_captum'], h['sevis_vs_captum_best']) <= 1.0)} |")
+        out += ["", "Each tool in its own fresh process (peak memory is its own; \"× plain\" is paired with a plain "
+                "forward in that same process, since absolute times differ from process to process):", ""]
+    out += ["| model, batch | tool | time per pass | plain, same process | × plain | first call | peak RSS growth | "
+            "held after | s equal to sevis |", "|---|---|---:|---:|---:|---:|---:|---:|:-:|"]
     for r in rows:
         tool = NAMES.get(r["variant"], r["variant"])
         if "error" in r:
-            out.append(f"| {r['model']}, {r['batch']} | {tool} | failed: {r['error'][:120]} | | | | | |")
+            out.append(f"| {r['model']}, {r['batch']} | {tool} | failed: {r['error'][:120]} | | | | | | |")
             continue
         diff = r.get("max_abs_diff_vs_sevis")
         eq = "—" if diff is None else ("yes" if diff <= 1e-6 else f"max |Δ| {diff:.1e}")
-        out.append(f"| {r['model']}, {r['batch']} | {tool} | {r['time_ms']:.1f} ms | {r['ratio_vs_plain']:.2f}× | "
+        out.append(f"| {r['model']}, {r['batch']} | {tool} | {r['time_ms']:.1f} ms | {r['plain_ms']:.1f} ms | "
+                   f"{r['ratio_vs_plain']:.2f}× | "
                    f"{r['first_call_ms']:.0f} ms | {r['peak_mib']:.1f} MiB | {r['held_mib']:.1f} MiB | {eq} |")
     return "\n".join(out)
 

@@ -96,6 +96,33 @@ def task_peers(args: dict) -> dict:
             "max_abs_diff_vs_sevis": max_diff}
 
 
+def task_peers_head_to_head(args: dict) -> dict:
+    """Time plain, bare hook, sevis and captum interleaved in one process: paired ratios, free of the
+    process-to-process differences that separate runs show (torchlens stays out: it wraps torch globally)."""
+    import torch
+
+    from .common import calibrate, interleaved
+    from .overhead import input_for, load
+
+    _threads(args)
+    loaded = load(args["model"])
+    x = input_for(loaded, args["batch"])
+    names = ["plain", "bare_hook", "sevis", "captum"]
+    fns = {n: peer_variant(n, loaded, x)[0] for n in names}
+    with torch.inference_mode():
+        inner = calibrate(fns["plain"], target_s=0.05)
+        timing = interleaved(fns, rounds=int(args.get("rounds", 15)), inner=inner, warmup=1)
+    res = {"model": args["model"], "batch": args["batch"], "rounds": int(args.get("rounds", 15)), "inner": inner}
+    for n in names:
+        res[f"{n}_ms"] = timing.median(n) * 1e3
+    for n in names[1:]:
+        res[f"{n}_vs_plain"] = timing.ratio(n, "plain")
+        res[f"{n}_vs_plain_best"] = timing.ratio_best(n, "plain")
+    res["sevis_vs_captum"] = timing.ratio("sevis", "captum")
+    res["sevis_vs_captum_best"] = timing.ratio_best("sevis", "captum")
+    return res
+
+
 # ------------------------------------------------------------------------------------------ statistics
 def task_stats_memory(args: dict) -> dict:
     """Peak RSS growth of collect_statistics streaming over n test images (split_batches, lazily)."""
@@ -146,7 +173,7 @@ def task_load(args: dict) -> dict:
             "sevis_version": sevis.__version__}
 
 
-TASKS = {"peers": task_peers, "stats_memory": task_stats_memory, "load": task_load}
+TASKS = {"peers": task_peers, "peers_head_to_head": task_peers_head_to_head, "stats_memory": task_stats_memory, "load": task_load}
 
 if __name__ == "__main__":
     task, raw = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "{}")

@@ -48,8 +48,9 @@ def residual_pipeline(model: nn.Module) -> ResidualPipeline | None:
             paths.append(f"layer{i}.{j}")
     if hasattr(model, "forward_stem"):  # sevis SEResNet
         stem = model.forward_stem
-    elif hasattr(model, "layer0"):  # timm legacy SENet
-        stem = model.layer0
+    elif hasattr(model, "layer0"):  # timm legacy SENet: layer0, then its max pool (pool0)
+        pool0 = getattr(model, "pool0", nn.Identity())
+        stem = lambda x: pool0(model.layer0(x))  # noqa: E731
     elif all(hasattr(model, a) for a in ("conv1", "bn1", "act1", "maxpool")):  # timm ResNet
         stem = lambda x: model.maxpool(model.act1(model.bn1(model.conv1(x))))  # noqa: E731
     else:
