@@ -21,6 +21,13 @@ def _garment(size: int = 28, light_background: bool = False) -> np.ndarray:
     return 255 - a if light_background else a
 
 
+def garment_png_bytes() -> bytes:
+    """The garment of `_garment` as PNG bytes, as an upload widget hands them over."""
+    buf = io.BytesIO()
+    Image.fromarray(_garment(), "L").save(buf, "PNG")
+    return buf.getvalue()
+
+
 @pytest.fixture
 def image_files(tmp_path: Path) -> dict[str, Path]:
     """Small sample images in many modes and formats, written with Pillow into tmp_path."""

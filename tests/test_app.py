@@ -15,6 +15,8 @@ pytest.importorskip("streamlit")
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from conftest import garment_png_bytes  # noqa: E402
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 300  # seconds per script run: the machine may be busy
 
@@ -22,15 +24,6 @@ TIMEOUT = 300  # seconds per script run: the machine may be busy
 def _png(color=(200, 30, 30), size=(40, 40)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _garment_png() -> bytes:
-    a = np.zeros((28, 28), np.uint8)
-    a[4:24, 9:19] = 200
-    a[4:11, 3:25] = 180
-    buf = io.BytesIO()
-    Image.fromarray(a, "L").save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -105,7 +98,7 @@ def test_upload_good_and_bad_files(media):
     at = _new_app()
     at.multiselect(key="samples_fashion-mnist").set_value([])
     at.file_uploader(key="uploads").set_value([
-        ("garment.png", _garment_png(), "image/png"),
+        ("garment.png", garment_png_bytes(), "image/png"),
         ("notes.txt", b"not an image", "text/plain"),
         ("empty.png", b"", "image/png"),
         ("red.png", _png(), "image/png"),

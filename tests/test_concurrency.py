@@ -314,8 +314,10 @@ class concurrent_apptests:
     and resets both afterwards; with several runs in flight, the first to finish would pull them from
     under the others. Here one shared mock Runtime answers whenever a run's own one is gone, and the
     originals are put back at the end. Each AppTest run also compiles app.py with a ScriptCache of its
-    own, and CPython 3.11's ast.parse is not safe in several threads at once ("AST constructor recursion
-    depth mismatch"); a server has one ScriptCache whose lock serialises that, so do the same here."""
+    own, and CPython 3.11's AST state is not safe in several threads at once ("AST constructor recursion
+    depth mismatch"): not only ast.parse, but also 3.11's traceback formatting, which parses source lines
+    to place its carets, can collide with it. A server has one ScriptCache that compiles app.py once and
+    serves the same bytecode to every session; so do the same here: compile once, under a lock."""
 
     def __enter__(self):
         from unittest.mock import MagicMock
@@ -336,10 +338,13 @@ class concurrent_apptests:
         self._get_bytecode = ScriptCache.get_bytecode
         compile_lock = threading.Lock()
         original = self._get_bytecode
+        compiled: dict[str, object] = {}
 
         def get_bytecode(cache, script_path):
             with compile_lock:
-                return original(cache, script_path)
+                if script_path not in compiled:
+                    compiled[script_path] = original(cache, script_path)
+                return compiled[script_path]
 
         ScriptCache.get_bytecode = get_bytecode
         Runtime.instance = classmethod(lambda cls: cls._instance or shared_rt)

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from conftest import garment_png_bytes
 from sevis import load_model
 from sevis.checkpoint import read_state_dict, save_checkpoint
 from sevis.errors import DatasetError, ExportError, ModelError
@@ -197,15 +198,6 @@ def test_imagenet_model_while_offline_cli(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- the app
-def garment_png() -> bytes:
-    a = np.zeros((28, 28), np.uint8)
-    a[4:24, 8:20] = 210
-    a[4:10, 3:25] = 190
-    buf = io.BytesIO()
-    Image.fromarray(a, "L").save(buf, "PNG")
-    return buf.getvalue()
-
-
 def errors(at) -> list[str]:
     return [e.value for e in at.error if WEIGHTS_MISSING not in e.value]
 
@@ -242,7 +234,7 @@ def app():
     st.cache_data.clear()  # static_ok(), reference statistics: nothing carried over from other tests
     at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT)
     at.run()
-    at.sidebar.file_uploader(key="uploads").set_value(("garment.png", garment_png(), "image/png"))
+    at.sidebar.file_uploader(key="uploads").set_value(("garment.png", garment_png_bytes(), "image/png"))
     for ms in at.sidebar.multiselect:
         if ms.key and ms.key.startswith("samples_"):
             ms.set_value([])
