@@ -176,10 +176,3 @@ def machine() -> dict:
         "when_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
-
-def fmt_ms(s: float) -> str:
-    return f"{s * 1e3:.1f} ms" if s < 10 else f"{s:.1f} s"
-
-
-def fmt_s(s: float) -> str:
-    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s"

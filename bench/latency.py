@@ -12,34 +12,24 @@ sweep (st.cache_data) and rebuilds the figures (sevis.views panels) on every scr
 - knock-out sweep over the reference set, with and without reusing the unchanged prefix of the network,
   and the cached sweep panel;
 - model load: cold (fresh process: interpreter + imports + load) and cached (st.cache_resource hit).
-
-Falls back to the core functions (no figures) when sevis.views is not importable.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import statistics
-import time
 
 import numpy as np
 from PIL import Image
 
+from sevis import views as V
 from sevis.data import load_reference_set
-from sevis.inference import collect_statistics, predict_images, split_batches
+from sevis.inference import split_batches
 from sevis.knockout import knockout_sweep
-from sevis.preprocess import open_image
 from sevis.recorder import find_se_blocks
 
-from .common import run_worker
+from .common import run_worker, timed as _timed
 from .overhead import load
-
-try:
-    from sevis import views as V
-    VIEWS_ERROR = None
-except Exception as e:  # the app's view layer is optional for this benchmark
-    V = None
-    VIEWS_ERROR = f"{type(e).__name__}: {e}"
 
 
 def _png(img: Image.Image) -> bytes:
@@ -60,17 +50,11 @@ def _json_bytes(panels) -> int:
     return sum(len(p.figure.to_json()) for p in panels)
 
 
-def _timed(f):
-    t0 = time.perf_counter()
-    r = f()
-    return r, time.perf_counter() - t0
-
-
 def run(quick: bool = False, threads: int | None = None) -> dict:
     import streamlit as st
 
     repeats = 3 if quick else 7
-    out: dict = {"views": "sevis.views" if V is not None else f"sevis.views unavailable ({VIEWS_ERROR}); core only"}
+    out: dict = {"views": "sevis.views"}
     # ---------------------------------------------------------------- model load
     cold = run_worker("load", {"spec": "embedded", "threads": threads})
     if "error" in cold:  # no trained weights yet: same architecture, random weights
@@ -92,10 +76,6 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
         return V.analyse_images(loaded, _images)
 
     def upload_to_figures(name: str, data: bytes) -> int:
-        if V is None:
-            res = predict_images(loaded, [open_image(data, name=name)])
-            res.topk(5), res.excitations_of(0)
-            return 0
         images, errors = V.decode_uploads([(name, data)])
         assert images and not errors, errors
         ids = tuple((im.name, im.image.size, hashlib.sha256(im.image.tobytes()).hexdigest()[:16]) for im in images)
@@ -112,25 +92,19 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
         out["upload"].append({"upload": name, "bytes": len(data), "first_call_s": firsts[0],
                               "new_upload_s": statistics.median(firsts[1:] or firsts),
                               "rerun_s": statistics.median(reruns), "figure_json_bytes": upload_to_figures(name, data)})
-    if V is not None:  # where the time of a new upload goes
-        images, _ = V.decode_uploads([("x.png", uploads()["garment 28×28 PNG"])])
-        _, t_inf = _timed(lambda: V.analyse_images(loaded, images))
-        results = V.analyse_images(loaded, images)
-        panels, t_fig = _timed(lambda: V.live_panels(results[0]))
-        _, t_json = _timed(lambda: _json_bytes(panels))
-        out["upload_split"] = {"inference_s": t_inf, "figures_s": t_fig, "to_json_s": t_json}
+    # where the time of a new upload goes
+    images, _ = V.decode_uploads([("x.png", uploads()["garment 28×28 PNG"])])
+    results, t_inf = _timed(lambda: V.analyse_images(loaded, images))
+    panels, t_fig = _timed(lambda: V.live_panels(results[0]))
+    _, t_json = _timed(lambda: _json_bytes(panels))
+    out["upload_split"] = {"inference_s": t_inf, "figures_s": t_fig, "to_json_s": t_json}
 
     # ---------------------------------------------------------------- class × depth over the reference set
     @st.cache_data(show_spinner=False)
     def get_reference(spec: str, folder: str):
-        if V is not None:
-            return V.reference_statistics(loaded, folder or None)
-        return collect_statistics(loaded, split_batches(loaded, load_reference_set(), 200))[0]
+        return V.reference_statistics(loaded, folder or None)
 
     def class_depth_view(ref) -> int:
-        if V is None:
-            ref.summary()
-            return 0
         classes = ref.stats.classes
         picked = [c for c in ("Trouser", "Sneaker", "Bag", "Coat") if c in classes] or classes[:4]
         maxc = max(b.channels for b in blocks)
@@ -156,14 +130,13 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
     ko = {"preprocess_s": pre_s, "reuse_prefix_s": t_reuse, "rerun_s": t_full, "speedup": t_full / t_reuse,
           "same_accuracies": bool(np.allclose(sweeps[True]["accuracy"], sweeps[False]["accuracy"])),
           "images": sum(len(y) for _, y in batches), "blocks": len(sweeps[True]) - 1}
-    if V is not None:
-        @st.cache_data(show_spinner=False)
-        def get_sweep(spec: str, folder: str, mode: str):
-            b, source = V.reference_batches(loaded, folder or None)
-            return V.knockout_sweep_panel(loaded, b, mode, None, source)
+    @st.cache_data(show_spinner=False)
+    def get_sweep(spec: str, folder: str, mode: str):
+        b, source = V.reference_batches(loaded, folder or None)
+        return V.knockout_sweep_panel(loaded, b, mode, None, source)
 
-        panel, ko["app_cold_s"] = _timed(lambda: get_sweep("embedded", "", "identity"))
-        ko["app_cached_s"] = statistics.median(
-            _timed(lambda: len(get_sweep("embedded", "", "identity").figure.to_json()))[1] for _ in range(repeats))
+    panel, ko["app_cold_s"] = _timed(lambda: get_sweep("embedded", "", "identity"))
+    ko["app_cached_s"] = statistics.median(
+        _timed(lambda: len(get_sweep("embedded", "", "identity").figure.to_json()))[1] for _ in range(repeats))
     out["knockout"] = ko
     return out
