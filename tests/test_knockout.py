@@ -24,6 +24,19 @@ def reference_batches(embedded):
 
 
 @pytest.fixture(scope="module")
+def reference_stats(embedded, reference_batches):
+    """(ExcitationStats, accuracy figures) of the shipped model over `reference_batches`."""
+    return collect_statistics(embedded, reference_batches)
+
+
+@pytest.fixture(scope="module")
+def reference_means(reference_stats):
+    """Block -> the C-vector mean of s over `reference_batches` (what mode="mean" knocks in)."""
+    stats, _ = reference_stats
+    return {b: stats.overall_mean(b) for b in stats.blocks}
+
+
+@pytest.fixture(scope="module")
 def timm_models():
     """Random-weight timm ResNet-shaped SE models (zero_init_last off, see zoo) in eval mode."""
     torch.manual_seed(0)
@@ -59,9 +72,8 @@ def test_identity_knockout_of_every_block_equals_the_network_without_se(spec, em
     assert count_hooks(model) == 0
 
 
-def test_mean_knockout_sets_s_to_the_reference_mean(embedded, reference_batches):
-    stats, _ = collect_statistics(embedded, reference_batches)
-    means = {b: stats.overall_mean(b) for b in stats.blocks}
+def test_mean_knockout_sets_s_to_the_reference_mean(embedded, reference_batches, reference_means):
+    means = reference_means
     x = reference_batches[0][0][:8]
     with torch.inference_mode(), ExcitationRecorder(embedded.model,
                                                     overrides=knockout_overrides(["SE_4_1"], "mean", means)) as rec:
@@ -72,17 +84,15 @@ def test_mean_knockout_sets_s_to_the_reference_mean(embedded, reference_batches)
 
 
 @pytest.mark.parametrize("mode", ["identity", "mean"])
-def test_sweep_reusing_the_prefix_equals_a_full_rerun(embedded, reference_batches, mode):
-    means = None
-    if mode == "mean":
-        stats, _ = collect_statistics(embedded, reference_batches)
-        means = {b: stats.overall_mean(b) for b in stats.blocks}
+def test_sweep_reusing_the_prefix_equals_a_full_rerun(embedded, reference_batches, reference_stats, reference_means,
+                                                      mode):
+    means = reference_means if mode == "mean" else None
     fast = knockout_sweep(embedded, reference_batches, mode, means, reuse_prefix=True)
     slow = knockout_sweep(embedded, reference_batches, mode, means, reuse_prefix=False)
     assert list(fast["block"]) == ["none"] + [b.name for b, _ in find_se_blocks(embedded.model)]
     assert np.array_equal(fast["accuracy"].to_numpy(), slow["accuracy"].to_numpy())
     # the baseline is the model's plain accuracy on the same images
-    _, figures = collect_statistics(embedded, reference_batches)
+    _, figures = reference_stats
     assert fast.loc[0, "accuracy"] == pytest.approx(figures["accuracy"])
     assert np.allclose(fast["change"], fast["accuracy"] - fast.loc[0, "accuracy"])
     # knocking a gate out costs accuracy somewhere: the shipped gates do work
