@@ -221,7 +221,7 @@ def evaluation_report(stats: ExcitationStats, figures: Mapping, blocks: Sequence
         report["last_stage_spread"] = round(float(last["spread"].mean()), 6)
         first = table[table["stage"] == table["stage"].min()]
         # A stage's class specificity pools all its blocks' channels (ExcitationStats.class_specificity on
-        # the list), the same index the tests and the app's depth curve use.
+        # the list), the index tests/test_shipped_model.py checks; averaging block indices would differ.
         report["first_stage_class_specificity"] = round(stats.class_specificity(list(first["block"])), 6)
         report["last_stage_class_specificity"] = round(stats.class_specificity(list(last["block"])), 6)
     return report
