@@ -49,44 +49,18 @@ def _run_images(args: argparse.Namespace, desc: str) -> Iterator[tuple[object, l
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from .checkpoint import save_checkpoint
-    from .data import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD
-    from .train import TrainConfig, resolve_device, train, train_config_dict
+    from .train import TrainConfig, model_card, resume_path, train
 
-    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    cfg = TrainConfig(arch=args.arch, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=args.weight_decay, se_weight_decay=args.se_weight_decay,
                       schedule=args.schedule, class_aware=args.class_aware, seed=args.seed,
                       device=args.device, threads=args.threads)
-    history: list[str] = []
-
-    def log(line: str) -> None:
-        history.append(line)
-        print(line, flush=True)
-
-    t0 = time.time()
-    model = train(cfg, log=log)
     out = Path(args.out) if args.out else PRETRAINED_DIR / f"{args.arch}.safetensors"
-    card = {
-        "name": out.stem,
-        "description": "SE-ResNet trained by sevis on Fashion-MNIST" if model.cfg.se else
-                       "Plain ResNet (no SE) trained by sevis on Fashion-MNIST with the same recipe and seed",
-        "architecture": model.cfg.to_dict(),
-        "classes": list(FASHION_MNIST_CLASSES),
-        "preprocessing": {"grayscale": True, "resize": 28, "center_crop": 28,
-                          "mean": [FASHION_MNIST_MEAN], "std": [FASHION_MNIST_STD],
-                          "note": "white-on-black garments as in Fashion-MNIST; photos on light backgrounds "
-                                  "should be inverted first"},
-        "dataset": {"name": "Fashion-MNIST", "source": "Debian package dataset-fashion-mnist",
-                    "license": "MIT (Copyright 2017 Zalando SE)", "train_images": 60000, "test_images": 10000},
-        "training": {**train_config_dict(cfg), "device_used": str(resolve_device(cfg.device)),
-                     "seconds": round(time.time() - t0), "torch": torch.__version__, "log": history},
-        "seed": cfg.seed,
-        "command": "sevis " + shlex.join(sys.argv[1:]),
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-    save_checkpoint(model, out, card)
+    resume = resume_path(out)
+    model, history = train(cfg, log=lambda line: print(line, flush=True), checkpoint=resume)
+    save_checkpoint(model, out, model_card(model, cfg, history, out.stem, _command_line(None)))
+    resume.unlink(missing_ok=True)  # finished: the next run of this command starts afresh
     print(f"saved {out} and {out.with_suffix('.json').name}")
     return 0
 
@@ -211,8 +185,12 @@ def _positive_int(text: str) -> int:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train an SE-ResNet (or its plain twin) on Fashion-MNIST")
-    p.add_argument("--arch", default="fmnist_se_resnet", help="registered sevis architecture")
+    p = sub.add_parser("train", help="train an SE-ResNet (or its plain twin) on Fashion-MNIST",
+                       description="Train on Fashion-MNIST. A checkpoint is kept after every epoch in runs/; "
+                                   "re-running the same command continues an interrupted run.")
+    p.add_argument("--arch", default="fmnist_se_resnet50", help="registered sevis architecture")
+    p.add_argument("--data", choices=("context", "centred"), default="context",
+                   help="context: garments at random positions on random backgrounds (default); centred: the originals")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)

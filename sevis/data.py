@@ -19,7 +19,17 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 # Mean and std of the training images scaled to [0, 1]; the embedded model normalises with these.
 FASHION_MNIST_MEAN = 0.2860
 FASHION_MNIST_STD = 0.3530
-REFERENCE_PATH = Path(__file__).resolve().parent.parent / "pretrained" / "fmnist_reference.npz"
+# The same for the in-context train split (sevis.context with its seed): measured, see data_normalisation.
+CONTEXT_MEAN = 0.3571
+CONTEXT_STD = 0.2322
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
+# Data variants a model is trained on: garments centred on black (the original images), or put in context
+# (sevis.context: a random position on a 36×36 canvas over a random smooth background).
+VARIANTS = ("centred", "context")
+REFERENCE_PATHS = {"centred": PRETRAINED / "fmnist_reference.npz", "context": PRETRAINED / "fmnist_context_reference.npz"}
+REFERENCE_PATH = REFERENCE_PATHS["centred"]
+# The in-context splits are rendered with fixed seeds: the same 10k test images on every machine.
+CONTEXT_SEEDS = {"train": 60_000, "test": 10_000}
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -80,8 +90,20 @@ def load_fashion_mnist(split: str = "test", root: str | os.PathLike | None = Non
     return Split(images, labels)
 
 
-def load_reference_set(path: str | os.PathLike = REFERENCE_PATH) -> Split:
-    """Return the bundled reference set (about 100 test images per class), which needs no dataset package."""
+def load_split(split: str = "test", variant: str = "centred") -> Split:
+    """Return a Fashion-MNIST split as a model of data `variant` sees it: centred, or put in context (seeded)."""
+    base = load_fashion_mnist(split)
+    if variant == "centred":
+        return base
+    if variant != "context":
+        raise DatasetError(f"unknown data variant {variant!r}; choose {' or '.join(VARIANTS)}")
+    from .context import render_split
+    return Split(render_split(base.images, CONTEXT_SEEDS[split]), base.labels, base.classes)
+
+
+def load_reference_set(path: str | os.PathLike | None = None, variant: str = "centred") -> Split:
+    """Return the bundled reference set (100 test images per class) of a data variant; needs no dataset package."""
+    path = REFERENCE_PATHS.get(variant, REFERENCE_PATH) if path is None else path
     try:
         with np.load(path) as data:
             return Split(data["images"], data["labels"].astype(np.int64), tuple(str(c) for c in data["classes"]))
@@ -89,9 +111,13 @@ def load_reference_set(path: str | os.PathLike = REFERENCE_PATH) -> Split:
         raise DatasetError(f"cannot read the reference set {path}: {e}") from None
 
 
-def make_reference_set(out: str | os.PathLike = REFERENCE_PATH, per_class: int = 100, seed: int = 0) -> Path:
-    """Draw `per_class` test images of each class (fixed seed) and save them compressed; return the path."""
-    test = load_fashion_mnist("test")
+def make_reference_set(out: str | os.PathLike | None = None, per_class: int = 100, seed: int = 0,
+                       variant: str = "centred") -> Path:
+    """Draw `per_class` test images of each class (fixed seed) and save them compressed; return the path.
+
+    Both variants draw the same test indices, so the two reference sets hold the same garments."""
+    out = REFERENCE_PATHS[variant] if out is None else out
+    test = load_split("test", variant)
     rng = np.random.default_rng(seed)
     idx = np.concatenate([
         np.sort(rng.choice(np.flatnonzero(test.labels == c), per_class, replace=False))

@@ -111,12 +111,20 @@ class InvertIfLightBackground:
         return f"InvertIfLightBackground(threshold={self.threshold})"
 
 
-def grayscale_transform(size: int, mean: Sequence[float], std: Sequence[float], auto_invert: bool = True) -> Callable:
-    """Return the embedded models' preprocessing: grayscale, resize + centre crop, normalise."""
+def grayscale_transform(size: int, mean: Sequence[float], std: Sequence[float], auto_invert: bool = True,
+                        canvas: int | None = None) -> Callable:
+    """Return the embedded models' preprocessing: grayscale, resize + centre crop, normalise.
+
+    With `canvas`, the size×size garment is placed in the middle of a black canvas×canvas image, where a
+    model trained on Fashion-MNIST in context expects it (black is one of its training backgrounds)."""
     steps = [T.Grayscale(1)]
     if auto_invert:
         steps.append(InvertIfLightBackground())
-    steps += [T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize(mean, std)]
+    steps += [T.Resize(size), T.CenterCrop(size)]
+    if canvas and canvas > size:
+        extra = canvas - size
+        steps.append(T.Pad((extra // 2, extra // 2, extra - extra // 2, extra - extra // 2), fill=0))
+    steps += [T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(steps)
 
 

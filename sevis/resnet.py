@@ -25,7 +25,7 @@ class ResNetConfig:
     block: Literal["basic", "bottleneck"] = "bottleneck"
     layers: tuple[int, ...] = (3, 4, 6, 3)
     widths: tuple[int, ...] = (64, 128, 256, 512)
-    stem: Literal["imagenet", "small"] = "imagenet"
+    stem: Literal["imagenet", "small", "small-s2"] = "imagenet"
     stem_width: int = 64
     in_chans: int = 3
     num_classes: int = 1000
@@ -134,9 +134,13 @@ class SEResNet(nn.Module):
         if cfg.stem == "imagenet":
             self.conv1 = nn.Conv2d(cfg.in_chans, cfg.stem_width, 7, 2, 3, bias=False)
             self.maxpool: nn.Module = nn.MaxPool2d(3, 2, 1)
-        else:  # 28-32 px inputs: a 3×3 stride-1 stem and no pooling keeps enough resolution for four stages
-            self.conv1 = nn.Conv2d(cfg.in_chans, cfg.stem_width, 3, 1, 1, bias=False)
+        elif cfg.stem in ("small", "small-s2"):
+            # 28-40 px inputs: one 3×3 convolution and no pooling keeps enough resolution for four stages;
+            # stride 2 on 36-40 px canvases costs a third of stride 1 (18×18 at stage 2, 3×3 at stage 5).
+            self.conv1 = nn.Conv2d(cfg.in_chans, cfg.stem_width, 3, 2 if cfg.stem == "small-s2" else 1, 1, bias=False)
             self.maxpool = nn.Identity()
+        else:
+            raise ValueError(f"unknown stem {cfg.stem!r}; choose imagenet, small or small-s2")
         self.bn1 = nn.BatchNorm2d(cfg.stem_width)
         self.relu = nn.ReLU(inplace=True)
         in_ch = cfg.stem_width
@@ -196,6 +200,14 @@ def register(name: str, cfg: ResNetConfig) -> ResNetConfig:
     return cfg
 
 
+# The default embedded model: SE-ResNet-50's layout (bottleneck blocks 3-4-6-3, so the paper's block names
+# SE_2_1 … SE_5_3) at 1/8 width (stage outputs 32-256 channels), r = 16, for 36×36 in-context Fashion-MNIST.
+FMNIST_SE_RESNET50 = register("fmnist_se_resnet50", ResNetConfig(
+    block="bottleneck", layers=(3, 4, 6, 3), widths=(8, 16, 32, 64), stem="small-s2", stem_width=16,
+    in_chans=1, num_classes=10, se=True, reduction=16,
+))
+register("fmnist_resnet50", replace(FMNIST_SE_RESNET50, se=False))
+# The first embedded model (now `embedded-centred`): ResNet-18 layout for the centred 28×28 images.
 FMNIST_SE_RESNET = register("fmnist_se_resnet", ResNetConfig(
     block="basic", layers=(2, 2, 2, 2), widths=(16, 32, 64, 128), stem="small", stem_width=16,
     in_chans=1, num_classes=10, se=True, reduction=4, se_divisor=8,

@@ -7,24 +7,33 @@ constant gate (s ≈ 0.5 everywhere) and every excitation plot is a flat line.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, asdict
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, Split, load_fashion_mnist
+from .context import ContextConfig, compose, sample_params
+from .data import CONTEXT_MEAN, CONTEXT_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD, Split, load_split
+from .errors import SevisError
 from .resnet import SEResNet, create_resnet
 from .se import SqueezeExcite
+
+RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
 
 
 @dataclass
 class TrainConfig:
-    arch: str = "fmnist_se_resnet"
+    arch: str = "fmnist_se_resnet50"
+    data: str = "context"  # "centred": the original images; "context": sevis.context, fresh every epoch
     epochs: int = 15
     batch_size: int = 128
     lr: float = 0.1
@@ -33,12 +42,14 @@ class TrainConfig:
     se_weight_decay: float = 0.0
     warmup_epochs: float = 1.0
     schedule: str = "cosine"  # or "step": /10 at 50% and 75% of training
-    pad: int = 2
+    pad: int = 2  # centred data only: random crops of the 2-pixel-padded image (in context, positions vary anyway)
     flip: bool = True
     class_aware: bool = False
     seed: int = 0
     device: str = "auto"
     threads: int = 0
+    train_images: int = 0  # train on the first N images only (0: all 60k); tiny runs in tests
+    test_images: int = 0  # evaluate each epoch on the first N test images (0: all 10k)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -55,13 +66,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def normalise(images_u8: torch.Tensor) -> torch.Tensor:
-    """Return N×1×28×28 float images normalised like the embedded model's preprocessing."""
-    return ((images_u8.float() / 255.0) - FASHION_MNIST_MEAN).div_(FASHION_MNIST_STD).unsqueeze(1)
+def normalise(images_u8: torch.Tensor, mean: float = FASHION_MNIST_MEAN, std: float = FASHION_MNIST_STD) -> torch.Tensor:
+    """Return N×1×H×W float images normalised like the embedded models' preprocessing."""
+    return ((images_u8.float() / 255.0) - mean).div_(std).unsqueeze(1)
 
 
 def augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Random crop after zero-padding by `pad` (in normalised units, 0 = black) and horizontal flip."""
+    """Random crop after padding by `pad` black pixels and horizontal flip (centred data)."""
     n, _, h, w = x.shape
     if pad:
         bg = -FASHION_MNIST_MEAN / FASHION_MNIST_STD
@@ -127,61 +138,177 @@ def lr_at(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int = 500) -> tuple[float, np.ndarray]:
-    """Return (overall accuracy, per-class accuracy) of `model` on `split`."""
+def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int = 500,
+             data: str = "centred") -> tuple[float, np.ndarray]:
+    """Return (overall accuracy, per-class accuracy) of `model` on `split` (images of data variant `data`)."""
     model.eval()
     preds = []
+    mean, std = data_normalisation(data)
     for i in range(0, len(split), batch_size):
-        x = normalise(torch.from_numpy(split.images[i:i + batch_size])).to(device)
+        x = normalise(torch.from_numpy(split.images[i:i + batch_size]), mean, std).to(device)
         preds.append(model(x).argmax(1).cpu())
     pred = torch.cat(preds).numpy()
     per_class = np.array([(pred[split.labels == c] == c).mean() for c in range(len(split.classes))])
     return float((pred == split.labels).mean()), per_class
 
 
-def train(cfg: TrainConfig, log=print) -> SEResNet:
-    """Train `cfg.arch` on the Fashion-MNIST train split and return the model (eval mode, on CPU)."""
+def epoch_generators(seed: int, epoch: int) -> tuple[torch.Generator, np.random.Generator]:
+    """Return the (torch, numpy) generators of one epoch: derived from (seed, epoch) alone, so a run resumed
+    at any epoch draws exactly what an uninterrupted run draws."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch), np.random.default_rng([seed, epoch])
+
+
+def data_normalisation(variant: str) -> tuple[float, float]:
+    """Return the (mean, std) of pixel values in [0, 1] a model trained on `variant` normalises with."""
+    return (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if variant == "centred" else (CONTEXT_MEAN, CONTEXT_STD)
+
+
+def _batches(cfg: TrainConfig, split: Split, epoch: int, steps: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield the epoch's (normalised N×1×H×W images, labels): fresh in-context samples or augmented centred ones."""
+    gen, rng = epoch_generators(cfg.seed, epoch)
+    n = len(split)
+    order = class_aware_order(split.labels, n, rng) if cfg.class_aware else rng.permutation(n)
+    images, labels = torch.from_numpy(split.images), torch.from_numpy(split.labels)
+    mean, std = data_normalisation(cfg.data)
+    if cfg.data == "context":
+        ctx = ContextConfig(flip=cfg.flip)
+        params = sample_params(n, gen, ctx)  # every epoch sees each garment somewhere new
+    for b in range(steps):
+        idx = torch.from_numpy(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+        if cfg.data == "context":
+            x = normalise(compose(images[idx], params[idx], ctx), mean, std)
+        else:
+            x = augment(normalise(images[idx], mean, std), cfg.pad, cfg.flip, gen)
+        yield x, labels[idx]
+
+
+def resume_path(out: str | os.PathLike) -> Path:
+    """Return where a run writing `out` keeps its per-epoch checkpoint (runs/<stem>.resume.pt)."""
+    return RUNS_DIR / f"{Path(out).stem}.resume.pt"
+
+
+def _config_key(cfg: TrainConfig) -> str:
+    # Everything that changes what is trained; threads and device do not.
+    return json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("threads", "device")}, sort_keys=True)
+
+
+def train(cfg: TrainConfig, log=print, checkpoint: str | os.PathLike | None = None,
+          stop_after: int | None = None) -> tuple[SEResNet, dict]:
+    """Train `cfg.arch` on Fashion-MNIST (`cfg.data`: centred or in context).
+
+    With `checkpoint`, the model, optimiser and history are saved there after every epoch, and a run whose
+    checkpoint exists continues after its last finished epoch (its config must match). `stop_after` ends
+    the run after that many epochs (tests of resuming). Returns (model in eval mode on CPU, history with
+    the log lines and seconds per epoch)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    gen = seed_everything(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    train_split, test_split = load_fashion_mnist("train"), load_fashion_mnist("test")
+    train_split, test_split = load_split("train", cfg.data), load_split("test", cfg.data)
+    if cfg.train_images:
+        train_split = Split(train_split.images[:cfg.train_images], train_split.labels[:cfg.train_images])
+    if cfg.test_images:
+        test_split = Split(test_split.images[:cfg.test_images], test_split.labels[:cfg.test_images])
     model = create_resnet(cfg.arch).to(device)
     # channels_last makes the small convolutions about 20% faster on CPU (oneDNN) and on GPU.
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(param_groups(model, cfg.weight_decay, cfg.se_weight_decay), lr=cfg.lr,
                           momentum=cfg.momentum, nesterov=True)
-    images = torch.from_numpy(train_split.images)
-    labels = torch.from_numpy(train_split.labels)
-    n = len(labels)
-    steps_per_epoch = n // cfg.batch_size
+    steps_per_epoch = len(train_split) // cfg.batch_size
     total, warmup = steps_per_epoch * cfg.epochs, int(steps_per_epoch * cfg.warmup_epochs)
-    step = 0
-    log(f"training {cfg.arch} ({sum(p.numel() for p in model.parameters()):,} params) on {device} "
-        f"for {cfg.epochs} epochs, {steps_per_epoch} steps each")
-    for epoch in range(cfg.epochs):
+    history: dict = {"log": [], "epoch_seconds": [], "test_accuracy": []}
+    start = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        start = _resume(Path(checkpoint), cfg, model, opt, history)
+        log(f"resuming from {checkpoint} after epoch {start}/{cfg.epochs}")
+
+    def emit(line: str) -> None:
+        history["log"].append(line)
+        log(line)
+
+    if start == 0:
+        emit(f"training {cfg.arch} ({sum(p.numel() for p in model.parameters()):,} params) on {device}, "
+             f"{cfg.data} data, for {cfg.epochs} epochs, {steps_per_epoch} steps each")
+    for epoch in range(start, cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)):
         model.train()
-        order = class_aware_order(train_split.labels, n, rng) if cfg.class_aware else rng.permutation(n)
         t0, loss_sum = time.time(), 0.0
-        for b in range(steps_per_epoch):
-            idx = torch.from_numpy(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
-            x = augment(normalise(images[idx]), cfg.pad, cfg.flip, gen)
+        for b, (x, y) in enumerate(_batches(cfg, train_split, epoch, steps_per_epoch)):
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            y = labels[idx].to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, warmup, cfg)
+                g["lr"] = lr_at(epoch * steps_per_epoch + b, total, warmup, cfg)
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             loss_sum += loss.item()
-            step += 1
-        acc, _ = accuracy(model, test_split, device)
-        log(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss_sum / steps_per_epoch:.4f}  test acc {acc:.4f}  "
-            f"{time.time() - t0:.0f}s")
-    return model.cpu().to(memory_format=torch.contiguous_format).eval()
+        seconds = time.time() - t0
+        acc, _ = accuracy(model, test_split, device, data=cfg.data)
+        history["epoch_seconds"].append(round(seconds, 1))
+        history["test_accuracy"].append(round(acc, 6))
+        emit(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss_sum / steps_per_epoch:.4f}  test acc {acc:.4f}  {seconds:.0f}s")
+        if checkpoint is not None:
+            _save_resume(Path(checkpoint), cfg, model, opt, history, epoch + 1)
+    return model.cpu().to(memory_format=torch.contiguous_format).eval(), history
+
+
+def _save_resume(path: Path, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, history: dict,
+                 epochs_done: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    # Only tensors, numbers, strings and containers: it loads back with torch.load(weights_only=True).
+    torch.save({"config": _config_key(cfg), "epochs_done": epochs_done, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "history": history}, tmp)
+    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+
+
+def _resume(path: Path, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, history: dict) -> int:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, or not ours: one clear message, never an unpickled object
+        raise SevisError(f"cannot resume from {path}: {type(e).__name__}: {e}. Delete it to start afresh.") from None
+    if state.get("config") != _config_key(cfg):
+        raise SevisError(f"{path} belongs to a run with other settings ({state.get('config')}); delete it to start "
+                         "afresh, or re-run the command that made it")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    history.update(state["history"])
+    return int(state["epochs_done"])
 
 
 def train_config_dict(cfg: TrainConfig) -> dict:
     return asdict(cfg)
+
+
+def model_card(model: SEResNet, cfg: TrainConfig, history: dict, name: str, command: str) -> dict:
+    """Return the model card of a freshly trained model: architecture, data, preprocessing, recipe, history."""
+    from .data import CONTEXT_SEEDS, FASHION_MNIST_CLASSES
+    mean, std = data_normalisation(cfg.data)
+    what = "SE-ResNet" if model.cfg.se else "Plain ResNet (no SE)"
+    where = "Fashion-MNIST in context (random positions, random smooth backgrounds)" if cfg.data == "context" \
+        else "Fashion-MNIST (garments centred on black)"
+    preprocessing = {"grayscale": True, "resize": 28, "center_crop": 28, "mean": [mean], "std": [std],
+                     "auto_invert": True,
+                     "note": "white-on-black garments as in Fashion-MNIST; photos on light backgrounds are inverted"}
+    dataset = {"name": "Fashion-MNIST", "variant": cfg.data, "source": "Debian package dataset-fashion-mnist",
+               "license": "MIT (Copyright 2017 Zalando SE)", "train_images": 60000, "test_images": 10000}
+    if cfg.data == "context":
+        ctx = ContextConfig()
+        preprocessing["canvas"] = ctx.canvas  # the 28 px garment lands in the middle of a black canvas
+        dataset.update(context=ctx.to_dict(), test_seed=CONTEXT_SEEDS["test"],
+                       note="training samples are drawn afresh every epoch; the test split is rendered with test_seed")
+    return {
+        "name": name,
+        "description": f"{what} trained by sevis on {where}",
+        "architecture": model.cfg.to_dict(),
+        "classes": list(FASHION_MNIST_CLASSES),
+        "preprocessing": preprocessing,
+        "dataset": dataset,
+        "training": {**train_config_dict(cfg), "device_used": str(resolve_device(cfg.device)),
+                     "seconds": round(sum(history["epoch_seconds"])), "epoch_seconds": history["epoch_seconds"],
+                     "test_accuracy_by_epoch": history["test_accuracy"], "torch": torch.__version__,
+                     "log": history["log"]},
+        "seed": cfg.seed,
+        "command": command,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }

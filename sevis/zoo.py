@@ -65,7 +65,8 @@ def _offline_hint(spec: str, err: BaseException) -> ModelError:
 def _card_preprocess(card: dict) -> Callable:
     pp = card.get("preprocessing", {})
     return grayscale_transform(int(pp.get("resize", 28)), pp.get("mean", [0.2860]), pp.get("std", [0.3530]),
-                               auto_invert=bool(pp.get("auto_invert", True)))
+                               auto_invert=bool(pp.get("auto_invert", True)),
+                               canvas=int(pp["canvas"]) if pp.get("canvas") else None)
 
 
 def _load_sevis_checkpoint(path: Path, spec: str, card: dict | None = None) -> LoadedModel:
