@@ -119,7 +119,7 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
                           "cached_s": statistics.median(cached), "cache_hit_only_s": hit}
 
     # ---------------------------------------------------------------- knock-out sweep
-    batches, pre_s = _timed(lambda: list(split_batches(loaded, load_reference_set(), 200)))
+    batches, pre_s = _timed(lambda: list(split_batches(loaded, loaded.reference_set(), 200)))
     times: dict[bool, list[float]] = {True: [], False: []}
     sweeps = {}
     for r in range(1 if quick else 2):

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+SATURATION_THRESHOLD = 0.9  # a channel whose mean s exceeds this is "saturated": the block nearly passes it through
+
 
 @dataclass
 class _BlockAccumulator:
@@ -118,34 +120,65 @@ class ExcitationStats:
             class_means = acc.total[present] / acc.count[present][:, None]
             ss_between += float((acc.count[present][:, None] * (class_means - grand) ** 2).sum())
             ss_total += float((acc.total_sq[present].sum(0) - n * grand * grand).sum())
-        if not any(self._acc[name].count.sum() for name in names):
-            return float("nan")
-        return float(ss_between / ss_total) if ss_total > 1e-12 else 0.0
+        # No images, or s constant over every image (0/0): undefined, never 0 or 1.
+        return float(ss_between / ss_total) if ss_total > 1e-12 else float("nan")
 
-    def saturation(self, block: str) -> float:
-        """Return how close s is to a constant: 1 − 2·std(s) over all images and channels (1 = constant gate,
-        which is identity up to a fixed rescaling; a [0, 1] gate has std at most 0.5)."""
-        acc = self._acc[block]
-        n = acc.count.sum() * acc.total.shape[1]
-        if n == 0:
+    def saturation(self, block: str, threshold: float = SATURATION_THRESHOLD) -> float:
+        """Return the paper's saturation: the share of channels whose mean s over all images exceeds
+        `threshold` (0.9), i.e. channels the block passes nearly unchanged (SE_5_2 in Fig. 6)."""
+        if self._acc[block].count.sum() == 0:
             return float("nan")
-        m = acc.total.sum() / n
-        var = max(acc.total_sq.sum() / n - m * m, 0.0)
-        return float(1.0 - 2.0 * np.sqrt(var))
+        return float((self.overall_mean(block) > threshold).mean())
 
     def spread(self, block: str) -> float:
         """Return the std of s across images, averaged over channels (how much s varies with the input)."""
         return float(self.overall_std(block).mean())
 
+    def _class_means(self, block: str) -> np.ndarray:
+        """Return the K'×C means of the classes that have images."""
+        acc = self._acc[block]
+        present = acc.count > 0
+        return acc.total[present] / acc.count[present][:, None]
+
+    def decorrelation(self, block: str) -> float:
+        """Return 1 − the mean pairwise Pearson r between class-mean profiles (vectors over channels).
+
+        0: every class has the same pattern up to scale and offset (the paper's SE_5_3); 1: unrelated
+        patterns. Undefined (NaN) with fewer than two classes or a class whose mean profile is flat."""
+        means = self._class_means(block)
+        if len(means) < 2 or means.shape[1] < 2 or (means.std(1) < 1e-12).any():
+            return float("nan")
+        r = np.corrcoef(means)
+        return float(1.0 - r[np.triu_indices(len(means), 1)].mean())
+
+    def between_class_spread(self, block: str) -> float:
+        """Return the std over classes of the class mean of s, averaged over channels (in units of s)."""
+        means = self._class_means(block)
+        return float(means.std(0).mean()) if len(means) >= 2 else float("nan")
+
+    def near_all_share(self, block: str, tolerance: float = 0.05) -> float:
+        """Return the share of (class, channel) means within `tolerance` of the "all" curve (1 = class-agnostic)."""
+        means = self._class_means(block)
+        if not len(means):
+            return float("nan")
+        return float((np.abs(means - self.overall_mean(block)) <= tolerance).mean())
+
+    def min_class_count(self) -> int:
+        """Return the number of images of the rarest class (0 when a class has none)."""
+        return int(self.count.min()) if len(self.classes) else 0
+
     def summary(self) -> pd.DataFrame:
-        """Return one row per block: depth, mean s, spread, min, max, class specificity, saturation."""
+        """Return one row per block: depth, s statistics, and the measures of how s depends on the class."""
         rows = []
         for depth, (name, acc) in enumerate(self._acc.items()):
+            mean = self.overall_mean(name)
             rows.append({
                 "block": name, "depth": depth, "channels": acc.total.shape[1], "images": int(acc.count.sum()),
-                "mean_s": float(self.overall_mean(name).mean()), "spread": self.spread(name),
+                "mean_s": float(mean.mean()), "spread": self.spread(name),
                 "min_s": acc.lo, "max_s": acc.hi,
-                "class_specificity": self.class_specificity(name), "saturation": self.saturation(name),
+                "class_specificity": self.class_specificity(name), "decorrelation": self.decorrelation(name),
+                "between_class_spread": self.between_class_spread(name),
+                "near_all_share": self.near_all_share(name), "saturation": self.saturation(name),
             })
         return pd.DataFrame(rows)
 
@@ -186,3 +219,31 @@ def similarity_by_depth(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]
         rows.append({"block": name, "depth": depth, "cosine": cosine_similarity(x, y), "pearson": corr,
                      "mean_abs_diff": float(np.abs(x - y).mean())})
     return pd.DataFrame(rows)
+
+
+# Measures of the depth profile, what each means (figure legends, tables and model cards use these words).
+MEASURES: "OrderedDict[str, str]" = OrderedDict([
+    ("class_specificity", "between-class share of the variance of s (0 = same s for every class, 1 = s is the class)"),
+    ("learned_specificity", "class specificity minus the untrained control's: what training added"),
+    ("decorrelation", "1 − mean Pearson r between class-mean profiles (0 = one pattern for all classes)"),
+    ("between_class_spread", "std over classes of the class mean of s, averaged over channels (units of s)"),
+    ("saturation", "share of channels whose mean s exceeds 0.9 (the block passes them nearly unchanged)"),
+    ("mean_s", "mean s over all images and channels"),
+])
+
+
+def depth_measures(stats: ExcitationStats, control: ExcitationStats | None = None,
+                   stages: Mapping[str, int | None] | None = None) -> pd.DataFrame:
+    """Return one row per block with the measures of MEASURES (and near_all_share, images per class),
+    plus `control_<measure>` columns and learned_specificity when the untrained control's statistics are given.
+    `stages` maps block → stage (from the recorder's blocks)."""
+    frame = stats.summary()
+    frame.insert(1, "stage", [(stages or {}).get(b) for b in frame["block"]])
+    frame["min_class_images"] = stats.min_class_count()
+    if control is not None:
+        ctrl = control.summary().set_index("block")
+        for col in ("class_specificity", "decorrelation", "between_class_spread", "saturation", "mean_s",
+                    "near_all_share"):
+            frame[f"control_{col}"] = frame["block"].map(ctrl[col])
+        frame["learned_specificity"] = frame["class_specificity"] - frame["control_class_specificity"]
+    return frame

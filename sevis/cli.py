@@ -10,7 +10,6 @@ import argparse
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -106,7 +105,8 @@ def _cmd_excite(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .reports import evaluate, evaluation_report, format_evaluation, weights_path, write_evaluation_to_card
+    from .reports import (evaluate, evaluation_passes, evaluation_report, format_evaluation, weights_path,
+                          write_evaluation_to_card)
     from .zoo import load_model
 
     target = None
@@ -116,10 +116,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise SevisError(f"--write-card needs a sevis weights file (embedded, embedded-plain or a "
                              f".safetensors path); {args.model} has no model card to write")
     loaded = load_model(args.model, arch=args.arch)
-    split_size = {"test": 10_000, "train": 60_000}.get(args.split)
-    with _progress(split_size or 0, f"evaluate {loaded.name} on {args.split}") as bar:
-        stats, figures, blocks, n = evaluate(loaded, args.split, args.batch_size, progress=bar.update)
-    report = evaluation_report(stats, figures, blocks, loaded.classes, args.split, _command_line(args.argv))
+    split_size = {"test": 10_000, "train": 60_000, "reference": 1000}[args.split]
+    control, knockout = not args.no_control, not args.no_knockout
+    with _progress(split_size * evaluation_passes(control, knockout), f"evaluate {loaded.name} on {args.split}") as bar:
+        mm = evaluate(loaded, args.split, args.batch_size, control=control, knockout=knockout, progress=bar.update)
+    report = evaluation_report(mm, loaded.classes, args.split, _command_line(args.argv))
     print(format_evaluation(report))
     if target is not None:
         card = write_evaluation_to_card(target, report)
@@ -164,6 +165,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split", choices=("test", "train", "reference"), default="test",
                    help="test (10k), train (60k) or the bundled reference set; default test")
     p.add_argument("--batch-size", type=_positive_int, default=250)
+    p.add_argument("--no-control", action="store_true", help="skip the untrained control (faster)")
+    p.add_argument("--no-knockout", action="store_true", help="skip the knock-out sweeps (faster)")
     p.add_argument("--write-card", action="store_true",
                    help='store the results under "evaluation" in the model card beside the weights')
     p.set_defaults(func=_cmd_evaluate)

@@ -90,6 +90,17 @@ def load_fashion_mnist(split: str = "test", root: str | os.PathLike | None = Non
     return Split(images, labels)
 
 
+def fmnist_preprocessing(variant: str = "context") -> dict:
+    """Return the model card's preprocessing block for a Fashion-MNIST model trained on data `variant`."""
+    from .context import ContextConfig
+    mean, std = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if variant == "centred" else (CONTEXT_MEAN, CONTEXT_STD)
+    pp = {"grayscale": True, "resize": 28, "center_crop": 28, "mean": [mean], "std": [std], "auto_invert": True,
+          "note": "white-on-black garments as in Fashion-MNIST; photos on light backgrounds are inverted"}
+    if variant == "context":
+        pp["canvas"] = ContextConfig().canvas  # the 28 px garment lands in the middle of a black canvas
+    return pp
+
+
 def load_split(split: str = "test", variant: str = "centred") -> Split:
     """Return a Fashion-MNIST split as a model of data `variant` sees it: centred, or put in context (seeded)."""
     base = load_fashion_mnist(split)

@@ -150,15 +150,6 @@ def read_excitations(path: str | os.PathLike) -> ExcitationRecords:
 
 
 # ------------------------------------------------------------------------------------------ evaluate
-def block_statistics(stats: ExcitationStats, blocks: Sequence[SEBlock] = ()) -> pd.DataFrame:
-    """Return ExcitationStats.summary() with each block's stage added (when the blocks are given)."""
-    df = stats.summary()
-    if blocks and len(df):
-        stage = {b.name: b.stage for b in blocks}
-        df.insert(1, "stage", df["block"].map(stage))
-    return df
-
-
 def _plain(v):
     """Return `v` as a JSON-friendly Python value (numpy scalars unwrapped, NaN → None, floats rounded)."""
     if isinstance(v, np.generic):
@@ -179,52 +170,64 @@ def weights_path(spec: str) -> Path | None:
     return Path(spec).expanduser()
 
 
-def evaluation_split(name: str):
-    """Return the Fashion-MNIST split `name`: train, test, or reference (the bundled ~100 images per class)."""
-    from .data import load_fashion_mnist, load_reference_set
+def evaluation_split(name: str, variant: str = "centred"):
+    """Return the Fashion-MNIST split `name` (train, test, or reference: the bundled 100 images per class) as a
+    model trained on data `variant` (centred or context) sees it."""
+    from .data import load_reference_set, load_split
     if name == "reference":
-        return load_reference_set()
+        return load_reference_set(variant=variant)
     if name in ("train", "test"):
-        return load_fashion_mnist(name)
+        return load_split(name, variant)
     raise DatasetError(f"unknown split {name!r}; choose test, train or reference")
 
 
-def evaluate(loaded, split_name: str = "test", batch_size: int = 250,
-             progress: Callable[[int], None] | None = None) -> tuple[ExcitationStats, dict, list[SEBlock], int]:
-    """Run a Fashion-MNIST model over a split; return (statistics, accuracy figures, SE blocks, images)."""
-    from .inference import collect_statistics, split_batches
-    from .recorder import find_se_blocks
+def evaluate(loaded, split_name: str = "test", batch_size: int = 250, control: bool = True, knockout: bool = True,
+             progress: Callable[[int], None] | None = None):
+    """Run a Fashion-MNIST model over a split; return its ModelMeasures (statistics, accuracy, the untrained
+    control's statistics with BatchNorm recalibrated on the reference set, knock-out sweeps, measures, paper
+    table); `progress` counts images over evaluation_passes(control, knockout) passes."""
+    from .inference import split_batches
+    from .measures import measure_model
     if loaded.dataset != "fashion-mnist":
         raise ModelError(f"{loaded.spec} is not a Fashion-MNIST model: `sevis evaluate` measures the embedded "
                          "models and sevis checkpoints trained on Fashion-MNIST")
-    split = evaluation_split(split_name)
-    stats, figures = collect_statistics(loaded, split_batches(loaded, split, batch_size), progress=progress)
-    return stats, figures, [b for b, _ in find_se_blocks(loaded.model)], len(split)
+    split = evaluation_split(split_name, loaded.data_variant)
+    batches = list(split_batches(loaded, split, batch_size))
+    calibration = list(split_batches(loaded, loaded.reference_set(), batch_size)) if control else None
+    return measure_model(loaded, batches, calibration, control=control, knockout=knockout, progress=progress)
 
 
-def evaluation_report(stats: ExcitationStats, figures: Mapping, blocks: Sequence[SEBlock], classes: Sequence[str],
-                      split: str, command: str) -> dict:
-    """Return the "evaluation" section of a model card: accuracy, per-class accuracy, per-block s statistics."""
-    table = block_statistics(stats, blocks)
-    per_class = np.asarray(figures["per_class_accuracy"], np.float64)
+def evaluation_passes(control: bool, knockout: bool) -> int:
+    """Return how many times `evaluate` reports a full split to its progress callback."""
+    return 1 + int(control) + 2 * int(knockout)
+
+
+def evaluation_report(mm, classes: Sequence[str], split: str, command: str) -> dict:
+    """Return the "evaluation" section of a model card: accuracy, per-class accuracy, the measures per block,
+    and the paper-vs-model table."""
+    table = mm.measures
+    per_class = np.asarray(mm.figures["per_class_accuracy"], np.float64)
     report = {
         "command": command,
         "split": split,
-        "images": int(figures["images"]),
-        "accuracy": round(float(figures["accuracy"]), 6),
+        "images": int(mm.figures["images"]),
+        "accuracy": round(float(mm.figures["accuracy"]), 6),
         "per_class_accuracy": {c: (None if math.isnan(a) else round(float(a), 6)) for c, a in zip(classes, per_class)},
         "excitation": [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")],
+        "paper_vs_model": mm.paper.to_dict("records"),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    if len(table) and "stage" in table and table["stage"].notna().any():
+    if len(table) and table["stage"].notna().all():
         last = table[table["stage"] == table["stage"].max()]
         report["last_stage_spread"] = round(float(last["spread"].mean()), 6)
-        first = table[table["stage"] == table["stage"].min()]
-        # A stage's class specificity pools all its blocks' channels (ExcitationStats.class_specificity on
-        # the list), the index tests/test_shipped_model.py checks; averaging block indices would differ.
-        report["first_stage_class_specificity"] = round(stats.class_specificity(list(first["block"])), 6)
-        report["last_stage_class_specificity"] = round(stats.class_specificity(list(last["block"])), 6)
     return report
+
+
+_COLUMNS = [("C", "channels", "5d"), ("mean", "mean_s", "6.3f"), ("spread", "spread", "7.4f"),
+            ("share", "class_specificity", "6.3f"), ("untr.", "control_class_specificity", "6.3f"),
+            ("learned", "learned_specificity", "7.3f"), ("decorr", "decorrelation", "6.3f"),
+            ("betw.", "between_class_spread", "6.3f"), ("sat.", "saturation", "5.2f"),
+            ("ko s=1", "knockout_identity", "7.2%"), ("ko mean", "knockout_mean", "7.2%")]
 
 
 def format_evaluation(report: Mapping) -> str:
@@ -235,25 +238,26 @@ def format_evaluation(report: Mapping) -> str:
     for cls, acc in report["per_class_accuracy"].items():
         lines.append(f"  {cls:<{width}}  " + ("   n/a" if acc is None else f"{100 * acc:6.2f}%"))
     rows = report["excitation"]
-    if rows:
-        lines += ["", "excitation s per block (spread = std of s across images, averaged over channels):"]
-        bw = max(len(r["block"]) for r in rows)
-        lines.append(f"  {'block':<{bw}}  {'C':>5} {'mean':>6} {'spread':>7} {'min':>6} {'max':>6} "
-                     f"{'class-spec':>10} {'saturation':>10}")
+    if not rows:
+        return "\n".join(lines + ["", "(this model has no SE blocks)"])
+    cols = [(h, k, f) for h, k, f in _COLUMNS if k in rows[0]]
+    lines += ["", "per SE block (share: between-class share of the variance of s; untr.: the same for the untrained "
+              "control; decorr: 1 − mean r of class-mean profiles; betw.: std of class means; sat.: share of channels "
+              "with mean s > 0.9; ko: accuracy change when s := 1 or s := its mean):"]
+    bw = max(len(r["block"]) for r in rows)
 
-        def f(v, fmt):
-            return format(v, fmt) if v is not None else "n/a".rjust(len(format(0.0, fmt)))
+    def cell(v, fmt: str) -> str:
+        w = int("".join(ch for ch in fmt.split(".")[0] if ch.isdigit()) or 6)
+        return "n/a".rjust(w) if v is None else format(v, fmt)
 
-        for r in rows:
-            lines.append(f"  {r['block']:<{bw}}  {r['channels']:>5} {f(r['mean_s'], '6.3f')} {f(r['spread'], '7.4f')} "
-                         f"{f(r['min_s'], '6.3f')} {f(r['max_s'], '6.3f')} {f(r['class_specificity'], '10.3f')} "
-                         f"{f(r['saturation'], '10.3f')}")
-        if "last_stage_spread" in report:
-            lines.append(f"  last stage: mean spread {report['last_stage_spread']:.4f}, class specificity "
-                         f"{report['last_stage_class_specificity']:.3f} (first stage "
-                         f"{report['first_stage_class_specificity']:.3f})")
-    else:
-        lines += ["", "(this model has no SE blocks)"]
+    lines.append(f"  {'block':<{bw}} " + " ".join(h.rjust(int(''.join(c for c in f.split('.')[0] if c.isdigit())))
+                                                  for h, _, f in cols))
+    for r in rows:
+        lines.append(f"  {r['block']:<{bw}} " + " ".join(cell(r[k], f) for _, k, f in cols))
+    if report.get("paper_vs_model"):
+        lines += ["", "paper vs this model (Section 7.2):"]
+        for r in report["paper_vs_model"]:
+            lines.append(f"  [{r['shows']:>3}] {r['finding']} ({r['blocks']}): {r['this_model']}")
     return "\n".join(lines)
 
 

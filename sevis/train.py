@@ -282,20 +282,15 @@ def train_config_dict(cfg: TrainConfig) -> dict:
 
 def model_card(model: SEResNet, cfg: TrainConfig, history: dict, name: str, command: str) -> dict:
     """Return the model card of a freshly trained model: architecture, data, preprocessing, recipe, history."""
-    from .data import CONTEXT_SEEDS, FASHION_MNIST_CLASSES
-    mean, std = data_normalisation(cfg.data)
+    from .data import CONTEXT_SEEDS, FASHION_MNIST_CLASSES, fmnist_preprocessing
     what = "SE-ResNet" if model.cfg.se else "Plain ResNet (no SE)"
     where = "Fashion-MNIST in context (random positions, random smooth backgrounds)" if cfg.data == "context" \
         else "Fashion-MNIST (garments centred on black)"
-    preprocessing = {"grayscale": True, "resize": 28, "center_crop": 28, "mean": [mean], "std": [std],
-                     "auto_invert": True,
-                     "note": "white-on-black garments as in Fashion-MNIST; photos on light backgrounds are inverted"}
+    preprocessing = fmnist_preprocessing(cfg.data)
     dataset = {"name": "Fashion-MNIST", "variant": cfg.data, "source": "Debian package dataset-fashion-mnist",
                "license": "MIT (Copyright 2017 Zalando SE)", "train_images": 60000, "test_images": 10000}
     if cfg.data == "context":
-        ctx = ContextConfig()
-        preprocessing["canvas"] = ctx.canvas  # the 28 px garment lands in the middle of a black canvas
-        dataset.update(context=ctx.to_dict(), test_seed=CONTEXT_SEEDS["test"],
+        dataset.update(context=ContextConfig().to_dict(), test_seed=CONTEXT_SEEDS["test"],
                        note="training samples are drawn afresh every epoch; the test split is rendered with test_seed")
     return {
         "name": name,

@@ -20,7 +20,7 @@ from PIL import Image
 
 from . import figures as F
 from .analysis import ExcitationStats, similarity_by_depth
-from .data import load_reference_set
+
 from .errors import DatasetError, ImageError, SevisError
 from .inference import predict_images, run_batch, split_batches
 from .knockout import Mode, knockout_overrides, knockout_sweep
@@ -97,7 +97,7 @@ def sample_images(loaded: LoadedModel, per_class: int = 1) -> "OrderedDict[str, 
     if loaded.dataset != "fashion-mnist":
         return sample_photos()
     try:
-        ref = load_reference_set()
+        ref = loaded.reference_set()
     except DatasetError:
         return OrderedDict()
     out: "OrderedDict[str, bytes]" = OrderedDict()
@@ -243,7 +243,7 @@ def reference_statistics(loaded: LoadedModel, folder: str | None = None, batch_s
         classes, images, labels, _ = folder_images(folder)
         source = f"folder {folder} ({len(images)} images, {len(classes)} classes)"
     elif loaded.dataset == "fashion-mnist":
-        ref = load_reference_set()
+        ref = loaded.reference_set()
         classes = list(ref.classes)
         images = None
         source = f"the bundled Fashion-MNIST reference set ({len(ref)} test images, {len(classes)} classes)"
@@ -295,7 +295,7 @@ def reference_batches(loaded: LoadedModel, folder: str | None = None, batch_size
         labels = [loaded.classes.index(classes[k]) for k in labels]
         return list(_batches_from_pils(loaded, images, labels, batch_size)), f"folder {folder}"
     if loaded.dataset == "fashion-mnist":
-        ref = load_reference_set()
+        ref = loaded.reference_set()
         return list(split_batches(loaded, ref, batch_size)), f"the bundled reference set ({len(ref)} images)"
     raise DatasetError("reference-set accuracy needs labelled images: this model has no bundled reference set; "
                        "name a folder with one sub-folder per class (named after the model's classes)")

@@ -16,12 +16,15 @@ from PIL import Image
 from torch import nn
 
 from .checkpoint import check_state_fits, load_state_into, read_card, read_state_dict
-from .errors import ModelError
+from .errors import DatasetError, ModelError
 from .preprocess import grayscale_transform
 from .resnet import ResNetConfig, SEResNet, architecture_config, list_architectures
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-EMBEDDED = {"embedded": "fmnist_se_resnet", "embedded-plain": "fmnist_resnet"}
+# The default model and its plain twin see Fashion-MNIST in context (sevis.context); the first embedded model,
+# trained on the centred originals, stays beside them: it shows how the data shape early excitations.
+EMBEDDED = {"embedded": "fmnist_se_resnet50", "embedded-plain": "fmnist_resnet50",
+            "embedded-centred": "fmnist_se_resnet", "embedded-centred-plain": "fmnist_resnet"}
 DEFAULT_SPEC = "embedded"
 
 # SE-bearing ImageNet models offered in the picker (any other timm/torchvision name works too).
@@ -51,6 +54,32 @@ class LoadedModel:
     @property
     def dataset(self) -> str:
         return "fashion-mnist" if len(self.classes) == 10 and self.classes[0] == "T-shirt/top" else "imagenet"
+
+    @property
+    def data_variant(self) -> str | None:
+        """Return how a Fashion-MNIST model saw its data ("centred" or "context"); None for ImageNet models."""
+        if self.dataset != "fashion-mnist":
+            return None
+        return str((self.card.get("dataset") or {}).get("variant", "centred"))
+
+    def reference_set(self):
+        """Return the bundled reference set (100 test images per class) as this model saw its data."""
+        from .data import load_reference_set
+        if self.data_variant is None:
+            raise DatasetError(f"{self.spec} is not a Fashion-MNIST model: it has no bundled reference set")
+        return load_reference_set(variant=self.data_variant)
+
+    @property
+    def normalisation(self) -> tuple[float, float]:
+        """Return the (mean, std) a grayscale model normalises pixel values in [0, 1] with."""
+        pp = self.card.get("preprocessing") or {}
+        return float(pp.get("mean", [0.2860])[0]), float(pp.get("std", [0.3530])[0])
+
+    @property
+    def input_size(self) -> int:
+        """Return the side of the square image the model takes (a canvas for in-context models)."""
+        pp = self.card.get("preprocessing") or {}
+        return int(pp.get("canvas") or pp.get("resize") or 224)
 
 
 def _offline_hint(spec: str, err: BaseException) -> ModelError:
@@ -132,13 +161,17 @@ def _load_sevis_arch(arch: str, spec: str, pretrained: bool) -> LoadedModel:
                              f"(architecture views), or an ImageNet model such as timm:legacy_seresnet50")
         return _load_sevis_checkpoint(weights, spec)
     model = SEResNet(cfg).eval()
+    card: dict = {"architecture": cfg.to_dict()}
     if cfg.in_chans == 1:
-        from .data import FASHION_MNIST_CLASSES
+        from .data import FASHION_MNIST_CLASSES, fmnist_preprocessing
         classes = list(FASHION_MNIST_CLASSES) if cfg.num_classes == 10 else [str(i) for i in range(cfg.num_classes)]
-        preprocess = grayscale_transform(28, [0.2860], [0.3530])
+        # A small-s2 stem is the in-context layout (36 px canvases); the others take the centred 28 px images.
+        variant = "context" if cfg.stem == "small-s2" else "centred"
+        card.update(preprocessing=fmnist_preprocessing(variant), dataset={"variant": variant})
+        preprocess = _card_preprocess(card)
     else:
         classes, preprocess = imagenet_classes(), _imagenet_preprocess()
-    return LoadedModel(model, preprocess, classes, arch, spec, "sevis", {"architecture": cfg.to_dict()})
+    return LoadedModel(model, preprocess, classes, arch, spec, "sevis", card)
 
 
 # ---------------------------------------------------------------------------- timm
@@ -230,7 +263,7 @@ def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, 
         if not path.exists():
             raise ModelError(f"checkpoint not found: {path}")
         return load_checkpoint(path, arch)
-    raise ModelError(f"unknown model {spec!r}: use embedded, embedded-plain, sevis:<arch>, timm:<name>, "
+    raise ModelError(f"unknown model {spec!r}: use {', '.join(EMBEDDED)}, sevis:<arch>, timm:<name>, "
                      "torchvision:<name> or a .safetensors/.pt file")
 
 

@@ -1,0 +1,62 @@
+"""A model's depth profile over a labelled set: its statistics, its untrained control's, the knock-out sweeps,
+the measures per block and the paper-vs-model table (used by `sevis evaluate`, model cards and the app)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .analysis import ExcitationStats, depth_measures
+from .control import untrained_control
+from .inference import collect_statistics
+from .knockout import knockout_sweep
+from .paper import paper_vs_model
+from .recorder import find_se_blocks
+from .zoo import LoadedModel
+
+Batches = Sequence[tuple[torch.Tensor, np.ndarray]]
+
+
+@dataclass
+class ModelMeasures:
+    """Everything the depth profile shows for one model over one labelled set."""
+
+    stats: ExcitationStats
+    figures: dict  # accuracy, per_class_accuracy, images
+    control: ExcitationStats | None
+    knockout_identity: pd.DataFrame | None
+    knockout_mean: pd.DataFrame | None
+    measures: pd.DataFrame  # one row per block (sevis.analysis.depth_measures)
+    paper: pd.DataFrame  # one row per finding (sevis.paper.paper_vs_model)
+
+
+def control_statistics(loaded: LoadedModel, batches: Batches, calibration: Batches | None = None,
+                       seed: int = 0, progress: Callable[[int], None] | None = None) -> ExcitationStats:
+    """Return the untrained control's statistics over `batches`, its BatchNorm recalibrated on `calibration`
+    (default: the same batches; the images only, never the labels)."""
+    control = untrained_control(loaded, (x for x, _ in (calibration or batches)), seed=seed)
+    return collect_statistics(control, batches, progress=progress)[0]
+
+
+def measure_model(loaded: LoadedModel, batches: Batches, calibration: Batches | None = None,
+                  control: bool = True, knockout: bool = True,
+                  progress: Callable[[int], None] | None = None) -> ModelMeasures:
+    """Return the depth profile of `loaded` over labelled `batches` (a list, iterated several times).
+
+    `progress` is called with the number of images after each batch of each pass."""
+    stats, figures = collect_statistics(loaded, batches, progress=progress)
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    ctrl = control_statistics(loaded, batches, calibration, progress=progress) if control and blocks else None
+    ko_id = ko_mean = None
+    if knockout and blocks:
+        ko_id = knockout_sweep(loaded, batches, "identity", progress=progress)
+        means = {b: stats.overall_mean(b) for b in stats.blocks}
+        ko_mean = knockout_sweep(loaded, batches, "mean", means=means, progress=progress)
+    measures = depth_measures(stats, ctrl, {b.name: b.stage for b in blocks})
+    if ko_id is not None:
+        measures["knockout_identity"] = measures["block"].map(ko_id.set_index("block")["change"])
+        measures["knockout_mean"] = measures["block"].map(ko_mean.set_index("block")["change"])
+    return ModelMeasures(stats, figures, ctrl, ko_id, ko_mean, measures, paper_vs_model(measures, ko_id, ko_mean))
