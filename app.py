@@ -17,14 +17,14 @@ import streamlit as st
 
 from sevis import SevisError, find_se_blocks
 from sevis import views as V
-from sevis.app import architecture, class_depth, compare, export, knockout, live
+from sevis.app import architecture, channel, class_depth, compare, export, inside, knockout, live
 from sevis.app.common import Context, content_hash, get_model, get_results, get_samples, remember
 from sevis.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
 
 st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon="🔬", layout="wide")
 
 # Tab order; every view module has TITLE and render(ctx) -> panels (Export: render(ctx, views)).
-VIEW_MODULES = [live, compare, class_depth, knockout, architecture]
+VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture]
 VIEWS = [m.TITLE for m in VIEW_MODULES] + [export.TITLE]
 MODEL_KINDS = OrderedDict([
     ("Our SE-ResNet (Fashion-MNIST)", "embedded"),

@@ -517,3 +517,88 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
                                 seed, fig7_class)
     keep = {"fig6": "fig6_class_means", "fig7": "fig7_within_class", "depth": "depth_profile"}.get(view)
     return [p for p in panels if keep is None or p.key == keep]
+
+
+# ---------------------------------------------------------------------------------------- takeaways
+# One sentence per view, computed from what the view shows (never hard-coded numbers), for its end.
+def live_takeaway(result: ImageResult) -> str | None:
+    """Return which block spreads s the most and which the least for this image, and the prediction."""
+    if not result.excitations:
+        return None
+    spread = {b: float(np.std(s)) for b, s in result.excitations.items()}
+    hi, lo = max(spread, key=spread.get), min(spread, key=spread.get)
+    muted = {b: int((np.asarray(s) < 0.1).sum()) for b, s in result.excitations.items()}
+    return (f"{result.name} is predicted {result.topk[0][0]} ({result.topk[0][1]:.1%}). Its excitations vary most "
+            f"across channels at {hi} (std {spread[hi]:.2f}) and least at {lo} (std {spread[lo]:.2f}); "
+            f"{muted[hi]} of {len(result.excitations[hi])} channels at {hi} are nearly switched off (s < 0.1).")
+
+
+def compare_takeaway(similarity: pd.DataFrame, measure: str = "pearson") -> str | None:
+    """Return where the first pair is most and least alike (frame from similarity_by_depth / compare_panels)."""
+    part = similarity[similarity["pair"] == similarity["pair"].iloc[0]] if "pair" in similarity else similarity
+    part = part.dropna(subset=[measure])
+    if part.empty:
+        return None
+    hi, lo = part.loc[part[measure].idxmax()], part.loc[part[measure].idxmin()]
+    name = {"pearson": "r", "cosine": "cosine"}.get(measure, measure)
+    pair = f"{part['pair'].iloc[0]}: " if "pair" in part else ""
+    return (f"{pair}the excitation patterns are most alike at {hi['block']} ({name} = {hi[measure]:.2f}) and least "
+            f"alike at {lo['block']} ({name} = {lo[measure]:.2f}).")
+
+
+def class_depth_takeaway(summary: pd.DataFrame) -> str | None:
+    """Return where class specificity is highest and lowest (a simple hook; the class × depth view's
+    explanation is being reworked and may replace it). `summary` is ExcitationStats.summary()."""
+    part = summary.dropna(subset=["class_specificity"])
+    if part.empty:
+        return None
+    hi = part.loc[part["class_specificity"].idxmax()]
+    lo = part.loc[part["class_specificity"].idxmin()]
+    return (f"Class specificity is highest at {hi['block']} ({hi['class_specificity']:.2f}) and lowest at "
+            f"{lo['block']} ({lo['class_specificity']:.2f}); saturation ranges from {part['saturation'].min():.2f} "
+            f"to {part['saturation'].max():.2f}.")
+
+
+def knockout_takeaway(sweep: pd.DataFrame, blocks: Sequence[SEBlock]) -> str | None:
+    """Return the costliest block to knock out and the largest cost within the last stage (sweep frame
+    from knockout_sweep), e.g. "Knocking out SE_2_1 costs 11.7 points; each block of the last stage costs
+    under 1"."""
+    rows = sweep[sweep["block"] != "none"]
+    if rows.empty:
+        return None
+    cost = -100.0 * rows.set_index("block")["change"]
+    worst = cost.idxmax()
+    text = (f"Knocking out {worst} costs {cost[worst]:.1f} points of accuracy" if cost[worst] > 0 else
+            f"No single block costs accuracy when knocked out (the largest change is {-cost.min():+.1f} points)")
+    stage = blocks[-1].stage if blocks else None
+    last = [b.name for b in blocks if b.stage == stage and b.name in cost.index] if stage is not None else []
+    if last and worst not in last and len(last) < len(cost):
+        bound = max(float(cost[last].max()), 0.0)
+        text += (f"; each block of the last stage costs at most {bound:.1f}" if len(last) > 1
+                 else f"; the last stage's {last[0]} costs {bound:.1f}")
+    return text + "."
+
+
+def knockout_image_takeaway(result: KnockoutResult, blocks: Sequence[str]) -> str:
+    """Return what knocking `blocks` out did to this image's top class."""
+    (c, p), (c2, p2) = result.before[0], result.after[0]
+    after_same = next((q for k, q in result.after if k == c), None)
+    what = ", ".join(blocks) if blocks else "no block"
+    if result.changed:
+        return f"Knocking out {what} turns {c} ({p:.1%}) into {c2} ({p2:.1%})."
+    return (f"With {what} knocked out the image is still {c}; its probability goes from {p:.1%} to "
+            f"{(after_same if after_same is not None else p2):.1%}.")
+
+
+def architecture_takeaway(loaded: LoadedModel) -> str | None:
+    """Return SE's parameter cost and where most of it sits."""
+    from . import params as P
+    facts = model_summary(loaded)
+    if not facts["se_blocks"]:
+        return None
+    per_stage = P.se_parameters(loaded.model)
+    rows = per_stage[per_stage["stage"].astype(str) != "total"]
+    top = rows.loc[rows["parameters"].idxmax()]
+    base = facts["parameters"] - facts["se_parameters"]
+    return (f"SE adds {facts['se_parameters']:,} parameters ({facts['se_parameters'] / max(base, 1):.1%} of the plain "
+            f"model) in {facts['se_blocks']} blocks; stage {top['stage']} holds {top['share']:.0%} of them.")

@@ -7,7 +7,7 @@ from sevis import SevisError
 from sevis import figures as F
 from sevis import views as V
 
-from .common import Context, block_picker, get_reference, show_panel
+from .common import Context, block_picker, get_reference, intro, show_panel, takeaway
 
 TITLE = "Class × depth"
 
@@ -15,6 +15,9 @@ TITLE = "Class × depth"
 def render(ctx: Context) -> list[F.Panel]:
     """Show the class × depth view; return its panels."""
     loaded, blocks = ctx.loaded, ctx.blocks
+    intro("The paper's Fig. 6 and Fig. 7 over a reference set: the mean excitation of each class at each SE "
+          "block, and how much it varies within one class. Where class lines coincide, the block treats every "
+          "class alike. Click a channel in Fig. 6 to open it.")
     if not blocks:
         st.info("This model has no SE blocks.")
         return []
@@ -46,5 +49,9 @@ def render(ctx: Context) -> list[F.Panel]:
         return []
     panels = V.class_depth_panels(ref, picked, sel, mode, n, 0, f7)
     for i, p in enumerate(panels):
-        show_panel(p, f"cd_{i}")
+        if p.key == "fig6_class_means":
+            show_panel(p, f"cd_{i}", clickable_blocks=sel, figure=F.add_channel_targets(p.figure, sel))
+        else:
+            show_panel(p, f"cd_{i}")
+    takeaway(V.class_depth_takeaway(ref.stats.summary()))
     return panels

@@ -77,6 +77,17 @@ def get_sweep(spec: str, pretrained: bool, arch: str | None, folder: str, mode: 
     return panel
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_reference_excitations(spec: str, pretrained: bool, arch: str | None, folder: str):
+    """Return s at every block for every reference image (sevis.channel.ReferenceExcitations)."""
+    from sevis.channel import reference_excitations
+    bar = st.progress(0.0, text="Recording s for every reference image…")
+    ref = reference_excitations(get_model(spec, pretrained, arch), folder or None,
+                                progress=lambda f: bar.progress(f, text=f"Reference excitations: {f:.0%}"))
+    bar.empty()
+    return ref
+
+
 @st.cache_data(show_spinner="Counting parameters…", max_entries=8)
 def get_architecture(spec: str, pretrained: bool, arch: str | None):
     """Return the architecture view's panels."""
@@ -95,18 +106,34 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def show_panel(panel: F.Panel, key: str, on_select=None, selection_mode=("points",)):
-    """Show a figure, its caption under it and its download menu. With `on_select` the chart reports
-    clicks (Streamlit selection events) and this returns its selection state, else None."""
-    if on_select is None:
-        st.plotly_chart(panel.figure, key=f"chart_{key}", theme=None, config=CHART_CONFIG)
-        state = None
+CHANNEL_VIEW = "Channel"
+
+
+def open_channel(chart_key: str, blocks: list[str]) -> None:
+    """Selection callback: a clicked channel (heat strip, Fig. 6, Inside a block) opens the Channel view."""
+    from sevis.channel import channel_from_point
+    state = st.session_state.get(chart_key) or {}
+    points = (state.get("selection") or {}).get("points") or []
+    for point in points:
+        picked = channel_from_point(point, blocks)
+        if picked is not None:
+            st.session_state["ch_block"], st.session_state["ch_channel"] = picked
+            st.session_state["view"] = CHANNEL_VIEW
+            return
+
+
+def show_panel(panel: F.Panel, key: str, clickable_blocks: list[str] | None = None, figure=None):
+    """Show a figure (or `figure`, an app-only variant of it), its caption under it and its download menu.
+    With `clickable_blocks` a click on a channel (a point with customdata [block, channel]) opens the
+    Channel view, through Streamlit's selection events."""
+    chart_key = f"chart_{key}"
+    if clickable_blocks:
+        st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG,
+                        on_select=lambda: open_channel(chart_key, clickable_blocks), selection_mode="points")
     else:
-        state = st.plotly_chart(panel.figure, key=f"chart_{key}", theme=None, config=CHART_CONFIG,
-                                on_select=on_select, selection_mode=selection_mode)
+        st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG)
     st.caption(panel.caption)
     download_menu(panel, key)
-    return state
 
 
 def download_menu(panel: F.Panel, key: str) -> None:

@@ -8,7 +8,7 @@ import streamlit as st
 from sevis import figures as F
 from sevis import views as V
 
-from .common import Context, block_picker, get_reference, show_panel
+from .common import Context, block_picker, get_reference, intro, show_panel, takeaway
 
 TITLE = "Compare"
 
@@ -16,6 +16,8 @@ TITLE = "Compare"
 def render(ctx: Context) -> list[F.Panel]:
     """Show the compare view; return its panels."""
     results, blocks = ctx.results, ctx.blocks
+    intro("Two or more images, or class means from the reference set, side by side at each SE block: overlaid, "
+          "their difference channel by channel, and how similar the patterns are at each depth.")
     if not blocks:
         st.info("This model has no SE blocks: nothing to compare.")
         return []
@@ -51,4 +53,5 @@ def render(ctx: Context) -> list[F.Panel]:
         st.caption(f"The difference plot shows the first two: {picked[0]} and {picked[1]}.")
     for i, p in enumerate(panels):
         show_panel(p, f"cmp_{i}")
+    takeaway(V.compare_takeaway(panels[-1].data))
     return panels

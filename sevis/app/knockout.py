@@ -7,7 +7,7 @@ from sevis import DatasetError, SevisError
 from sevis import figures as F
 from sevis import views as V
 
-from .common import Context, get_reference, get_sweep, show_panel
+from .common import Context, get_reference, get_sweep, intro, show_panel, takeaway
 
 TITLE = "SE knock-out"
 
@@ -15,6 +15,9 @@ TITLE = "SE knock-out"
 def render(ctx: Context) -> list[F.Panel]:
     """Show the knock-out view; return its panels."""
     loaded, key, images, blocks = ctx.loaded, ctx.key, ctx.images, ctx.blocks
+    intro("Switch SE blocks off: their s is replaced by 1 (the block passes everything on) or by its "
+          "reference-set mean (the block stops adapting to the input). Compare the prediction before and after, "
+          "and the reference-set accuracy with each block knocked out in turn.")
     if not blocks:
         st.info("This model has no SE blocks to knock out.")
         return []
@@ -42,6 +45,7 @@ def render(ctx: Context) -> list[F.Panel]:
         st.markdown(f"Original: **{b[0]}** ({b[1]:.1%}) → knocked out: **{a[0]}** ({a[1]:.1%}): {verdict}.")
         show_panel(res.panel, "ko_image")
         panels.append(res.panel)
+        takeaway(V.knockout_image_takeaway(res, [n for n in names if n in picked]))
     else:
         st.info("Pick an image in the sidebar to see how its prediction changes.")
     st.subheader("Reference-set accuracy with each block knocked out")
@@ -62,4 +66,5 @@ def render(ctx: Context) -> list[F.Panel]:
         else:
             show_panel(panel, "ko_sweep")
             panels.append(panel)
+            takeaway(V.knockout_takeaway(panel.data, blocks))
     return panels

@@ -6,7 +6,7 @@ import streamlit as st
 from sevis import figures as F
 from sevis import views as V
 
-from .common import Context, block_picker, display_image, show_panel
+from .common import Context, block_picker, display_image, intro, show_panel, takeaway
 
 TITLE = "Live inference"
 
@@ -14,6 +14,9 @@ TITLE = "Live inference"
 def render(ctx: Context) -> list[F.Panel]:
     """Show the live view for the picked images; return its panels."""
     results, blocks = ctx.results, ctx.blocks
+    intro("The model's prediction for an image and the excitation s of every SE block: one row per block in the "
+          "heat strip (shallow at the top), one value per channel, 0 = suppressed, 1 = passed on. Click a cell to "
+          "open that channel.")
     if not ctx.images:
         st.info("Upload one or more images in the sidebar, or pick sample images.")
         return []
@@ -39,7 +42,9 @@ def render(ctx: Context) -> list[F.Panel]:
     with right:
         show_panel(panels[0], "live_top5")
     if len(panels) > 1:
-        show_panel(panels[1], "live_heat")
+        names = [b.name for b in blocks]
+        show_panel(panels[1], "live_heat", clickable_blocks=names,
+                   figure=F.add_channel_targets(panels[1].figure, names))
     else:
         st.info("This model has no SE blocks, so there are no excitations to show.")
     if len(panels) > 2:
@@ -48,4 +53,5 @@ def render(ctx: Context) -> list[F.Panel]:
                            "live_blocks") if len(names) > 8 else names
         panels[2] = V.live_panels(r, sel)[2] if sel != names else panels[2]
         show_panel(panels[2], "live_lines")
+    takeaway(V.live_takeaway(r))
     return panels
