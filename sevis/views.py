@@ -461,24 +461,30 @@ def model_summary(loaded: LoadedModel) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- headless (sevis export)
-EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture")
+EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
+                "channel")
 
 
 def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage] = (),
                        classes: Sequence[str] | None = None, blocks: Sequence[str] | None = None,
                        channels: str = "uniform", n: int | None = 50, seed: int = 0, fig7_class: str | None = None,
                        folder: str | None = None, knockout_blocks: Sequence[str] | None = None, mode: Mode = "identity",
-                       progress: Callable[[float], None] | None = None) -> list[F.Panel]:
+                       progress: Callable[[float], None] | None = None, channel: int | None = None) -> list[F.Panel]:
     """Return the panels of one view, computed without the app (for `sevis export`).
 
     class-depth: Fig. 6, Fig. 7 and the depth profile (fig6 / fig7 / depth: just that one); live: per image;
     compare: the images against each other; knockout: the images' predictions with `knockout_blocks` knocked
-    out and the reference-set sweep; architecture: block table and parameter views.
+    out and the reference-set sweep; architecture: block table and parameter views; block: Inside a block
+    for one image and one block (`blocks`); channel: the Channel view of `channel` in one block, with an
+    optional image.
     """
     if view not in EXPORT_VIEWS:
         raise SevisError(f"unknown view {view!r}; choose one of {', '.join(EXPORT_VIEWS)}")
     se_blocks = [b for b, _ in find_se_blocks(loaded.model)]
     names = [b.name for b in se_blocks]
+    if view in ("block", "channel") and (not blocks or len(blocks) != 1):
+        raise SevisError(f"the {view} view needs exactly one block, --block NAME (put image files before "
+                         "--block, or after --channel)")
     if blocks:
         unknown = [b for b in blocks if b not in names]
         if unknown:
@@ -489,6 +495,8 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
         raise SevisError(f"{loaded.name} has no SE blocks, so there are no excitations to plot")
     if view in ("live", "compare") and not images:
         raise SevisError(f"the {view} view needs image files")
+    if view in ("block", "channel"):
+        return _block_or_channel_panels(loaded, view, images, blocks, channel, folder, progress)
     if view == "live":
         return [p for r in analyse_images(loaded, images) for p in live_panels(r, blocks)]
     if view == "compare":
@@ -517,6 +525,26 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
                                 seed, fig7_class)
     keep = {"fig6": "fig6_class_means", "fig7": "fig7_within_class", "depth": "depth_profile"}.get(view)
     return [p for p in panels if keep is None or p.key == keep]
+
+
+def _block_or_channel_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage],
+                             blocks: Sequence[str] | None, channel: int | None, folder: str | None,
+                             progress: Callable[[float], None] | None) -> list[F.Panel]:
+    """Return the Inside a block (view "block") or Channel (view "channel") panels for `sevis export`."""
+    from .channel import channel_panels, reference_excitations
+    from .inside import anatomy_panels, block_anatomy
+    if view == "block":
+        if len(images) != 1:
+            raise SevisError("the block view needs exactly one image file")
+        if channel is not None:
+            raise SevisError("--channel belongs to the channel view (sevis export channel --block B --channel C)")
+        return anatomy_panels(block_anatomy(loaded, images[0], blocks[0]))
+    if channel is None:
+        raise SevisError("the channel view needs --channel N")
+    if len(images) > 1:
+        raise SevisError("the channel view takes at most one image file")
+    ref = reference_excitations(loaded, folder, progress=progress)
+    return channel_panels(loaded, ref, blocks[0], channel, images[0] if images else None).panels
 
 
 # ---------------------------------------------------------------------------------------- takeaways
