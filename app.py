@@ -115,8 +115,14 @@ def image_picker(loaded, key):
         preferred = [n for n in samples if n.startswith(("Trouser", "Bag"))][:2]
     else:
         preferred = list(samples)[:2]
-    picked = sb.multiselect("Sample images", list(samples), default=preferred if not uploads else [],
-                            key=f"samples_{loaded.dataset}",
+    skey = f"samples_{loaded.dataset}"
+    uploaded = tuple(f.name for f in uploads or [])
+    if uploaded and st.session_state.get("uploads_seen") != uploaded:
+        st.session_state[skey] = []  # new uploads replace the sample images (pick samples again to add them)
+    st.session_state["uploads_seen"] = uploaded
+    picked = sb.multiselect("Sample images", list(samples),
+                            default=None if skey in st.session_state else (preferred if not uploads else []),
+                            key=skey,
                             help="Reference-set garments for Fashion-MNIST models; photos shipped with "
                                  "scikit-image / scikit-learn for ImageNet models.")
     files = [(f.name, f.getvalue()) for f in (uploads or [])] + [(n, samples[n]) for n in picked]

@@ -240,13 +240,14 @@ def difference_plot(frame: pd.DataFrame, a: str, b: str, blocks: Sequence[str] |
 def similarity_plot(frame: pd.DataFrame, title: str = "How similar are the two excitation patterns at each depth?") -> go.Figure:
     """Cosine similarity and Pearson correlation per block, against depth (frame from similarity_by_depth).
 
-    A frame with a "pair" column gets one line per pair (cosine only)."""
+    A frame with a "pair" column gets one line per pair (Pearson r only: s is positive, so cosine similarity
+    stays near 1 for any two inputs and hides differences)."""
     fig = go.Figure()
     if "pair" in frame.columns and frame["pair"].nunique() > 1:
         for j, (pair, part) in enumerate(frame.groupby("pair", sort=False)):
-            fig.add_trace(go.Scatter(x=part["block"], y=part["cosine"], mode="lines+markers", name=pair,
+            fig.add_trace(go.Scatter(x=part["block"], y=part["pearson"], mode="lines+markers", name=pair,
                                      line=dict(color=color_for(j)),
-                                     hovertemplate="%{x}: cosine %{y:.3f}<extra>" + pair + "</extra>"))
+                                     hovertemplate="%{x}: Pearson r %{y:.3f}<extra>" + pair + "</extra>"))
     else:
         fig.add_trace(go.Scatter(x=frame["block"], y=frame["cosine"], mode="lines+markers", name="cosine similarity",
                                  line=dict(color=PALETTE[0]), hovertemplate="%{x}: cosine %{y:.3f}<extra></extra>"))

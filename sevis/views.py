@@ -184,8 +184,9 @@ def compare_panels(items: Mapping[str, Mapping[str, np.ndarray]], blocks: Sequen
                 "Per channel, how much more (blue) or less (red) the first input is excited than the second.",
                 F.difference_plot(diff, a, b, blocks), diff),
         F.Panel("compare_similarity", "Similarity of the excitations against depth",
-                "Cosine similarity (and Pearson correlation for a single pair) of the two excitation vectors at "
-                "each block. Early blocks tend to respond alike to any input; deep blocks differ by class.",
+                "Pearson correlation r of the excitation vectors at each block (for a single pair also the cosine "
+                "similarity, which stays high for any two positive s vectors, so r is the one to read). Early "
+                "blocks tend to respond alike to any input; deep blocks differ by class.",
                 F.similarity_plot(sim, "Similarity of the excitation patterns at each depth"), sim),
     ]
 
