@@ -187,6 +187,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an SE-ResNet (or its plain twin) on Fashion-MNIST",
                        description="Train on Fashion-MNIST. A checkpoint is kept after every epoch in runs/; "
@@ -222,7 +232,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         panels = export_view_panels(
             loaded, args.view, images, classes=args.classes, blocks=args.blocks, channels=args.channels, n=args.n,
             seed=args.seed, fig7_class=args.fig7_class, folder=args.folder, knockout_blocks=args.knockout,
-            mode=args.mode, progress=progress)
+            mode=args.mode, progress=progress, channel=args.channel)
     written = write_panels(panels, args.out, args.format, pack=args.pack, view=args.view,
                            context=f"Model: {loaded.name} ({loaded.spec}). Command: {_command_line(args.argv)}")
     for path in written:
@@ -231,7 +241,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 # Kept literal so building the parser imports no plotting stack; tests check they match views/export.
-EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture")
+EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
+                "channel")
 EXPORT_FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
 
 
@@ -249,7 +260,9 @@ def _add_export(sub) -> None:
     p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=["png", "html", "csv"],
                    help="one or more of %(choices)s (default: png html csv)")
     p.add_argument("--classes", nargs="+", metavar="CLASS", help="classes for Fig. 6 (default: the first four)")
-    p.add_argument("--blocks", nargs="+", metavar="BLOCK", help="SE blocks to plot (default: the paper's choice)")
+    p.add_argument("--blocks", "--block", nargs="+", metavar="BLOCK",
+                   help="SE blocks to plot (default: the paper's choice); block and channel views: exactly one")
+    p.add_argument("--channel", type=_nonnegative_int, metavar="N", help="channel of --block (channel view)")
     p.add_argument("--channels", choices=("all", "first", "uniform"), default="uniform",
                    help="all channels, the first N or N sampled uniformly (default, as in the paper)")
     p.add_argument("--n", type=_positive_int, default=50, help="N for --channels first/uniform (default 50)")
@@ -279,7 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "export" and not any(e.startswith("-") for e in extra):
+        args.images = list(args.images) + extra  # image files after options: `export channel --channel 7 IMG`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = argv
     try:
         return args.func(args)

@@ -240,13 +240,14 @@ def difference_plot(frame: pd.DataFrame, a: str, b: str, blocks: Sequence[str] |
 def similarity_plot(frame: pd.DataFrame, title: str = "How similar are the two excitation patterns at each depth?") -> go.Figure:
     """Cosine similarity and Pearson correlation per block, against depth (frame from similarity_by_depth).
 
-    A frame with a "pair" column gets one line per pair (cosine only)."""
+    A frame with a "pair" column gets one line per pair (Pearson r only: s is positive, so cosine similarity
+    stays near 1 for any two inputs and hides differences)."""
     fig = go.Figure()
     if "pair" in frame.columns and frame["pair"].nunique() > 1:
         for j, (pair, part) in enumerate(frame.groupby("pair", sort=False)):
-            fig.add_trace(go.Scatter(x=part["block"], y=part["cosine"], mode="lines+markers", name=pair,
+            fig.add_trace(go.Scatter(x=part["block"], y=part["pearson"], mode="lines+markers", name=pair,
                                      line=dict(color=color_for(j)),
-                                     hovertemplate="%{x}: cosine %{y:.3f}<extra>" + pair + "</extra>"))
+                                     hovertemplate="%{x}: Pearson r %{y:.3f}<extra>" + pair + "</extra>"))
     else:
         fig.add_trace(go.Scatter(x=frame["block"], y=frame["cosine"], mode="lines+markers", name="cosine similarity",
                                  line=dict(color=PALETTE[0]), hovertemplate="%{x}: cosine %{y:.3f}<extra></extra>"))
@@ -418,3 +419,141 @@ def params_vs_r(sweep: pd.DataFrame, title: str = "SE's extra parameters against
     fig.update_xaxes(title_text="reduction ratio r", type="log", tickvals=list(sweep["r"]), ticktext=[str(r) for r in sweep["r"]])
     fig.update_yaxes(title_text="extra parameters from SE")
     return _layout(fig, title, height=360)
+
+
+# ---------------------------------------------------------------------------------------- inside a block / channel
+HIGH_COLOR, LOW_COLOR, OTHER_COLOR = "#2ca02c", "#d62728", "#9aa5b1"
+
+
+def channel_colors(n: int, high: Sequence[int], low: Sequence[int]) -> list[str]:
+    """Return one bar colour per channel: green for `high`, red for `low`, grey for the rest."""
+    colors = [OTHER_COLOR] * n
+    for c in high:
+        colors[int(c)] = HIGH_COLOR
+    for c in low:
+        colors[int(c)] = LOW_COLOR
+    return colors
+
+
+def anatomy_chain(frame: pd.DataFrame, block: str, high: Sequence[int], low: Sequence[int],
+                  title: str | None = None) -> go.Figure:
+    """One row of bars per quantity of the SE computation (frame: quantity, label, index, value), in order:
+    z, δ(W1·z) (when readable), s. Channels in `high`/`low` are coloured; each bar carries
+    customdata [block, index] so a click on a z or s bar names a channel."""
+    quantities = list(dict.fromkeys(frame["quantity"]))
+    labels = [frame.loc[frame["quantity"] == q, "label"].iloc[0] for q in quantities]
+    fig = make_subplots(rows=len(quantities), cols=1, subplot_titles=labels, vertical_spacing=0.16)
+    for i, q in enumerate(quantities):
+        part = frame[frame["quantity"] == q]
+        idx = part["index"].to_numpy()
+        per_channel = q != "hidden"
+        fig.add_trace(go.Bar(
+            x=idx, y=part["value"], showlegend=False,
+            marker_color=channel_colors(len(idx), high, low) if per_channel else PALETTE[4],
+            customdata=np.stack([np.full(len(idx), block, dtype=object), idx], axis=1) if per_channel else None,
+            hovertemplate=(f"{q} · channel %{{x}}<br>value %{{y:.3f}}<extra></extra>" if per_channel
+                           else "hidden unit %{x}<br>δ(W1·z) = %{y:.3f}<extra></extra>"),
+        ), row=i + 1, col=1)
+        fig.update_xaxes(title_text=CHANNEL_AXIS if per_channel else "hidden unit (C/r of them)", row=i + 1, col=1)
+        if q == "s":
+            fig.update_yaxes(range=_s_range(part["value"]), row=i + 1, col=1)
+    return _layout(fig, title or f"Inside {block}: squeeze z, hidden δ(W1·z), excitation s", height=150 + 190 * len(quantities),
+                   showlegend=False, bargap=0.1, clickmode="event+select")
+
+
+def feature_map_grid(frame: pd.DataFrame, title: str, columns: Sequence[str], rows: Sequence[str],
+                     zmax: float | None = None) -> go.Figure:
+    """Heat maps of feature maps (frame: row, column, y, x, value), rows × columns, all on one colour
+    scale (symmetric around 0, ±zmax) so that a channel scaled down by s fades towards white."""
+    n_rows, n_cols = len(rows), len(columns)
+    fig = make_subplots(rows=n_rows, cols=n_cols, row_titles=list(rows), subplot_titles=[
+        columns[c] if r == 0 else "" for r in range(n_rows) for c in range(n_cols)],
+        horizontal_spacing=0.012, vertical_spacing=0.06)
+    zmax = zmax if zmax is not None else (float(frame["value"].abs().max()) if len(frame) else 1.0) or 1.0
+    for r, row in enumerate(rows):
+        for c, col in enumerate(columns):
+            part = frame[(frame["row"] == row) & (frame["column"] == col)]
+            if part.empty:
+                continue
+            h, w = int(part["y"].max()) + 1, int(part["x"].max()) + 1
+            z = np.full((h, w), np.nan)
+            z[part["y"].to_numpy(), part["x"].to_numpy()] = part["value"].to_numpy()
+            fig.add_trace(go.Heatmap(z=z, zmin=-zmax, zmax=zmax, colorscale="RdBu_r", showscale=r == 0 and c == 0,
+                                     colorbar=dict(title=dict(text="activation", side="right"), thickness=10, len=0.8),
+                                     hovertemplate=f"{row} · {col}<br>y %{{y}}, x %{{x}}<br>%{{z:.3f}}<extra></extra>"),
+                          row=r + 1, col=c + 1)
+            fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{r * n_cols + c + 1 if r * n_cols + c else ''}",
+                             row=r + 1, col=c + 1)
+            fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
+    fig.update_annotations(font_size=11)
+    return _layout(fig, title, height=140 + 150 * n_rows, margin=dict(l=40, r=60, t=95, b=20))
+
+
+def class_strip(frame: pd.DataFrame, title: str) -> go.Figure:
+    """Box plot with every point of s per class (frame: class, s), classes in frame order."""
+    fig = go.Figure()
+    for j, (cls, part) in enumerate(frame.groupby("class", sort=False)):
+        fig.add_trace(go.Box(y=part["s"], name=str(cls), boxpoints="all", jitter=0.45, pointpos=0,
+                             marker=dict(size=3, color=color_for(j), opacity=0.55), line=dict(color=color_for(j)),
+                             fillcolor="rgba(0,0,0,0)", hovertemplate=f"{cls}<br>s = %{{y:.3f}}<extra></extra>"))
+    fig.update_yaxes(title_text=S_AXIS, range=_s_range(frame["s"]) if len(frame) else [0, 1])
+    fig.update_xaxes(title_text="class", type="category")
+    return _layout(fig, title, height=380, showlegend=False)
+
+
+def image_grid(images: Sequence[np.ndarray], labels: Sequence[str], rows: Sequence[str], per_row: int,
+               title: str) -> go.Figure:
+    """Images (H×W×3 uint8) in len(rows) rows of `per_row`, each titled by its label (Microscope-style)."""
+    fig = make_subplots(rows=len(rows), cols=per_row, subplot_titles=list(labels), row_titles=list(rows),
+                        horizontal_spacing=0.01, vertical_spacing=0.12)
+    for i, img in enumerate(images):
+        r, c = divmod(i, per_row)
+        fig.add_trace(go.Image(z=img, hovertemplate=f"{labels[i]}<extra></extra>"), row=r + 1, col=c + 1)
+    fig.update_xaxes(showticklabels=False, showgrid=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False)
+    fig.update_annotations(font_size=10)
+    return _layout(fig, title, height=130 + 165 * len(rows), margin=dict(l=40, r=40, t=80, b=10))
+
+
+def prediction_variants(frame: pd.DataFrame, title: str) -> go.Figure:
+    """Grouped horizontal bars of class probabilities (frame: class, when, probability), one colour per `when`."""
+    fig = go.Figure()
+    classes = list(dict.fromkeys(frame["class"]))
+    for j, (when, part) in enumerate(frame.groupby("when", sort=False)):
+        p = dict(zip(part["class"], part["probability"]))
+        fig.add_trace(go.Bar(y=classes, x=[p.get(c, np.nan) for c in classes], orientation="h", name=str(when),
+                             marker_color=(PALETTE[0], PALETTE[3], PALETTE[2], PALETTE[1])[j % 4],
+                             hovertemplate=f"%{{y}}: %{{x:.2%}}<extra>{when}</extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
+    return _layout(fig, title, height=130 + 50 * len(classes), barmode="group", margin=dict(l=140, r=20, t=80, b=45))
+
+
+def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
+    """Return a copy of a per-block figure (heat strip, Fig. 6, block lines) in which every channel can be
+    clicked: heat maps get an invisible marker per cell, line traces small markers; each point carries
+    customdata [block, channel]. For the app only; exports keep the plain figure."""
+    out = go.Figure(fig)
+    extra = []
+    for trace in out.data:
+        if trace.type == "heatmap" and trace.z is not None:
+            z = np.asarray(trace.z, dtype=float)
+            ys, xs = np.nonzero(np.isfinite(z))
+            names = np.asarray(list(trace.y), dtype=object)
+            extra.append(go.Scatter(
+                x=np.asarray(trace.x)[xs], y=names[ys], mode="markers", showlegend=False,
+                marker=dict(size=8, opacity=0), selected=dict(marker=dict(opacity=0)),
+                unselected=dict(marker=dict(opacity=0)), customdata=np.stack([names[ys], xs], axis=1),
+                hovertemplate="block %{customdata[0]}<br>channel %{customdata[1]}<br>click to open it<extra></extra>"))
+        elif trace.type == "scatter" and trace.x is not None and trace.fill is None:
+            k = int(trace.xaxis[1:] or 1) - 1 if trace.xaxis else 0
+            if k < len(blocks):
+                x = np.asarray(trace.x)
+                trace.customdata = np.stack([np.full(len(x), blocks[k], dtype=object), x], axis=1)
+                if "markers" not in (trace.mode or "lines"):
+                    trace.mode = "lines+markers"
+                    trace.marker = dict(size=3)
+    for t in extra:
+        out.add_trace(t)
+    out.update_layout(clickmode="event+select")
+    return out

@@ -31,13 +31,36 @@ SE_GATE_ATTRIBUTES: dict[str, str] = {
     "torchvision.ops.misc.SqueezeExcitation": "scale_activation",
 }
 
+# Qualified class name -> (module whose input is z, the activation δ after W1 whose output is δ(W1·z), or
+# None). The first module's input is exactly what W1 sees (the pooled U, for every implementation, including
+# timm's add_maxpool and channels-last variants); EffectiveSEModule has a single C→C layer and no W1.
+SE_INTERNAL_ATTRIBUTES: dict[str, tuple[str, str | None]] = {
+    "sevis.se.SqueezeExcite": ("fc1", "act"),
+    "timm.layers.squeeze_excite.SEModule": ("fc1", "act"),
+    "timm.layers.squeeze_excite.EffectiveSEModule": ("fc", None),
+    "timm.layers.squeeze_excite.SqueezeExciteCl": ("fc1", "act"),
+    "timm.models._efficientnet_blocks.SqueezeExcite": ("conv_reduce", "act1"),
+    "timm.models.senet.SEModule": ("fc1", "relu"),
+    "torchvision.ops.misc.SqueezeExcitation": ("fc1", "activation"),
+}
+
 _RESNET_PATH = re.compile(r"^layer(\d+)\.(\d+)\.")
 _FIRST_INT = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
 
 # Recorders active in the current thread / task. A tuple so nested recorders both see the pass.
 _ACTIVE: contextvars.ContextVar[tuple["ExcitationRecorder", ...]] = contextvars.ContextVar("sevis_active", default=())
 
-Override = Union[Literal["identity"], torch.Tensor, float]
+
+
+@dataclass(frozen=True)
+class SetChannels:
+    """An override that sets only some channels of s (channel index -> value) and leaves the rest as the
+    block computed them, image by image: a one-channel knock-out is SetChannels({7: 0.0})."""
+
+    values: Mapping[int, float]
+
+
+Override = Union[Literal["identity"], torch.Tensor, float, SetChannels]
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,24 @@ def _gate_attribute(module: nn.Module) -> str | None:
         if attr is not None:
             return attr
     return None
+
+
+def _internal_attributes(module: nn.Module) -> tuple[str | None, str | None]:
+    for cls in type(module).__mro__:
+        attrs = SE_INTERNAL_ATTRIBUTES.get(f"{cls.__module__}.{cls.__qualname__}")
+        if attrs is not None:
+            return attrs
+    return None, None
+
+
+def se_internals(module: nn.Module) -> tuple[nn.Module | None, nn.Module | None]:
+    """Return (the layer whose input is z, the activation whose output is δ(W1·z)) of an SE module; None
+    for what this implementation does not have or sevis cannot read."""
+    z_attr, hidden_attr = _internal_attributes(module)
+    z_mod = getattr(module, z_attr, None) if z_attr else None
+    hidden_mod = getattr(module, hidden_attr, None) if hidden_attr else None
+    return (z_mod if isinstance(z_mod, nn.Module) else None,
+            hidden_mod if isinstance(hidden_mod, nn.Module) else None)
 
 
 def _linear_widths(module: nn.Module) -> tuple[int | None, int | None]:
@@ -171,6 +212,9 @@ class ExcitationRecorder:
         blocks: restrict recording (and overrides) to these block names; default all.
         overrides: knock blocks out: name -> "identity" (s := 1), a C-vector or a scalar (s := that value).
         record: set False to only apply overrides.
+        capture_internals: also keep, per block, its input U (`inputs`), the squeezed z (`squeezes`), the
+            hidden δ(W1·z) (`hiddens`, where the implementation has a readable W1) and its output U·s
+            (`outputs`). Off by default: U is large.
 
     Example:
         with ExcitationRecorder(model) as rec:
@@ -179,7 +223,8 @@ class ExcitationRecorder:
     """
 
     def __init__(self, model: nn.Module, blocks: Iterable[str] | None = None,
-                 overrides: Mapping[str, Override] | None = None, record: bool = True) -> None:
+                 overrides: Mapping[str, Override] | None = None, record: bool = True,
+                 capture_internals: bool = False) -> None:
         self.model = model
         found = find_se_blocks(model)
         wanted = set(blocks) if blocks is not None else None
@@ -197,6 +242,10 @@ class ExcitationRecorder:
             raise KeyError(f"cannot override unknown SE block(s): {', '.join(sorted(bad))}")
         self.record = record
         self._store: dict[str, list[torch.Tensor]] = {b.name: [] for b in self.blocks}
+        self.capture_internals = capture_internals
+        # what -> block -> chunks; filled only with capture_internals
+        self._internals: dict[str, dict[str, list[torch.Tensor]]] = {
+            w: {b.name: [] for b in self.blocks} for w in ("inputs", "squeezes", "hiddens", "outputs")}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._token: contextvars.Token | None = None
 
@@ -205,6 +254,8 @@ class ExcitationRecorder:
         try:
             for block, gate in self._found:
                 self._handles.append(gate.register_forward_hook(self._make_hook(block)))
+                if self.capture_internals:
+                    self._hook_internals(block)
         except BaseException:
             self._remove()
             raise
@@ -243,6 +294,42 @@ class ExcitationRecorder:
 
         return hook
 
+    def _hook_internals(self, block: SEBlock) -> None:
+        """Hook the SE module (U in, U·s out) and its W1 input (z) and δ output; same per-call rule as s."""
+        module = self.model.get_submodule(block.path)
+        z_mod, hidden_mod = se_internals(module)
+        store = {w: chunks[block.name] for w, chunks in self._internals.items()}
+
+        def keep(what: str, t: torch.Tensor, flat: bool) -> None:
+            t = t.detach()
+            t = t.reshape(t.shape[0], -1) if flat else t
+            store[what].append(t.to("cpu", torch.float32, copy=True))
+
+        def pre(module: nn.Module, args):
+            if self in _ACTIVE.get() and args and isinstance(args[0], torch.Tensor):
+                keep("inputs", args[0], flat=False)
+            return None
+
+        def post(module: nn.Module, args, output):
+            if self in _ACTIVE.get() and isinstance(output, torch.Tensor):
+                keep("outputs", output, flat=False)
+            return None
+
+        self._handles.append(module.register_forward_pre_hook(pre))
+        self._handles.append(module.register_forward_hook(post))
+        if z_mod is not None:
+            def z_pre(m: nn.Module, args):
+                if self in _ACTIVE.get() and args and isinstance(args[0], torch.Tensor):
+                    keep("squeezes", args[0], flat=True)
+                return None
+            self._handles.append(z_mod.register_forward_pre_hook(z_pre))
+        if hidden_mod is not None:
+            def h_post(m: nn.Module, args, output):
+                if self in _ACTIVE.get() and isinstance(output, torch.Tensor):
+                    keep("hiddens", output, flat=True)  # a copy: δ is often an in-place ReLU
+                return None
+            self._handles.append(hidden_mod.register_forward_hook(h_post))
+
     # ------------------------------------------------------------------ results
     @property
     def excitations(self) -> "OrderedDict[str, torch.Tensor]":
@@ -252,16 +339,44 @@ class ExcitationRecorder:
                             else torch.empty(0, self._channels(name)))
                            for name, chunks in self._store.items())
 
+    def _gathered(self, what: str) -> "OrderedDict[str, torch.Tensor]":
+        return OrderedDict((name, chunks[0] if len(chunks) == 1 else torch.cat(chunks))
+                           for name, chunks in self._internals[what].items() if chunks)
+
+    @property
+    def inputs(self) -> "OrderedDict[str, torch.Tensor]":
+        """Block name -> the SE module's input U (N×C×H×W; N×H×W×C for channels-last SE), with
+        capture_internals; blocks not run yet are absent."""
+        return self._gathered("inputs")
+
+    @property
+    def squeezes(self) -> "OrderedDict[str, torch.Tensor]":
+        """Block name -> z (N×C), the input of W1, with capture_internals; absent where unreadable."""
+        return self._gathered("squeezes")
+
+    @property
+    def hiddens(self) -> "OrderedDict[str, torch.Tensor]":
+        """Block name -> δ(W1·z) (N×C/r), with capture_internals; absent where the block has no readable W1."""
+        return self._gathered("hiddens")
+
+    @property
+    def outputs(self) -> "OrderedDict[str, torch.Tensor]":
+        """Block name -> the SE module's output U·s, with capture_internals."""
+        return self._gathered("outputs")
+
     def pop(self) -> "OrderedDict[str, torch.Tensor]":
         """Return the excitations recorded so far and forget them (for streaming over a dataset)."""
         out = self.excitations
-        for chunks in self._store.values():
-            chunks.clear()
+        self.clear()
         return out
 
     def clear(self) -> None:
+        """Forget everything recorded so far."""
         for chunks in self._store.values():
             chunks.clear()
+        for per_block in self._internals.values():
+            for chunks in per_block.values():
+                chunks.clear()
 
     def _channels(self, name: str) -> int:
         return next(b.channels for b in self.blocks if b.name == name)
@@ -272,6 +387,15 @@ class ExcitationRecorder:
 
 
 def _apply_override(s: torch.Tensor, value: Override, block: SEBlock) -> torch.Tensor:
+    if isinstance(value, SetChannels):
+        bad = [c for c in value.values if not 0 <= int(c) < block.channels]
+        if bad:
+            raise ValueError(f"{block.name} has channels 0..{block.channels - 1}; no channel {bad[0]}")
+        # s is N×C×1×1 or N×1×1×C: the C values are contiguous along the flattened non-batch axes.
+        flat = s.reshape(s.shape[0], -1).clone()
+        for c, v in value.values.items():
+            flat[:, int(c)] = float(v)
+        return flat.reshape(s.shape)
     if isinstance(value, str):
         if value != "identity":
             raise ValueError(f"unknown override {value!r} for {block.name}; use 'identity', a scalar or a vector")

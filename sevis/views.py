@@ -184,8 +184,9 @@ def compare_panels(items: Mapping[str, Mapping[str, np.ndarray]], blocks: Sequen
                 "Per channel, how much more (blue) or less (red) the first input is excited than the second.",
                 F.difference_plot(diff, a, b, blocks), diff),
         F.Panel("compare_similarity", "Similarity of the excitations against depth",
-                "Cosine similarity (and Pearson correlation for a single pair) of the two excitation vectors at "
-                "each block. Early blocks tend to respond alike to any input; deep blocks differ by class.",
+                "Pearson correlation r of the excitation vectors at each block (for a single pair also the cosine "
+                "similarity, which stays high for any two positive s vectors, so r is the one to read). Early "
+                "blocks tend to respond alike to any input; deep blocks differ by class.",
                 F.similarity_plot(sim, "Similarity of the excitation patterns at each depth"), sim),
     ]
 
@@ -461,24 +462,30 @@ def model_summary(loaded: LoadedModel) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- headless (sevis export)
-EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture")
+EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
+                "channel")
 
 
 def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage] = (),
                        classes: Sequence[str] | None = None, blocks: Sequence[str] | None = None,
                        channels: str = "uniform", n: int | None = 50, seed: int = 0, fig7_class: str | None = None,
                        folder: str | None = None, knockout_blocks: Sequence[str] | None = None, mode: Mode = "identity",
-                       progress: Callable[[float], None] | None = None) -> list[F.Panel]:
+                       progress: Callable[[float], None] | None = None, channel: int | None = None) -> list[F.Panel]:
     """Return the panels of one view, computed without the app (for `sevis export`).
 
     class-depth: Fig. 6, Fig. 7 and the depth profile (fig6 / fig7 / depth: just that one); live: per image;
     compare: the images against each other; knockout: the images' predictions with `knockout_blocks` knocked
-    out and the reference-set sweep; architecture: block table and parameter views.
+    out and the reference-set sweep; architecture: block table and parameter views; block: Inside a block
+    for one image and one block (`blocks`); channel: the Channel view of `channel` in one block, with an
+    optional image.
     """
     if view not in EXPORT_VIEWS:
         raise SevisError(f"unknown view {view!r}; choose one of {', '.join(EXPORT_VIEWS)}")
     se_blocks = [b for b, _ in find_se_blocks(loaded.model)]
     names = [b.name for b in se_blocks]
+    if view in ("block", "channel") and (not blocks or len(blocks) != 1):
+        raise SevisError(f"the {view} view needs exactly one block, --block NAME (put image files before "
+                         "--block, or after --channel)")
     if blocks:
         unknown = [b for b in blocks if b not in names]
         if unknown:
@@ -489,6 +496,8 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
         raise SevisError(f"{loaded.name} has no SE blocks, so there are no excitations to plot")
     if view in ("live", "compare") and not images:
         raise SevisError(f"the {view} view needs image files")
+    if view in ("block", "channel"):
+        return _block_or_channel_panels(loaded, view, images, blocks, channel, folder, progress)
     if view == "live":
         return [p for r in analyse_images(loaded, images) for p in live_panels(r, blocks)]
     if view == "compare":
@@ -517,3 +526,108 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
                                 seed, fig7_class)
     keep = {"fig6": "fig6_class_means", "fig7": "fig7_within_class", "depth": "depth_profile"}.get(view)
     return [p for p in panels if keep is None or p.key == keep]
+
+
+def _block_or_channel_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage],
+                             blocks: Sequence[str] | None, channel: int | None, folder: str | None,
+                             progress: Callable[[float], None] | None) -> list[F.Panel]:
+    """Return the Inside a block (view "block") or Channel (view "channel") panels for `sevis export`."""
+    from .channel import channel_panels, reference_excitations
+    from .inside import anatomy_panels, block_anatomy
+    if view == "block":
+        if len(images) != 1:
+            raise SevisError("the block view needs exactly one image file")
+        if channel is not None:
+            raise SevisError("--channel belongs to the channel view (sevis export channel --block B --channel C)")
+        return anatomy_panels(block_anatomy(loaded, images[0], blocks[0]))
+    if channel is None:
+        raise SevisError("the channel view needs --channel N")
+    if len(images) > 1:
+        raise SevisError("the channel view takes at most one image file")
+    ref = reference_excitations(loaded, folder, progress=progress)
+    return channel_panels(loaded, ref, blocks[0], channel, images[0] if images else None).panels
+
+
+# ---------------------------------------------------------------------------------------- takeaways
+# One sentence per view, computed from what the view shows (never hard-coded numbers), for its end.
+def live_takeaway(result: ImageResult) -> str | None:
+    """Return which block spreads s the most and which the least for this image, and the prediction."""
+    if not result.excitations:
+        return None
+    spread = {b: float(np.std(s)) for b, s in result.excitations.items()}
+    hi, lo = max(spread, key=spread.get), min(spread, key=spread.get)
+    muted = {b: int((np.asarray(s) < 0.1).sum()) for b, s in result.excitations.items()}
+    return (f"{result.name} is predicted {result.topk[0][0]} ({result.topk[0][1]:.1%}). Its excitations vary most "
+            f"across channels at {hi} (std {spread[hi]:.2f}) and least at {lo} (std {spread[lo]:.2f}); "
+            f"{muted[hi]} of {len(result.excitations[hi])} channels at {hi} are nearly switched off (s < 0.1).")
+
+
+def compare_takeaway(similarity: pd.DataFrame, measure: str = "pearson") -> str | None:
+    """Return where the first pair is most and least alike (frame from similarity_by_depth / compare_panels)."""
+    part = similarity[similarity["pair"] == similarity["pair"].iloc[0]] if "pair" in similarity else similarity
+    part = part.dropna(subset=[measure])
+    if part.empty:
+        return None
+    hi, lo = part.loc[part[measure].idxmax()], part.loc[part[measure].idxmin()]
+    name = {"pearson": "r", "cosine": "cosine"}.get(measure, measure)
+    pair = f"{part['pair'].iloc[0]}: " if "pair" in part else ""
+    return (f"{pair}the excitation patterns are most alike at {hi['block']} ({name} = {hi[measure]:.2f}) and least "
+            f"alike at {lo['block']} ({name} = {lo[measure]:.2f}).")
+
+
+def class_depth_takeaway(summary: pd.DataFrame) -> str | None:
+    """Return where class specificity is highest and lowest (a simple hook; the class × depth view's
+    explanation is being reworked and may replace it). `summary` is ExcitationStats.summary()."""
+    part = summary.dropna(subset=["class_specificity"])
+    if part.empty:
+        return None
+    hi = part.loc[part["class_specificity"].idxmax()]
+    lo = part.loc[part["class_specificity"].idxmin()]
+    return (f"Class specificity is highest at {hi['block']} ({hi['class_specificity']:.2f}) and lowest at "
+            f"{lo['block']} ({lo['class_specificity']:.2f}); saturation ranges from {part['saturation'].min():.2f} "
+            f"to {part['saturation'].max():.2f}.")
+
+
+def knockout_takeaway(sweep: pd.DataFrame, blocks: Sequence[SEBlock]) -> str | None:
+    """Return the costliest block to knock out and the largest cost within the last stage (sweep frame
+    from knockout_sweep), e.g. "Knocking out SE_2_1 costs 11.7 points; each block of the last stage costs
+    under 1"."""
+    rows = sweep[sweep["block"] != "none"]
+    if rows.empty:
+        return None
+    cost = -100.0 * rows.set_index("block")["change"]
+    worst = cost.idxmax()
+    text = (f"Knocking out {worst} costs {cost[worst]:.1f} points of accuracy" if cost[worst] > 0 else
+            f"No single block costs accuracy when knocked out (the largest change is {-cost.min():+.1f} points)")
+    stage = blocks[-1].stage if blocks else None
+    last = [b.name for b in blocks if b.stage == stage and b.name in cost.index] if stage is not None else []
+    if last and worst not in last and len(last) < len(cost):
+        bound = max(float(cost[last].max()), 0.0)
+        text += (f"; each block of the last stage costs at most {bound:.1f}" if len(last) > 1
+                 else f"; the last stage's {last[0]} costs {bound:.1f}")
+    return text + "."
+
+
+def knockout_image_takeaway(result: KnockoutResult, blocks: Sequence[str]) -> str:
+    """Return what knocking `blocks` out did to this image's top class."""
+    (c, p), (c2, p2) = result.before[0], result.after[0]
+    after_same = next((q for k, q in result.after if k == c), None)
+    what = ", ".join(blocks) if blocks else "no block"
+    if result.changed:
+        return f"Knocking out {what} turns {c} ({p:.1%}) into {c2} ({p2:.1%})."
+    return (f"With {what} knocked out the image is still {c}; its probability goes from {p:.1%} to "
+            f"{(after_same if after_same is not None else p2):.1%}.")
+
+
+def architecture_takeaway(loaded: LoadedModel) -> str | None:
+    """Return SE's parameter cost and where most of it sits."""
+    from . import params as P
+    facts = model_summary(loaded)
+    if not facts["se_blocks"]:
+        return None
+    per_stage = P.se_parameters(loaded.model)
+    rows = per_stage[per_stage["stage"].astype(str) != "total"]
+    top = rows.loc[rows["parameters"].idxmax()]
+    base = facts["parameters"] - facts["se_parameters"]
+    return (f"SE adds {facts['se_parameters']:,} parameters ({facts['se_parameters'] / max(base, 1):.1%} of the plain "
+            f"model) in {facts['se_blocks']} blocks; stage {top['stage']} holds {top['share']:.0%} of them.")

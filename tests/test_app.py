@@ -83,7 +83,7 @@ def app() -> AppTest:
 def test_live_view_shows_prediction_heat_strip_and_lines(app):
     at = _run(app, "Live inference")
     assert [t.label for t in at.tabs] == ["Live inference", "Compare", "Class × depth", "SE knock-out",
-                                          "Architecture", "Export"]
+                                          "Inside a block", "Channel", "Architecture", "Export"]
     assert any(m.value.startswith("**Prediction:") for m in at.markdown)
     titles = _chart_titles(at)
     assert any(t.startswith("Top-5 predictions") for t in titles)
@@ -213,6 +213,68 @@ def test_sessions_do_not_share_uploads():
     a.file_uploader(key="uploads").set_value([("only_in_a.png", _png((10, 200, 10)), "image/png")])
     _run(a)
     _run(b)
-    assert "only_in_a.png" in a.selectbox(key="live_pick").options
+    # The upload replaces a's sample images; b keeps its samples and never sees a's upload.
+    assert any(t.endswith("only_in_a.png") for t in _chart_titles(a))
+    assert a.multiselect(key="samples_fashion-mnist").value == []
     assert "only_in_a.png" not in b.selectbox(key="live_pick").options
     assert not any("only_in_a.png" in t for t in _chart_titles(b))
+
+
+def test_inside_a_block_view(app, media):
+    at = _run(app, "Inside a block")
+    blocks = at.selectbox(key="in_block").options
+    assert blocks[0] == "SE_2_1" and len(blocks) == 8  # from the recorder's block list
+    at.selectbox(key="in_block").set_value(blocks[-2])
+    _run(at)
+    chain = next(m.value for m in at.markdown if m.value.startswith("**U ("))
+    assert "→ z = squeeze(U) (128)" in chain and "δ(W1·z) (32)" in chain and "U·s (128×" in chain
+    titles = _chart_titles(at)
+    assert any(t.startswith(f"Inside {blocks[-2]}") for t in titles)
+    assert any(t.startswith("Feature maps before (U) and after (U·s)") for t in titles)
+    assert any(i.value.startswith(f"**Takeaway.** At {blocks[-2]},") for i in at.info)
+    chain_csv = next(name for name in media if name.endswith(f"_{blocks[-2]}_chain.csv"))
+    frame = pd.read_csv(io.StringIO(media[chain_csv].decode()))
+    assert set(frame["quantity"]) == {"z", "hidden", "s"} and (frame["quantity"] == "s").sum() == 128
+    assert not _main_errors(at)
+
+
+def test_channel_view_picker_and_click(app, media):
+    at = _run(app, "Channel")
+    at.selectbox(key="ch_block").set_value("SE_5_1")
+    _run(at)
+    at.number_input(key="ch_channel").set_value(7)
+    _run(at)
+    titles = _chart_titles(at)
+    assert "Excitation s of channel 7 at SE_5_1, per class" in titles
+    assert any(t.startswith("The 9 reference images that excite channel 7 of SE_5_1 most") for t in titles)
+    assert any(t.startswith("Prediction for") and "channel 7 of SE_5_1" in t for t in titles)
+    gallery = pd.read_csv(io.StringIO(media["SE_5_1_ch7_gallery.csv"].decode()))
+    most = gallery[gallery["group"] == "most exciting"]["s"].to_numpy()
+    least = gallery[gallery["group"] == "least exciting"]["s"].to_numpy()
+    assert len(most) == len(least) == 9 and most.min() >= least.max() and (np.diff(most) <= 0).all()
+    assert any(i.value.startswith("**Takeaway.** Channel 7 of SE_5_1 is excited most by") for i in at.info)
+    # A click on a heat-strip cell in the Live view: Streamlit's selection callback opens the channel.
+    import streamlit as st
+
+    from sevis.app.common import open_channel
+    state = {"chart_x": {"selection": {"points": [{"customdata": ["SE_4_2", 5], "x": 5, "y": "SE_4_2"}]}}}
+    calls = {}
+
+    class FakeState(dict):
+        def __setitem__(self, k, v):
+            calls[k] = v
+            super().__setitem__(k, v)
+
+    fake = FakeState(state)
+    original = st.session_state
+    try:
+        st.session_state = fake
+        open_channel("chart_x", ["SE_4_1", "SE_4_2"])
+    finally:
+        st.session_state = original
+    assert calls == {"ch_block": "SE_4_2", "ch_channel": 5, "view": "Channel"}
+    # What the callback sets is what the view then shows.
+    for k, v in calls.items():
+        at.session_state[k] = v
+    _run(at)
+    assert "Excitation s of channel 5 at SE_4_2, per class" in _chart_titles(at)

@@ -97,7 +97,7 @@ def test_difference_and_similarity():
     assert list(fig.data[0].x) == list(BLOCKS)
     assert len(fig.data) == 2  # cosine and Pearson for one pair
     sim2 = pd.concat([sim.assign(pair="a vs b"), similarity_by_depth(a, a).assign(pair="a vs a")])
-    assert len(F.similarity_plot(sim2).data) == 2  # one cosine line per pair
+    assert len(F.similarity_plot(sim2).data) == 2  # one Pearson r line per pair
 
 
 def test_class_depth_frame_channel_selection(stats):

@@ -477,3 +477,85 @@ def test_vector_override_channels_last(models):
         expected = model.head((torch.relu(model.stem(x)) * vec).mean((1, 2)))
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(rec.excitations["se"], vec.expand(len(x), 32))
+
+
+# ---------------------------------------------------------------------------------------- internals (issue 9)
+def _se_implementations():
+    from sevis.se import SqueezeExcite
+    mods = {"sevis": lambda: SqueezeExcite(16, 4)}
+    try:
+        from timm.layers.squeeze_excite import EffectiveSEModule, SEModule
+        from timm.models._efficientnet_blocks import SqueezeExcite as EfficientNetSE
+        from timm.models.senet import SEModule as LegacySEModule
+        mods.update({"timm SEModule": lambda: SEModule(16), "timm EffectiveSEModule": lambda: EffectiveSEModule(16),
+                     "timm SqueezeExcite": lambda: EfficientNetSE(16, rd_ratio=0.25),
+                     "legacy SENet SEModule": lambda: LegacySEModule(16, 4)})
+    except ImportError:
+        pass
+    try:
+        from torchvision.ops.misc import SqueezeExcitation
+        mods["torchvision SqueezeExcitation"] = lambda: SqueezeExcitation(16, 4)
+    except ImportError:
+        pass
+    return mods
+
+
+@pytest.mark.parametrize("kind", list(_se_implementations()))
+def test_capture_internals_for_every_implementation(kind):
+    """U, z, δ(W1·z) and U·s are captured; U·s is exactly the module's output; hooks are all removed."""
+    from sevis.recorder import count_hooks
+    torch.manual_seed(0)
+    se = _se_implementations()[kind]()
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), se, torch.nn.Conv2d(16, 2, 1)).eval()
+    x = torch.randn(2, 3, 9, 9)
+    out_seen = {}
+    h = se.register_forward_hook(lambda m, a, o: out_seen.setdefault("out", o.detach().clone()))
+    with torch.no_grad(), ExcitationRecorder(model, capture_internals=True) as rec:
+        model(x)
+    h.remove()
+    name = rec.blocks[0].name
+    u, s = rec.inputs[name], rec.excitations[name]
+    assert u.shape == (2, 16, 7, 7)
+    torch.testing.assert_close(u * s[:, :, None, None], out_seen["out"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(rec.outputs[name], out_seen["out"])
+    torch.testing.assert_close(rec.squeezes[name], u.mean((2, 3)), atol=1e-6, rtol=1e-5)
+    if kind == "timm EffectiveSEModule":  # one C→C layer: no W1, no hidden layer to show
+        assert name not in rec.hiddens
+    else:
+        assert rec.hiddens[name].shape[0] == 2 and rec.hiddens[name].shape[1] < 16
+        assert (rec.hiddens[name] >= 0).all()  # after δ = ReLU
+    assert count_hooks(model) == 0
+    rec.clear()
+    assert not rec.inputs and not rec.hiddens
+
+
+def test_capture_internals_off_by_default_and_per_call(embedded_random, fmnist_batch):
+    from sevis.recorder import count_hooks
+    model = embedded_random.model
+    base = count_hooks(model)
+    with ExcitationRecorder(model) as plain:
+        assert count_hooks(model) == base + len(plain.blocks)  # only the gates, as before
+        model(fmnist_batch)
+    assert not plain.inputs
+    with ExcitationRecorder(model, capture_internals=True) as a:
+        with ExcitationRecorder(model, capture_internals=True) as b:
+            pass
+        model(fmnist_batch[:1])
+    assert a.inputs[a.blocks[0].name].shape[0] == 1 and not b.inputs  # b saw no pass of its own
+    assert count_hooks(model) == base
+
+
+def test_set_channels_override_changes_only_that_channel(embedded_random, fmnist_batch):
+    from sevis.recorder import SetChannels
+    model = embedded_random.model
+    with torch.no_grad(), ExcitationRecorder(model) as clean:
+        model(fmnist_batch)
+    name = clean.blocks[-1].name
+    with torch.no_grad(), ExcitationRecorder(model, blocks=[name], overrides={name: SetChannels({5: 0.0})}) as rec:
+        model(fmnist_batch)
+    s, s0 = rec.excitations[name], clean.excitations[name]
+    assert (s[:, 5] == 0).all()
+    torch.testing.assert_close(torch.cat([s[:, :5], s[:, 6:]], 1), torch.cat([s0[:, :5], s0[:, 6:]], 1))
+    with pytest.raises(ValueError, match="no channel"):
+        with torch.no_grad(), ExcitationRecorder(model, overrides={name: SetChannels({10_000: 1.0})}):
+            model(fmnist_batch)

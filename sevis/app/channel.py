@@ -1,0 +1,56 @@
+"""Channel view: one channel of one SE block over the reference set, on the current image, and knocked out."""
+from __future__ import annotations
+
+import streamlit as st
+
+from sevis import SevisError
+from sevis import figures as F
+from sevis.channel import channel_panels
+
+from .common import Context, get_reference_excitations, intro, show_panel, takeaway
+
+TITLE = "Channel"
+NO_IMAGE = "(no image)"
+
+
+def render(ctx: Context) -> list[F.Panel]:
+    """Show the picked channel (from a click elsewhere or the pickers); return its panels."""
+    intro("One channel of one SE block. Pick it here, or click a channel in the Live heat strip, in Fig. 6 or "
+          "in Inside a block. You see its s for every class over the reference set, the reference images that "
+          "excite it most and least, its feature map on the chosen image before and after scaling, and the "
+          "prediction with this channel's s set to 0 and to 1.")
+    if not ctx.blocks:
+        st.info("This model has no SE blocks, so there are no channels to look at.")
+        return []
+    names = [b.name for b in ctx.blocks]
+    if st.session_state.get("ch_block") not in names:
+        st.session_state["ch_block"] = names[-1]
+    c1, c2, c3 = st.columns([2, 1, 2])
+    block = c1.selectbox("SE block", names, key="ch_block")
+    channels = next(b.channels for b in ctx.blocks if b.name == block)
+    if not 0 <= int(st.session_state.get("ch_channel", 0)) < channels:
+        st.session_state["ch_channel"] = 0
+    channel = c2.number_input(f"Channel (0–{channels - 1})", 0, channels - 1, key="ch_channel", step=1)
+    options = [im.name for im in ctx.images] + [NO_IMAGE]
+    img_name = c3.selectbox("Image", options, key="ch_image")
+    image = next((im for im in ctx.images if im.name == img_name), None)
+    folder = st.session_state.get("ref_folder", "").strip()
+    try:
+        ref = get_reference_excitations(*ctx.key, folder)
+        result = channel_panels(ctx.loaded, ref, block, int(channel), image)
+    except SevisError as e:
+        st.error(str(e))
+        return []
+    p = result.panels
+    show_panel(p[0], "ch_by_class")
+    show_panel(p[1], "ch_gallery")
+    if len(p) > 2:
+        left, right = st.columns([1, 2])
+        with left:
+            show_panel(p[2], "ch_map")
+        with right:
+            show_panel(p[3], "ch_knockout")
+    else:
+        st.info("Pick an image (sidebar) to see this channel's feature map and the one-channel knock-out.")
+    takeaway(result.takeaway)
+    return p

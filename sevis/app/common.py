@@ -1,0 +1,190 @@
+"""Shared widget helpers of the app: cached work (models, reference statistics, sweeps), the figure +
+caption + download menu, and the per-session context every view receives."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import streamlit as st
+from PIL import Image
+
+from sevis import SEBlock, load_model
+from sevis import export as E
+from sevis import figures as F
+from sevis import views as V
+from sevis.zoo import LoadedModel
+
+CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+ModelKey = tuple  # (spec, pretrained, arch): what every cached function is keyed on
+
+
+@dataclass
+class Context:
+    """What the sidebar picked, handed to every view."""
+
+    loaded: LoadedModel
+    key: ModelKey
+    images: list = field(default_factory=list)  # NamedImage
+    errors: list[str] = field(default_factory=list)
+    results: list = field(default_factory=list)  # ImageResult, one per image
+    blocks: list[SEBlock] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------- cached work
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def get_model(spec: str, pretrained: bool = True, arch: str | None = None) -> LoadedModel:
+    """Return the loaded model for (spec, pretrained, arch), shared by every session."""
+    return load_model(spec, pretrained=pretrained, arch=arch)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_samples(spec: str, pretrained: bool, arch: str | None):
+    """Return the sample images (name -> bytes) that fit the model."""
+    return V.sample_images(get_model(spec, pretrained, arch))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def get_results(spec: str, pretrained: bool, arch: str | None, keys: tuple, _images: list):
+    """Return one ImageResult per image (keyed on the images' hashes in `keys`)."""
+    return V.analyse_images(get_model(spec, pretrained, arch), _images)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def get_reference(spec: str, pretrained: bool, arch: str | None, folder: str):
+    """Return the reference-set statistics (ReferenceStats) of the model, with a progress bar."""
+    loaded = get_model(spec, pretrained, arch)
+    bar = st.progress(0.0, text="Computing excitation statistics over the reference set…")
+    ref = V.reference_statistics(loaded, folder or None,
+                                 progress=lambda f: bar.progress(f, text=f"Reference statistics: {f:.0%}"))
+    bar.empty()
+    return ref
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def get_sweep(spec: str, pretrained: bool, arch: str | None, folder: str, mode: str):
+    """Return the knock-out sweep panel (one pass over the reference set per SE block)."""
+    loaded = get_model(spec, pretrained, arch)
+    means = None
+    if mode == "mean":
+        means = V.class_mean_excitations(get_reference(spec, pretrained, arch, folder).stats, "all")
+    batches, source = V.reference_batches(loaded, folder or None)
+    total = sum(len(y) for _, y in batches)
+    bar = st.progress(0.0, text="Knocking out one SE block at a time…")
+    panel = V.knockout_sweep_panel(loaded, batches, mode, means, source,
+                                   progress=lambda f: bar.progress(f, text=f"Knock-out sweep: {f:.0%}"), total=total)
+    bar.empty()
+    return panel
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_reference_excitations(spec: str, pretrained: bool, arch: str | None, folder: str):
+    """Return s at every block for every reference image (sevis.channel.ReferenceExcitations)."""
+    from sevis.channel import reference_excitations
+    bar = st.progress(0.0, text="Recording s for every reference image…")
+    ref = reference_excitations(get_model(spec, pretrained, arch), folder or None,
+                                progress=lambda f: bar.progress(f, text=f"Reference excitations: {f:.0%}"))
+    bar.empty()
+    return ref
+
+
+@st.cache_data(show_spinner="Counting parameters…", max_entries=8)
+def get_architecture(spec: str, pretrained: bool, arch: str | None):
+    """Return the architecture view's panels."""
+    return V.architecture_panels(get_model(spec, pretrained, arch))
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def static_ok() -> bool:
+    """Return True when PNG/SVG/PDF export works here."""
+    return E.static_export_available()
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def content_hash(data: bytes) -> str:
+    """Return a short hex digest of `data` (cache keys, upload file names)."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+CHANNEL_VIEW = "Channel"
+
+
+def open_channel(chart_key: str, blocks: list[str]) -> None:
+    """Selection callback: a clicked channel (heat strip, Fig. 6, Inside a block) opens the Channel view."""
+    from sevis.channel import channel_from_point
+    state = st.session_state.get(chart_key) or {}
+    points = (state.get("selection") or {}).get("points") or []
+    for point in points:
+        picked = channel_from_point(point, blocks)
+        if picked is not None:
+            st.session_state["ch_block"], st.session_state["ch_channel"] = picked
+            st.session_state["view"] = CHANNEL_VIEW
+            return
+
+
+def show_panel(panel: F.Panel, key: str, clickable_blocks: list[str] | None = None, figure=None):
+    """Show a figure (or `figure`, an app-only variant of it), its caption under it and its download menu.
+    With `clickable_blocks` a click on a channel (a point with customdata [block, channel]) opens the
+    Channel view, through Streamlit's selection events."""
+    chart_key = f"chart_{key}"
+    if clickable_blocks:
+        st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG,
+                        on_select=lambda: open_channel(chart_key, clickable_blocks), selection_mode="points")
+    else:
+        st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG)
+    st.caption(panel.caption)
+    download_menu(panel, key)
+
+
+def download_menu(panel: F.Panel, key: str) -> None:
+    """A popover with the panel as PNG/SVG/PDF (rendered on click), HTML, and its data as CSV/JSON."""
+    with st.popover("⬇ Download", key=f"dl_{key}"):
+        st.caption(panel.caption)
+        cols = st.columns(3)
+        if static_ok():
+            for col, fmt in zip(cols, E.IMAGE_FORMATS):
+                col.download_button(fmt.upper(), data=lambda p=panel, f=fmt: E.panel_bytes(p, f),
+                                    file_name=E.panel_filename(panel, fmt), mime=E.MIME[fmt],
+                                    key=f"dl_{key}_{fmt}", on_click="ignore")
+        else:
+            st.caption("PNG/SVG/PDF: " + E.NO_CHROME)
+        cols = st.columns(3)
+        cols[0].download_button("HTML", data=lambda p=panel: E.panel_bytes(p, "html"),
+                                file_name=E.panel_filename(panel, "html"), mime=E.MIME["html"],
+                                key=f"dl_{key}_html", on_click="ignore")
+        cols[1].download_button("CSV", data=E.frame_to_csv(panel.data), file_name=E.panel_filename(panel, "csv"),
+                                mime=E.MIME["csv"], key=f"dl_{key}_csv", on_click="ignore")
+        cols[2].download_button("JSON", data=E.frame_to_json(panel.data), file_name=E.panel_filename(panel, "json"),
+                                mime=E.MIME["json"], key=f"dl_{key}_json", on_click="ignore")
+
+
+def remember(view: str, panels: list[F.Panel]) -> None:
+    """Keep the panels a view last showed, for the Export tab's teaching pack."""
+    st.session_state.setdefault("panels", {})[view] = panels
+    if panels:
+        st.session_state["last_view"] = view
+
+
+def display_image(img: Image.Image, size: int = 160) -> Image.Image:
+    """Return `img` enlarged with hard pixels when small (28 px garments), so students see what the model saw."""
+    if max(img.size) < size:
+        factor = max(1, size // max(img.size))
+        return img.resize((img.width * factor, img.height * factor), Image.NEAREST)
+    return img
+
+
+def block_picker(label: str, names: list[str], default: list[str], key: str) -> list[str]:
+    """A multiselect of SE blocks; return the picked ones in depth order."""
+    picked = st.multiselect(label, names, default=[d for d in default if d in names], key=key)
+    return [n for n in names if n in picked]
+
+
+def intro(text: str) -> None:
+    """The one to three sentences a view opens with: what is shown and how to read it."""
+    st.markdown(text)
+
+
+def takeaway(text: str | None) -> None:
+    """The sentence a view ends with, computed from what is on screen."""
+    if text:
+        st.info(f"**Takeaway.** {text}")

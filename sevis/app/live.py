@@ -1,0 +1,57 @@
+"""Live inference view: the prediction, the heat strip of s at every block, and per-block line plots."""
+from __future__ import annotations
+
+import streamlit as st
+
+from sevis import figures as F
+from sevis import views as V
+
+from .common import Context, block_picker, display_image, intro, show_panel, takeaway
+
+TITLE = "Live inference"
+
+
+def render(ctx: Context) -> list[F.Panel]:
+    """Show the live view for the picked images; return its panels."""
+    results, blocks = ctx.results, ctx.blocks
+    intro("The model's prediction for an image and the excitation s of every SE block: one row per block in the "
+          "heat strip (shallow at the top), one value per channel, 0 = suppressed, 1 = passed on. Click a cell to "
+          "open that channel.")
+    if not ctx.images:
+        st.info("Upload one or more images in the sidebar, or pick sample images.")
+        return []
+    if len(results) > 1:
+        cols = st.columns(8)
+        for i, r in enumerate(results):
+            cols[i % 8].image(display_image(r.image, 96), caption=f"{r.name} → {r.topk[0][0]} ({r.topk[0][1]:.0%})",
+                              width="stretch")
+        names = [r.name for r in results]
+        new = [n for n in names if n not in st.session_state.get("live_seen", [])]
+        if new and st.session_state.get("live_seen"):
+            st.session_state["live_pick"] = new[0]  # a fresh upload is what the student wants to see
+        st.session_state["live_seen"] = names
+        pick = st.selectbox("Look closer at", names, key="live_pick")
+        r = next(x for x in results if x.name == pick)
+    else:
+        r = results[0]
+    panels = V.live_panels(r)
+    left, right = st.columns([1, 3])
+    with left:
+        st.image(display_image(r.image), caption=r.name, width=180)
+        st.markdown(f"**Prediction: {r.topk[0][0]}** ({r.topk[0][1]:.1%})")
+    with right:
+        show_panel(panels[0], "live_top5")
+    if len(panels) > 1:
+        names = [b.name for b in blocks]
+        show_panel(panels[1], "live_heat", clickable_blocks=names,
+                   figure=F.add_channel_targets(panels[1].figure, names))
+    else:
+        st.info("This model has no SE blocks, so there are no excitations to show.")
+    if len(panels) > 2:
+        names = [b.name for b in blocks]
+        sel = block_picker("Blocks for the line plots", names, names if len(names) <= 8 else V.paper_blocks(blocks),
+                           "live_blocks") if len(names) > 8 else names
+        panels[2] = V.live_panels(r, sel)[2] if sel != names else panels[2]
+        show_panel(panels[2], "live_lines")
+    takeaway(V.live_takeaway(r))
+    return panels
