@@ -17,9 +17,8 @@ import torch
 from PIL import Image
 
 from . import figures as F
-from .data import load_reference_set
 from .errors import DatasetError, SevisError
-from .inference import run_batch
+from .inference import run_batch, split_batches
 from .inside import block_anatomy
 from .preprocess import open_image
 from .recorder import ExcitationRecorder, SetChannels, find_se_blocks
@@ -55,7 +54,7 @@ def reference_set_images(loaded: LoadedModel, folder: str | None = None) -> tupl
         classes, images, labels, _ = folder_images(folder)
         return classes, images, labels, f"folder {folder} ({len(images)} images)"
     if loaded.dataset == "fashion-mnist":
-        ref = load_reference_set()
+        ref = loaded.reference_set()
         images = [Image.fromarray(a, "L").convert("RGB") for a in ref.images]
         return list(ref.classes), images, [int(y) for y in ref.labels], \
             f"the bundled Fashion-MNIST reference set ({len(images)} images)"
@@ -73,10 +72,16 @@ def reference_excitations(loaded: LoadedModel, folder: str | None = None, batch_
     if not find_se_blocks(loaded.model):
         raise SevisError(f"{loaded.name} has no SE blocks")
     classes, images, labels, source = reference_set_images(loaded, folder)
+    if not folder and loaded.dataset == "fashion-mnist":
+        # Dataset images are already what the model was trained on: no upload preprocessing (split_batches).
+        batches = (x for x, _ in split_batches(loaded, loaded.reference_set(), batch_size))
+    else:
+        batches = (torch.stack([loaded.preprocess(im) for im in images[i:i + batch_size]])
+                   for i in range(0, len(images), batch_size))
     chunks: dict[str, list[torch.Tensor]] = {}
     with ExcitationRecorder(loaded.model) as rec:
-        for i in range(0, len(images), batch_size):
-            loaded.model(torch.stack([loaded.preprocess(im) for im in images[i:i + batch_size]]))
+        for i, x in zip(range(0, len(images), batch_size), batches):
+            loaded.model(x)
             for name, s in rec.pop().items():
                 chunks.setdefault(name, []).append(s)
             if progress:
