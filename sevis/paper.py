@@ -36,7 +36,7 @@ def paper_blocks_by_position(measures: pd.DataFrame) -> PaperBlocks | None:
     stages = sorted(measures["stage"].unique())
     by_stage = {s: list(measures.loc[measures["stage"] == s, "block"]) for s in stages}
     last = by_stage[stages[-1]]
-    late = ([by_stage[stages[-2]][-1]] if len(stages) > 1 else []) + [last[0]]
+    late = ([by_stage[stages[-2]][-1]] if len(stages) > 2 else []) + [last[0]]
     return PaperBlocks(early=by_stage[stages[0]][-1], late=late, saturated=last[1] if len(last) > 1 else None,
                        one_pattern=last[2] if len(last) > 2 else None, last_stage=last)
 
