@@ -128,7 +128,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .zoo import list_se_models
+    from .names import list_se_models
 
     for source, specs in list_se_models().items():
         print(f"{source}:")

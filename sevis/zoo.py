@@ -17,19 +17,12 @@ from torch import nn
 
 from .checkpoint import check_state_fits, load_state_into, read_card, read_state_dict
 from .errors import ModelError
+# The model names live in sevis.names (no torch there, so `sevis models` starts fast); re-exported here.
+from .names import DEFAULT_SPEC, EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS, list_se_models  # noqa: F401
 from .preprocess import grayscale_transform
-from .resnet import ResNetConfig, SEResNet, architecture_config, list_architectures
+from .resnet import ResNetConfig, SEResNet, architecture_config
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-EMBEDDED = {"embedded": "fmnist_se_resnet", "embedded-plain": "fmnist_resnet"}
-DEFAULT_SPEC = "embedded"
-
-# SE-bearing ImageNet models offered in the picker (any other timm/torchvision name works too).
-TIMM_SE_MODELS = (
-    "legacy_seresnet50", "seresnet50", "legacy_seresnet18", "seresnext26d_32x4d", "legacy_senet154",
-    "efficientnet_b0", "mobilenetv3_large_100", "ghostnet_100", "regnety_008", "ese_vovnet19b_dw",
-)
-TORCHVISION_SE_MODELS = ("efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf")
 
 
 @dataclass
@@ -251,13 +244,3 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> LoadedM
             raise ModelError(str(e.args[0])) from None
         return _load_sevis_checkpoint(path, str(path), {"architecture": cfg.to_dict(), "name": path.stem})
     raise ModelError(f"unknown architecture {arch!r}: use timm:<name>, torchvision:<name> or sevis:<arch>")
-
-
-def list_se_models() -> dict[str, list[str]]:
-    """Return the model specs offered in pickers, grouped by source."""
-    return {
-        "embedded": list(EMBEDDED),
-        "sevis": [f"sevis:{a}" for a in list_architectures()],
-        "timm": [f"timm:{n}" for n in TIMM_SE_MODELS],
-        "torchvision": [f"torchvision:{n}" for n in TORCHVISION_SE_MODELS],
-    }
