@@ -30,14 +30,33 @@ def _command_line(argv: Sequence[str] | None) -> str:
     return "sevis " + shlex.join(sys.argv[1:] if argv is None else list(argv))
 
 
+def _load(args: argparse.Namespace):
+    """Return the LoadedModel that --model/--arch/--random-weights name (random weights: seed 0, reproducible)."""
+    from .zoo import load_model
+
+    if not getattr(args, "random_weights", False):
+        return load_model(args.model, arch=args.arch)
+    prefix = str(args.model).partition(":")[0]
+    if args.arch or (prefix not in ("timm", "torchvision", "sevis") and args.model not in _embedded_names()):
+        raise SevisError(f"--random-weights needs a model name (timm:<name>, torchvision:<name>, sevis:<arch> or "
+                         f"embedded), not a weights file: {args.model}")
+    import torch
+    torch.manual_seed(0)
+    return load_model(args.model, pretrained=False)
+
+
+def _embedded_names() -> tuple[str, ...]:
+    from .names import EMBEDDED
+    return tuple(EMBEDDED)
+
+
 def _run_images(args: argparse.Namespace, desc: str) -> Iterator[tuple[object, list[str], object]]:
     """Load the model, decode every image (failing early on a bad one), then yield (model, paths, result)
     per batch of IMAGE_BATCH images."""
     from .inference import predict_images
     from .preprocess import open_image
-    from .zoo import load_model
 
-    loaded = load_model(args.model, arch=args.arch)
+    loaded = _load(args)
     paths = [str(p) for p in args.images]
     images = [open_image(p) for p in paths]
     with _progress(len(paths), desc) as bar:
@@ -143,6 +162,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
     p.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes to show (default 5)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -153,6 +174,8 @@ def _add_excite(sub) -> None:
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
     p.add_argument("--out", required=True, metavar="FILE",
                    help=".csv (long format: image,block,channel,s), .json or .npz")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
     p.set_defaults(func=_cmd_excite)
 
 
@@ -209,9 +232,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export import write_panels
     from .preprocess import open_image
     from .views import NamedImage, export_view_panels
-    from .zoo import load_model
 
-    loaded = load_model(args.model, arch=args.arch)
+    loaded = _load(args)
     images = [NamedImage(Path(p).name, open_image(p)) for p in args.images]
     with _progress(100, f"sevis export {args.view}", unit="%") as bar:
         def progress(frac: float) -> None:
@@ -243,6 +265,8 @@ def _add_export(sub) -> None:
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
     p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=["png", "html", "csv"],
                    help="one or more of %(choices)s (default: png html csv)")
     p.add_argument("--classes", nargs="+", metavar="CLASS", help="classes for Fig. 6 (default: the first four)")
