@@ -156,6 +156,54 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stats(args: argparse.Namespace) -> int:
+    if Path(args.out).suffix.lower() != ".json":  # before any expensive work
+        raise SevisError(f"--out {args.out}: statistics are written as JSON; name a .json file")
+    from .folders import folder_files
+    folder_files(args.folder)  # a missing or empty folder fails now, before the model loads
+    from . import stats as S
+
+    loaded = _load(args)
+    with _progress(0, f"stats {Path(args.folder).name}") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        try:
+            result = S.folder_statistics(loaded, args.folder, batch_size=args.batch_size, workers=args.workers,
+                                         device=args.device, progress=progress if S.is_main_process() else None)
+            if S.is_main_process():
+                out = S.write_stats_file(result, args.out)
+                acc = result["accuracy"]
+                print(f"wrote {out}: {result['images']} images, {len(result['classes'])} classes, "
+                      f"{len(result['blocks'])} SE blocks"
+                      + (f"; accuracy {100 * acc:.2f}%" if acc is not None else "")
+                      + (f"; {result['unreadable']} unreadable file(s) skipped, e.g. {result['first_errors'][0]}"
+                         if result["unreadable"] and result["first_errors"] else ""))
+        finally:
+            S.finish()
+    return 0
+
+
+def _add_stats(sub) -> None:
+    p = sub.add_parser("stats", help="per-class, per-block excitation statistics over a labelled folder, as JSON",
+                       description="Statistics of s per class and SE block over a folder with one sub-folder per "
+                                   "class. Runs unchanged under `torchrun --nproc-per-node N` (each process takes "
+                                   "its own shard; the sums are all-reduced; rank 0 writes the file). "
+                                   "`sevis export --folder FILE.json` reads the file instead of recomputing.")
+    p.add_argument("--folder", required=True, metavar="DIR", help="labelled images: one sub-folder per class")
+    p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
+    p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
+    p.add_argument("--out", required=True, metavar="FILE.json", help="where to write the statistics")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--workers", type=_non_negative_int, default=2,
+                   help="DataLoader worker processes decoding images, per process (0: decode in the main process)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: the GPU when there is one (NCCL between processes), else CPU (gloo)")
+    p.set_defaults(func=_cmd_stats)
+
+
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="top-k classes and a short excitation summary per SE block")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
@@ -204,6 +252,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
@@ -277,7 +335,8 @@ def _add_export(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the uniform channel sample")
     p.add_argument("--fig7-class", metavar="CLASS", help="class for Fig. 7 (default: the first of --classes)")
     p.add_argument("--folder", metavar="DIR", help="reference images: one sub-folder per class (default: the "
-                                                   "bundled reference set for Fashion-MNIST models)")
+                                                   "bundled reference set for Fashion-MNIST models), or a "
+                                                   "FILE.json `sevis stats` wrote (class-depth views)")
     p.add_argument("--knockout", nargs="+", metavar="BLOCK", help="blocks to knock out (knockout view; default: "
                                                                   "the last stage)")
     p.add_argument("--mode", choices=("identity", "mean"), default="identity",
@@ -287,7 +346,8 @@ def _add_export(sub) -> None:
 
 
 # Subcommand registrars, in the order `sevis --help` lists them. Extend this list to add a subcommand.
-SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_train, _add_models, _add_export]
+SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_stats, _add_train, _add_models,
+                               _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:
