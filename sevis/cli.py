@@ -20,8 +20,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 IMAGE_BATCH = 32  # images per forward pass in predict/excite
 
 
-def _progress(total: int, desc: str, unit: str = "img"):
-    """Return a tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
+def _progress(total: int | None, desc: str, unit: str = "img"):
+    """Return a tqdm progress bar on stderr (hidden when stderr is not a terminal; total None: a counter)."""
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
 
@@ -58,7 +58,11 @@ def _run_images(args: argparse.Namespace, desc: str) -> Iterator[tuple[object, l
 
     loaded = _load(args)
     paths = [str(p) for p in args.images]
-    images = [open_image(p) for p in paths]
+    with _progress(len(paths), f"{desc}: reading images") as bar:
+        images = []
+        for p in paths:
+            images.append(open_image(p))
+            bar.update(1)
     with _progress(len(paths), desc) as bar:
         for i in range(0, len(paths), IMAGE_BATCH):
             chunk = images[i:i + IMAGE_BATCH]
@@ -136,7 +140,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                              f".safetensors path); {args.model} has no model card to write")
     loaded = load_model(args.model, arch=args.arch)
     split_size = {"test": 10_000, "train": 60_000}.get(args.split)
-    with _progress(split_size or 0, f"evaluate {loaded.name} on {args.split}") as bar:
+    with _progress(split_size, f"evaluate {loaded.name} on {args.split}") as bar:
         stats, figures, blocks, n = evaluate(loaded, args.split, args.batch_size, progress=bar.update)
     report = evaluation_report(stats, figures, blocks, loaded.classes, args.split, _command_line(args.argv))
     print(format_evaluation(report))
@@ -169,13 +173,14 @@ def _cmd_stats(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
         try:
+            t0 = time.perf_counter()
             result = S.folder_statistics(loaded, args.folder, batch_size=args.batch_size, workers=args.workers,
                                          device=args.device, progress=progress if S.is_main_process() else None)
             if S.is_main_process():
                 out = S.write_stats_file(result, args.out)
                 acc = result["accuracy"]
                 print(f"wrote {out}: {result['images']} images, {len(result['classes'])} classes, "
-                      f"{len(result['blocks'])} SE blocks"
+                      f"{len(result['blocks'])} SE blocks in {time.perf_counter() - t0:.2f} s"
                       + (f"; accuracy {100 * acc:.2f}%" if acc is not None else "")
                       + (f"; {result['unreadable']} unreadable file(s) skipped, e.g. {result['first_errors'][0]}"
                          if result["unreadable"] and result["first_errors"] else ""))
