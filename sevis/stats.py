@@ -106,6 +106,18 @@ def _all_reduce(stats: ExcitationStats, extra: np.ndarray, device: torch.device)
     return ExcitationStats.from_dict(data), flat[at:].reshape(extra.shape)
 
 
+def _gather_errors(errors: list[str], keep: int = 5) -> list[str]:
+    """Return the first `keep` error messages (sorted) of all ranks together."""
+    import torch.distributed as dist
+
+    mine = sorted(errors)[:keep]
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return mine
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, mine)
+    return sorted(e for part in gathered for e in part)[:keep]
+
+
 def _plain(v):
     """Return `v` as a JSON value: numpy scalars unwrapped, NaN/inf → None."""
     v = v.item() if isinstance(v, np.generic) else v
@@ -148,6 +160,7 @@ def folder_statistics(loaded: LoadedModel, folder: str | os.PathLike, batch_size
                 progress(done, len(shard))
     counters[2, 0] = len(errors)
     stats, counters = _all_reduce(stats, counters, dev)
+    errors = _gather_errors(errors)
     seen, correct, unreadable = counters[0], counters[1], int(round(counters[2].sum()))
     if seen.sum() == 0:
         raise DatasetError(f"{folder} holds no readable images in its class sub-folders")
@@ -156,7 +169,7 @@ def folder_statistics(loaded: LoadedModel, folder: str | os.PathLike, batch_size
     return {
         "format": FORMAT, "version": VERSION,
         "model": loaded.spec, "model_name": loaded.name, "folder": str(Path(folder).expanduser().resolve()),
-        "images": int(seen.sum()), "unreadable": unreadable, "first_errors": errors[:5] if rank == 0 else [],
+        "images": int(seen.sum()), "unreadable": unreadable, "first_errors": errors,
         "classes": classes, "images_per_class": {c: int(n) for c, n in zip(classes, seen)},
         "blocks": stats.blocks, "channels": {b.name: b.channels for b in blocks},
         "stages": {b.name: stage[b.name] for b in blocks},
