@@ -1,4 +1,4 @@
-"""The `sevis` command line: predict, excite, train, evaluate, models (and export).
+"""The `sevis` command line: predict, excite, evaluate, stats, train, models (and export).
 
 Glue only: each `_cmd_*` parses nothing itself and calls into the package. Every SevisError becomes one
 line `sevis: error: ...` and exit code 2. To add a subcommand, write `_cmd_<name>(args) -> int` and an
