@@ -1,4 +1,4 @@
-"""Run the sevis benchmarks: python -m bench [--quick] [--only overhead,peers,stats,latency] [--json FILE]
+"""Run the sevis benchmarks: python -m bench [--quick] [--only overhead,peers,stats,latency,startup,distributed] [--json FILE]
 
 Prints Markdown tables of ratios measured in this one run (same model, batch and inputs per comparison).
 Not part of the test suite: nothing here asserts a timing.
@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 
-SECTIONS = ("overhead", "peers", "stats", "latency")
+SECTIONS = ("overhead", "peers", "stats", "latency", "startup", "distributed")
 
 
 def main(argv=None) -> int:
@@ -52,6 +52,12 @@ def main(argv=None) -> int:
         elif section == "latency":
             from . import latency
             results["latency"] = latency.run(args.quick, args.threads)
+        elif section == "startup":
+            from . import startup
+            results["startup"] = startup.run(args.quick, args.threads)
+        elif section == "distributed":
+            from . import distributed
+            results["distributed"] = distributed.run(args.quick, args.threads)
         print("\n" + report.section(section, results[section]), flush=True)
         print(f"({section}: {time.perf_counter() - t0:.0f} s)", flush=True)
     results["machine_after"] = common.machine()

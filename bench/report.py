@@ -137,11 +137,49 @@ def latency(res: dict) -> str:
     return "\n".join(out)
 
 
+def startup(res: dict) -> str:
+    sec, ratio, best = res["seconds"], res["ratios"], res["ratios_best"]
+    rows = [("`sevis --help`", "help", "import_torch", 0.3), ("`sevis models`", "models", "import_torch", 0.3),
+            ("`sevis predict x.png --top 0` (usage error)", "usage_error", "import_torch", 0.3),
+            ("`sevis predict garment.png` (embedded model)", "predict", "import_torch_forward", 1.5)]
+    base = {"import_torch": '`python -c "import torch"`', "import_torch_forward": "import torch + one forward pass"}
+    out = [f'`python -c "import torch"`: {sec["import_torch"]:.2f} s; import torch + one forward pass of the embedded '
+           f'network: {sec["import_torch_forward"]:.2f} s (medians of {res["rounds"]} interleaved rounds, fresh '
+           "processes).", "", "| command | time | against | ratio (fastest rounds) | target | met |",
+           "|---|---:|---|---:|---:|:-:|"]
+    for label, key, against, target in rows:
+        out.append(f"| {label} | {sec[key]:.2f} s | {base[against]} | {ratio[key]:.2f}× ({best[key]:.2f}×) | "
+                   f"≤ {target}× | {_ok(ratio[key] <= target)} |")
+    return "\n".join(out)
+
+
+def distributed(res: dict) -> str:
+    ips, wall = res["img_per_s"], res["best_wall_s"]
+    pips, ps = res["pass_img_per_s"], res["best_pass_s"]
+    out = [f"{res['images']:,} PNG files, 10 classes; end to end per run (start, model load, decoding, inference, "
+           f"all-reduce, JSON), fastest of {res['rounds']}.", "",
+           "| processes | decoding workers | wall, whole command | images/s | the pass alone | images/s |",
+           "|---:|---:|---:|---:|---:|---:|",
+           f"| 1 | 2 | {wall['1']:.1f} s | {ips['1']:.0f} | {ps['1']:.1f} s | {pips['1']:.0f} |",
+           f"| 2 (`torchrun --nproc-per-node 2`, gloo) | 1 each | {wall['2']:.1f} s | {ips['2']:.0f} | "
+           f"{ps['2']:.1f} s | {pips['2']:.0f} |", "",
+           f"2 processes / 1: {res['speedup_2_vs_1']:.2f}× the throughput end to end, "
+           f"{res['pass_speedup_2_vs_1']:.2f}× for the pass alone; the two files' sums differ by at most "
+           f"{res['max_abs_diff_sums']:.1e} (float32 forward passes in different batches), counts equal: "
+           f"{res['same_counts']}. Every process runs one compute thread (OMP_NUM_THREADS=1, as torchrun sets it); "
+           f"one process with torch's default threads took {res['one_process_default_threads_s'][0]:.1f} s "
+           f"({res['one_process_default_threads_s'][1]:.1f} s for the pass)."]
+    return "\n".join(out)
+
+
 TITLES = {"overhead": "1. Recorder overhead (median per pass; ratios are medians of paired rounds)",
           "peers": "2. Capturing every SE gate output: sevis beside captum and torchlens",
           "stats": "3. Dataset statistics (embedded model, Fashion-MNIST test split, batch 250)",
-          "latency": "4. Interactive latency (embedded model)"}
-RENDER = {"overhead": overhead, "peers": peers, "stats": dataset, "latency": latency}
+          "latency": "4. Interactive latency (embedded model)",
+          "startup": "5. Command-line start-up (fresh processes)",
+          "distributed": "6. `sevis stats` over a folder: one process and two (torchrun)"}
+RENDER = {"overhead": overhead, "peers": peers, "stats": dataset, "latency": latency, "startup": startup,
+          "distributed": distributed}
 
 
 def section(key: str, data) -> str:

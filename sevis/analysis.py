@@ -191,6 +191,32 @@ class ExcitationStats:
                                     "mean": self.overall_mean(block), "std": self.overall_std(block)}))
         return pd.concat(frames, ignore_index=True)
 
+    # ----------------------------------------------------------------- files (sevis stats)
+    def to_dict(self) -> dict:
+        """Return the running sums as JSON-ready data: classes, and per block channels, count (K), total and
+        total_sq (K×C), min and max of s (None before any image); from_dict reads it back exactly."""
+        return {"classes": list(self.classes), "blocks": {
+            name: {"channels": int(acc.total.shape[1]), "count": acc.count.tolist(), "total": acc.total.tolist(),
+                   "total_sq": acc.total_sq.tolist(), "min": None if np.isinf(acc.lo) else float(acc.lo),
+                   "max": None if np.isinf(acc.hi) else float(acc.hi)}
+            for name, acc in self._acc.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ExcitationStats":
+        """Return the statistics `to_dict` wrote (raises KeyError/ValueError on malformed data)."""
+        blocks = data["blocks"]
+        stats = cls(data["classes"], OrderedDict((name, int(b["channels"])) for name, b in blocks.items()))
+        k = len(stats.classes)
+        for name, b in blocks.items():
+            acc = stats._acc[name]
+            c = acc.total.shape[1]
+            acc.count = np.asarray(b["count"], np.float64).reshape(k)
+            acc.total = np.asarray(b["total"], np.float64).reshape(k, c)
+            acc.total_sq = np.asarray(b["total_sq"], np.float64).reshape(k, c)
+            acc.lo = np.inf if b.get("min") is None else float(b["min"])
+            acc.hi = -np.inf if b.get("max") is None else float(b["max"])
+        return stats
+
 
 def sample_channels(channels: int, n: int | None, mode: str = "uniform", seed: int = 0) -> np.ndarray:
     """Return channel indices to plot: all, the first n, or n sampled uniformly at random (the paper: 50)."""

@@ -1,4 +1,4 @@
-"""The `sevis` command line: predict, excite, train, evaluate, models (and export).
+"""The `sevis` command line: predict, excite, evaluate, stats, train, models (and export).
 
 Glue only: each `_cmd_*` parses nothing itself and calls into the package. Every SevisError becomes one
 line `sevis: error: ...` and exit code 2. To add a subcommand, write `_cmd_<name>(args) -> int` and an
@@ -19,8 +19,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 IMAGE_BATCH = 32  # images per forward pass in predict/excite
 
 
-def _progress(total: int, desc: str, unit: str = "img"):
-    """Return a tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
+def _progress(total: int | None, desc: str, unit: str = "img"):
+    """Return a tqdm progress bar on stderr (hidden when stderr is not a terminal; total None: a counter)."""
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
 
@@ -29,16 +29,39 @@ def _command_line(argv: Sequence[str] | None) -> str:
     return "sevis " + shlex.join(sys.argv[1:] if argv is None else list(argv))
 
 
+def _load(args: argparse.Namespace):
+    """Return the LoadedModel that --model/--arch/--random-weights name (random weights: seed 0, reproducible)."""
+    from .zoo import load_model
+
+    if not getattr(args, "random_weights", False):
+        return load_model(args.model, arch=args.arch)
+    prefix = str(args.model).partition(":")[0]
+    if args.arch or (prefix not in ("timm", "torchvision", "sevis") and args.model not in _embedded_names()):
+        raise SevisError(f"--random-weights needs a model name (timm:<name>, torchvision:<name>, sevis:<arch> or "
+                         f"embedded), not a weights file: {args.model}")
+    import torch
+    torch.manual_seed(0)
+    return load_model(args.model, pretrained=False)
+
+
+def _embedded_names() -> tuple[str, ...]:
+    from .names import EMBEDDED
+    return tuple(EMBEDDED)
+
+
 def _run_images(args: argparse.Namespace, desc: str) -> Iterator[tuple[object, list[str], object]]:
     """Load the model, decode every image (failing early on a bad one), then yield (model, paths, result)
     per batch of IMAGE_BATCH images."""
     from .inference import predict_images
     from .preprocess import open_image
-    from .zoo import load_model
 
-    loaded = load_model(args.model, arch=args.arch)
+    loaded = _load(args)
     paths = [str(p) for p in args.images]
-    images = [open_image(p) for p in paths]
+    with _progress(len(paths), f"{desc}: reading images") as bar:
+        images = []
+        for p in paths:
+            images.append(open_image(p))
+            bar.update(1)
     with _progress(len(paths), desc) as bar:
         for i in range(0, len(paths), IMAGE_BATCH):
             chunk = images[i:i + IMAGE_BATCH]
@@ -129,7 +152,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .zoo import list_se_models
+    from .names import list_se_models
 
     for source, specs in list_se_models().items():
         print(f"{source}:")
@@ -138,12 +161,63 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stats(args: argparse.Namespace) -> int:
+    if Path(args.out).suffix.lower() != ".json":  # before any expensive work
+        raise SevisError(f"--out {args.out}: statistics are written as JSON; name a .json file")
+    from .folders import folder_files
+    folder_files(args.folder)  # a missing or empty folder fails now, before the model loads
+    from . import stats as S
+
+    loaded = _load(args)
+    with _progress(0, f"stats {Path(args.folder).name}") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        try:
+            t0 = time.perf_counter()
+            result = S.folder_statistics(loaded, args.folder, batch_size=args.batch_size, workers=args.workers,
+                                         device=args.device, progress=progress if S.is_main_process() else None)
+            if S.is_main_process():
+                out = S.write_stats_file(result, args.out)
+                acc = result["accuracy"]
+                print(f"wrote {out}: {result['images']} images, {len(result['classes'])} classes, "
+                      f"{len(result['blocks'])} SE blocks in {time.perf_counter() - t0:.2f} s"
+                      + (f"; accuracy {100 * acc:.2f}%" if acc is not None else "")
+                      + (f"; {result['unreadable']} unreadable file(s) skipped, e.g. {result['first_errors'][0]}"
+                         if result["unreadable"] and result["first_errors"] else ""))
+        finally:
+            S.finish()
+    return 0
+
+
+def _add_stats(sub) -> None:
+    p = sub.add_parser("stats", help="per-class, per-block excitation statistics over a labelled folder, as JSON",
+                       description="Statistics of s per class and SE block over a folder with one sub-folder per "
+                                   "class. Runs unchanged under `torchrun --nproc-per-node N` (each process takes "
+                                   "its own shard; the sums are all-reduced; rank 0 writes the file). "
+                                   "`sevis export --folder FILE.json` reads the file instead of recomputing.")
+    p.add_argument("--folder", required=True, metavar="DIR", help="labelled images: one sub-folder per class")
+    p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
+    p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
+    p.add_argument("--out", required=True, metavar="FILE.json", help="where to write the statistics")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--workers", type=_nonnegative_int, default=2,
+                   help="DataLoader worker processes decoding images, per process (0: decode in the main process)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: the GPU when there is one (NCCL between processes), else CPU (gloo)")
+    p.set_defaults(func=_cmd_stats)
+
+
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="top-k classes and a short excitation summary per SE block")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
     p.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes to show (default 5)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -154,6 +228,8 @@ def _add_excite(sub) -> None:
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
     p.add_argument("--out", required=True, metavar="FILE",
                    help=".csv (long format: image,block,channel,s), .json or .npz")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
     p.set_defaults(func=_cmd_excite)
 
 
@@ -222,9 +298,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export import write_panels
     from .preprocess import open_image
     from .views import NamedImage, export_view_panels
-    from .zoo import load_model
 
-    loaded = load_model(args.model, arch=args.arch)
+    loaded = _load(args)
     images = [NamedImage(Path(p).name, open_image(p)) for p in args.images]
     with _progress(100, f"sevis export {args.view}", unit="%") as bar:
         def progress(frac: float) -> None:
@@ -257,6 +332,8 @@ def _add_export(sub) -> None:
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
     p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=["png", "html", "csv"],
                    help="one or more of %(choices)s (default: png html csv)")
     p.add_argument("--classes", nargs="+", metavar="CLASS", help="classes for Fig. 6 (default: the first four)")
@@ -269,7 +346,8 @@ def _add_export(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the uniform channel sample")
     p.add_argument("--fig7-class", metavar="CLASS", help="class for Fig. 7 (default: the first of --classes)")
     p.add_argument("--folder", metavar="DIR", help="reference images: one sub-folder per class (default: the "
-                                                   "bundled reference set for Fashion-MNIST models)")
+                                                   "bundled reference set for Fashion-MNIST models), or a "
+                                                   "FILE.json `sevis stats` wrote (class-depth views)")
     p.add_argument("--knockout", nargs="+", metavar="BLOCK", help="blocks to knock out (knockout view; default: "
                                                                   "the last stage)")
     p.add_argument("--mode", choices=("identity", "mean"), default="identity",
@@ -279,7 +357,8 @@ def _add_export(sub) -> None:
 
 
 # Subcommand registrars, in the order `sevis --help` lists them. Extend this list to add a subcommand.
-SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_train, _add_models, _add_export]
+SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_stats, _add_train, _add_models,
+                               _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

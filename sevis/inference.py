@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .analysis import ExcitationStats
 from .data import Split
 from .recorder import ExcitationRecorder, Override, SEBlock, find_se_blocks
 from .zoo import LoadedModel
+
+if TYPE_CHECKING:  # sevis.analysis imports pandas: loaded only where statistics are collected
+    from .analysis import ExcitationStats
 
 
 @dataclass
@@ -73,6 +75,7 @@ def collect_statistics(loaded: LoadedModel, batches: Iterable[tuple[torch.Tensor
     Excitations are folded into running sums batch by batch (rec.pop), so memory does not grow with
     the number of images.
     """
+    from .analysis import ExcitationStats
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
     stats = ExcitationStats(loaded.classes, OrderedDict((b.name, b.channels) for b in blocks))
     correct = np.zeros(len(loaded.classes))

@@ -16,7 +16,6 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision import transforms as T
 
 from .errors import ImageError
 
@@ -111,21 +110,60 @@ class InvertIfLightBackground:
         return f"InvertIfLightBackground(threshold={self.threshold})"
 
 
+class GrayscaleTransform:
+    """The embedded models' preprocessing as a picklable callable: PIL image → 1×H×W normalised tensor.
+
+    Step for step what torchvision's Compose([Grayscale(1), (InvertIfLightBackground), Resize(size),
+    CenterCrop(size), (Pad), ToTensor(), Normalize(mean, std)]) computes, bit for bit (tests/test_startup.py
+    compares them), written with Pillow and torch alone: torchvision's import costs as much as torch's.
+    """
+
+    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float], auto_invert: bool = True,
+                 canvas: int | None = None) -> None:
+        self.size, self.mean, self.std = int(size), [float(m) for m in mean], [float(s) for s in std]
+        self.invert = InvertIfLightBackground() if auto_invert else None
+        self.canvas = int(canvas) if canvas and canvas > size else None
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        img = img.convert("L")
+        if self.invert is not None:
+            img = self.invert(img)
+        size, (w, h) = self.size, img.size
+        short, long = min(w, h), max(w, h)
+        new_short, new_long = size, int(size * long / short)  # torchvision's rule for Resize(int)
+        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+        if (new_w, new_h) != (w, h):
+            img = img.resize((new_w, new_h), Image.BILINEAR)
+        w, h = img.size
+        if size > w or size > h:  # CenterCrop pads a too-small image with black first
+            left, top = (size - w) // 2 if size > w else 0, (size - h) // 2 if size > h else 0
+            img = ImageOps.expand(img, (left, top, (size - w + 1) // 2 if size > w else 0,
+                                        (size - h + 1) // 2 if size > h else 0), fill=0)
+            w, h = img.size
+        if (w, h) != (size, size):
+            top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+            img = img.crop((left, top, left + size, top + size))
+        if self.canvas:
+            extra = self.canvas - size
+            img = ImageOps.expand(img, (extra // 2, extra // 2, extra - extra // 2, extra - extra // 2), fill=0)
+        x = torch.from_numpy(np.array(img, np.uint8, copy=True)).view(img.size[1], img.size[0], 1)
+        x = x.permute(2, 0, 1).contiguous().to(torch.get_default_dtype()).div(255)
+        mean = torch.as_tensor(self.mean, dtype=x.dtype).view(-1, 1, 1)
+        std = torch.as_tensor(self.std, dtype=x.dtype).view(-1, 1, 1)
+        return x.sub_(mean).div_(std)
+
+    def __repr__(self) -> str:
+        return (f"GrayscaleTransform(size={self.size}, mean={self.mean}, std={self.std}, "
+                f"auto_invert={self.invert is not None}, canvas={self.canvas})")
+
+
 def grayscale_transform(size: int, mean: Sequence[float], std: Sequence[float], auto_invert: bool = True,
                         canvas: int | None = None) -> Callable:
     """Return the embedded models' preprocessing: grayscale, resize + centre crop, normalise.
 
     With `canvas`, the size×size garment is placed in the middle of a black canvas×canvas image, where a
     model trained on Fashion-MNIST in context expects it (black is one of its training backgrounds)."""
-    steps = [T.Grayscale(1)]
-    if auto_invert:
-        steps.append(InvertIfLightBackground())
-    steps += [T.Resize(size), T.CenterCrop(size)]
-    if canvas and canvas > size:
-        extra = canvas - size
-        steps.append(T.Pad((extra // 2, extra // 2, extra - extra // 2, extra - extra // 2), fill=0))
-    steps += [T.ToTensor(), T.Normalize(mean, std)]
-    return T.Compose(steps)
+    return GrayscaleTransform(size, mean, std, auto_invert, canvas)
 
 
 def images_to_batch(images: Sequence[Image.Image], preprocess: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:

@@ -12,22 +12,27 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
-from .analysis import ExcitationStats
 from .checkpoint import card_path, read_card, write_card
 from .errors import DatasetError, ExportError, ModelError
 from .recorder import SEBlock
+
+if TYPE_CHECKING:  # pandas (and sevis.analysis, which imports it) load when first needed: `sevis predict` skips them
+    import pandas as pd
+
+    from .analysis import ExcitationStats
 
 EXCITATION_FORMATS = (".csv", ".json", ".npz")
 
 
 # ------------------------------------------------------------------------------------------ predict
-def excitation_summary(excitations: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Return one row per block for one image's excitations: block, channels, mean, min, max of s."""
+def excitation_summary(excitations: Mapping[str, np.ndarray]) -> list[dict]:
+    """Return one row (a dict) per block for one image's excitations: block, channels, mean, min, max of s.
+
+    Plain dicts, not a DataFrame: `sevis predict` then never imports pandas."""
     rows = []
     for name, s in excitations.items():
         s = np.asarray(s, np.float64).ravel()
@@ -35,20 +40,21 @@ def excitation_summary(excitations: Mapping[str, np.ndarray]) -> pd.DataFrame:
                      "mean": float(s.mean()) if s.size else math.nan,
                      "min": float(s.min()) if s.size else math.nan,
                      "max": float(s.max()) if s.size else math.nan})
-    return pd.DataFrame(rows, columns=["block", "channels", "mean", "min", "max"])
+    return rows
 
 
-def format_prediction(image: str, top: Sequence[tuple[str, float]], summary: pd.DataFrame) -> str:
+def format_prediction(image: str, top: Sequence[tuple[str, float]], summary: Sequence[Mapping]) -> str:
     """Return the text block `sevis predict` prints for one image."""
     lines = [image]
     width = max([len(c) for c, _ in top] + [5])
     for cls, p in top:
         lines.append(f"  {cls:<{width}}  {100 * p:6.2f}%")
     if len(summary):
-        bw = max(len(b) for b in summary["block"])
+        bw = max(len(row["block"]) for row in summary)
         lines.append(f"  {'excitation s':<{bw}}  {'mean':>6} {'min':>6} {'max':>6}   (C)")
-        for row in summary.itertuples(index=False):
-            lines.append(f"  {row.block:<{bw}}  {row.mean:6.3f} {row.min:6.3f} {row.max:6.3f}   ({row.channels})")
+        for row in summary:
+            lines.append(f"  {row['block']:<{bw}}  {row['mean']:6.3f} {row['min']:6.3f} {row['max']:6.3f}   "
+                         f"({row['channels']})")
     else:
         lines.append("  (this model has no SE blocks)")
     return "\n".join(lines)
@@ -67,6 +73,7 @@ class ExcitationRecords:
 
     def long_frame(self) -> pd.DataFrame:
         """Return the long format: one row per (image, block, channel) with s."""
+        import pandas as pd
         frames = []
         for name, s in self.excitations.items():
             n, c = s.shape
@@ -122,6 +129,7 @@ def read_excitations(path: str | os.PathLike) -> ExcitationRecords:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
+        import pandas as pd
         df = pd.read_csv(path)
         images = list(dict.fromkeys(df["image"].astype(str)))
         exc: OrderedDict[str, np.ndarray] = OrderedDict()

@@ -162,6 +162,8 @@ class SEResNet(nn.Module):
 
     def _init_weights(self) -> None:
         # Kaiming (He) initialisation, as in the paper's recipe.
+        if next(self.parameters()).is_meta:  # a shape-only skeleton (sevis.zoo); init on meta imports torch._dynamo
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

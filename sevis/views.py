@@ -22,14 +22,13 @@ from . import figures as F
 from .analysis import ExcitationStats, similarity_by_depth
 
 from .errors import DatasetError, ImageError, SevisError
+from .folders import IMAGE_SUFFIXES, MAX_FOLDER_IMAGES_PER_CLASS, folder_images  # noqa: F401 (re-exported)
 from .inference import predict_images, run_batch, split_batches
 from .knockout import Mode, knockout_overrides, knockout_sweep
 from .preprocess import open_image
 from .recorder import ExcitationRecorder, SEBlock, find_se_blocks
 from .zoo import LoadedModel
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-MAX_FOLDER_IMAGES_PER_CLASS = 200
 MAX_UPLOADS = 64
 
 
@@ -208,28 +207,6 @@ def _batches_from_pils(loaded: LoadedModel, images: Sequence[Image.Image], label
                np.asarray(labels[i:i + batch_size], np.int64))
 
 
-def folder_images(folder: str | os.PathLike, per_class: int = MAX_FOLDER_IMAGES_PER_CLASS) -> tuple[list[str], list[Image.Image], list[int], list[str]]:
-    """Read a labelled folder (one sub-folder per class, images inside); return classes, images, labels, errors."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"{folder}: no such folder")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DatasetError(f"{folder} has no class sub-folders; put each class's images in a folder named after it")
-    images, labels, errors = [], [], []
-    for k, cls in enumerate(classes):
-        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:per_class]
-        for p in files:
-            try:
-                images.append(open_image(p))
-                labels.append(k)
-            except ImageError as e:
-                errors.append(str(e))
-    if not images:
-        raise DatasetError(f"{folder} holds no readable images in its class sub-folders")
-    return classes, images, labels, errors
-
-
 def reference_statistics(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200,
                          progress: Callable[[float], None] | None = None,
                          photos: Mapping[str, bytes] | None = None) -> ReferenceStats:
@@ -237,8 +214,12 @@ def reference_statistics(loaded: LoadedModel, folder: str | None = None, batch_s
 
     Fashion-MNIST models: the bundled reference set (100 test images per class). A `folder` with one
     sub-folder per class works for any model. ImageNet models without a folder: the sample photos, each
-    its own "class" (a stand-in; name a folder for real class statistics).
+    its own "class" (a stand-in; name a folder for real class statistics). A `folder` ending in .json is a
+    file `sevis stats` wrote: read, not recomputed.
     """
+    if folder and str(folder).lower().endswith(".json"):
+        from .stats import reference_from_stats_file
+        return reference_from_stats_file(loaded, folder)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
     if folder:
         classes, images, labels, _ = folder_images(folder)

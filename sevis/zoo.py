@@ -17,22 +17,12 @@ from torch import nn
 
 from .checkpoint import check_state_fits, load_state_into, read_card, read_state_dict
 from .errors import DatasetError, ModelError
+# The model names live in sevis.names (no torch there, so `sevis models` starts fast); re-exported here.
+from .names import DEFAULT_SPEC, EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS, list_se_models  # noqa: F401
 from .preprocess import grayscale_transform
-from .resnet import ResNetConfig, SEResNet, architecture_config, list_architectures
+from .resnet import ResNetConfig, SEResNet, architecture_config
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-# The default model and its plain twin see Fashion-MNIST in context (sevis.context); the first embedded model,
-# trained on the centred originals, stays beside them: it shows how the data shape early excitations.
-EMBEDDED = {"embedded": "fmnist_se_resnet50", "embedded-plain": "fmnist_resnet50",
-            "embedded-centred": "fmnist_se_resnet", "embedded-centred-plain": "fmnist_resnet"}
-DEFAULT_SPEC = "embedded"
-
-# SE-bearing ImageNet models offered in the picker (any other timm/torchvision name works too).
-TIMM_SE_MODELS = (
-    "legacy_seresnet50", "seresnet50", "legacy_seresnet18", "seresnext26d_32x4d", "legacy_senet154",
-    "efficientnet_b0", "mobilenetv3_large_100", "ghostnet_100", "regnety_008", "ese_vovnet19b_dw",
-)
-TORCHVISION_SE_MODELS = ("efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf")
 
 
 @dataclass
@@ -88,6 +78,66 @@ def _offline_hint(spec: str, err: BaseException) -> ModelError:
         f"({type(err).__name__}). Connect to the internet once to cache them, or load a local weights file "
         f"(safetensors) with the architecture named, e.g. `--model FILE.safetensors --arch {spec}`."
     )
+
+
+# ---------------------------------------------------------------------------- offline: fail fast
+HUB_PROBE_TIMEOUT_S = 2.0  # how long a connection to the weights' host may take before sevis calls it offline
+
+
+def _unreachable(url: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> OSError | None:
+    """Return why `url`'s host (or the configured proxy) takes no TCP connection within `timeout` s; None if it does.
+
+    One cheap probe before a download, so that offline the hub clients' retries (tens of seconds of warnings)
+    never start; online it costs one round trip and the download then runs exactly as before."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+    from urllib.request import getproxies
+
+    target = urlparse(url)
+    proxy = getproxies().get(target.scheme)
+    hop = urlparse(proxy if "://" in (proxy or "") else f"http://{proxy}") if proxy else target
+    host, port = hop.hostname, hop.port or (443 if hop.scheme == "https" else 80)
+    if not host:
+        return OSError(f"no host in {url!r}")
+    outcome: list[OSError | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=connect, daemon=True)  # getaddrinfo has no timeout of its own
+    worker.start()
+    worker.join(timeout + 0.5)
+    return outcome[0] if outcome else TimeoutError(f"no answer from {host}:{port} within {timeout:g} s")
+
+
+def _torch_hub_file(url: str) -> str | None:
+    """Return the file torch.hub (and timm's URL weights) cached `url` to, if it is there."""
+    from urllib.parse import urlparse
+    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    return str(path) if path.is_file() else None
+
+
+def _timm_weights_source(name: str) -> tuple[str | None, str, bool]:
+    """Return (the locally cached weights file of timm model `name` or None, the URL they download from,
+    whether the Hugging Face hub is switched off by HF_HUB_OFFLINE)."""
+    from timm.models import get_pretrained_cfg
+    cfg = get_pretrained_cfg(name)
+    if cfg is not None and cfg.hf_hub_id:
+        from huggingface_hub import constants, try_to_load_from_cache
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        for filename in [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]:
+            hit = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(hit, str):
+                return hit, constants.ENDPOINT, bool(constants.HF_HUB_OFFLINE)
+        return None, constants.ENDPOINT, bool(constants.HF_HUB_OFFLINE)
+    if cfg is not None and cfg.url:
+        return _torch_hub_file(cfg.url), cfg.url, False
+    return None, "", False
 
 
 # ---------------------------------------------------------------------------- embedded (ours)
@@ -194,6 +244,13 @@ def _create_timm(name: str, pretrained: bool) -> nn.Module:
             return timm.create_model(name, pretrained=False, zero_init_last=False)
         except TypeError:
             return timm.create_model(name, pretrained=False)
+    cached, url, hub_off = _timm_weights_source(name)
+    problem = (OSError("HF_HUB_OFFLINE is set") if hub_off else _unreachable(url)) if url else None
+    if problem is not None:
+        if cached is None:  # offline and not cached: say so now, before the hub client's retries
+            raise _offline_hint(f"timm:{name}", problem)
+        # Offline but cached: load the cached file directly, so the hub client never tries the network.
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": cached})
     try:
         return timm.create_model(name, pretrained=True)
     except Exception as e:  # hub errors come in many types (OSError, LocalEntryNotFoundError, HTTPError…)
@@ -222,6 +279,10 @@ def _load_torchvision(name: str, spec: str, pretrained: bool, checkpoint: str | 
     except (ValueError, KeyError, AttributeError):
         weights = None
     use_weights = weights if (pretrained and checkpoint is None) else None
+    if use_weights is not None and _torch_hub_file(use_weights.url) is None:
+        problem = _unreachable(use_weights.url)  # not cached: fail fast when the download cannot work
+        if problem is not None:
+            raise _offline_hint(f"torchvision:{name}", problem)
     try:
         model = torchvision.models.get_model(name, weights=use_weights)
     except Exception as e:  # URLError, HTTPError, RuntimeError on a broken partial download…
@@ -284,13 +345,3 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> LoadedM
             raise ModelError(str(e.args[0])) from None
         return _load_sevis_checkpoint(path, str(path), {"architecture": cfg.to_dict(), "name": path.stem})
     raise ModelError(f"unknown architecture {arch!r}: use timm:<name>, torchvision:<name> or sevis:<arch>")
-
-
-def list_se_models() -> dict[str, list[str]]:
-    """Return the model specs offered in pickers, grouped by source."""
-    return {
-        "embedded": list(EMBEDDED),
-        "sevis": [f"sevis:{a}" for a in list_architectures()],
-        "timm": [f"timm:{n}" for n in TIMM_SE_MODELS],
-        "torchvision": [f"torchvision:{n}" for n in TORCHVISION_SE_MODELS],
-    }
