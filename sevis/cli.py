@@ -10,6 +10,7 @@ import argparse
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
