@@ -27,13 +27,14 @@ st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon=
 VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture]
 VIEWS = [m.TITLE for m in VIEW_MODULES] + [export.TITLE]
 MODEL_KINDS = OrderedDict([
-    ("Our SE-ResNet (Fashion-MNIST)", "embedded"),
-    ("Its plain twin, no SE (Fashion-MNIST)", "embedded-plain"),
+    ("Our SE-ResNet-50 layout (Fashion-MNIST in context)", "embedded"),
+    ("Its plain twin, no SE", "embedded-plain"),
+    ("Our first SE-ResNet (centred Fashion-MNIST)", "embedded-centred"),
     ("timm ImageNet model", "timm"),
     ("torchvision ImageNet model", "torchvision"),
     ("Uploaded checkpoint", "checkpoint"),
 ])
-CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet", "sevis:se_resnet50", "sevis:se_resnet18", "timm:seresnet50",
+CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet50", "sevis:fmnist_se_resnet", "sevis:se_resnet50", "sevis:se_resnet18", "timm:seresnet50",
                     "timm:legacy_seresnet50", "timm:efficientnet_b0", "torchvision:efficientnet_b0",
                     "torchvision:mobilenet_v3_large", "(from its model card)"]
 UPLOAD_DIR = Path(tempfile.gettempdir()) / "sevis_uploaded_checkpoints"
@@ -129,6 +130,23 @@ def image_picker(loaded, key):
     return V.decode_uploads(files)
 
 
+def folder_picker(loaded) -> str:
+    """Sidebar: the labelled reference set every per-class view uses (Class × depth, knock-out, channel)."""
+    sb = st.sidebar
+    sb.header("Reference set")
+    bundled = loaded.dataset == "fashion-mnist"
+    folder = sb.text_input(
+        "Labelled images: a folder with one sub-folder per class, or a `sevis stats` JSON file",
+        key="ref_folder", placeholder="empty: the bundled reference set" if bundled else "empty: the sample photos",
+        help="Per-class statistics (Fig. 6, class specificity, the knock-out sweep) need at least "
+             f"{V.MIN_IMAGES_PER_CLASS} images in each class. ImageNet validation images arranged by synset "
+             "(n01443537/…) are read with their class names.")
+    if not folder.strip():
+        sb.caption("Using the bundled Fashion-MNIST reference set (100 test images per class)." if bundled else
+                   "No labelled set: the sample photos stand in, one per 'class', too few for per-class statistics.")
+    return folder.strip()
+
+
 def results_for(key, images):
     if not images:
         return []
@@ -140,11 +158,16 @@ def results_for(key, images):
 def main() -> None:
     loaded, key = model_picker()
     images, errors = image_picker(loaded, key)
+    folder = folder_picker(loaded)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
     st.markdown(PAGE_CSS, unsafe_allow_html=True)
     st.markdown("## Inside Squeeze-and-Excitation")
     st.caption("How SE blocks rescale channels (excitation s = σ(W₂·ReLU(W₁·z)), one value per channel), "
                f"for **{loaded.name}**: from one image, over classes and depth, knocked out, and what they cost.")
+    if not key[1]:
+        st.warning(f"**{loaded.name} has random weights** (nothing was learned): its predictions are meaningless, "
+                   "and its excitations show only what the architecture does with an image. Views that need a trained "
+                   "model say so.", icon="🎲")
     for line in errors:
         st.error(line)
     try:
@@ -152,7 +175,7 @@ def main() -> None:
     except SevisError as e:
         st.error(str(e))
         results, images = [], []
-    ctx = Context(loaded, key, images, errors, results, blocks)
+    ctx = Context(loaded, key, images, errors, results, blocks, folder)
     tabs = st.tabs(VIEWS, key="view", on_change="rerun")
     for tab, module in zip(tabs, VIEW_MODULES):
         with tab:

@@ -318,23 +318,45 @@ def fig7(frame: pd.DataFrame, cls: str, cols: int | None = None, title: str | No
     return _layout(fig, title, height=_panel_height(rows, 250, 130))
 
 
-def depth_profile(summary: pd.DataFrame,
-                  title: str = "Class specificity and saturation from shallow to deep blocks") -> go.Figure:
-    """Class-specificity index and saturation per block against depth (summary from ExcitationStats.summary()).
+# Panels of the depth profile: (title, measure column, y range); the untrained control is the same column
+# with a "control_" prefix, drawn dashed.
+DEPTH_PANELS = [
+    ("Class specificity: between-class share of the variance of s", "class_specificity", [-0.02, 1.02]),
+    ("Decorrelation: 1 − mean r between class-mean profiles", "decorrelation", None),
+    ("Between-class spread: std of class means (units of s)", "between_class_spread", None),
+    ("Saturation: share of channels with mean s > 0.9", "saturation", [-0.02, 1.02]),
+]
 
-    Class specificity: the share of the variance of s that lies between classes (0 = class-agnostic).
-    Saturation: 1 − 2·std(s) (1 = s is a constant, i.e. the block acts like an identity up to a scale).
-    """
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=summary["block"], y=summary["class_specificity"], mode="lines+markers",
-                             name="class specificity (between-class share of variance)", line=dict(color=PALETTE[3], width=2.4),
-                             hovertemplate="%{x}<br>class specificity %{y:.3f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=summary["block"], y=summary["saturation"], mode="lines+markers",
-                             name="saturation (1 = constant s)", line=dict(color=PALETTE[0], width=2.0, dash="dot"),
-                             hovertemplate="%{x}<br>saturation %{y:.3f}<extra></extra>"))
-    fig.update_xaxes(title_text="SE block (shallow → deep)", type="category")
-    fig.update_yaxes(title_text="index (0 to 1)", range=[-0.02, 1.02])
-    return _layout(fig, title, height=380)
+
+def depth_profile(measures: pd.DataFrame,
+                  title: str = "How the excitations depend on the class, from shallow to deep blocks") -> go.Figure:
+    """The depth measures (sevis.analysis.depth_measures) against depth, one panel per measure: the trained
+    model solid, its untrained control dashed (when measured), and in the first panel the learned part
+    (trained − control) dotted."""
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[t for t, _, _ in DEPTH_PANELS],
+                        vertical_spacing=0.2, horizontal_spacing=0.08)
+    x = list(measures["block"])
+    for i, (_, col, yrange) in enumerate(DEPTH_PANELS):
+        r, c = i // 2 + 1, i % 2 + 1
+        first = i == 0
+        fig.add_trace(go.Scatter(x=x, y=measures[col], mode="lines+markers", name="trained model",
+                                 legendgroup="trained", showlegend=first, line=dict(color=PALETTE[3], width=2.4),
+                                 hovertemplate="%{x}<br>%{y:.3f}<extra>trained</extra>"), r, c)
+        if f"control_{col}" in measures:
+            fig.add_trace(go.Scatter(x=x, y=measures[f"control_{col}"], mode="lines+markers",
+                                     name="untrained control (same architecture, random weights)",
+                                     legendgroup="control", showlegend=first,
+                                     line=dict(color="#555555", width=1.8, dash="dash"), marker=dict(symbol="circle-open"),
+                                     hovertemplate="%{x}<br>%{y:.3f}<extra>untrained control</extra>"), r, c)
+        if first and "learned_specificity" in measures:
+            fig.add_trace(go.Scatter(x=x, y=measures["learned_specificity"], mode="lines", name="learned part "
+                                     "(trained − control)", line=dict(color=PALETTE[2], width=2.0, dash="dot"),
+                                     hovertemplate="%{x}<br>%{y:.3f}<extra>learned part</extra>"), r, c)
+        fig.update_xaxes(type="category", tickangle=-45, row=r, col=c)
+        if yrange:
+            fig.update_yaxes(range=yrange, row=r, col=c)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, title, height=640)
 
 
 # ---------------------------------------------------------------------------------------- knock-out

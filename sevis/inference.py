@@ -69,17 +69,21 @@ def split_batches(loaded: LoadedModel, split: Split, batch_size: int = 250) -> I
 @torch.inference_mode()
 def collect_statistics(loaded: LoadedModel, batches: Iterable[tuple[torch.Tensor, np.ndarray]],
                        progress: Callable[[int], None] | None = None,
-                       overrides: Mapping[str, Override] | None = None) -> tuple[ExcitationStats, dict]:
+                       overrides: Mapping[str, Override] | None = None,
+                       classes: Sequence[str] | None = None) -> tuple[ExcitationStats, dict]:
     """Stream batches through the model; return per-class excitation statistics and accuracy figures.
+
+    Labels index `classes` (default: the model's own; then accuracy is meaningful).
 
     Excitations are folded into running sums batch by batch (rec.pop), so memory does not grow with
     the number of images.
     """
     from .analysis import ExcitationStats
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
-    stats = ExcitationStats(loaded.classes, OrderedDict((b.name, b.channels) for b in blocks))
-    correct = np.zeros(len(loaded.classes))
-    seen = np.zeros(len(loaded.classes))
+    classes = list(classes if classes is not None else loaded.classes)
+    stats = ExcitationStats(classes, OrderedDict((b.name, b.channels) for b in blocks))
+    correct = np.zeros(len(classes))
+    seen = np.zeros(len(classes))
     with ExcitationRecorder(loaded.model, overrides=overrides) as rec:
         for x, labels in batches:
             labels = np.asarray(labels, np.int64)

@@ -34,11 +34,12 @@ class ModelMeasures:
 
 
 def control_statistics(loaded: LoadedModel, batches: Batches, calibration: Batches | None = None,
-                       seed: int = 0, progress: Callable[[int], None] | None = None) -> ExcitationStats:
-    """Return the untrained control's statistics over `batches`, its BatchNorm recalibrated on `calibration`
-    (default: the same batches; the images only, never the labels)."""
+                       seed: int = 0, progress: Callable[[int], None] | None = None,
+                       classes: Sequence[str] | None = None) -> ExcitationStats:
+    """Return the untrained control's statistics over `batches` (labels index `classes`, default the model's),
+    its BatchNorm recalibrated on `calibration` (default: the same batches; the images only, never the labels)."""
     control = untrained_control(loaded, (x for x, _ in (calibration or batches)), seed=seed)
-    return collect_statistics(control, batches, progress=progress)[0]
+    return collect_statistics(control, batches, progress=progress, classes=classes)[0]
 
 
 def measure_model(loaded: LoadedModel, batches: Batches, calibration: Batches | None = None,

@@ -19,12 +19,14 @@ import torch
 from PIL import Image
 
 from . import figures as F
-from .analysis import ExcitationStats, similarity_by_depth
+from .analysis import MEASURES, ExcitationStats, depth_measures, similarity_by_depth
 
 from .errors import DatasetError, ImageError, SevisError
 from .folders import IMAGE_SUFFIXES, MAX_FOLDER_IMAGES_PER_CLASS, folder_images  # noqa: F401 (re-exported)
 from .inference import predict_images, run_batch, split_batches
 from .knockout import Mode, knockout_overrides, knockout_sweep
+from .measures import control_statistics
+from .paper import paper_vs_model
 from .preprocess import open_image
 from .recorder import ExcitationRecorder, SEBlock, find_se_blocks
 from .zoo import LoadedModel
@@ -128,6 +130,39 @@ def analyse_images(loaded: LoadedModel, images: Sequence[NamedImage], k: int = 5
     return out
 
 
+def model_input_image(loaded: LoadedModel, image: Image.Image) -> Image.Image:
+    """Return the image exactly as the model receives it (after its preprocessing), back in pixel space."""
+    x = loaded.preprocess(image).float()
+    pp = loaded.card.get("preprocessing") or {}
+    if x.shape[0] == 1:
+        mean, std = loaded.normalisation
+    else:  # ImageNet models: the usual channel statistics unless the model says otherwise
+        mean = torch.tensor(pp.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32)[:, None, None]
+        std = torch.tensor(pp.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32)[:, None, None]
+    pixels = (x * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
+    if pixels.shape[0] == 1:
+        return Image.fromarray(pixels[0].numpy(), "L")
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
+
+
+def domain_note(loaded: LoadedModel, image: Image.Image) -> str | None:
+    """Return one line when `image` lies outside what the model was trained on (a colour photo sent to a grey
+    Fashion-MNIST model, a tiny image sent to an ImageNet model), else None."""
+    w, h = image.size
+    if loaded.dataset == "fashion-mnist":
+        arr = np.asarray(image.convert("RGB"), np.float32)
+        colour = float(np.abs(arr - arr.mean(2, keepdims=True)).mean())
+        if colour > 8:
+            return ("This is a colour image; the model was trained on grey Fashion-MNIST garments, so it sees the "
+                    "grey version shown as its input. The prediction is shown, but an image this far from its "
+                    "training data may be misread.")
+        return None
+    if min(w, h) < 64:
+        return (f"This image is only {w}×{h} pixels; the model was trained on ImageNet photos around 224 px and "
+                "scales it up, so the prediction is shown but may mean little.")
+    return None
+
+
 def live_panels(result: ImageResult, blocks: Sequence[str] | None = None) -> list[F.Panel]:
     """Top-5 bars, the blocks × channels heat strip and per-block line plots for one image."""
     frame = F.excitation_frame(result.excitations, result.name)
@@ -207,6 +242,27 @@ def _batches_from_pils(loaded: LoadedModel, images: Sequence[Image.Image], label
                np.asarray(labels[i:i + batch_size], np.int64))
 
 
+def reference_inputs(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200,
+                     photos: Mapping[str, bytes] | None = None) -> tuple[list[str], Iterator, int, str]:
+    """Return (classes, labelled batches in those classes' indices, number of images, description) of the
+    reference set: a folder with one sub-folder per class, else the bundled Fashion-MNIST reference set (as the
+    model was trained: split_batches), else the sample photos, each its own "class"."""
+    if folder:
+        classes, images, labels, _ = folder_images(folder)
+        source = f"folder {folder} ({len(images)} images, {len(classes)} classes)"
+    elif loaded.dataset == "fashion-mnist":
+        ref = loaded.reference_set()
+        return (list(ref.classes), split_batches(loaded, ref, batch_size), len(ref),
+                f"the bundled Fashion-MNIST reference set ({len(ref)} test images, {len(ref.classes)} classes)")
+    else:
+        photos = photos if photos is not None else sample_photos()
+        classes = list(photos)
+        images = [open_image(b, name=n) for n, b in photos.items()]
+        labels = list(range(len(images)))
+        source = f"the {len(images)} sample photos (one per 'class'; name a folder for real class statistics)"
+    return classes, _batches_from_pils(loaded, images, labels, batch_size), len(images), source
+
+
 def reference_statistics(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200,
                          progress: Callable[[float], None] | None = None,
                          photos: Mapping[str, bytes] | None = None) -> ReferenceStats:
@@ -221,30 +277,11 @@ def reference_statistics(loaded: LoadedModel, folder: str | None = None, batch_s
         from .stats import reference_from_stats_file
         return reference_from_stats_file(loaded, folder)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
-    if folder:
-        classes, images, labels, _ = folder_images(folder)
-        source = f"folder {folder} ({len(images)} images, {len(classes)} classes)"
-    elif loaded.dataset == "fashion-mnist":
-        ref = loaded.reference_set()
-        classes = list(ref.classes)
-        images = None
-        source = f"the bundled Fashion-MNIST reference set ({len(ref)} test images, {len(classes)} classes)"
-    else:
-        photos = photos if photos is not None else sample_photos()
-        classes = list(photos)
-        images = [open_image(b, name=n) for n, b in photos.items()]
-        labels = list(range(len(images)))
-        source = f"the {len(images)} sample photos (one per 'class'; name a folder for real class statistics)"
+    classes, batches, total, source = reference_inputs(loaded, folder, batch_size, photos)
     stats = ExcitationStats(classes, OrderedDict((b.name, b.channels) for b in blocks))
     # Accuracy is only meaningful when the reference labels are the model's classes.
     class_map = [loaded.classes.index(c) if c in loaded.classes else -1 for c in classes]
     matched = all(i >= 0 for i in class_map)
-    if images is None:
-        batches = split_batches(loaded, ref, batch_size)
-        total = len(ref)
-    else:
-        batches = _batches_from_pils(loaded, images, labels, batch_size)
-        total = len(images)
     correct = np.zeros(len(classes))
     seen = np.zeros(len(classes))
     done = 0
@@ -261,6 +298,43 @@ def reference_statistics(loaded: LoadedModel, folder: str | None = None, batch_s
     acc = float(correct.sum() / max(seen.sum(), 1)) if matched else None
     per_class = {c: float(correct[k] / seen[k]) for k, c in enumerate(classes) if seen[k]} if matched else None
     return ReferenceStats(stats, acc, int(seen.sum()), source, per_class)
+
+
+MIN_IMAGES_PER_CLASS = 5  # below this, per-class means and every index built on them mean nothing
+
+
+def too_few_images(stats: ExcitationStats, minimum: int = MIN_IMAGES_PER_CLASS) -> str | None:
+    """Return why per-class statistics cannot be shown (a class with fewer than `minimum` images), or None."""
+    counts = stats.count
+    if len(counts) >= 2 and counts.min() >= minimum:
+        return None
+    few = [f"{c} ({int(n)})" for c, n in zip(stats.classes, counts) if n < minimum]
+    what = ("only one class" if len(counts) < 2 else
+            f"{len(few)} of {len(counts)} classes have fewer than {minimum} images: {', '.join(few[:4])}"
+            + ("…" if len(few) > 4 else ""))
+    return (f"Per-class statistics need at least two classes with {minimum} or more images each; here {what}. "
+            "Name a folder with one sub-folder per class in the sidebar (for ImageNet models, e.g. validation "
+            "images arranged by synset: sub-folders named n01443537 … are read as their class names).")
+
+
+def reference_control(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200) -> ExcitationStats | None:
+    """Return the untrained control's statistics over the same reference set as reference_statistics (same
+    architecture, seeded random weights, BatchNorm recalibrated on those images); None for a `sevis stats` file."""
+    if folder and str(folder).lower().endswith(".json"):
+        return None
+    classes, batches, _, _ = reference_inputs(loaded, folder, batch_size)
+    return control_statistics(loaded, list(batches), classes=classes)
+
+
+def class_depth_measures(ref: ReferenceStats, control: ExcitationStats | None, blocks: Sequence[SEBlock],
+                         knockout_identity: pd.DataFrame | None = None,
+                         knockout_mean: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (the depth measures per block, the paper-vs-model table) over a reference set."""
+    measures = depth_measures(ref.stats, control, {b.name: b.stage for b in blocks})
+    for name, sweep in (("knockout_identity", knockout_identity), ("knockout_mean", knockout_mean)):
+        if sweep is not None:
+            measures[name] = measures["block"].map(sweep.set_index("block")["change"])
+    return measures, paper_vs_model(measures, knockout_identity, knockout_mean)
 
 
 def reference_batches(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200):
@@ -308,8 +382,10 @@ def paper_blocks(blocks: Sequence[SEBlock], max_blocks: int = 8) -> list[str]:
 
 
 def class_depth_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Sequence[str], channels: str = "uniform",
-                       n: int | None = 50, seed: int = 0, fig7_class: str | None = None) -> list[F.Panel]:
-    """The paper's Fig. 6 (per-class means), Fig. 7 (mean ± std in one class) and the depth profile."""
+                       n: int | None = 50, seed: int = 0, fig7_class: str | None = None,
+                       measures: pd.DataFrame | None = None, paper: pd.DataFrame | None = None) -> list[F.Panel]:
+    """The paper's Fig. 6 (per-class means), Fig. 7 (mean ± std in one class), the depth profile (measures from
+    class_depth_measures; without them, the trained model's alone) and the paper-vs-model table."""
     stats = ref.stats
     frame = F.class_depth_frame(stats, classes, blocks, channels, n, seed)
     how = {"all": "all channels", "first": f"the first {n} channels",
@@ -328,13 +404,27 @@ def class_depth_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Sequ
             "fig7_within_class", f"Mean ± std of the excitation within one class: {cls7} (Fig. 7)",
             f"Over the {cls7} images of {ref.source}; the band is ± 1 standard deviation across those images: "
             "even within one class, inputs are excited differently.", F.fig7(f7, cls7), f7))
-    summary = stats.summary()
+    if measures is None:
+        measures = depth_measures(stats)
+    control_words = ("; the dashed line is the untrained control (same architecture, seeded random weights, "
+                     "BatchNorm recalibrated on the same images), what the data and the architecture give "
+                     "without any learning" if "control_class_specificity" in measures else "")
     panels.append(F.Panel(
-        "depth_profile", "Class specificity and saturation against depth",
-        "Class specificity: the share of the variance of s that lies between class means (0 = every class gets "
-        "the same excitation, 1 = s depends only on the class). Saturation: 1 − 2·std(s) (1 = s is a constant, "
-        "so the block acts like an identity up to a fixed scale). 'Class-agnostic early, class-specific late' "
-        "shows as a rising red curve.", F.depth_profile(summary), summary))
+        "depth_profile", "How the excitations depend on the class, from shallow to deep blocks",
+        f"Over {ref.source}. Four measures per SE block, trained model solid{control_words}. Class specificity: "
+        "the share of the variance of s between class means (0 = every class gets the same s, 1 = s depends only "
+        "on the class). Decorrelation: 1 − the mean Pearson r between class-mean profiles (0 = one pattern for "
+        "every class, up to scale). Between-class spread: how far class means lie apart, in units of s. "
+        "Saturation: the share of channels whose mean s exceeds 0.9 (the block passes them nearly unchanged). "
+        "The paper: class-agnostic early, class-specific late, SE_5_2 saturated.",
+        F.depth_profile(measures), measures))
+    if paper is not None and len(paper):
+        panels.append(F.Panel(
+            "paper_vs_model", "The paper's findings (Section 7.2) in this model",
+            f"Each finding of the paper's Section 7.2, checked on {ref.source}: the numbers are measured here, "
+            "the verdict follows the criterion in its row.",
+            F.table_figure(paper[["finding", "paper", "blocks", "this_model", "shows"]],
+                           "The paper's findings in this model"), paper))
     return panels
 
 
@@ -556,17 +646,27 @@ def compare_takeaway(similarity: pd.DataFrame, measure: str = "pearson") -> str 
             f"alike at {lo['block']} ({name} = {lo[measure]:.2f}).")
 
 
-def class_depth_takeaway(summary: pd.DataFrame) -> str | None:
-    """Return where class specificity is highest and lowest (a simple hook; the class × depth view's
-    explanation is being reworked and may replace it). `summary` is ExcitationStats.summary()."""
-    part = summary.dropna(subset=["class_specificity"])
+def class_depth_takeaway(measures: pd.DataFrame, paper: pd.DataFrame | None = None) -> str | None:
+    """Return what the depth profile shows, in one or two sentences computed from `measures`
+    (class_depth_measures) and the paper table: where s depends on the class most and least, how much of it
+    the untrained control already has, and how many of the paper's findings this model shows."""
+    part = measures.dropna(subset=["class_specificity"])
     if part.empty:
         return None
-    hi = part.loc[part["class_specificity"].idxmax()]
-    lo = part.loc[part["class_specificity"].idxmin()]
-    return (f"Class specificity is highest at {hi['block']} ({hi['class_specificity']:.2f}) and lowest at "
-            f"{lo['block']} ({lo['class_specificity']:.2f}); saturation ranges from {part['saturation'].min():.2f} "
-            f"to {part['saturation'].max():.2f}.")
+    first, last = part.iloc[0], part.iloc[-1]
+    text = (f"Class specificity goes from {first['class_specificity']:.2f} at {first['block']} to "
+            f"{last['class_specificity']:.2f} at {last['block']}")
+    if "learned_specificity" in part:
+        text += (f"; the untrained control already reaches {first['control_class_specificity']:.2f} and "
+                 f"{last['control_class_specificity']:.2f}, so training added {first['learned_specificity']:+.2f} "
+                 f"and {last['learned_specificity']:+.2f}")
+    text += "."
+    if paper is not None and len(paper):
+        judged = paper[paper["shows"] != "n/a"]
+        shown = list(judged.loc[judged["shows"] == "yes", "finding"])
+        text += (f" This model shows {len(shown)} of the paper's {len(judged)} judged findings"
+                 + (f" ({', '.join(shown)})." if shown else "."))
+    return text
 
 
 def knockout_takeaway(sweep: pd.DataFrame, blocks: Sequence[SEBlock]) -> str | None:

@@ -34,7 +34,7 @@ def render(ctx: Context) -> list[F.Panel]:
     options = [im.name for im in ctx.images] + [NO_IMAGE]
     img_name = c3.selectbox("Image", options, key="ch_image")
     image = next((im for im in ctx.images if im.name == img_name), None)
-    folder = st.session_state.get("ref_folder", "").strip()
+    folder = ctx.folder
     try:
         ref = get_reference_excitations(*ctx.key, folder)
         result = channel_panels(ctx.loaded, ref, block, int(channel), image)

@@ -1,4 +1,5 @@
-"""Class × depth view: the paper's Fig. 6 and Fig. 7, and class specificity / saturation against depth."""
+"""Class × depth view: the paper's Fig. 6 and Fig. 7, the depth profile beside its untrained control, and the
+paper's findings checked on this model."""
 from __future__ import annotations
 
 import streamlit as st
@@ -7,30 +8,48 @@ from sevis import SevisError
 from sevis import figures as F
 from sevis import views as V
 
-from .common import Context, block_picker, get_reference, intro, show_panel, takeaway
+from .common import Context, block_picker, get_control, get_reference, get_sweep, intro, show_panel, takeaway
 
 TITLE = "Class × depth"
 
 
 def render(ctx: Context) -> list[F.Panel]:
     """Show the class × depth view; return its panels."""
-    loaded, blocks = ctx.loaded, ctx.blocks
+    blocks = ctx.blocks
     intro("The paper's Fig. 6 and Fig. 7 over a reference set: the mean excitation of each class at each SE "
           "block, and how much it varies within one class. Where class lines coincide, the block treats every "
-          "class alike. Click a channel in Fig. 6 to open it.")
+          "class alike. Below, four measures of that against depth, beside an untrained copy of the network (a "
+          "network that learned nothing can already tell classes apart when the data make it easy), and the "
+          "paper's findings checked on this model. Click a channel in Fig. 6 to open it.")
     if not blocks:
         st.info("This model has no SE blocks.")
         return []
-    folder = st.text_input("Reference images (optional): a folder with one sub-folder per class",
-                           key="ref_folder", placeholder="empty: the bundled reference set" if loaded.dataset ==
-                           "fashion-mnist" else "empty: the sample photos, one per 'class'")
+    folder = ctx.folder
     try:
-        ref = get_reference(*ctx.key, folder.strip())
+        ref = get_reference(*ctx.key, folder)
     except SevisError as e:
         st.error(str(e))
         return []
     acc = f" · accuracy {ref.accuracy:.1%}" if ref.accuracy is not None else ""
-    st.caption(f"Statistics over {ref.source}{acc}.")
+    st.caption(f"Statistics over {ref.source}{acc} (change it in the sidebar).")
+    problem = V.too_few_images(ref.stats)
+    if problem:
+        st.warning(problem)
+        return []
+    control = ko_identity = ko_mean = None
+    if ctx.random_weights:
+        st.info("With random weights these statistics are themselves an untrained control: they show what the data "
+                "and the architecture give without learning. The paper's findings are about trained models, so "
+                "their table is not shown.")
+    else:
+        try:
+            control = get_control(*ctx.key, folder)
+            if ref.accuracy is not None:  # the knock-out finding needs labels in the model's classes
+                ko_identity = get_sweep(*ctx.key, folder, "identity").data
+                ko_mean = get_sweep(*ctx.key, folder, "mean").data
+        except SevisError as e:
+            st.warning(str(e))
+    measures, paper = V.class_depth_measures(ref, control, blocks, ko_identity, ko_mean)
     classes = ref.stats.classes
     default_classes = [c for c in ("Trouser", "Sneaker", "Bag", "Coat") if c in classes] or classes[:4]
     names = [b.name for b in blocks]
@@ -47,11 +66,12 @@ def render(ctx: Context) -> list[F.Panel]:
     if not sel:
         st.info("Choose at least one block.")
         return []
-    panels = V.class_depth_panels(ref, picked, sel, mode, n, 0, f7)
+    panels = V.class_depth_panels(ref, picked, sel, mode, n, 0, f7, measures,
+                                  None if ctx.random_weights else paper)
     for i, p in enumerate(panels):
         if p.key == "fig6_class_means":
             show_panel(p, f"cd_{i}", clickable_blocks=sel, figure=F.add_channel_targets(p.figure, sel))
         else:
             show_panel(p, f"cd_{i}")
-    takeaway(V.class_depth_takeaway(ref.stats.summary()))
+    takeaway(V.class_depth_takeaway(measures, None if ctx.random_weights else paper))
     return panels

@@ -29,6 +29,11 @@ class Context:
     errors: list[str] = field(default_factory=list)
     results: list = field(default_factory=list)  # ImageResult, one per image
     blocks: list[SEBlock] = field(default_factory=list)
+    folder: str = ""  # the sidebar's labelled reference set ("" = bundled set or sample photos)
+
+    @property
+    def random_weights(self) -> bool:
+        return not self.key[1]
 
 
 # ---------------------------------------------------------------------------------------- cached work
@@ -59,6 +64,13 @@ def get_reference(spec: str, pretrained: bool, arch: str | None, folder: str):
                                  progress=lambda f: bar.progress(f, text=f"Reference statistics: {f:.0%}"))
     bar.empty()
     return ref
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def get_control(spec: str, pretrained: bool, arch: str | None, folder: str):
+    """Return the untrained control's statistics over the reference set (None for a `sevis stats` file)."""
+    with st.spinner("Measuring the untrained control (same architecture, random weights)…"):
+        return V.reference_control(get_model(spec, pretrained, arch), folder or None)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -25,7 +25,7 @@ def render(ctx: Context) -> list[F.Panel]:
     options = [r.name for r in results]
     ref = None
     if use_means:
-        ref = get_reference(*ctx.key, st.session_state.get("ref_folder", ""))
+        ref = get_reference(*ctx.key, ctx.folder)
         options += [f"mean of {c}" for c in ref.stats.classes] + ["mean of all images"]
     if len(options) < 2:
         st.info("Pick two or more images (sidebar), or turn on class means.")

@@ -27,7 +27,7 @@ def render(ctx: Context) -> list[F.Panel]:
     picked = c1.multiselect("Knock out these SE blocks", names, default=last_stage, key="ko_blocks")
     mode = c2.radio("Replace s by", ["identity", "mean"], horizontal=True, key="ko_mode",
                     format_func={"identity": "1 (identity)", "mean": "reference-set mean"}.get)
-    folder = st.session_state.get("ref_folder", "").strip()
+    folder = ctx.folder
     means = None
     if mode == "mean":
         try:

@@ -37,8 +37,14 @@ def render(ctx: Context) -> list[F.Panel]:
     panels = V.live_panels(r)
     left, right = st.columns([1, 3])
     with left:
-        st.image(display_image(r.image), caption=r.name, width=180)
+        given, seen = st.columns(2)
+        given.image(display_image(r.image), caption=r.name, width="stretch")
+        seen.image(display_image(V.model_input_image(ctx.loaded, r.image)), width="stretch",
+                   caption="what the model saw (after its preprocessing)")
         st.markdown(f"**Prediction: {r.topk[0][0]}** ({r.topk[0][1]:.1%})")
+        note = V.domain_note(ctx.loaded, r.image)
+        if note:
+            st.warning(note)
     with right:
         show_panel(panels[0], "live_top5")
     if len(panels) > 1:
