@@ -78,7 +78,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(arch=args.arch, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=args.weight_decay, se_weight_decay=args.se_weight_decay,
                       schedule=args.schedule, class_aware=args.class_aware, seed=args.seed,
-                      device=args.device, threads=args.threads)
+                      device=args.device, threads=args.threads, train_images=args.train_images,
+                      test_images=args.test_images)
     out = Path(args.out) if args.out else PRETRAINED_DIR / f"{args.arch}.safetensors"
     resume = resume_path(out)
     model, history = train(cfg, log=lambda line: print(line, flush=True), checkpoint=resume)
@@ -276,7 +277,7 @@ def _nonnegative_int(text: str) -> int:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an SE-ResNet (or its plain twin) on Fashion-MNIST",
-                       description="Train on Fashion-MNIST. A checkpoint is kept after every epoch in runs/; "
+                       description="Train on Fashion-MNIST. A checkpoint (<out>.resume.pt) is kept after every epoch; "
                                    "re-running the same command continues an interrupted run.")
     p.add_argument("--arch", default="fmnist_se_resnet50", help="registered sevis architecture")
     p.add_argument("--data", choices=("context", "centred"), default="context",
@@ -291,6 +292,10 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--train-images", type=_nonnegative_int, default=0, metavar="N",
+                   help="train on the first N training images only (0: all 60,000); quick trials")
+    p.add_argument("--test-images", type=_nonnegative_int, default=0, metavar="N",
+                   help="measure test accuracy each epoch on the first N test images (0: all 10,000)")
     p.add_argument("--out", help="weights path (.safetensors); default pretrained/<arch>.safetensors")
     p.set_defaults(func=_cmd_train)
 

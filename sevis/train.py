@@ -27,9 +27,6 @@ from .errors import SevisError
 from .resnet import SEResNet, create_resnet
 from .se import SqueezeExcite
 
-RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
-
-
 @dataclass
 class TrainConfig:
     arch: str = "fmnist_se_resnet50"
@@ -183,8 +180,9 @@ def _batches(cfg: TrainConfig, split: Split, epoch: int, steps: int) -> Iterator
 
 
 def resume_path(out: str | os.PathLike) -> Path:
-    """Return where a run writing `out` keeps its per-epoch checkpoint (runs/<stem>.resume.pt)."""
-    return RUNS_DIR / f"{Path(out).stem}.resume.pt"
+    """Return where a run writing `out` keeps its per-epoch checkpoint: beside it, <stem>.resume.pt."""
+    out = Path(out)
+    return out.parent / f"{out.stem}.resume.pt"
 
 
 def _config_key(cfg: TrainConfig) -> str:
