@@ -175,10 +175,27 @@ def test_knockout_view_and_sweep(app):
 
 
 def test_architecture_view(app):
+    from sevis.names import DEFAULT_SPEC, EMBEDDED
+    from sevis.params import squeeze_widths
+    from sevis.resnet import architecture_config
+    from sevis.se import make_divisible
+    cfg = architecture_config(EMBEDDED[DEFAULT_SPEC])  # the app opens on the default model
     at = _run(app, "Architecture")
     table = at.dataframe[0].value
-    assert list(table["block"]) == ["SE_2_1", "SE_2_2", "SE_3_1", "SE_3_2", "SE_4_1", "SE_4_2", "SE_5_1", "SE_5_2"]
-    assert {"stage", "channels", "squeeze width", "parameters"} <= set(table.columns)
+    widths = squeeze_widths(cfg)
+    assert len(table) == len(widths) and list(table["block"])[:2] == ["SE_2_1", "SE_2_2"]
+    # C/r exact beside the width the model uses, rounded as its config says (a multiple of se_divisor).
+    rounded = next(c for c in table.columns if c.startswith("squeeze width (rounded to"))
+    assert (("a whole channel" in rounded) if cfg.se_divisor == 1 else (f"multiple of {cfg.se_divisor}" in rounded))
+    np.testing.assert_allclose(table["C/r exact"], table["channels"] / cfg.reduction)
+    assert list(table[rounded]) == [make_divisible(c / cfg.reduction, cfg.se_divisor) for c in table["channels"]]
+    assert list(table[rounded]) == list(widths["hidden"])
+    # The per-stage table's total row has a value in every cell.
+    per_stage = at.dataframe[1].value
+    total = per_stage[per_stage["stage"] == "total"]
+    assert len(total) == 1 and not total.isna().any(axis=None)
+    assert all(str(v) not in ("None", "nan") for v in total.iloc[0])
+    assert total["parameters"].iloc[0] == per_stage["parameters"].iloc[:-1].sum()
     titles = _chart_titles(at)
     assert "SE's extra parameters per stage" in titles
     assert "SE's extra parameters against the reduction ratio r" in titles
