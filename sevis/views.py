@@ -26,6 +26,7 @@ from .folders import IMAGE_SUFFIXES, MAX_FOLDER_IMAGES_PER_CLASS, folder_images 
 from .inference import predict_images, run_batch, split_batches
 from .knockout import Mode, knockout_overrides, knockout_sweep
 from .measures import control_statistics
+from .names import fig6_default_classes
 from .paper import paper_vs_model
 from .preprocess import open_image
 from .recorder import ExcitationRecorder, SEBlock, find_se_blocks
@@ -640,7 +641,7 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
                                            total=sum(len(y) for _, y in batches)))
         return panels
     ref = reference_statistics(loaded, folder, progress=progress)
-    classes = list(classes) if classes else ref.stats.classes[:4]
+    classes = list(classes) if classes else fig6_default_classes(ref.stats.classes)
     unknown = [c for c in classes if c not in ref.stats.classes]
     if unknown:
         raise SevisError(f"unknown class(es) {', '.join(unknown)}; classes: {', '.join(ref.stats.classes)}")

@@ -159,6 +159,20 @@ def test_class_depth_view_fig6_fig7_depth(app):
     assert "Bag" in _chart_titles(at)[1]
 
 
+def test_fig6_default_classes_are_the_same_in_app_and_cli(tiny_checkpoint, tmp_path):
+    from sevis.cli import main
+    from sevis.data import FASHION_MNIST_CLASSES
+    from sevis.names import fig6_default_classes
+    at = _run(_new_app(), "Class × depth")  # a fresh session: nobody has touched the class picker
+    app_default = list(at.multiselect(key="cd_classes").value)
+    out = tmp_path / "out"
+    assert main(["export", "fig6", "--model", str(tiny_checkpoint), "--blocks", "SE_2_2", "--channels", "first",
+                 "--n", "4", "--format", "csv", "--out", str(out)]) == 0  # no --classes: the CLI's default
+    cli_default = [c for c in pd.read_csv(out / "fig6_class_means.csv")["class"].unique() if c != "all"]
+    assert app_default == cli_default == fig6_default_classes(list(FASHION_MNIST_CLASSES))
+    assert {t["name"] for t in _charts(at)[0]["data"]} == set(app_default) | {"all"}
+
+
 def test_knockout_view_and_sweep(app):
     at = _run(app, "SE knock-out")
     assert at.multiselect(key="ko_blocks").value == ["SE_5_1", "SE_5_2"]
