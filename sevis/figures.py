@@ -38,6 +38,8 @@ class Panel:
     caption: str  # one or two sentences for students (teaching-pack README)
     figure: go.Figure
     data: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Files that travel with the panel in a teaching pack (file name → bytes), e.g. the input image as PNG.
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 def color_for(index: int) -> str:

@@ -186,6 +186,24 @@ def live_panels(result: ImageResult, blocks: Sequence[str] | None = None) -> lis
     return panels
 
 
+def input_image_files(loaded: LoadedModel, name: str, image: Image.Image) -> dict[str, bytes]:
+    """Return the image as given and as the model saw it (after its preprocessing), as PNG files for a teaching
+    pack: {stem}_input.png and {stem}_model_input.png."""
+    files = {}
+    for suffix, img in (("input", image), ("model_input", model_input_image(loaded, image))):
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        files[f"{_stem(name)}_{suffix}.png"] = buf.getvalue()
+    return files
+
+
+def with_input_images(loaded: LoadedModel, result: ImageResult, panels: list[F.Panel]) -> list[F.Panel]:
+    """Attach the image's input files (input_image_files) to the first of its Live panels; return the panels."""
+    if panels:
+        panels[0].files.update(input_image_files(loaded, result.name, result.image))
+    return panels
+
+
 def _stem(name: str) -> str:
     from .export import safe_filename
     base, dot, ext = name.rpartition(".")
@@ -624,7 +642,8 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
     if view in ("block", "channel"):
         return _block_or_channel_panels(loaded, view, images, blocks, channel, folder, progress)
     if view == "live":
-        return [p for r in analyse_images(loaded, images) for p in live_panels(r, blocks)]
+        return [p for r in analyse_images(loaded, images)
+                for p in with_input_images(loaded, r, live_panels(r, blocks))]
     if view == "compare":
         results = analyse_images(loaded, images)
         if len(results) < 2:

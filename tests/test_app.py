@@ -226,6 +226,27 @@ def test_export_view_offers_teaching_pack(app, media):
     assert any(name.endswith("_heat_strip.csv") for name in media)
 
 
+def test_live_teaching_pack_holds_the_input_images(app):
+    import zipfile
+
+    from sevis import export as E
+    at = _run(app, "Live inference")
+    panels = at.session_state["panels"]["Live inference"]  # what the Export view packs
+    at = _run(at, "Export")
+    at.selectbox(key="ex_view").set_value("Live inference")
+    _run(at)
+    with zipfile.ZipFile(io.BytesIO(E.teaching_pack(panels, "Live inference", ["csv"]))) as zf:
+        files = {n.split("/", 1)[1]: zf.read(n) for n in zf.namelist()}
+    stem = panels[0].key.removesuffix("_top5")  # the image the view shows
+    assert sorted(n for n in files if n.endswith(".png")) == [f"{stem}_input.png", f"{stem}_model_input.png"]
+    given = Image.open(io.BytesIO(files[f"{stem}_input.png"])).convert("RGB")
+    seen = Image.open(io.BytesIO(files[f"{stem}_model_input.png"]))
+    from sevis import load_model
+    from sevis.names import DEFAULT_SPEC
+    x = load_model(DEFAULT_SPEC, pretrained=False).preprocess(given)  # the app's model's preprocessing
+    assert seen.size == (x.shape[-1], x.shape[-2]) and len(seen.getbands()) == x.shape[0]
+
+
 def test_failed_model_load_keeps_previous_model(app):
     at = _new_app()
     at.selectbox(key="model_kind").set_value("timm ImageNet model")
