@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .errors import SevisError
+from .names import FIG6_DEFAULT_CLASSES
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 IMAGE_BATCH = 32  # images per forward pass in predict/excite
@@ -342,7 +343,8 @@ def _add_export(sub) -> None:
                    help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
     p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=["png", "html", "csv"],
                    help="one or more of %(choices)s (default: png html csv)")
-    p.add_argument("--classes", nargs="+", metavar="CLASS", help="classes for Fig. 6 (default: the first four)")
+    p.add_argument("--classes", nargs="+", metavar="CLASS", help="classes for Fig. 6 (default: the app's, "
+                   f"{' '.join(FIG6_DEFAULT_CLASSES)}, or a model's first four)")
     p.add_argument("--blocks", "--block", nargs="+", metavar="BLOCK",
                    help="SE blocks to plot (default: the paper's choice); block and channel views: exactly one")
     p.add_argument("--channel", type=_nonnegative_int, metavar="N", help="channel of --block (channel view)")

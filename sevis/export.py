@@ -159,9 +159,14 @@ def figure_to_image(fig: go.Figure, fmt: str = "png", width: int | None = None, 
     return figures_to_images([fig], fmt, width, height, scale)[0]
 
 
-def figure_to_html(fig: go.Figure, title: str | None = None) -> str:
-    """Return a standalone HTML page with plotly.js embedded: it works offline in any browser."""
-    html = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False, "responsive": True})
+PLOTLY_JS = "plotly.min.js"  # a teaching pack's HTML files share this one copy of plotly.js, beside them
+
+
+def figure_to_html(fig: go.Figure, title: str | None = None, shared_plotlyjs: bool = False) -> str:
+    """Return an HTML page of `fig`: standalone with plotly.js embedded (works offline in any browser), or with
+    shared_plotlyjs=True loading PLOTLY_JS from its own folder (for a pack that holds that file once)."""
+    html = fig.to_html(include_plotlyjs="directory" if shared_plotlyjs else True, full_html=True,
+                       config={"displaylogo": False, "responsive": True})
     if title:
         html = html.replace("<head>", f"<head><title>{_html_escape(title)}</title>", 1)
     return html
@@ -200,8 +205,9 @@ def panel_filename(panel: Panel, fmt: str, prefix: str = "") -> str:
 
 # ---------------------------------------------------------------------------------------- bundles
 def _render_files(panels: Sequence[Panel], formats: Iterable[str], prefix: str = "",
-                  scale: float = 2.0) -> tuple[dict[str, bytes], list[str]]:
-    """Return {file name: bytes} for every panel and format, and notes on what could not be made."""
+                  scale: float = 2.0, shared_plotlyjs: bool = False) -> tuple[dict[str, bytes], list[str]]:
+    """Return {file name: bytes} for every panel and format, and notes on what could not be made (HTML with
+    shared_plotlyjs=True loads PLOTLY_JS from beside it instead of embedding it)."""
     formats = [f.lower() for f in formats]
     bad = [f for f in formats if f not in ALL_FORMATS]
     if bad:
@@ -218,10 +224,18 @@ def _render_files(panels: Sequence[Panel], formats: Iterable[str], prefix: str =
                 continue
             for key, data in zip(names, images):
                 files[safe_filename(prefix + key, fmt)] = data
+        elif fmt == "html" and shared_plotlyjs:
+            for key, p in zip(names, panels):
+                files[safe_filename(prefix + key, fmt)] = figure_to_html(p.figure, p.title, shared_plotlyjs=True).encode()
         else:
             for key, p in zip(names, panels):
                 files[safe_filename(prefix + key, fmt)] = panel_bytes(p, fmt)
     return files, notes
+
+
+def _attachments(panels: Sequence[Panel]) -> list[dict[str, bytes]]:
+    """Return each panel's extra files (Panel.files) under sanitised names, one dict per panel."""
+    return [{safe_filename(name): data for name, data in p.files.items()} for p in panels]
 
 
 def _unique_keys(panels: Sequence[Panel]) -> list[str]:
@@ -246,13 +260,18 @@ def readme_text(panels: Sequence[Panel], view: str, context: str = "", notes: Se
               "channel c of a feature map by an excitation s_c in [0, 1], computed from the globally pooled "
               "feature map: s = sigmoid(W2 · ReLU(W1 · z)). The figures below show s for this model.", "",
               "## Figures", ""]
-    for key, p in zip(_unique_keys(panels), panels):
-        mine = [f for f in files if f.rsplit(".", 1)[0] == key]
+    for key, p, extra in zip(_unique_keys(panels), panels, _attachments(panels)):
+        mine = [f for f in files if f.rsplit(".", 1)[0] == key] + [f for f in extra if f in files]
         lines += [f"### {p.title}", "", p.caption, "", "Files: " + (", ".join(mine) if mine else "(none)"), ""]
+    html = ("- .html: the interactive figure (hover for values); its plotly.js is the one plotly.min.js beside it, "
+            "so keep the folder together: it works offline." if PLOTLY_JS in files else
+            "- .html: the interactive figure (hover for values); plotly.js is embedded, so it works offline.")
     lines += ["## Formats", "",
-              "- .png / .svg / .pdf: static images for slides and handouts.",
-              "- .html: the interactive figure (hover for values); plotly.js is embedded, so it works offline.",
+              "- .png / .svg / .pdf: static images for slides and handouts.", html,
               "- .csv / .json: the numbers behind each figure, one row per plotted point.", ""]
+    if any(f.endswith("_input.png") for f in files):
+        lines[-1:-1] = ["- *_input.png: an image as it was given; *_model_input.png: the same image as the model "
+                        "saw it, after its preprocessing (size, grey levels, normalisation undone for display)."]
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     lines += [f"Made with sevis on {_dt.date.today().isoformat()}."]
@@ -267,12 +286,17 @@ def teaching_pack(panels: Sequence[Panel], view: str, formats: Iterable[str] = (
     """
     if not panels:
         raise ExportError("this view has no figures to export yet")
-    files, notes = _render_files(panels, formats, scale=scale)
+    files, notes = _render_files(panels, formats, scale=scale, shared_plotlyjs=True)
     if not any(name.endswith(".html") for name in files) and notes:
         # Static images failed and no HTML was asked for: include HTML so the pack still has every figure.
-        extra, _ = _render_files(panels, ["html"])
+        extra, _ = _render_files(panels, ["html"], shared_plotlyjs=True)
         files.update(extra)
         notes.append("HTML versions were added instead.")
+    if any(name.endswith(".html") for name in files):
+        from plotly.offline import get_plotlyjs
+        files[PLOTLY_JS] = get_plotlyjs().encode()  # once, for every HTML file of the pack
+    for extra in _attachments(panels):
+        files.update({name: data for name, data in extra.items() if name not in files})
     buf = io.BytesIO()
     folder = safe_filename(f"sevis_{view}", default="sevis")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -38,24 +38,74 @@ class Panel:
     caption: str  # one or two sentences for students (teaching-pack README)
     figure: go.Figure
     data: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Files that travel with the panel in a teaching pack (file name → bytes), e.g. the input image as PNG.
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 def color_for(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _layout(fig: go.Figure, title: str, height: int | None = None, **kw) -> go.Figure:
+# The title sits at the top of the figure, the legend in its own row(s) under it. Legend rows are counted for a
+# plot LEGEND_WRAP_WIDTH px wide (about the app's main column in a 1280 px window) unless the figure sets its own
+# width, and every extra row adds to the top margin and the height, so a wrapped legend never covers the title,
+# the subplot titles or the plot.
+LEGEND_WRAP_WIDTH = 760
+TITLE_TOP, LEGEND_TOP, LEGEND_ROW, TITLE_LINE = 12, 42, 22, 20  # px from the top; px per legend row / title line
+_CHAR_PX, _ENTRY_PX = 7.0, 46.0  # Arial 13 px: width of a character, and of a legend symbol with its gaps
+
+
+def legend_rows(fig: go.Figure, width: int | None = None) -> int:
+    """Return how many rows the horizontal legend of `fig` takes in a figure `width` px wide (0: no legend)."""
+    if fig.layout.showlegend is False:
+        return 0
+    names: list[str] = []
+    for t in fig.data:
+        shown = getattr(t, "showlegend", False)  # tables have no legend entry at all
+        if shown is False or not t.name or t.type in ("heatmap", "image"):
+            continue
+        if shown is None and len(fig.data) < 2:
+            continue  # plotly shows no legend for a single trace
+        key = getattr(t, "legendgroup", None) or t.name
+        if key not in names:
+            names.append(str(t.name))
+    if not names:
+        return 0
+    avail = (width or fig.layout.width or LEGEND_WRAP_WIDTH) - 30
+    title = fig.layout.legend.title.text or ""
+    rows, used = 1, _CHAR_PX * len(title) + (10 if title else 0)
+    for name in names:
+        entry = _ENTRY_PX + _CHAR_PX * len(name)
+        if used > 0 and used + entry > avail:
+            rows, used = rows + 1, 0.0
+        used += entry
+    return rows
+
+
+def _layout(fig: go.Figure, title: str, height: int | None = None, subtitle: str | None = None,
+            **kw) -> go.Figure:
+    """Apply sevis's common layout: title (and an optional subtitle line) at the top, the legend under it."""
     settings = dict(
-        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=16)),
+        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=16), subtitle=dict(text=subtitle or ""),
+                   yref="container", y=1, yanchor="top", pad=dict(t=TITLE_TOP)),
         template="plotly_white", font=FONT, margin=dict(l=85, r=20, t=95, b=55),
         # The legend sits in its own row under the title, never over subplot titles.
-        legend=dict(orientation="h", yref="container", yanchor="top", y=1 - 42 / (height or 450),
-                    xanchor="left", x=0.01, title_text=""),
+        legend=dict(orientation="h", yref="container", yanchor="top", xref="container", xanchor="left", x=0.01,
+                    title_text=""),
     )
     if height:
         settings["height"] = height
     settings.update(kw)
     fig.update_layout(**settings)
+    height = fig.layout.height or 450
+    title_extra = TITLE_LINE if subtitle else 0  # a subtitle line pushes the legend down
+    grouped = any(getattr(t, "legendgroup", None) for t in fig.data)  # groups add plotly's tracegroupgap per row
+    row = LEGEND_ROW + ((fig.layout.legend.tracegroupgap or 10) if grouped else 0)
+    extra = title_extra + row * max(legend_rows(fig) - 1, 0)
+    if extra:
+        height += extra
+        fig.update_layout(height=height, margin_t=(fig.layout.margin.t or 95) + extra)
+    fig.update_layout(legend_y=1 - (LEGEND_TOP + title_extra) / height)
     fig.update_yaxes(automargin=True)
     fig.update_xaxes(automargin=True)
     return fig
@@ -237,16 +287,26 @@ def difference_plot(frame: pd.DataFrame, a: str, b: str, blocks: Sequence[str] |
     return _layout(fig, f"Difference of excitations: s({a}) − s({b})", height=_panel_height(rows), bargap=0.05)
 
 
-def similarity_plot(frame: pd.DataFrame, title: str = "How similar are the two excitation patterns at each depth?") -> go.Figure:
+def similarity_plot(frame: pd.DataFrame, title: str = "How similar are the excitation patterns at each depth?") -> go.Figure:
     """Cosine similarity and Pearson correlation per block, against depth (frame from similarity_by_depth).
 
     A frame with a "pair" column gets one line per pair (Pearson r only: s is positive, so cosine similarity
     stays near 1 for any two inputs and hides differences)."""
     fig = go.Figure()
+    subtitle = None
     if "pair" in frame.columns and frame["pair"].nunique() > 1:
-        for j, (pair, part) in enumerate(frame.groupby("pair", sort=False)):
-            fig.add_trace(go.Scatter(x=part["block"], y=part["pearson"], mode="lines+markers", name=pair,
-                                     line=dict(color=color_for(j)),
+        pairs = list(dict.fromkeys(frame["pair"]))
+        # Pairs "a vs b", "a vs c", …: the subtitle names a once and the legend only b, c, … (short entries
+        # that fit beside each other, instead of long ones wrapping into the title).
+        anchor = pairs[0].split(" vs ", 1)[0]
+        first = anchor + " vs "
+        shared = all(p.startswith(first) and len(p) > len(first) for p in pairs)
+        if shared:
+            subtitle = f"Pearson r of {anchor} with each input in the legend"
+        for j, pair in enumerate(pairs):
+            part = frame[frame["pair"] == pair]
+            fig.add_trace(go.Scatter(x=part["block"], y=part["pearson"], mode="lines+markers",
+                                     name=pair[len(first):] if shared else pair, line=dict(color=color_for(j)),
                                      hovertemplate="%{x}: Pearson r %{y:.3f}<extra>" + pair + "</extra>"))
     else:
         fig.add_trace(go.Scatter(x=frame["block"], y=frame["cosine"], mode="lines+markers", name="cosine similarity",
@@ -256,7 +316,7 @@ def similarity_plot(frame: pd.DataFrame, title: str = "How similar are the two e
                                  hovertemplate="%{x}: Pearson %{y:.3f}<extra></extra>"))
     fig.update_xaxes(title_text="SE block (shallow → deep)", type="category")
     fig.update_yaxes(title_text="similarity (1 = identical pattern)", range=[-1.05, 1.05])
-    return _layout(fig, title, height=360)
+    return _layout(fig, title, height=360, subtitle=subtitle)
 
 
 # ---------------------------------------------------------------------------------------- class × depth

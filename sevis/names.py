@@ -1,14 +1,30 @@
 """Model names the CLI and the app offer, as plain constants: importing this module imports no torch.
 
-sevis.zoo imports these; tests/test_startup.py checks SEVIS_ARCHITECTURES against sevis.resnet's registry.
+sevis.zoo imports these; tests/test_startup.py checks SEVIS_ARCHITECTURES and SEVIS_PLAIN_ARCHITECTURES
+against sevis.resnet's registry.
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 # The default model and its plain twin see Fashion-MNIST in context (sevis.context); the first embedded model,
 # trained on the centred originals, stays beside them: it shows how the data shape early excitations.
 EMBEDDED = {"embedded": "fmnist_se_resnet50", "embedded-plain": "fmnist_resnet50",
             "embedded-centred": "fmnist_se_resnet", "embedded-centred-plain": "fmnist_resnet"}
 DEFAULT_SPEC = "embedded"
+
+# Fig. 6's default classes, in the app's Class × depth view and in `sevis export fig6` without --classes: four
+# Fashion-MNIST classes that look nothing alike (legs, a low shoe, a bag, a long top). Models with other classes
+# get their first four.
+FIG6_DEFAULT_CLASSES = ("Trouser", "Sneaker", "Bag", "Coat")
+
+
+def fig6_default_classes(classes: Sequence[str]) -> list[str]:
+    """Return the classes Fig. 6 shows by default for a model with `classes` (FIG6_DEFAULT_CLASSES it has, else
+    its first four)."""
+    picked = [c for c in FIG6_DEFAULT_CLASSES if c in classes]
+    return picked or list(classes[:len(FIG6_DEFAULT_CLASSES)])
+
 
 # SE-bearing ImageNet models offered in the picker (any other timm/torchvision name works too).
 TIMM_SE_MODELS = (
@@ -17,16 +33,23 @@ TIMM_SE_MODELS = (
 )
 TORCHVISION_SE_MODELS = ("efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf")
 
-# sevis.resnet.list_architectures(), kept literal so that listing them needs no torch (a test checks they match).
+# sevis.resnet.list_architectures(), kept literal so that listing them needs no torch (a test checks they match),
+# and those of them built without SE (ResNetConfig.se False): the plain twins, for comparison.
 SEVIS_ARCHITECTURES = ("fmnist_resnet", "fmnist_resnet50", "fmnist_se_resnet", "fmnist_se_resnet50", "resnet101",
                        "resnet18", "resnet50", "se_resnet101", "se_resnet18", "se_resnet50")
+SEVIS_PLAIN_ARCHITECTURES = ("fmnist_resnet", "fmnist_resnet50", "resnet101", "resnet18", "resnet50")
+NO_SE_GROUP = "sevis (no SE, for comparison)"
 
 
 def list_se_models() -> dict[str, list[str]]:
-    """Return the model specs offered in pickers, grouped by source."""
+    """Return the model specs offered in pickers, grouped by source; every group holds SE-bearing models only,
+    except the last, NO_SE_GROUP: sevis's plain twins (same network without SE), for comparison."""
+    embedded_se = [k for k, arch in EMBEDDED.items() if arch not in SEVIS_PLAIN_ARCHITECTURES]
+    embedded_plain = [k for k, arch in EMBEDDED.items() if arch in SEVIS_PLAIN_ARCHITECTURES]
     return {
-        "embedded": list(EMBEDDED),
-        "sevis": [f"sevis:{a}" for a in SEVIS_ARCHITECTURES],
+        "embedded": embedded_se,
+        "sevis": [f"sevis:{a}" for a in SEVIS_ARCHITECTURES if a not in SEVIS_PLAIN_ARCHITECTURES],
         "timm": [f"timm:{n}" for n in TIMM_SE_MODELS],
         "torchvision": [f"torchvision:{n}" for n in TORCHVISION_SE_MODELS],
+        NO_SE_GROUP: embedded_plain + [f"sevis:{a}" for a in SEVIS_PLAIN_ARCHITECTURES],
     }

@@ -29,12 +29,18 @@ def _resolve(cfg: ResNetConfig | str) -> ResNetConfig:
     return architecture_config(cfg) if isinstance(cfg, str) else cfg
 
 
-def _with_total(rows: list[dict], columns: list[str], sum_columns: Iterable[str]) -> pd.DataFrame:
-    """Return `rows` as a frame with a last row (stage "total") holding the sums of `sum_columns`."""
-    total = {col: None for col in columns}
-    total["stage"] = TOTAL
+def _with_total(rows: list[dict], columns: list[str], sum_columns: Iterable[str],
+                max_columns: Iterable[str] = ("channels",)) -> pd.DataFrame:
+    """Return `rows` as a frame with a last row (stage "total") holding the sums of `sum_columns` and the
+    largest value of `max_columns` (the widest C of the model), so the total row has no empty cell."""
+    total: dict = {"stage": TOTAL}
     for col in sum_columns:
         total[col] = sum(row[col] for row in rows)
+    for col in max_columns:
+        total[col] = max((row[col] for row in rows), default=0)
+    missing = [c for c in columns if c not in total]
+    if missing:
+        raise ValueError(f"no total for column(s) {', '.join(missing)}")
     return pd.DataFrame(rows + [total], columns=columns)
 
 
@@ -90,6 +96,40 @@ def _se_layer_parameters(channels: int, cfg: ResNetConfig) -> int:
     """Parameters of one sevis SqueezeExcite layer (two 1×1 convs with biases), as SqueezeExcite builds it."""
     hidden = make_divisible(channels / cfg.reduction, cfg.se_divisor)
     return channels * hidden + hidden + hidden * channels + channels
+
+
+def squeeze_widths(cfg: ResNetConfig | str) -> pd.DataFrame:
+    """Return, for every SE block of `cfg` in depth order, C, the exact C/r and the hidden width the model uses.
+
+    SqueezeExcite rounds C/r to the nearest multiple of cfg.se_divisor, never below se_divisor itself (nor below
+    90% of C/r). Columns: stage, channels, exact (C/r), hidden (the rounded width), at_floor (hidden is the
+    smallest width the rounding allows, se_divisor).
+    """
+    cfg = _resolve(cfg)
+    rows = []
+    for stage, channels in _block_se_channels(cfg):
+        hidden = make_divisible(channels / cfg.reduction, cfg.se_divisor)
+        rows.append({"stage": stage, "channels": channels, "exact": channels / cfg.reduction, "hidden": hidden,
+                     "at_floor": hidden == squeeze_floor(cfg)})
+    return pd.DataFrame(rows, columns=["stage", "channels", "exact", "hidden", "at_floor"])
+
+
+def squeeze_floor(cfg: ResNetConfig | str) -> int:
+    """Return the smallest hidden width an SE block of `cfg` can have (se_divisor, at least one channel)."""
+    cfg = _resolve(cfg)
+    return make_divisible(0.0, cfg.se_divisor)
+
+
+def floor_ratio(cfg: ResNetConfig | str, ratios: Iterable[int]) -> int | None:
+    """Return the smallest r in `ratios` from which on every SE block of `cfg` sits at its minimal hidden width
+    (so SE's parameter count stops shrinking with r), or None when that never happens within `ratios`."""
+    cfg = _resolve(cfg)
+    found = None
+    for r in sorted({int(r) for r in ratios}, reverse=True):
+        if not squeeze_widths(replace(cfg, reduction=r))["at_floor"].all():
+            break
+        found = r
+    return found
 
 
 def paper_estimate(cfg: ResNetConfig | str) -> pd.DataFrame:

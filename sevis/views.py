@@ -26,6 +26,7 @@ from .folders import IMAGE_SUFFIXES, MAX_FOLDER_IMAGES_PER_CLASS, folder_images 
 from .inference import predict_images, run_batch, split_batches
 from .knockout import Mode, knockout_overrides, knockout_sweep
 from .measures import control_statistics
+from .names import fig6_default_classes
 from .paper import paper_vs_model
 from .preprocess import open_image
 from .recorder import ExcitationRecorder, SEBlock, find_se_blocks
@@ -182,6 +183,24 @@ def live_panels(result: ImageResult, blocks: Sequence[str] | None = None) -> lis
             f"{key}_block_lines", f"Excitation over channel index per SE block for {result.name}",
             "One panel per SE block: the excitation s of every channel for this image.",
             F.block_lines(sel, blocks, title=f"Excitation s over channel index per SE block: {result.name}"), sel))
+    return panels
+
+
+def input_image_files(loaded: LoadedModel, name: str, image: Image.Image) -> dict[str, bytes]:
+    """Return the image as given and as the model saw it (after its preprocessing), as PNG files for a teaching
+    pack: {stem}_input.png and {stem}_model_input.png."""
+    files = {}
+    for suffix, img in (("input", image), ("model_input", model_input_image(loaded, image))):
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        files[f"{_stem(name)}_{suffix}.png"] = buf.getvalue()
+    return files
+
+
+def with_input_images(loaded: LoadedModel, result: ImageResult, panels: list[F.Panel]) -> list[F.Panel]:
+    """Attach the image's input files (input_image_files) to the first of its Live panels; return the panels."""
+    if panels:
+        panels[0].files.update(input_image_files(loaded, result.name, result.image))
     return panels
 
 
@@ -493,34 +512,87 @@ def architecture_panels(loaded: LoadedModel, ratios: Sequence[int] = (2, 4, 8, 1
     from . import params as P
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
     table = F.blocks_frame(blocks)
-    panels = [F.Panel("se_blocks", f"SE blocks of {loaded.name}",
-                      "Every SE block in depth order: its stage, the channels C it rescales, its squeeze width "
-                      "C/r (hidden units) and its parameters.", F.table_figure(table, f"SE blocks of {loaded.name}"),
-                      table)]
+    cfg = _resnet_config(loaded)
+    caption = ("Every SE block in depth order: its stage, the channels C it rescales, its squeeze width "
+               "C/r (hidden units) and its parameters.")
+    if cfg is not None and blocks:
+        table, caption = _rounded_squeeze_table(table, cfg)
+    panels = [F.Panel("se_blocks", f"SE blocks of {loaded.name}", caption,
+                      F.table_figure(table, f"SE blocks of {loaded.name}"), table)]
     if not blocks:
         return panels
     real = P.se_parameters(loaded.model)
-    cfg = _resnet_config(loaded)
     if cfg is not None:
         estimate = P.paper_estimate(cfg)
     else:  # other models: (2/r)·C² per block with the block's own r = C / squeeze width, i.e. 2·C·(C/r)
         est = pd.DataFrame([{"stage": b.stage, "estimate": 2.0 * b.channels * (b.squeeze_channels or 0)} for b in blocks])
         estimate = est.groupby("stage", sort=False, dropna=False)["estimate"].sum().reset_index()
+        estimate = pd.concat([estimate, pd.DataFrame([{"stage": P.TOTAL, "estimate": estimate["estimate"].sum()}])],
+                             ignore_index=True)
     per_stage = real.merge(estimate[["stage", "estimate"]], on="stage", how="left") if len(real) else real
     per_stage["stage"] = per_stage["stage"].astype(str)  # "2".."5" and "total": one type for tables/Arrow
     panels.append(F.Panel(
         "se_params_per_stage", "SE's extra parameters per stage",
         "Parameters inside the SE blocks of each stage (real count, with biases) beside the paper's estimate "
-        "(2/r)·N_s·C_s² (biases ignored). Most of SE's cost sits in the last, widest stage.",
+        "(2/r)·N_s·C_s² (biases ignored); the total row sums them, and its C is the widest stage's. Most of SE's "
+        "cost sits in the last, widest stage.",
         F.se_params_by_stage(real, estimate), per_stage))
     if cfg is not None:
         sweep = P.reduction_sweep(cfg, ratios)
         panels.append(F.Panel(
             "se_params_vs_r", "SE's extra parameters against the reduction ratio r",
             f"How SE's parameter cost changes with the reduction ratio r for this architecture (this model uses "
-            f"r = {cfg.reduction}): the exact count and the paper's estimate (2/r)·Σ N_s·C_s². Halving r roughly "
-            "doubles the cost.", F.params_vs_r(sweep), sweep))
+            f"r = {cfg.reduction}): the exact count and the paper's estimate (2/r)·Σ N_s·C_s². "
+            + _floor_words(cfg, sweep), F.params_vs_r(sweep), sweep))
     return panels
+
+
+def _rounding_words(cfg) -> str:
+    """Return how the model rounds C/r to its hidden width, in words ("a multiple of 8" / "a whole channel")."""
+    return f"a multiple of {cfg.se_divisor}" if cfg.se_divisor > 1 else "a whole channel"
+
+
+def _rounded_squeeze_table(table: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str]:
+    """Return the block table with C/r exact beside the rounded squeeze width, and a caption saying how the model
+    rounds (from its config: the hidden width is C/r rounded to a multiple of se_divisor, never below it)."""
+    from . import params as P
+    table = table.copy()
+    rounded = f"squeeze width (rounded to {_rounding_words(cfg)})"
+    table.insert(table.columns.get_loc("squeeze width"), "C/r exact", table["channels"] / cfg.reduction)
+    table = table.rename(columns={"squeeze width": rounded})
+    floor = P.squeeze_floor(cfg)
+    caption = (f"Every SE block in depth order: its stage, the channels C it rescales, C/r exact (r = {cfg.reduction}), "
+               f"the squeeze width the model uses (hidden units: C/r rounded to {_rounding_words(cfg)}, never below "
+               f"{floor}) and its parameters.")
+    changed = table[table["C/r exact"] != table[rounded]]
+    if len(changed):
+        row = changed.iloc[0]
+        caption += (f" So C = {row['channels']} gives C/r = {row['C/r exact']:g}, rounded to {row[rounded]}; "
+                    f"{len(changed)} of {len(table)} blocks are rounded.")
+    else:
+        caption += " Here every C/r is already such a width, so nothing is rounded."
+    return table, caption
+
+
+def _floor_words(cfg, sweep: pd.DataFrame) -> str:
+    """Return why the real count stops following the estimate at large r, computed from the config: the hidden
+    width cannot fall below its minimum (se_divisor, at least one channel)."""
+    from dataclasses import replace
+
+    from . import params as P
+    floor, start = P.squeeze_floor(cfg), P.floor_ratio(cfg, sweep["r"])
+    unit = "channel" if floor == 1 else "channels"
+    why = (f"the hidden width is C/r rounded to {_rounding_words(cfg)}, and never below {floor} {unit}")
+    if start is not None:
+        flat = int(sweep.loc[sweep["r"] == start, "se_parameters"].iloc[0])
+        return (f"From r = {start} on, every SE block's hidden width is at its minimum ({why}), so the real count "
+                f"stays at {flat:,} while the estimate keeps halving.")
+    widest = int(sweep["r"].max())
+    at_floor = P.squeeze_widths(replace(cfg, reduction=widest))["at_floor"]
+    if at_floor.any():
+        return (f"At r = {widest}, {int(at_floor.sum())} of {len(at_floor)} SE blocks are at their minimum hidden "
+                f"width ({why}), so the real count falls more slowly than the estimate there.")
+    return "Halving r roughly doubles the cost."
 
 
 def model_summary(loaded: LoadedModel) -> dict:
@@ -570,7 +642,8 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
     if view in ("block", "channel"):
         return _block_or_channel_panels(loaded, view, images, blocks, channel, folder, progress)
     if view == "live":
-        return [p for r in analyse_images(loaded, images) for p in live_panels(r, blocks)]
+        return [p for r in analyse_images(loaded, images)
+                for p in with_input_images(loaded, r, live_panels(r, blocks))]
     if view == "compare":
         results = analyse_images(loaded, images)
         if len(results) < 2:
@@ -587,7 +660,7 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
                                            total=sum(len(y) for _, y in batches)))
         return panels
     ref = reference_statistics(loaded, folder, progress=progress)
-    classes = list(classes) if classes else ref.stats.classes[:4]
+    classes = list(classes) if classes else fig6_default_classes(ref.stats.classes)
     unknown = [c for c in classes if c not in ref.stats.classes]
     if unknown:
         raise SevisError(f"unknown class(es) {', '.join(unknown)}; classes: {', '.join(ref.stats.classes)}")

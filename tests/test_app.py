@@ -159,6 +159,20 @@ def test_class_depth_view_fig6_fig7_depth(app):
     assert "Bag" in _chart_titles(at)[1]
 
 
+def test_fig6_default_classes_are_the_same_in_app_and_cli(tiny_checkpoint, tmp_path):
+    from sevis.cli import main
+    from sevis.data import FASHION_MNIST_CLASSES
+    from sevis.names import fig6_default_classes
+    at = _run(_new_app(), "Class × depth")  # a fresh session: nobody has touched the class picker
+    app_default = list(at.multiselect(key="cd_classes").value)
+    out = tmp_path / "out"
+    assert main(["export", "fig6", "--model", str(tiny_checkpoint), "--blocks", "SE_2_2", "--channels", "first",
+                 "--n", "4", "--format", "csv", "--out", str(out)]) == 0  # no --classes: the CLI's default
+    cli_default = [c for c in pd.read_csv(out / "fig6_class_means.csv")["class"].unique() if c != "all"]
+    assert app_default == cli_default == fig6_default_classes(list(FASHION_MNIST_CLASSES))
+    assert {t["name"] for t in _charts(at)[0]["data"]} == set(app_default) | {"all"}
+
+
 def test_knockout_view_and_sweep(app):
     at = _run(app, "SE knock-out")
     assert at.multiselect(key="ko_blocks").value == ["SE_5_1", "SE_5_2"]
@@ -175,10 +189,27 @@ def test_knockout_view_and_sweep(app):
 
 
 def test_architecture_view(app):
+    from sevis.names import DEFAULT_SPEC, EMBEDDED
+    from sevis.params import squeeze_widths
+    from sevis.resnet import architecture_config
+    from sevis.se import make_divisible
+    cfg = architecture_config(EMBEDDED[DEFAULT_SPEC])  # the app opens on the default model
     at = _run(app, "Architecture")
     table = at.dataframe[0].value
-    assert list(table["block"]) == ["SE_2_1", "SE_2_2", "SE_3_1", "SE_3_2", "SE_4_1", "SE_4_2", "SE_5_1", "SE_5_2"]
-    assert {"stage", "channels", "squeeze width", "parameters"} <= set(table.columns)
+    widths = squeeze_widths(cfg)
+    assert len(table) == len(widths) and list(table["block"])[:2] == ["SE_2_1", "SE_2_2"]
+    # C/r exact beside the width the model uses, rounded as its config says (a multiple of se_divisor).
+    rounded = next(c for c in table.columns if c.startswith("squeeze width (rounded to"))
+    assert (("a whole channel" in rounded) if cfg.se_divisor == 1 else (f"multiple of {cfg.se_divisor}" in rounded))
+    np.testing.assert_allclose(table["C/r exact"], table["channels"] / cfg.reduction)
+    assert list(table[rounded]) == [make_divisible(c / cfg.reduction, cfg.se_divisor) for c in table["channels"]]
+    assert list(table[rounded]) == list(widths["hidden"])
+    # The per-stage table's total row has a value in every cell.
+    per_stage = at.dataframe[1].value
+    total = per_stage[per_stage["stage"] == "total"]
+    assert len(total) == 1 and not total.isna().any(axis=None)
+    assert all(str(v) not in ("None", "nan") for v in total.iloc[0])
+    assert total["parameters"].iloc[0] == per_stage["parameters"].iloc[:-1].sum()
     titles = _chart_titles(at)
     assert "SE's extra parameters per stage" in titles
     assert "SE's extra parameters against the reduction ratio r" in titles
@@ -193,6 +224,27 @@ def test_export_view_offers_teaching_pack(app, media):
     assert any(label.startswith("⬇ Teaching pack") for label in labels)
     assert {"HTML", "CSV", "JSON"} <= set(labels)
     assert any(name.endswith("_heat_strip.csv") for name in media)
+
+
+def test_live_teaching_pack_holds_the_input_images(app):
+    import zipfile
+
+    from sevis import export as E
+    at = _run(app, "Live inference")
+    panels = at.session_state["panels"]["Live inference"]  # what the Export view packs
+    at = _run(at, "Export")
+    at.selectbox(key="ex_view").set_value("Live inference")
+    _run(at)
+    with zipfile.ZipFile(io.BytesIO(E.teaching_pack(panels, "Live inference", ["csv"]))) as zf:
+        files = {n.split("/", 1)[1]: zf.read(n) for n in zf.namelist()}
+    stem = panels[0].key.removesuffix("_top5")  # the image the view shows
+    assert sorted(n for n in files if n.endswith(".png")) == [f"{stem}_input.png", f"{stem}_model_input.png"]
+    given = Image.open(io.BytesIO(files[f"{stem}_input.png"])).convert("RGB")
+    seen = Image.open(io.BytesIO(files[f"{stem}_model_input.png"]))
+    from sevis import load_model
+    from sevis.names import DEFAULT_SPEC
+    x = load_model(DEFAULT_SPEC, pretrained=False).preprocess(given)  # the app's model's preprocessing
+    assert seen.size == (x.shape[-1], x.shape[-2]) and len(seen.getbands()) == x.shape[0]
 
 
 def test_failed_model_load_keeps_previous_model(app):

@@ -47,6 +47,40 @@ def test_models_lists_every_spec(capsys):
             assert re.search(rf"^\s+{re.escape(spec)}$", out, re.M), spec
 
 
+def _sections(out: str) -> dict[str, list[str]]:
+    """Return `sevis models` output as {heading: specs}."""
+    sections: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        if line and not line.startswith(" "):
+            sections[line.rstrip(":")] = []
+        elif line.strip():
+            sections[list(sections)[-1]].append(line.strip())
+    return sections
+
+
+def test_models_lists_no_plain_model_under_an_se_heading(capsys):
+    from sevis.names import EMBEDDED, NO_SE_GROUP
+    from sevis.params import build_on_meta
+    from sevis.recorder import find_se_blocks
+    assert main(["models"]) == 0
+    sections = _sections(capsys.readouterr().out)
+    assert NO_SE_GROUP in sections and sections[NO_SE_GROUP]
+
+    def se_blocks(spec: str) -> int:  # sevis's own models, built on the meta device (no weights)
+        arch = EMBEDDED[spec] if spec in EMBEDDED else spec.partition(":")[2]
+        return len(find_se_blocks(build_on_meta(arch)))
+
+    sevis_specs = {h: [s for s in specs if s in EMBEDDED or s.startswith("sevis:")] for h, specs in sections.items()}
+    for heading, specs in sevis_specs.items():
+        for spec in specs:
+            if heading == NO_SE_GROUP:
+                assert se_blocks(spec) == 0, f"{spec} has SE blocks but is listed under {heading!r}"
+            else:
+                assert se_blocks(spec) > 0, f"{spec} has no SE block but is listed under {heading!r}"
+    assert "embedded-plain" in sections[NO_SE_GROUP] and "sevis:resnet50" in sections[NO_SE_GROUP]
+    assert "sevis:se_resnet50" in sections["sevis"] and "embedded" in sections["embedded"]
+
+
 def test_parser_has_every_subcommand():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert {"predict", "excite", "evaluate", "train", "models"} <= set(sub.choices)

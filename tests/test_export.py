@@ -8,6 +8,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
@@ -192,3 +193,67 @@ def test_cli_export_architecture_and_live(tiny_checkpoint, tmp_path, image_files
     names = {p.name for p in (tmp_path / "l").iterdir()}
     assert {"rgb_top5.json", "rgb_heat_strip.json", "rgb_block_lines.json"} <= names
     assert any(n.endswith(".zip") for n in names)
+
+
+# ---------------------------------------------------------------------------------------- shared plotly.js, inputs
+def _zip_files(data: bytes) -> dict[str, bytes]:
+    """Return {path inside the pack's folder: bytes}."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {n.split("/", 1)[1]: zf.read(n) for n in zf.namelist()}
+
+
+def test_pack_html_files_share_one_plotly_js_and_standalone_html_embeds_it(tmp_path, image_files):
+    from plotly.offline import get_plotlyjs
+
+    from sevis import views as V
+    from sevis.zoo import load_model
+    loaded = load_model("embedded-centred")  # the shipped model
+    panels = V.architecture_panels(loaded)
+    files = _zip_files(E.teaching_pack(panels, "Architecture", ["html", "csv"]))
+    assert [n for n in files if n.endswith(".js")] == [E.PLOTLY_JS]  # exactly one copy, beside the HTML files
+    assert files[E.PLOTLY_JS].decode() == get_plotlyjs()
+    html = {n: b for n, b in files.items() if n.endswith(".html")}
+    assert len(html) == len(panels)
+    for name, data in html.items():
+        assert len(data) < 100_000, (name, len(data))
+        assert f'src="{E.PLOTLY_JS}"' in data.decode()
+        assert get_plotlyjs()[:2000] not in data.decode()  # not embedded again
+    assert "plotly.min.js" in files["README.md"].decode()
+    # A single download keeps plotly.js inside, so the one file works on its own.
+    single = E.panel_bytes(panels[0], "html").decode()
+    assert get_plotlyjs()[:2000] in single and f'src="{E.PLOTLY_JS}"' not in single
+    # The CLI writes standalone HTML files and a pack that shares plotly.js.
+    from sevis.cli import main
+    out = tmp_path / "cli"
+    assert main(["export", "architecture", "--model", "embedded-centred", "--format", "html", "--out", str(out),
+                 "--pack"]) == 0
+    assert all(len(p.read_bytes()) > 1_000_000 for p in out.glob("*.html"))
+    packed = _zip_files(next(out.glob("*.zip")).read_bytes())
+    assert [n for n in packed if n.endswith(".js")] == [E.PLOTLY_JS]
+    assert all(len(b) < 100_000 for n, b in packed.items() if n.endswith(".html"))
+
+
+def test_live_pack_holds_the_input_images(tmp_path, image_files):
+    from PIL import Image
+
+    from sevis import views as V
+    from sevis.cli import main
+    from sevis.zoo import load_model
+    loaded = load_model("embedded-centred")
+    out = tmp_path / "live"
+    given = {"rgb": image_files["rgb.png"], "gray": image_files["gray.png"]}
+    assert main(["export", "live", *map(str, given.values()), "--model", "embedded-centred", "--format", "csv",
+                 "--out", str(out), "--pack"]) == 0
+    files = _zip_files(next(out.glob("*.zip")).read_bytes())
+    size = tuple(loaded.preprocess(Image.open(given["gray"]).convert("RGB")).shape[-2:])
+    for stem, path in given.items():
+        original = Image.open(path).convert("RGB")
+        sent = Image.open(io.BytesIO(files[f"{stem}_input.png"]))
+        assert sent.size == original.size
+        assert (np.asarray(sent.convert("RGB")) == np.asarray(original)).all()
+        seen = Image.open(io.BytesIO(files[f"{stem}_model_input.png"]))
+        assert seen.size[::-1] == size  # what the model saw: its input size
+        expected = V.model_input_image(loaded, original)
+        assert (np.asarray(seen) == np.asarray(expected)).all()
+    readme = files["README.md"].decode()
+    assert "rgb_input.png" in readme and "_model_input.png" in readme

@@ -196,3 +196,40 @@ def test_figures_serialise_to_json():
     frame = F.excitation_frame(_excitations(), "x")
     for fig in (F.heat_strip(frame), F.block_lines(frame)):
         assert go.Figure(fig.to_plotly_json()).to_json()
+
+
+def _fig6_for(classes: list[str]) -> go.Figure:
+    rng = np.random.default_rng(0)
+    st = ExcitationStats(classes, BLOCKS)
+    labels = np.repeat(np.arange(len(classes)), 3)
+    st.update({b: rng.uniform(0, 1, (len(labels), c)) for b, c in BLOCKS.items()}, labels)
+    return F.fig6(F.class_depth_frame(st, classes, list(BLOCKS), "first", 10))
+
+
+def test_fig6_wrapped_legend_stays_between_title_and_panels():
+    from sevis.data import FASHION_MNIST_CLASSES
+    ten, two = _fig6_for(list(FASHION_MNIST_CLASSES)), _fig6_for(list(FASHION_MNIST_CLASSES[:2]))
+    rows = F.legend_rows(ten)
+    assert rows >= 2 and F.legend_rows(two) == 1  # ten classes and "all" do not fit one row of the app's column
+    for fig, n in ((ten, rows), (two, 1)):
+        lay = fig.layout
+        assert lay.title.yref == "container" and lay.title.yanchor == "top"  # the title is pinned to the top
+        legend_top = round((1 - lay.legend.y) * lay.height, 6)  # px from the top of the figure
+        assert legend_top >= F.LEGEND_TOP  # under the title line
+        # The last legend row (rows are LEGEND_ROW px apart plus plotly's 10 px gap between legend groups, each
+        # LEGEND_ROW px tall) ends above the band of subplot titles (LEGEND_ROW px over the panels).
+        assert legend_top + (n - 1) * (F.LEGEND_ROW + 10) + 2 * F.LEGEND_ROW <= lay.margin.t
+    # The extra rows came out of the figure's height, not out of the panels.
+    assert ten.layout.height - ten.layout.margin.t == two.layout.height - two.layout.margin.t
+
+
+def test_similarity_with_many_inputs_names_the_anchor_once():
+    a, b, c = _excitations(0), _excitations(1), _excitations(2)
+    long = "IMG_20240312_101512_photo.png"
+    sim = pd.concat([similarity_by_depth(a, b).assign(pair=f"{long} vs class mean: Trouser"),
+                     similarity_by_depth(a, c).assign(pair=f"{long} vs my_sneaker.jpg")])
+    fig = F.similarity_plot(sim, "Similarity of the excitation patterns at each depth")
+    assert [t.name for t in fig.data] == ["class mean: Trouser", "my_sneaker.jpg"]
+    assert long in fig.layout.title.subtitle.text and long not in fig.layout.title.text
+    assert round((1 - fig.layout.legend.y) * fig.layout.height, 6) >= F.LEGEND_TOP + F.TITLE_LINE  # legend under the subtitle
+    np.testing.assert_allclose(fig.data[1].y, sim[sim["pair"].str.endswith("my_sneaker.jpg")]["pearson"])

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from sevis.params import (TOTAL, build_on_meta, count_parameters, paper_estimate, parameter_breakdown,
-                          reduction_sweep, se_parameters)
+from sevis.params import (TOTAL, build_on_meta, count_parameters, floor_ratio, paper_estimate, parameter_breakdown,
+                          reduction_sweep, se_parameters, squeeze_floor, squeeze_widths)
 from sevis.resnet import ResNetConfig, architecture_config
 
 
@@ -96,3 +96,64 @@ def test_model_without_se():
 def test_plain_config_still_reports_what_se_would_add():
     cfg = ResNetConfig(se=False)
     assert _total(parameter_breakdown(cfg))["parameters"] == 2_530_992
+
+
+def test_total_rows_have_a_value_in_every_cell():
+    from sevis.zoo import load_model
+    loaded = load_model("embedded-centred")  # the shipped ResNet-18-layout model (r = 4, se_divisor = 8)
+    for table in (se_parameters(loaded.model), paper_estimate("fmnist_se_resnet"),
+                  parameter_breakdown("fmnist_se_resnet")):
+        total = _total(table)
+        assert not total.isna().any()
+        assert total["channels"] == table["channels"].iloc[:-1].max()  # the widest C of the model
+        assert total["blocks"] == table["blocks"].iloc[:-1].sum()
+
+
+def test_squeeze_widths_follow_the_models_rounding():
+    from sevis.se import SqueezeExcite
+    from sevis.zoo import load_model
+    loaded = load_model("embedded-centred")
+    cfg = loaded.model.cfg
+    built = [m.squeeze_channels for m in loaded.model.modules() if isinstance(m, SqueezeExcite)]
+    widths = squeeze_widths(cfg)
+    assert list(widths["hidden"]) == built  # the width the shipped model really has
+    assert list(widths["exact"]) == [c / cfg.reduction for c in widths["channels"]]
+    assert (widths["hidden"] % cfg.se_divisor == 0).all() and (widths["hidden"] >= cfg.se_divisor).all()
+    assert (widths["hidden"] != widths["exact"]).any()  # C = 16 at r = 4: 4 exact, rounded up to a multiple of 8
+
+
+def test_floor_ratio_is_where_the_real_count_stops_shrinking():
+    ratios = (2, 4, 8, 16, 32, 64)
+    for name in ("fmnist_se_resnet", "fmnist_se_resnet50", "se_resnet50"):
+        cfg = architecture_config(name)
+        sweep = reduction_sweep(cfg, ratios).set_index("r")["se_parameters"]
+        start = floor_ratio(cfg, ratios)
+        floor = squeeze_floor(cfg)
+        assert floor == max(cfg.se_divisor, 1)
+        if start is None:  # still shrinking at the largest r
+            assert sweep.iloc[-1] < sweep.iloc[-2]
+            continue
+        assert (sweep.loc[start:] == sweep.loc[start]).all()  # flat from `start` on …
+        before = [r for r in ratios if r < start]
+        assert not before or sweep.loc[before[-1]] > sweep.loc[start]  # … and not before
+        widths = squeeze_widths(replace(cfg, reduction=start))
+        assert (widths["hidden"] == floor).all()
+
+
+def test_architecture_view_explains_rounding_and_floor_from_the_config():
+    from sevis import views as V
+    from sevis.zoo import load_model
+    loaded = load_model("embedded-centred")
+    cfg = loaded.model.cfg
+    table_panel, per_stage, vs_r = V.architecture_panels(loaded)
+    table = table_panel.data
+    rounded = f"squeeze width (rounded to a multiple of {cfg.se_divisor})"
+    assert ["channels", "C/r exact", rounded] == list(table.columns[3:6])
+    first = table[table["C/r exact"] != table[rounded]].iloc[0]
+    assert (f"C = {first['channels']} gives C/r = {first['C/r exact']:g}, rounded to {first[rounded]}"
+            in table_panel.caption)
+    assert f"never below {squeeze_floor(cfg)}" in table_panel.caption
+    start = floor_ratio(cfg, vs_r.data["r"])
+    flat = int(vs_r.data.set_index("r").loc[start, "se_parameters"])
+    assert f"From r = {start} on" in vs_r.caption and f"{flat:,}" in vs_r.caption
+    assert not per_stage.data.iloc[-1].isna().any()

@@ -55,6 +55,8 @@ def test_models_names_match_the_registry_and_zoo():
     from sevis import names, zoo
     from sevis.resnet import list_architectures
     assert names.SEVIS_ARCHITECTURES == tuple(list_architectures())
+    from sevis.resnet import architecture_config
+    assert names.SEVIS_PLAIN_ARCHITECTURES == tuple(a for a in list_architectures() if not architecture_config(a).se)
     assert zoo.list_se_models is names.list_se_models and zoo.EMBEDDED is names.EMBEDDED
     for spec in names.list_se_models()["sevis"] + names.list_se_models()["embedded"]:
         zoo.load_model(spec, pretrained=False)  # every listed sevis spec builds

@@ -15,6 +15,7 @@ from sevis.checkpoint import read_card, save_checkpoint
 from sevis.data import FASHION_MNIST_CLASSES
 from sevis.recorder import find_se_blocks
 from sevis.resnet import ResNetConfig, SEResNet
+from sevis.names import NO_SE_GROUP
 from sevis.zoo import EMBEDDED, PRETRAINED_DIR, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
 
 
@@ -26,9 +27,10 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 # ------------------------------------------------------------------------------ specs
 def test_list_se_models_groups_and_specs():
     specs = list_se_models()
-    assert list(specs) == ["embedded", "sevis", "timm", "torchvision"]
-    assert specs["embedded"] == ["embedded", "embedded-plain"]
-    assert "sevis:se_resnet50" in specs["sevis"] and "sevis:resnet50" in specs["sevis"]
+    assert list(specs) == ["embedded", "sevis", "timm", "torchvision", NO_SE_GROUP]
+    assert specs["embedded"] == [k for k in EMBEDDED if not k.endswith("-plain")]
+    assert "sevis:se_resnet50" in specs["sevis"] and "sevis:resnet50" not in specs["sevis"]
+    assert {"embedded-plain", "sevis:resnet50"} <= set(specs[NO_SE_GROUP])
     assert specs["timm"] == [f"timm:{n}" for n in TIMM_SE_MODELS]
     assert specs["torchvision"] == [f"torchvision:{n}" for n in TORCHVISION_SE_MODELS]
     for spec in specs["timm"] + specs["torchvision"]:

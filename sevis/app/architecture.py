@@ -23,7 +23,7 @@ def render(ctx: Context) -> list[F.Panel]:
     share = facts["se_parameters"] / max(facts["parameters"] - facts["se_parameters"], 1)
     m3.metric("SE's extra parameters", f"{facts['se_parameters']:,}", f"+{share:.1%} of the plain model",
               delta_color="off", delta_arrow="off")
-    st.markdown("**SE blocks** (name, stage, channels C, squeeze width C/r, parameters)")
+    st.markdown("**SE blocks** (name, stage, channels C, squeeze width C/r as the model rounds it, parameters)")
     st.dataframe(panels[0].data, hide_index=True, height=min(38 + 35 * len(panels[0].data), 400))
     st.caption(panels[0].caption)
     download_menu(panels[0], "arch_table")

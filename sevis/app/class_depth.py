@@ -7,6 +7,7 @@ import streamlit as st
 from sevis import SevisError
 from sevis import figures as F
 from sevis import views as V
+from sevis.names import fig6_default_classes
 
 from .common import Context, block_picker, get_control, get_reference, get_sweep, intro, show_panel, takeaway
 
@@ -51,7 +52,7 @@ def render(ctx: Context) -> list[F.Panel]:
             st.warning(str(e))
     measures, paper = V.class_depth_measures(ref, control, blocks, ko_identity, ko_mean)
     classes = ref.stats.classes
-    default_classes = [c for c in ("Trouser", "Sneaker", "Bag", "Coat") if c in classes] or classes[:4]
+    default_classes = fig6_default_classes(classes)
     names = [b.name for b in blocks]
     c1, c2 = st.columns([3, 2])
     picked = c1.multiselect("Classes", classes, default=default_classes, key="cd_classes")

@@ -34,7 +34,7 @@ def render(ctx: Context) -> list[F.Panel]:
         r = next(x for x in results if x.name == pick)
     else:
         r = results[0]
-    panels = V.live_panels(r)
+    panels = V.with_input_images(ctx.loaded, r, V.live_panels(r))  # the teaching pack carries the images too
     left, right = st.columns([1, 3])
     with left:
         given, seen = st.columns(2)
