@@ -16,6 +16,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage  
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from conftest import garment_png_bytes  # noqa: E402
+from sevis.recorder import find_se_blocks  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 300  # seconds per script run: the machine may be busy
@@ -144,7 +145,17 @@ def test_class_depth_view_fig6_fig7_depth(app):
     at = _run(app, "Class × depth")
     assert any("Statistics over the bundled Fashion-MNIST reference set" in c.value for c in at.caption)
     titles = _chart_titles(at)
-    assert "Fig. 6" in titles[0] and "Fig. 7" in titles[1] and titles[2].startswith("Class specificity")
+    assert "Fig. 6" in titles[0] and "Fig. 7" in titles[1] and titles[2].startswith("How the excitations depend")
+    assert titles[3] == "The paper's findings in this model"
+    # Fig. 6 opens at the paper's blocks with 50 channels sampled uniformly.
+    assert at.multiselect(key="cd_blocks").value == ["SE_2_3", "SE_3_4", "SE_4_6", "SE_5_1", "SE_5_2", "SE_5_3"]
+    assert at.radio(key="cd_mode").value == "uniform" and at.slider(key="cd_n").value == 50
+    # The depth profile draws the untrained control, and the takeaway quotes the measured numbers.
+    profile = _charts(at)[2]
+    control = [t for t in profile["data"] if t["name"].startswith("untrained control")]
+    assert len(control) == 4 and all(t["line"]["dash"] == "dash" for t in control)
+    first = at.session_state["panels"]["Class × depth"][2].data.iloc[0]
+    assert any(f"{first['class_specificity']:.2f} at {first['block']}" in a.value for a in at.info)
     fig6 = _charts(at)[0]
     names = {t["name"] for t in fig6["data"]}
     assert names == set(at.multiselect(key="cd_classes").value) | {"all"}
@@ -153,7 +164,7 @@ def test_class_depth_view_fig6_fig7_depth(app):
     _run(at)
     fig6 = _charts(at)[0]
     assert {a["text"] for a in fig6["layout"]["annotations"]} == {"SE_5_1"}
-    assert len(_arr(fig6["data"][0]["x"])) == 128  # all channels of SE_5_1
+    assert len(_arr(fig6["data"][0]["x"])) == 256  # all channels of SE_5_1
     at.selectbox(key="cd_fig7").set_value("Bag")
     _run(at)
     assert "Bag" in _chart_titles(at)[1]
@@ -173,16 +184,17 @@ def test_fig6_default_classes_are_the_same_in_app_and_cli(tiny_checkpoint, tmp_p
     assert {t["name"] for t in _charts(at)[0]["data"]} == set(app_default) | {"all"}
 
 
-def test_knockout_view_and_sweep(app):
+def test_knockout_view_and_sweep(app, embedded):
+    names = [b.name for b, _ in find_se_blocks(embedded.model)]
     at = _run(app, "SE knock-out")
-    assert at.multiselect(key="ko_blocks").value == ["SE_5_1", "SE_5_2"]
+    assert at.multiselect(key="ko_blocks").value == ["SE_5_1", "SE_5_2", "SE_5_3"]  # the last stage
     assert any("knocked out:" in m.value for m in at.markdown)
     assert any(t.startswith("Prediction before and after") for t in _chart_titles(at))
     at.button(key="ko_run").click()
     _run(at)
     _run(at)  # the click reruns once more to start the (cached) sweep
     sweep = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Accuracy change"))
-    assert sweep["data"][0]["x"] == ["SE_2_1", "SE_2_2", "SE_3_1", "SE_3_2", "SE_4_1", "SE_4_2", "SE_5_1", "SE_5_2"]
+    assert sweep["data"][0]["x"] == names
     at.radio(key="ko_mode").set_value("mean")
     _run(at)
     assert not _main_errors(at)
@@ -272,21 +284,23 @@ def test_sessions_do_not_share_uploads():
     assert not any("only_in_a.png" in t for t in _chart_titles(b))
 
 
-def test_inside_a_block_view(app, media):
+def test_inside_a_block_view(app, media, embedded):
+    se = [b for b, _ in find_se_blocks(embedded.model)]
     at = _run(app, "Inside a block")
     blocks = at.selectbox(key="in_block").options
-    assert blocks[0] == "SE_2_1" and len(blocks) == 8  # from the recorder's block list
+    assert blocks == [b.name for b in se]  # from the recorder's block list
     at.selectbox(key="in_block").set_value(blocks[-2])
     _run(at)
     chain = next(m.value for m in at.markdown if m.value.startswith("**U ("))
-    assert "→ z = squeeze(U) (128)" in chain and "δ(W1·z) (32)" in chain and "U·s (128×" in chain
+    c, h = se[-2].channels, se[-2].squeeze_channels
+    assert f"→ z = squeeze(U) ({c})" in chain and f"δ(W1·z) ({h})" in chain and f"U·s ({c}×" in chain
     titles = _chart_titles(at)
     assert any(t.startswith(f"Inside {blocks[-2]}") for t in titles)
     assert any(t.startswith("Feature maps before (U) and after (U·s)") for t in titles)
     assert any(i.value.startswith(f"**Takeaway.** At {blocks[-2]},") for i in at.info)
     chain_csv = next(name for name in media if name.endswith(f"_{blocks[-2]}_chain.csv"))
     frame = pd.read_csv(io.StringIO(media[chain_csv].decode()))
-    assert set(frame["quantity"]) == {"z", "hidden", "s"} and (frame["quantity"] == "s").sum() == 128
+    assert set(frame["quantity"]) == {"z", "hidden", "s"} and (frame["quantity"] == "s").sum() == c
     assert not _main_errors(at)
 
 

@@ -19,7 +19,10 @@ from sevis.preprocess import open_image
 from sevis.reports import read_excitations
 
 ROOT = Path(__file__).resolve().parent.parent
-SE_CHANNELS = [16, 16, 32, 32, 64, 64, 128, 128]  # the embedded architecture's SE blocks
+# The embedded architecture's SE blocks: SE-ResNet-50's 3-4-6-3 at 1/8 width.
+SE_LAYOUT = [(2, 3, 32), (3, 4, 64), (4, 6, 128), (5, 3, 256)]
+SE_CHANNELS = [c for _, n, c in SE_LAYOUT for _ in range(n)]
+SE_NAMES = [f"SE_{s}_{b}" for s, n, _ in SE_LAYOUT for b in range(1, n + 1)]
 
 
 def _error_line(capsys) -> str:
@@ -170,7 +173,7 @@ def test_excite_json_and_npz_parse_back_to_the_same_values(tiny_checkpoint, exci
         files[ext] = tmp_path / f"exc.{ext}"
         assert main(["excite", "--model", str(tiny_checkpoint), *excite_inputs, "--out", str(files[ext])]) == 0
     doc = json.loads(files["json"].read_text())
-    assert [b["name"] for b in doc["blocks"]] == [f"SE_{s}_{b}" for s in range(2, 6) for b in (1, 2)]
+    assert [b["name"] for b in doc["blocks"]] == SE_NAMES
     assert [b["channels"] for b in doc["blocks"]] == SE_CHANNELS
     assert [d["image"] for d in doc["images"]] == excite_inputs
     records = {ext: read_excitations(path) for ext, path in files.items()}

@@ -146,12 +146,26 @@ def test_fig7_band_is_mean_plus_minus_std(stats):
 
 
 def test_depth_profile_reads_class_specific_late(stats):
-    summary = stats.summary()
-    fig = F.depth_profile(summary)
+    from sevis.analysis import depth_measures
+    measures = depth_measures(stats)
+    fig = F.depth_profile(measures)
     spec = np.asarray(fig.data[0].y, float)
     assert list(fig.data[0].x) == list(BLOCKS)
     assert spec[-1] > spec[0] + 0.5  # the synthetic late block is class-specific, the early one is not
-    assert "class specificity" in fig.data[0].name
+    assert fig.data[0].name == "trained model" and len(fig.data) == 4  # one trace per measure panel
+    titles = [a.text for a in fig.layout.annotations]
+    assert any(t.startswith("Class specificity") for t in titles) and any("0.9" in t for t in titles)
+
+
+def test_depth_profile_draws_the_untrained_control_dashed(stats):
+    from sevis.analysis import depth_measures
+    measures = depth_measures(stats, control=stats)  # the control is the model itself: learned part 0
+    fig = F.depth_profile(measures)
+    control = [t for t in fig.data if t.name.startswith("untrained control")]
+    learned = [t for t in fig.data if t.name.startswith("learned part")]
+    assert len(control) == 4 and all(t.line.dash == "dash" for t in control)
+    assert sum(bool(t.showlegend) for t in control) == 1  # one legend entry for all four panels
+    np.testing.assert_allclose(np.asarray(learned[0].y, float), 0.0, atol=1e-12)
 
 
 def test_knockout_bars_change_in_points():
