@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sevis import export as E
 from sevis import figures as F
 from sevis import views as V
 from sevis.data import Split, load_reference_set
@@ -95,3 +96,26 @@ def test_sweep_panel_fraction_starts_below_one_block(embedded_random, batches):
     # Bar updates during the first batch, not one jump per batch.
     first_batch = len(batches[0][1]) / total
     assert sum(f <= first_batch + 1e-9 for f in fractions) > 1
+
+
+# ------------------------------------------------------------------------------------------- §5: teaching pack
+def _panels(n: int) -> list[F.Panel]:
+    top = F.topk_frame(list(zip(LONG[:3], [0.6, 0.3, 0.1])), "cat.jpg")
+    return [F.Panel(f"top_{i}", f"Top {i}", "caption", F.topk_bar(top), top) for i in range(n)]
+
+
+def test_teaching_pack_reports_progress_per_file():
+    fractions: list[float] = []
+    E.teaching_pack(_panels(3), "Live inference", ["html", "csv"], progress=fractions.append)
+    assert len(fractions) == 6  # one report per file: 3 figures × 2 formats
+    assert fractions == sorted(fractions) and fractions[0] == pytest.approx(1 / 6) and fractions[-1] == 1.0
+
+
+@pytest.mark.skipif(not E.static_export_available(), reason="static export needs kaleido and Chrome/Chromium")
+def test_static_images_report_each_figure_in_the_callers_thread():
+    import threading
+    seen: list[str] = []
+    images = E.figures_to_images([p.figure for p in _panels(3)], "svg",
+                                 progress=lambda n: seen.append(threading.current_thread().name))
+    assert len(images) == 3 and len(seen) == 3  # one report per figure, while the browser session runs
+    assert set(seen) == {threading.current_thread().name}  # where a Streamlit progress bar can be updated
