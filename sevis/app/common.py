@@ -80,9 +80,14 @@ def get_sweep(spec: str, pretrained: bool, arch: str | None, folder: str, mode: 
     means = None
     if mode == "mean":
         means = V.class_mean_excitations(get_reference(spec, pretrained, arch, folder).stats, "all")
-    batches, source = V.reference_batches(loaded, folder or None)
+    bar = st.progress(0.0, text="Preparing the reference set for the knock-out sweep…")
+    try:
+        batches, source = V.reference_batches(loaded, folder or None)
+    except Exception:
+        bar.empty()
+        raise
     total = sum(len(y) for _, y in batches)
-    bar = st.progress(0.0, text="Knocking out one SE block at a time…")
+    bar.progress(0.0, text="Knocking out one SE block at a time…")
     panel = V.knockout_sweep_panel(loaded, batches, mode, means, source,
                                    progress=lambda f: bar.progress(f, text=f"Knock-out sweep: {f:.0%}"), total=total)
     bar.empty()
