@@ -250,6 +250,8 @@ async def _soak(url: str, uploads: int, server: Server, every: int = 10) -> dict
                 previous = name
                 if k == 1 or k % every == 0 or k == uploads:
                     out["rss_mib"][str(k)] = server.rss()
+                    if k % 50 == 0:
+                        print(f"  soak: {k} uploads, server RSS {out['rss_mib'][str(k)]:.0f} MiB", flush=True)
                     n_exc = await page.locator('[data-testid="stException"]').count()
                     if n_exc:
                         out["exceptions"].append(f"upload {k}: {n_exc} exception box(es)")
@@ -278,7 +280,9 @@ def run(quick: bool = False, threads: int | None = None, sessions: int | None = 
     out: dict = {"sessions": sessions, "rounds": rounds, "soak_uploads": soak}
     try:
         out["rss_start_mib"] = server.rss()
+        print(f"  load: {sessions} sessions × {rounds} uploads against {server.url}…", flush=True)
         logs, wall = asyncio.run(_load(server.url, sessions, rounds))
+        print(f"  load: done in {wall:.0f} s; soak: {soak} uploads…", flush=True)
         out["rss_after_load_mib"] = server.rss()
         times = [t for log in logs for t in log.upload_s]
         out["load"] = {

@@ -49,9 +49,10 @@ def get_samples(spec: str, pretrained: bool, arch: str | None):
     return V.sample_images(get_model(spec, pretrained, arch))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32, ttl="1h")
 def get_results(spec: str, pretrained: bool, arch: str | None, keys: tuple, _images: list):
-    """Return one ImageResult per image (keyed on the images' hashes in `keys`)."""
+    """Return one ImageResult per image (keyed on the images' hashes in `keys`). Entries hold the decoded images,
+    so besides the count, an hour's ttl bounds how long large uploads of finished sessions stay in memory."""
     return V.analyse_images(get_model(spec, pretrained, arch), _images)
 
 
