@@ -172,14 +172,58 @@ def distributed(res: dict) -> str:
     return "\n".join(out)
 
 
+def load(res: dict) -> str:
+    if "error" in res:
+        return f"Not run: {res['error']}"
+    ld = res["load"]
+    ms = lambda v: "—" if v is None else f"{1000 * v:,.0f} ms"  # noqa: E731
+    out = [f"{res['sessions']} concurrent Chromium sessions (one browser, one context each) against one "
+           f"`streamlit run app.py`, {res['rounds']} upload(s) per session, each a distinct image; after its first "
+           f"upload every session opened every view.", "",
+           "| what | measured |", "|---|---:|",
+           f"| uploads timed (upload → heat strip with its name, ≥ 3 plots, script idle) | {ld['uploads']} |",
+           f"| p50 / p95 / max | {ms(ld['upload_p50_s'])} / {ms(ld['upload_p95_s'])} / {ms(ld['upload_max_s'])} |",
+           f"| p50 of the first round (all sessions uploading at once) | {ms(ld['first_round_p50_s'])} |",
+           f"| views opened ({', '.join(ld['views'])}) | {ld['views_opened']} |",
+           f"| exception boxes on the pages | {len(ld['exceptions'])} |",
+           f"| pages showing another session's file name | {len(ld['crosstalk'])} |",
+           f"| pages missing their own file name | {len(ld['missing_own'])} |",
+           f"| sessions that failed a step | {len(ld['failures'])} |",
+           f"| wall time of the concurrent part | {ld['wall_s']:.0f} s |",
+           f"| server RSS: started / after the load | {res['rss_start_mib']:.0f} MiB / {res['rss_after_load_mib']:.0f} MiB |"]
+    for label, items in (("Exceptions", ld["exceptions"]), ("Cross-talk", ld["crosstalk"]),
+                         ("Failures", ld["failures"]), ("Error alerts (distinct)", ld["error_alerts"])):
+        if items:
+            out += ["", f"{label}:", *[f"- {x}" for x in items[:10]]]
+    s = res.get("soak")
+    if s:
+        out += ["", f"Soak: {s['uploads_done']} of {res['soak_uploads']} sequential uploads in one session, each a new "
+                "distinct image replacing the previous one.", "",
+                "| what | measured |", "|---|---:|",
+                f"| server RSS after the first upload | {_f(s['rss_first_upload_mib'], 0)} MiB |",
+                f"| after 50 uploads | {_f(s['rss_after_50_mib'], 0)} MiB |",
+                f"| at the end | {_f(s['rss_end_mib'], 0)} MiB |",
+                f"| end / after 50 (flat: ≈ 1) | {_f(s['end_over_50'], 3)}× |",
+                f"| end / first upload | {_f(s['end_over_first'], 3)}× |",
+                f"| upload p50 / p95 | {ms(s['upload_p50_s'])} / {ms(s['upload_p95_s'])} |",
+                f"| exception boxes / stale names / failures | {len(s['exceptions'])} / {len(s['crosstalk'])} / "
+                f"{len(s['failures'])} |",
+                f"| wall time | {s['wall_s']:.0f} s |", "",
+                "Server RSS after upload k (MiB), k: RSS: " + ", ".join(f"{k}: {v:.0f}" for k, v in s["rss_mib"].items())]
+        for f in s["failures"]:
+            out.append(f"- failure: {f}")
+    return "\n".join(out)
+
+
 TITLES = {"overhead": "1. Recorder overhead (median per pass; ratios are medians of paired rounds)",
           "peers": "2. Capturing every SE gate output: sevis beside captum and torchlens",
           "stats": "3. Dataset statistics (embedded model, Fashion-MNIST test split, batch 250)",
           "latency": "4. Interactive latency (embedded model)",
           "startup": "5. Command-line start-up (fresh processes)",
-          "distributed": "6. `sevis stats` over a folder: one process and two (torchrun)"}
+          "distributed": "6. `sevis stats` over a folder: one process and two (torchrun)",
+          "load": "7. The served app under load (streamlit run + headless Chromium)"}
 RENDER = {"overhead": overhead, "peers": peers, "stats": dataset, "latency": latency, "startup": startup,
-          "distributed": distributed}
+          "distributed": distributed, "load": load}
 
 
 def section(key: str, data) -> str:

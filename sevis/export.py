@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import io
+import queue
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import threading
 import unicodedata
 import zipfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -100,15 +101,23 @@ def _figure_size(fig: go.Figure, width: int | None, height: int | None) -> tuple
     return int(w), int(h)
 
 
-async def _render_all(jobs: Sequence[tuple[dict, dict]], chrome: str) -> list[bytes]:
+async def _render_all(jobs: Sequence[tuple[dict, dict]], chrome: str,
+                      done: Callable[[], None] = lambda: None) -> list[bytes]:
     import kaleido
     # mathjax=False: kaleido would otherwise fetch MathJax from a CDN; plotly.js comes from the plotly package.
     async with kaleido.Kaleido(n=1, timeout=RENDER_TIMEOUT_S, mathjax=False, path=chrome) as k:
-        return [await k.calc_fig(fig, opts=opts) for fig, opts in jobs]
+        out = []
+        for fig, opts in jobs:
+            out.append(await k.calc_fig(fig, opts=opts))
+            done()
+        return out
 
 
-def _run_coroutine(coro_factory):
-    """Run an asyncio coroutine to completion in a fresh thread (the caller may already own an event loop)."""
+def _run_coroutine(coro_factory, events: "queue.SimpleQueue | None" = None,
+                   progress: Callable[[int], None] | None = None):
+    """Run an asyncio coroutine to completion in a fresh thread (the caller may already own an event loop).
+    Counts the coroutine puts on `events` are handed to `progress` in the caller's thread (where a Streamlit
+    progress bar may be updated) while it runs."""
     box: dict = {}
 
     def target():
@@ -119,6 +128,16 @@ def _run_coroutine(coro_factory):
 
     t = threading.Thread(target=target, name="sevis-kaleido", daemon=True)
     t.start()
+    while t.is_alive() or (events is not None and not events.empty()):
+        if events is None:
+            t.join()
+            continue
+        try:
+            n = events.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if progress:
+            progress(n)
     t.join()
     if "error" in box:
         raise box["error"]
@@ -126,8 +145,10 @@ def _run_coroutine(coro_factory):
 
 
 def figures_to_images(figures: Sequence[go.Figure], fmt: str = "png", width: int | None = None,
-                      height: int | None = None, scale: float = 2.0) -> list[bytes]:
-    """Render several figures as PNG, SVG or PDF with one browser session; raise ExportError when it cannot."""
+                      height: int | None = None, scale: float = 2.0,
+                      progress: Callable[[int], None] | None = None) -> list[bytes]:
+    """Render several figures as PNG, SVG or PDF with one browser session; raise ExportError when it cannot.
+    `progress` is called with 1 after each figure, in the caller's thread."""
     fmt = fmt.lower()
     if fmt not in IMAGE_FORMATS:
         raise ExportError(f"unknown image format {fmt!r}; use one of {', '.join(IMAGE_FORMATS)} (or html)")
@@ -145,7 +166,8 @@ def figures_to_images(figures: Sequence[go.Figure], fmt: str = "png", width: int
         jobs.append((fig.to_plotly_json(), {"format": fmt, "width": w, "height": h,
                                             "scale": scale if fmt == "png" else 1}))
     try:
-        return _run_coroutine(lambda: _render_all(jobs, chrome))
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        return _run_coroutine(lambda: _render_all(jobs, chrome, lambda: events.put(1)), events, progress)
     except ExportError:
         raise
     except Exception as e:  # kaleido/choreographer raise many types (ChromeNotFoundError, timeouts, crashes)
@@ -204,10 +226,13 @@ def panel_filename(panel: Panel, fmt: str, prefix: str = "") -> str:
 
 
 # ---------------------------------------------------------------------------------------- bundles
-def _render_files(panels: Sequence[Panel], formats: Iterable[str], prefix: str = "",
-                  scale: float = 2.0, shared_plotlyjs: bool = False) -> tuple[dict[str, bytes], list[str]]:
+def _render_files(panels: Sequence[Panel], formats: Iterable[str], prefix: str = "", scale: float = 2.0,
+                  shared_plotlyjs: bool = False,
+                  progress: Callable[[int], None] | None = None) -> tuple[dict[str, bytes], list[str]]:
     """Return {file name: bytes} for every panel and format, and notes on what could not be made (HTML with
-    shared_plotlyjs=True loads PLOTLY_JS from beside it instead of embedding it)."""
+    shared_plotlyjs=True loads PLOTLY_JS from beside it instead of embedding it). `progress` is called with
+    the number of files made (or skipped) as they are."""
+    progress = progress or (lambda n: None)
     formats = [f.lower() for f in formats]
     bad = [f for f in formats if f not in ALL_FORMATS]
     if bad:
@@ -218,18 +243,21 @@ def _render_files(panels: Sequence[Panel], formats: Iterable[str], prefix: str =
     for fmt in formats:
         if fmt in IMAGE_FORMATS:
             try:
-                images = figures_to_images([p.figure for p in panels], fmt, scale=scale)
+                images = figures_to_images([p.figure for p in panels], fmt, scale=scale, progress=progress)
             except ExportError as e:
                 notes.append(f"{fmt.upper()} files were skipped: {e}")
+                progress(len(panels))  # none made: count them as done, so the bar still ends at 100 %
                 continue
             for key, data in zip(names, images):
                 files[safe_filename(prefix + key, fmt)] = data
         elif fmt == "html" and shared_plotlyjs:
             for key, p in zip(names, panels):
                 files[safe_filename(prefix + key, fmt)] = figure_to_html(p.figure, p.title, shared_plotlyjs=True).encode()
+                progress(1)
         else:
             for key, p in zip(names, panels):
                 files[safe_filename(prefix + key, fmt)] = panel_bytes(p, fmt)
+                progress(1)
     return files, notes
 
 
@@ -279,14 +307,22 @@ def readme_text(panels: Sequence[Panel], view: str, context: str = "", notes: Se
 
 
 def teaching_pack(panels: Sequence[Panel], view: str, formats: Iterable[str] = ("png", "html", "csv"),
-                  context: str = "", scale: float = 2.0) -> bytes:
+                  context: str = "", scale: float = 2.0, progress: Callable[[float], None] | None = None) -> bytes:
     """Return a zip of the view's figures (each in `formats`) and a README.md saying what each shows.
 
     When static images cannot be made (no Chrome), the pack still holds HTML and data and the README says why.
+    `progress` gets the fraction of files made (0 to 1) after each file.
     """
     if not panels:
         raise ExportError("this view has no figures to export yet")
-    files, notes = _render_files(panels, formats, scale=scale, shared_plotlyjs=True)
+    formats = list(formats)
+    todo, done = max(len(panels) * len(formats), 1), [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(min(done[0] / todo, 1.0))
+    files, notes = _render_files(panels, formats, scale=scale, shared_plotlyjs=True, progress=step)
     if not any(name.endswith(".html") for name in files) and notes:
         # Static images failed and no HTML was asked for: include HTML so the pack still has every figure.
         extra, _ = _render_files(panels, ["html"], shared_plotlyjs=True)

@@ -252,12 +252,39 @@ def block_lines(frame: pd.DataFrame, blocks: Sequence[str] | None = None, cols: 
     return _layout(fig, title, height=_panel_height(rows), showlegend=len(images) > 1)
 
 
+LABEL_WIDTH = 20  # characters of a class name on a bar chart's axis (about the 140 px left margin)
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1].rstrip(" ,") + "…"
+
+
+def short_labels(names: Sequence[str], width: int = LABEL_WIDTH) -> list[str]:
+    """Return axis labels for class `names`: the first synonym ("tabby, tabby cat" → "tabby"), cut to `width`
+    characters with "…", and unique (a clash falls back to the cut full name, then gets " (2)", " (3)"…), so
+    that no two bars share a category. The full names go to the hover text."""
+    names = [str(n) for n in names]
+    labels = [_truncate(n.split(", ")[0], width) for n in names]
+    clash = {l for l in labels if labels.count(l) > 1}
+    labels = [_truncate(n, width) if l in clash else l for n, l in zip(names, labels)]
+    used: set[str] = set()
+    out = []
+    for label in labels:
+        unique, k = label, 2
+        while unique in used:
+            unique, k = f"{label} ({k})", k + 1
+        used.add(unique)
+        out.append(unique)
+    return out
+
+
 def topk_bar(frame: pd.DataFrame, title: str = "Top-5 predictions") -> go.Figure:
-    """Horizontal bars of the top-k class probabilities, most probable on top."""
+    """Horizontal bars of the top-k class probabilities, most probable on top; long class names are shortened
+    on the axis (short_labels) and shown in full on hover."""
     fig = go.Figure(go.Bar(
-        x=frame["probability"], y=frame["class"], orientation="h", marker_color=PALETTE[0],
-        text=[f"{p:.1%}" for p in frame["probability"]], textposition="auto",
-        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        x=frame["probability"], y=short_labels(frame["class"]), orientation="h", marker_color=PALETTE[0],
+        text=[f"{p:.1%}" for p in frame["probability"]], textposition="auto", customdata=list(frame["class"]),
+        hovertemplate="%{customdata}: %{x:.2%}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
@@ -442,15 +469,19 @@ def knockout_bars(sweep: pd.DataFrame, mode: str = "identity", title: str | None
 
 
 def prediction_change(before: pd.DataFrame, after: pd.DataFrame, title: str = "Prediction before and after the knock-out") -> go.Figure:
-    """Grouped bars of class probabilities before and after knocking blocks out (top-k frames)."""
+    """Grouped bars of class probabilities before and after knocking blocks out (top-k frames); long class names
+    are shortened on the axis (short_labels) and shown in full on hover."""
     classes = list(dict.fromkeys(list(before["class"]) + list(after["class"])))
+    labels = short_labels(classes)
     pb = dict(zip(before["class"], before["probability"]))
     pa = dict(zip(after["class"], after["probability"]))
     fig = go.Figure()
-    fig.add_trace(go.Bar(y=classes, x=[pb.get(c, np.nan) for c in classes], orientation="h", name="original",
-                         marker_color=PALETTE[0], hovertemplate="%{y}: %{x:.2%}<extra>original</extra>"))
-    fig.add_trace(go.Bar(y=classes, x=[pa.get(c, np.nan) for c in classes], orientation="h", name="knocked out",
-                         marker_color=PALETTE[3], hovertemplate="%{y}: %{x:.2%}<extra>knocked out</extra>"))
+    fig.add_trace(go.Bar(y=labels, x=[pb.get(c, np.nan) for c in classes], orientation="h", name="original",
+                         marker_color=PALETTE[0], customdata=classes,
+                         hovertemplate="%{customdata}: %{x:.2%}<extra>original</extra>"))
+    fig.add_trace(go.Bar(y=labels, x=[pa.get(c, np.nan) for c in classes], orientation="h", name="knocked out",
+                         marker_color=PALETTE[3], customdata=classes,
+                         hovertemplate="%{customdata}: %{x:.2%}<extra>knocked out</extra>"))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
     return _layout(fig, title, height=110 + 40 * len(classes), barmode="group", margin=dict(l=140, r=20, t=70, b=45))

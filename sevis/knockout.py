@@ -70,13 +70,28 @@ def knockout_overrides(names: Iterable[str], mode: Mode = "identity",
     raise ValueError(f"unknown knock-out mode {mode!r}; use identity or mean")
 
 
+def _ticker(n: int, steps: int, progress: Callable[[int], None] | None) -> Callable[[], None]:
+    """Return a function that, called `steps` times, reports `n` images to `progress` in whole-number parts."""
+    state = {"step": 0, "sent": 0}
+
+    def tick() -> None:
+        state["step"] += 1
+        upto = (n * state["step"]) // steps
+        if progress and upto > state["sent"]:
+            progress(upto - state["sent"])
+            state["sent"] = upto
+    return tick
+
+
 @torch.inference_mode()
 def knockout_sweep(loaded: LoadedModel, batches: Iterable[tuple[torch.Tensor, np.ndarray]],
                    mode: Mode = "identity", means: Mapping[str, np.ndarray] | None = None,
                    reuse_prefix: bool = True, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Return accuracy with no knock-out and with each SE block knocked out in turn.
 
-    Rows: block ("none" first), depth, accuracy, change (accuracy − baseline).
+    Rows: block ("none" first), depth, accuracy, change (accuracy − baseline). `progress` gets a whole number
+    of images after the clean pass and after each block of every batch (a batch's share split over its
+    len(blocks) + 1 passes, summing to the batch size), so a progress bar moves from the first block on.
     """
     model = loaded.model
     se_blocks = [b for b, _ in find_se_blocks(model)]
@@ -93,6 +108,7 @@ def knockout_sweep(loaded: LoadedModel, batches: Iterable[tuple[torch.Tensor, np
     total = 0
     for x, labels in batches:
         labels_t = torch.as_tensor(np.asarray(labels))
+        tick = _ticker(len(labels_t), len(se_blocks) + 1, progress)
         if pipe is not None:
             inputs = []
             h = pipe.stem(x)
@@ -100,21 +116,23 @@ def knockout_sweep(loaded: LoadedModel, batches: Iterable[tuple[torch.Tensor, np
                 inputs.append(h)
                 h = blk(h)
             correct["none"] += int((pipe.head(h).argmax(1) == labels_t).sum())
+            tick()
             for b in se_blocks:
                 k = start_of[b.name]
                 with ExcitationRecorder(model, blocks=[b.name], overrides=knockout_overrides([b.name], mode, means),
                                         record=False):
                     logits = pipe.run_from(inputs[k], k)
                 correct[b.name] += int((logits.argmax(1) == labels_t).sum())
+                tick()
         else:
             correct["none"] += int((model(x).argmax(1) == labels_t).sum())
+            tick()
             for b in se_blocks:
                 with ExcitationRecorder(model, blocks=[b.name], overrides=knockout_overrides([b.name], mode, means),
                                         record=False):
                     correct[b.name] += int((model(x).argmax(1) == labels_t).sum())
+                tick()
         total += len(labels_t)
-        if progress:
-            progress(len(labels_t))
     base = correct["none"] / max(total, 1)
     depth = {b.name: b.index for b in se_blocks}
     return pd.DataFrame([{"block": name, "depth": depth.get(name, -1), "accuracy": c / max(total, 1),

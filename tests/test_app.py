@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -233,9 +234,17 @@ def test_export_view_offers_teaching_pack(app, media):
     at = _run(app, "Export")
     assert "Live inference" in at.selectbox(key="ex_view").options
     labels = [b.proto.label for b in at.get("download_button")]
-    assert any(label.startswith("⬇ Teaching pack") for label in labels)
+    assert not any(label.startswith("⬇ Download the teaching pack") for label in labels)  # built on request
     assert {"HTML", "CSV", "JSON"} <= set(labels)
     assert any(name.endswith("_heat_strip.csv") for name in media)
+    at.multiselect(key="ex_formats").set_value(["html", "csv"])
+    at.button(key="ex_build").click()
+    _run(at)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any(label.startswith("⬇ Download the teaching pack") for label in labels)
+    pack = media["sevis_Live_inference_teaching_pack.zip"]
+    names = zipfile.ZipFile(io.BytesIO(pack)).namelist()
+    assert any(n.endswith("README.md") for n in names) and any(n.endswith("_heat_strip.csv") for n in names)
 
 
 def test_live_teaching_pack_holds_the_input_images(app):

@@ -49,9 +49,10 @@ def get_samples(spec: str, pretrained: bool, arch: str | None):
     return V.sample_images(get_model(spec, pretrained, arch))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32, ttl="1h")
 def get_results(spec: str, pretrained: bool, arch: str | None, keys: tuple, _images: list):
-    """Return one ImageResult per image (keyed on the images' hashes in `keys`)."""
+    """Return one ImageResult per image (keyed on the images' hashes in `keys`). Entries hold the decoded images,
+    so besides the count, an hour's ttl bounds how long large uploads of finished sessions stay in memory."""
     return V.analyse_images(get_model(spec, pretrained, arch), _images)
 
 
@@ -80,9 +81,14 @@ def get_sweep(spec: str, pretrained: bool, arch: str | None, folder: str, mode: 
     means = None
     if mode == "mean":
         means = V.class_mean_excitations(get_reference(spec, pretrained, arch, folder).stats, "all")
-    batches, source = V.reference_batches(loaded, folder or None)
+    bar = st.progress(0.0, text="Preparing the reference set for the knock-out sweep…")
+    try:
+        batches, source = V.reference_batches(loaded, folder or None)
+    except Exception:
+        bar.empty()
+        raise
     total = sum(len(y) for _, y in batches)
-    bar = st.progress(0.0, text="Knocking out one SE block at a time…")
+    bar.progress(0.0, text="Knocking out one SE block at a time…")
     panel = V.knockout_sweep_panel(loaded, batches, mode, means, source,
                                    progress=lambda f: bar.progress(f, text=f"Knock-out sweep: {f:.0%}"), total=total)
     bar.empty()

@@ -34,6 +34,7 @@ def render(ctx: Context) -> list[F.Panel]:
         r = next(x for x in results if x.name == pick)
     else:
         r = results[0]
+        st.session_state["live_seen"] = [r.name]  # so that a second upload is the one shown next
     panels = V.with_input_images(ctx.loaded, r, V.live_panels(r))  # the teaching pack carries the images too
     left, right = st.columns([1, 3])
     with left:
