@@ -353,3 +353,43 @@ def test_channel_view_picker_and_click(app, media):
         at.session_state[k] = v
     _run(at)
     assert "Excitation s of channel 5 at SE_4_2, per class" in _chart_titles(at)
+
+
+def test_random_weights_banner_and_views_that_need_training():
+    at = _new_app()
+    at.selectbox(key="model_kind").set_value("timm ImageNet model")
+    _run(at)
+    at.selectbox(key="timm_name").set_value("legacy_seresnet18")
+    at.checkbox(key="timm_random").check()
+    _run(at, "SE knock-out")
+    banner = [w.value for w in at.warning if "has random weights" in w.value]
+    assert banner and "legacy_seresnet18" in banner[0]
+    assert any("sweep would measure nothing" in i.value for i in at.info)
+    assert not any(b.proto.label.startswith("Run the sweep") for b in at.button)
+    # Class × depth with the six sample photos, one per 'class': too few images, so no index is shown.
+    _run(at, "Class × depth")
+    assert any("at least two classes with 5 or more images" in w.value for w in at.warning)
+    assert not any("How the excitations depend" in t for t in _chart_titles(at))
+    assert any("has random weights" in w.value for w in at.warning)  # the banner is on every view
+
+
+def test_a_labelled_folder_in_the_sidebar_feeds_class_depth(tmp_path, embedded):
+    # A folder with one sub-folder per class, set once in the sidebar, is what Class × depth measures; below
+    # 5 images in a class it explains what is needed instead of showing an index.
+    ref = embedded.reference_set()
+    for k, cls in enumerate(("Trouser", "Bag")):
+        d = tmp_path / cls
+        d.mkdir()
+        for i, a in enumerate(ref.images[ref.labels == ref.classes.index(cls)][:6]):
+            Image.fromarray(a, "L").save(d / f"{i}.png")
+    at = _new_app()
+    at.text_input(key="ref_folder").set_value(str(tmp_path))
+    _run(at, "Class × depth")
+    assert any(f"folder {tmp_path}" in c.value for c in at.caption)
+    assert any("How the excitations depend" in t for t in _chart_titles(at))
+    for f in sorted((tmp_path / "Bag").iterdir())[2:]:
+        f.unlink()  # Bag now has 2 images
+    at.text_input(key="ref_folder").set_value(str(tmp_path) + "/")
+    _run(at, "Class × depth")
+    assert any("Bag (2)" in w.value for w in at.warning)
+    assert not any("How the excitations depend" in t for t in _chart_titles(at))

@@ -227,7 +227,7 @@ def test_evaluate_reference_split_and_write_card(tiny_checkpoint, tmp_path, caps
     with torch.no_grad():
         pred = torch.cat([lm.model(x).argmax(1) for x, _ in split_batches(lm, ref)]).numpy()
     assert ev["accuracy"] == pytest.approx(float((pred == ref.labels).mean()), abs=1e-6)
-    assert [r["block"] for r in ev["excitation"]] == [f"SE_{s}_{b}" for s in range(2, 6) for b in (1, 2)]
+    assert [r["block"] for r in ev["excitation"]] == SE_NAMES
     for row in ev["excitation"]:
         assert 0 <= row["min_s"] <= row["mean_s"] <= row["max_s"] <= 1
         assert row["spread"] >= 0 and 0 <= row["class_specificity"] <= 1 and row["saturation"] <= 1

@@ -99,3 +99,15 @@ def test_sevis_evaluate_prints_the_card_accuracy_and_the_paper_table(embedded, c
     assert m, out
     assert abs(float(m.group(1)) - 100 * embedded.card["evaluation"]["accuracy"]) < 3.0
     assert "paper vs this model" in out and "class-agnostic early" in out and "SE_5_3" in out
+
+
+def test_accuracy_of_the_default_and_its_plain_twin(embedded):
+    # The issue asked for ≥ 88% on the in-context test split; 12 epochs on 2 CPU cores reached 81.6% (README,
+    # "Below target"). This guards what we ship; the plain twin is reported beside it, whatever it shows.
+    plain = load_model("embedded-plain")
+    assert not find_se_blocks(plain.model) and plain.data_variant == "context"
+    assert embedded.card["evaluation"]["accuracy"] >= 0.80
+    assert plain.card["evaluation"]["accuracy"] >= 0.75
+    assert plain.card["training"]["seed"] == embedded.card["training"]["seed"]
+    assert {k: v for k, v in plain.card["training"].items() if k in ("epochs", "lr", "batch_size", "data")} == \
+        {k: v for k, v in embedded.card["training"].items() if k in ("epochs", "lr", "batch_size", "data")}

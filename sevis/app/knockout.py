@@ -49,6 +49,10 @@ def render(ctx: Context) -> list[F.Panel]:
     else:
         st.info("Pick an image in the sidebar to see how its prediction changes.")
     st.subheader("Reference-set accuracy with each block knocked out")
+    if ctx.random_weights:
+        st.info("With random weights the model's accuracy is chance whatever is knocked out, so the sweep would "
+                "measure nothing. Pick trained weights to run it.")
+        return panels
     sweep_key = (key, folder, mode)
     requested = st.session_state.setdefault("sweeps", set())
     if sweep_key not in requested:

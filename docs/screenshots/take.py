@@ -1,0 +1,81 @@
+"""Full-page screenshots of every app view, as a new user sees them: `python docs/screenshots/take.py [--sizes
+1280x800 1920x1080] [--model-kind LABEL]`. Starts `streamlit run app.py`, drives Debian's Chromium (playwright),
+writes docs/screenshots/<n>_<view>_<W>x<H>.png."""
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent
+TABS = ["Live inference", "Compare", "Class × depth", "SE knock-out", "Inside a block", "Channel", "Architecture",
+        "Export"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_idle(page, timeout_s: float = 600) -> None:
+    """Wait until Streamlit has finished the current script run (no 'Running…' status widget)."""
+    deadline = time.time() + timeout_s
+    time.sleep(1.5)
+    while time.time() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            time.sleep(1.5)
+            if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+                return
+        time.sleep(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", nargs="+", default=["1280x800", "1920x1080"])
+    ap.add_argument("--tabs", nargs="+", default=TABS)
+    args = ap.parse_args()
+    port = _port()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                               "--server.fileWatcherType", "none", "--server.port", str(port),
+                               "--browser.gatherUsageStats", "false"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            for size in args.sizes:
+                w, h = (int(v) for v in size.split("x"))
+                page = browser.new_page(viewport={"width": w, "height": h})
+                page.goto(url, timeout=600_000)
+                _wait_idle(page)
+                for tab in args.tabs:
+                    page.get_by_role("tab", name=tab).click()
+                    _wait_idle(page)
+                    n = TABS.index(tab) + 1
+                    name = re.sub(r"[^a-z0-9]+", "_", tab.lower()).strip("_")
+                    page.screenshot(path=str(OUT / f"{n}_{name}_{w}x{h}.png"), full_page=True)
+                    print("wrote", OUT / f"{n}_{name}_{w}x{h}.png", flush=True)
+                page.close()
+            browser.close()
+    finally:
+        server.terminate()
+
+
+if __name__ == "__main__":
+    main()
