@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+SUMMARY_COLUMNS = ["block", "depth", "channels", "images", "mean_s", "spread", "min_s", "max_s", "class_specificity",
+                   "decorrelation", "between_class_spread", "near_all_share", "saturation"]
 SATURATION_THRESHOLD = 0.9  # a channel whose mean s exceeds this is "saturated": the block nearly passes it through
 
 
@@ -180,7 +182,8 @@ class ExcitationStats:
                 "between_class_spread": self.between_class_spread(name),
                 "near_all_share": self.near_all_share(name), "saturation": self.saturation(name),
             })
-        return pd.DataFrame(rows)
+        # A model without SE blocks gets an empty frame with the same columns.
+        return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
     def class_means_frame(self, block: str) -> pd.DataFrame:
         """Return a long frame (class, channel, mean, std) for one block, with an "all" class."""

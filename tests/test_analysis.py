@@ -54,7 +54,7 @@ def test_against_numpy_over_all_samples():
         np.testing.assert_allclose(stats.overall_std(name), x.std(0), atol=1e-8)
         assert stats.spread(name) == pytest.approx(x.std(0).mean(), abs=1e-8)
         assert stats.class_specificity(name) == pytest.approx(_numpy_specificity(x, labels), abs=1e-8)
-        assert stats.saturation(name) == pytest.approx(1 - 2 * x.std(), abs=1e-8)
+        assert stats.saturation(name) == pytest.approx((x.mean(0) > 0.9).mean(), abs=1e-12)
         row = stats.summary().set_index("block").loc[name]
         assert row["min_s"] == pytest.approx(x.min()) and row["max_s"] == pytest.approx(x.max())
         assert row["images"] == len(labels) and row["channels"] == x.shape[1]
@@ -77,7 +77,7 @@ def test_class_specificity_zero_when_classes_are_identical():
     labels = np.repeat(np.arange(4), 50)
     stats = _stats({"B": x}, labels, batch=33)
     assert stats.class_specificity("B") == pytest.approx(0.0, abs=1e-9)
-    assert stats.saturation("B") < 0.8
+    assert stats.saturation("B") == 0.0  # uniform s: no channel has a mean above 0.9
 
 
 def test_class_specificity_one_when_the_class_determines_s():
@@ -89,12 +89,14 @@ def test_class_specificity_one_when_the_class_determines_s():
     np.testing.assert_allclose(stats.std("B")[np.unique(labels)], 0, atol=1e-6)
 
 
-def test_constant_gate_is_saturated_and_class_agnostic():
+def test_constant_gate_is_undefined_for_specificity_and_saturated_only_near_one():
     labels = np.arange(40) % 4
     stats = _stats({"B": np.full((40, 6), 0.7)}, labels)
-    assert stats.saturation("B") == pytest.approx(1.0, abs=1e-6)
-    assert stats.class_specificity("B") == 0.0
+    assert stats.saturation("B") == 0.0  # constant, but far from 1: the block rescales, it does not pass on
+    assert np.isnan(stats.class_specificity("B"))  # no variance at all: 0/0 is undefined, never 0 or 1
     assert stats.spread("B") == pytest.approx(0.0, abs=1e-6)
+    near_one = _stats({"B": np.full((40, 6), 0.97)}, labels)
+    assert near_one.saturation("B") == 1.0
 
 
 def test_specificity_rises_with_the_share_of_class_signal():
@@ -133,7 +135,7 @@ def test_missing_classes_and_mismatched_rows():
     stats = ExcitationStats(CLASSES, {"B": 3})
     stats.update({"B": np.full((4, 3), 0.5)}, np.array([0, 0, 1, 1]))
     assert np.isnan(stats.mean("B")[2]).all() and not np.isnan(stats.mean("B")[:2]).any()
-    assert stats.class_specificity("B") == 0.0
+    assert np.isnan(stats.class_specificity("B"))  # s constant: undefined
     frame = stats.class_means_frame("B")
     assert set(frame["class"]) == set(CLASSES) | {"all"} and len(frame) == 5 * 3
     with pytest.raises(ValueError, match="3 labels"):
