@@ -405,6 +405,13 @@ def class_depth_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Sequ
                        measures: pd.DataFrame | None = None, paper: pd.DataFrame | None = None) -> list[F.Panel]:
     """The paper's Fig. 6 (per-class means), Fig. 7 (mean ± std in one class), the depth profile (measures from
     class_depth_measures; without them, the trained model's alone) and the paper-vs-model table."""
+    return (class_figure_panels(ref, classes, blocks, channels, n, seed, fig7_class)
+            + depth_profile_panels(ref, measures, paper))
+
+
+def class_figure_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Sequence[str], channels: str = "uniform",
+                        n: int | None = 50, seed: int = 0, fig7_class: str | None = None) -> list[F.Panel]:
+    """The paper's Fig. 6 (per-class means) and Fig. 7 (mean ± std within one class)."""
     stats = ref.stats
     frame = F.class_depth_frame(stats, classes, blocks, channels, n, seed)
     how = {"all": "all channels", "first": f"the first {n} channels",
@@ -423,8 +430,16 @@ def class_depth_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Sequ
             "fig7_within_class", f"Mean ± std of the excitation within one class: {cls7} (Fig. 7)",
             f"Over the {cls7} images of {ref.source}; the band is ± 1 standard deviation across those images: "
             "even within one class, inputs are excited differently.", F.fig7(f7, cls7), f7))
+    return panels
+
+
+def depth_profile_panels(ref: ReferenceStats, measures: pd.DataFrame | None = None,
+                         paper: pd.DataFrame | None = None) -> list[F.Panel]:
+    """The depth profile (the measures against depth, the untrained control dashed when measured) and the
+    paper-vs-model table (when given)."""
+    panels: list[F.Panel] = []
     if measures is None:
-        measures = depth_measures(stats)
+        measures = depth_measures(ref.stats)
     control_words = ("; the dashed line is the untrained control (same architecture, seeded random weights, "
                      "BatchNorm recalibrated on the same images), what the data and the architecture give "
                      "without any learning" if "control_class_specificity" in measures else "")

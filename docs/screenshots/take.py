@@ -26,15 +26,17 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_idle(page, timeout_s: float = 600) -> None:
-    """Wait until Streamlit has finished the current script run (no 'Running…' status widget)."""
+BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"], [data-testid="stProgress"]'
+
+
+def _wait_idle(page, timeout_s: float = 900) -> None:
+    """Wait until Streamlit has finished the current script run: no status widget, spinner or progress bar
+    for 3 s in a row."""
     deadline = time.time() + timeout_s
-    time.sleep(1.5)
-    while time.time() < deadline:
-        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
-            time.sleep(1.5)
-            if page.locator('[data-testid="stStatusWidget"]').count() == 0:
-                return
+    time.sleep(2)
+    quiet = 0
+    while time.time() < deadline and quiet < 3:
+        quiet = quiet + 1 if page.locator(BUSY).count() == 0 else 0
         time.sleep(1)
 
 

@@ -37,20 +37,6 @@ def render(ctx: Context) -> list[F.Panel]:
     if problem:
         st.warning(problem)
         return []
-    control = ko_identity = ko_mean = None
-    if ctx.random_weights:
-        st.info("With random weights these statistics are themselves an untrained control: they show what the data "
-                "and the architecture give without learning. The paper's findings are about trained models, so "
-                "their table is not shown.")
-    else:
-        try:
-            control = get_control(*ctx.key, folder)
-            if ref.accuracy is not None:  # the knock-out finding needs labels in the model's classes
-                ko_identity = get_sweep(*ctx.key, folder, "identity").data
-                ko_mean = get_sweep(*ctx.key, folder, "mean").data
-        except SevisError as e:
-            st.warning(str(e))
-    measures, paper = V.class_depth_measures(ref, control, blocks, ko_identity, ko_mean)
     classes = ref.stats.classes
     default_classes = fig6_default_classes(classes)
     names = [b.name for b in blocks]
@@ -67,12 +53,30 @@ def render(ctx: Context) -> list[F.Panel]:
     if not sel:
         st.info("Choose at least one block.")
         return []
-    panels = V.class_depth_panels(ref, picked, sel, mode, n, 0, f7, measures,
-                                  None if ctx.random_weights else paper)
+    # Fig. 6 and 7 first; the untrained control and the knock-out sweeps behind the depth profile take longer.
+    panels = V.class_figure_panels(ref, picked, sel, mode, n, 0, f7)
     for i, p in enumerate(panels):
         if p.key == "fig6_class_means":
             show_panel(p, f"cd_{i}", clickable_blocks=sel, figure=F.add_channel_targets(p.figure, sel))
         else:
             show_panel(p, f"cd_{i}")
+    control = ko_identity = ko_mean = None
+    if ctx.random_weights:
+        st.info("With random weights these statistics are themselves an untrained control: they show what the data "
+                "and the architecture give without learning. The paper's findings are about trained models, so "
+                "their table is not shown.")
+    else:
+        try:
+            control = get_control(*ctx.key, folder)
+            if ref.accuracy is not None:  # the knock-out finding needs labels in the model's classes
+                ko_identity = get_sweep(*ctx.key, folder, "identity").data
+                ko_mean = get_sweep(*ctx.key, folder, "mean").data
+        except SevisError as e:
+            st.warning(str(e))
+    measures, paper = V.class_depth_measures(ref, control, blocks, ko_identity, ko_mean)
+    profile = V.depth_profile_panels(ref, measures, None if ctx.random_weights else paper)
+    for i, p in enumerate(profile, start=len(panels)):
+        show_panel(p, f"cd_{i}")
+    panels += profile
     takeaway(V.class_depth_takeaway(measures, None if ctx.random_weights else paper))
     return panels
