@@ -118,7 +118,7 @@ def test_every_pickle_suffix_and_entry_point_refuses(tmp_path, suffix):
         lambda: read_state_dict(path),
         lambda: load_model(str(path)),
         lambda: load_checkpoint(path),
-        lambda: load_checkpoint(path, arch="sevis:fmnist_se_resnet"),
+        lambda: load_checkpoint(path, arch="sevis:fmnist_se_resnet50"),
         lambda: load_checkpoint(path, arch="torchvision:mobilenet_v3_small"),
     ]
     for attempt in attempts:
@@ -131,7 +131,7 @@ def test_malicious_pickle_named_safetensors(tmp_path):
     marker = tmp_path / "PWNED"
     write_malicious(tmp_path / "weights.pt", marker).rename(tmp_path / "weights.safetensors")
     for attempt in (lambda: read_state_dict(tmp_path / "weights.safetensors"),
-                    lambda: load_checkpoint(tmp_path / "weights.safetensors", arch="sevis:fmnist_se_resnet")):
+                    lambda: load_checkpoint(tmp_path / "weights.safetensors", arch="sevis:fmnist_se_resnet50")):
         with pytest.raises(ModelError, match="not a valid safetensors file"):
             attempt()
     assert not marker.exists()
@@ -154,7 +154,7 @@ def test_cli_refuses_with_one_line_and_nonzero_exit(tmp_path, capsys):
     path = write_malicious(tmp_path / "weights.pt", marker)
     image = tmp_path / "x.png"
     Image.new("RGB", (28, 28)).save(image)
-    for arch in ([], ["--arch", "sevis:fmnist_se_resnet"]):
+    for arch in ([], ["--arch", "sevis:fmnist_se_resnet50"]):
         code = main(["predict", "--model", str(path), *arch, str(image)])
         err = capsys.readouterr().err
         assert code != 0
@@ -169,7 +169,7 @@ def test_a_plain_tensor_state_dict_pt_still_loads(tmp_path, small):
     torch.save(state, tmp_path / "clean.pt")
     torch.save({"state_dict": state}, tmp_path / "wrapped.pth")
     for name in ("clean.pt", "wrapped.pth"):
-        loaded = load_checkpoint(tmp_path / name, arch="sevis:fmnist_se_resnet")
+        loaded = load_checkpoint(tmp_path / name, arch="sevis:fmnist_se_resnet50")
         x = torch.randn(2, 1, 28, 28)
         with torch.no_grad():
             assert torch.equal(loaded.model(x), small.model(x))
@@ -238,7 +238,7 @@ def test_empty_missing_and_unsupported_files(tmp_path):
         load_model(str(tmp_path / "nope.safetensors"))
     (tmp_path / "weights.onnx").write_bytes(b"x")
     with pytest.raises(ModelError, match="unsupported checkpoint type"):
-        load_checkpoint(tmp_path / "weights.onnx", arch="sevis:fmnist_se_resnet")
+        load_checkpoint(tmp_path / "weights.onnx", arch="sevis:fmnist_se_resnet50")
 
 
 # ---------------------------------------------------------------------------------------------- architecture

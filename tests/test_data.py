@@ -104,7 +104,8 @@ def test_reference_set(test_split):
     counts = np.bincount(ref.labels, minlength=10)
     assert np.all(counts >= 80) and np.all(counts <= 120)
     assert ref.classes == FASHION_MNIST_CLASSES
-    with np.load(load_reference_set.__defaults__[0]) as raw:
+    from sevis.data import REFERENCE_PATHS
+    with np.load(REFERENCE_PATHS["centred"]) as raw:
         idx = raw["test_indices"]
     assert len(set(idx.tolist())) == len(idx)
     assert np.array_equal(test_split.images[idx], ref.images)  # drawn from the test split

@@ -259,7 +259,7 @@ def test_app_imagenet_model_while_offline(app, offline):
             [w.value for w in at.sidebar.warning if "random" in w.value]  # (before weights ship: the fallback)
         assert kept, "the sidebar should say which model is still shown"
         assert_same_view(at, before)
-    pick_model(at, "Our SE-ResNet (Fashion-MNIST)")
+    pick_model(at, "Our SE-ResNet-50 layout (Fashion-MNIST in context)")
     assert not at.exception and not errors(at)
     assert_same_view(at, before)
 
@@ -297,7 +297,7 @@ def test_app_checkpoint_missing_keys_and_malicious_pickle(app, small, tmp_path):
     assert not marker.exists()
     assert_same_view(at, before)
 
-    pick_model(at, "Our SE-ResNet (Fashion-MNIST)")
+    pick_model(at, "Our SE-ResNet-50 layout (Fashion-MNIST in context)")
     assert not at.exception and not errors(at)
     assert_same_view(at, before)
 
@@ -331,7 +331,7 @@ def test_app_without_the_dataset_package(app, monkeypatch, tmp_path):
     assert not at.exception and not errors(at), errors(at)
     assert at.main.get("plotly_chart"), "Class × depth should work from the bundled reference set"
 
-    monkeypatch.setattr(data.load_reference_set, "__defaults__", (tmp_path / "gone.npz",))
+    monkeypatch.setattr(data, "REFERENCE_PATHS", {k: tmp_path / "gone.npz" for k in data.REFERENCE_PATHS})
     st.cache_data.clear()
     at.run()
     errs = errors(at)

@@ -9,7 +9,6 @@ import torch
 from sevis import ExcitationRecorder, SevisError, find_se_blocks
 from sevis.channel import (channel_from_point, channel_panels, most_and_least, one_channel_knockout,
                            reference_excitations)
-from sevis.data import load_reference_set
 from sevis.inference import run_batch
 from sevis.inside import anatomy_panels, anatomy_takeaway, block_anatomy
 from sevis.views import NamedImage, decode_uploads, sample_images
@@ -69,9 +68,9 @@ def test_unknown_block_is_a_clear_error(embedded, image):
 def test_the_nine_most_exciting_images_are_the_nine_highest_s(embedded, ref):
     """Independent of the view: record s of one channel over the reference set and sort it ourselves."""
     block, channel = _names(embedded)[-2], 7
-    split = load_reference_set()
-    from PIL import Image
-    x = torch.stack([embedded.preprocess(Image.fromarray(a, "L").convert("RGB")) for a in split.images])
+    split = embedded.reference_set()  # the reference garments as the model was trained on them (in context)
+    mean, std = embedded.normalisation
+    x = ((torch.from_numpy(split.images).float() / 255 - mean) / std).unsqueeze(1)
     with torch.inference_mode(), ExcitationRecorder(embedded.model, blocks=[block]) as rec:
         for i in range(0, len(x), 250):
             embedded.model(x[i:i + 250])

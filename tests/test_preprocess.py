@@ -181,4 +181,4 @@ def test_light_background_is_inverted_to_match_fashion_mnist(image_files):
 def test_images_to_batch(embedded_random, image_files):
     imgs = [open_image(image_files[k]) for k in ("rgb.png", "gray.png", "rgba.png")]
     batch = images_to_batch(imgs, embedded_random.preprocess)
-    assert batch.shape == (3, 1, 28, 28) and torch.isfinite(batch).all()
+    assert batch.shape == (3, 1, 36, 36) and torch.isfinite(batch).all()  # the 28 px garment on a 36 px canvas

@@ -137,7 +137,7 @@ def _randomise_se_biases(model: nn.Module) -> None:
 
 
 MODEL_FACTORIES = {
-    "sevis:embedded": lambda: load_model("embedded", pretrained=False).model,
+    "sevis:centred": lambda: load_model("embedded-centred", pretrained=False).model,
     "sevis:variant": _sevis_variant,
     "timm:seresnet50": lambda: load_model("timm:seresnet50", pretrained=False).model,
     "timm:ese_vovnet19b_dw": lambda: load_model("timm:ese_vovnet19b_dw", pretrained=False).model,
@@ -151,12 +151,12 @@ MODEL_FACTORIES = {
     "torchvision:regnet_y_400mf": lambda: load_model("torchvision:regnet_y_400mf", pretrained=False).model,
 }
 
-INPUTS = {"sevis:embedded": (2, 1, 28, 28), "sevis:variant": (2, 1, 20, 20), "channels-last": (2, 6, 5, 3)}
+INPUTS = {"sevis:centred": (2, 1, 28, 28), "sevis:variant": (2, 1, 20, 20), "channels-last": (2, 6, 5, 3)}
 DEFAULT_INPUT = (2, 3, 64, 64)
 
 # (SE class, model) pairs: every known class appears at least once.
 CASES = [
-    ("sevis.se.SqueezeExcite", "sevis:embedded"),
+    ("sevis.se.SqueezeExcite", "sevis:centred"),
     ("sevis.se.SqueezeExcite", "sevis:variant"),
     ("timm.layers.squeeze_excite.SEModule", "timm:seresnet50"),
     ("timm.layers.squeeze_excite.EffectiveSEModule", "timm:ese_vovnet19b_dw"),
@@ -238,7 +238,7 @@ def test_recorded_s_equals_independent_recomputation(models, qualname, key):
 @pytest.mark.parametrize("key,count", [
     ("timm:seresnet50", 16), ("timm:efficientnet_b0", 16), ("timm:mobilenetv3_large_100", 8),
     ("timm:legacy_senet154", 50), ("torchvision:efficientnet_b0", 16), ("torchvision:mobilenet_v3_large", 8),
-    ("torchvision:regnet_y_400mf", 16), ("sevis:embedded", 8),
+    ("torchvision:regnet_y_400mf", 16), ("sevis:centred", 8),
 ])
 def test_block_counts(models, key, count):
     blocks = [b for b, _ in find_se_blocks(models(key))]
@@ -263,7 +263,7 @@ def test_resnet_blocks_carry_the_papers_names(models):
     assert [b.name for b in senet] == _paper_names((3, 8, 36, 3))
     assert senet[0].path == "layer1.0.se_module" and senet[0].gate_path == "layer1.0.se_module.sigmoid"
 
-    ours = [b for b, _ in find_se_blocks(models("sevis:embedded"))]
+    ours = [b for b, _ in find_se_blocks(models("sevis:centred"))]
     assert [b.name for b in ours] == _paper_names((2, 2, 2, 2))
     assert [b.channels for b in ours] == [16, 16, 32, 32, 64, 64, 128, 128]
     assert ours[0].path == "layer1.0.se"
@@ -281,14 +281,14 @@ def test_other_models_use_module_paths_in_depth_order(models):
 
 
 def test_model_without_se_blocks():
-    plain = load_model("embedded-plain", pretrained=False).model
+    plain = load_model("embedded-centred-plain", pretrained=False).model
     with ExcitationRecorder(plain) as rec:
         plain(torch.randn(1, 1, 28, 28))
     assert rec.blocks == [] and list(rec.excitations) == []
 
 
 # ----------------------------------------------------------------------------- outputs and hooks
-@pytest.mark.parametrize("key", ["sevis:embedded", "timm:seresnet50", "torchvision:mobilenet_v3_small",
+@pytest.mark.parametrize("key", ["sevis:centred", "timm:seresnet50", "torchvision:mobilenet_v3_small",
                                  "channels-last"])
 def test_recorder_never_changes_outputs(models, key):
     model = models(key)
@@ -303,8 +303,8 @@ def test_recorder_never_changes_outputs(models, key):
 
 
 def test_hooks_are_removed_after_exit_and_after_an_exception(models):
-    model = models("sevis:embedded")
-    x = _input("sevis:embedded")
+    model = models("sevis:centred")
+    x = _input("sevis:centred")
     assert count_hooks(model) == 0
     with ExcitationRecorder(model) as rec:
         assert count_hooks(model) == len(rec.blocks) == 8 and rec.active
@@ -327,30 +327,30 @@ def test_hooks_are_removed_after_exit_and_after_an_exception(models):
 
 
 def test_passes_accumulate_and_pop_streams(models):
-    model = models("sevis:embedded")
+    model = models("sevis:centred")
     with torch.no_grad(), ExcitationRecorder(model) as rec:
-        model(_input("sevis:embedded", 1))
-        model(_input("sevis:embedded", 2)[:1])
+        model(_input("sevis:centred", 1))
+        model(_input("sevis:centred", 2)[:1])
         assert rec.excitations["SE_5_2"].shape == (3, 128)
         popped = rec.pop()
         assert popped["SE_5_2"].shape == (3, 128) and rec.excitations["SE_5_2"].shape == (0, 128)
-        model(_input("sevis:embedded", 1))
+        model(_input("sevis:centred", 1))
     torch.testing.assert_close(rec.excitations["SE_5_2"], popped["SE_5_2"][:2])
 
 
 def test_nested_recorders_both_record(models):
-    model = models("sevis:embedded")
+    model = models("sevis:centred")
     with torch.no_grad(), ExcitationRecorder(model) as outer:
-        model(_input("sevis:embedded", 1))
+        model(_input("sevis:centred", 1))
         with ExcitationRecorder(model, blocks=["SE_3_1"]) as inner:
-            model(_input("sevis:embedded", 2))
+            model(_input("sevis:centred", 2))
     assert len(outer.excitations["SE_3_1"]) == 4 and list(inner.excitations) == ["SE_3_1"]
     torch.testing.assert_close(inner.excitations["SE_3_1"], outer.excitations["SE_3_1"][2:])
     assert count_hooks(model) == 0
 
 
 def test_unknown_block_names_are_refused(models):
-    model = models("sevis:embedded")
+    model = models("sevis:centred")
     with pytest.raises(KeyError, match="SE_9_9"):
         ExcitationRecorder(model, blocks=["SE_9_9"])
     with pytest.raises(KeyError, match="SE_0_1"):
@@ -360,7 +360,7 @@ def test_unknown_block_names_are_refused(models):
 
 # ----------------------------------------------------------------------------- threads
 def test_threads_sharing_one_model_each_get_only_their_own_excitations(models):
-    model = models("sevis:embedded")
+    model = models("sevis:centred")
     n_threads, rounds = 10, 4
     xs = [torch.randn(1 + i % 3, 1, 28, 28, generator=torch.Generator().manual_seed(100 + i)) for i in range(n_threads)]
     alone = []
@@ -415,7 +415,7 @@ class _Scale(nn.Module):
         return x * self.value
 
 
-@pytest.mark.parametrize("key,block", [("sevis:embedded", "SE_3_1"), ("timm:seresnet50", "SE_4_2"),
+@pytest.mark.parametrize("key,block", [("sevis:centred", "SE_3_1"), ("timm:seresnet50", "SE_4_2"),
                                        ("torchvision:mobilenet_v3_small", None), ("channels-last", "se")])
 def test_identity_override_equals_removing_the_se_block(models, key, block):
     model = models(key)
@@ -435,10 +435,10 @@ def test_identity_override_equals_removing_the_se_block(models, key, block):
 
 
 def test_all_blocks_identity_equals_the_plain_twin(models):
-    model = models("sevis:embedded")
+    model = models("sevis:centred")
     plain = SEResNet(architecture_config("fmnist_resnet")).eval()
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if ".se." not in k})
-    x = _input("sevis:embedded", 3)
+    x = _input("sevis:centred", 3)
     names = [b.name for b, _ in find_se_blocks(model)]
     with torch.no_grad(), ExcitationRecorder(model, overrides={n: "identity" for n in names}, record=False) as rec:
         out = model(x)
@@ -447,9 +447,9 @@ def test_all_blocks_identity_equals_the_plain_twin(models):
 
 
 def test_scalar_and_vector_overrides(models):
-    model = models("sevis:embedded")
+    model = models("sevis:centred")
     blocks = {b.name: b for b, _ in find_se_blocks(model)}
-    x = _input("sevis:embedded", 4)
+    x = _input("sevis:centred", 4)
     with torch.no_grad():
         with ExcitationRecorder(model, overrides={"SE_4_2": 0.25}) as rec:
             scalar = model(x)

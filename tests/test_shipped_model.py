@@ -36,7 +36,7 @@ def test_the_default_model_has_se_resnet50s_blocks(embedded):
     blocks = [b for b, _ in find_se_blocks(embedded.model)]
     assert [b.name for b in blocks] == [f"SE_{s}_{i}" for s, n in zip((2, 3, 4, 5), (3, 4, 6, 3))
                                         for i in range(1, n + 1)]
-    assert [b.channels for b in blocks][::4] == [32, 64, 128, 256]  # 1/8 of ResNet-50's widths
+    assert {b.stage: b.channels for b in blocks} == {2: 32, 3: 64, 4: 128, 5: 256}  # 1/8 of ResNet-50's widths
     assert all(b.squeeze_channels == b.channels // 16 for b in blocks)  # r = 16, as the paper
     assert embedded.data_variant == "context" and embedded.input_size == 36
 

@@ -55,9 +55,11 @@ def test_embedded_random_weights(embedded_random):
     assert isinstance(lm.model, SEResNet) and not lm.model.training
     assert lm.classes == list(FASHION_MNIST_CLASSES) and lm.dataset == "fashion-mnist"
     x = lm.preprocess(Image.new("RGB", (50, 40), (255, 255, 255)))
-    assert x.shape == (1, 28, 28)
+    assert x.shape == (1, 36, 36) and lm.data_variant == "context"  # random weights, the same preprocessing
     plain = load_model("embedded-plain", pretrained=False)
-    assert not find_se_blocks(plain.model) and plain.name == "fmnist_resnet"
+    assert not find_se_blocks(plain.model) and plain.name == "fmnist_resnet50"
+    centred = load_model("embedded-centred", pretrained=False)
+    assert centred.preprocess(Image.new("RGB", (50, 40))).shape == (1, 28, 28) and centred.data_variant == "centred"
 
 
 @pytest.mark.parametrize("spec,match", [
@@ -137,11 +139,11 @@ def test_pt_state_dict_through_weights_only(tmp_path, embedded_random):
     torch.save(embedded_random.model.state_dict(), path)
     with pytest.raises(ModelError, match="--arch"):  # no card beside it
         load_model(path)
-    lm = load_model(str(path), arch="sevis:fmnist_se_resnet")
+    lm = load_model(str(path), arch="sevis:fmnist_se_resnet50")
     assert _same_weights(lm.model, embedded_random.model)
     wrapped = tmp_path / "wrapped.pth"
     torch.save({"state_dict": embedded_random.model.state_dict()}, wrapped)
-    assert _same_weights(load_model(wrapped, arch="sevis:fmnist_se_resnet").model, embedded_random.model)
+    assert _same_weights(load_model(wrapped, arch="sevis:fmnist_se_resnet50").model, embedded_random.model)
 
 
 def test_pt_with_python_objects_is_refused_without_running_code(tmp_path):
@@ -154,7 +156,7 @@ def test_pt_with_python_objects_is_refused_without_running_code(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"weight": torch.zeros(1), "payload": Evil()}, path)
     with pytest.raises(ModelError, match="refused"):
-        load_model(path, arch="sevis:fmnist_se_resnet")
+        load_model(path, arch="sevis:fmnist_se_resnet50")
     assert not marker.exists()
 
 
@@ -180,11 +182,11 @@ def test_broken_checkpoint_files(tmp_path, tiny_checkpoint):
     empty = tmp_path / "empty.safetensors"
     empty.write_bytes(b"")
     with pytest.raises(ModelError, match="empty"):
-        load_model(empty, arch="sevis:fmnist_se_resnet")
+        load_model(empty, arch="sevis:fmnist_se_resnet50")
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(tiny_checkpoint.read_bytes()[:1000])
     with pytest.raises(ModelError, match="not a valid safetensors"):
-        load_model(truncated, arch="sevis:fmnist_se_resnet")
+        load_model(truncated, arch="sevis:fmnist_se_resnet50")
     bad_card = tmp_path / "badcard.safetensors"
     bad_card.write_bytes(tiny_checkpoint.read_bytes())
     (tmp_path / "badcard.json").write_text("{not json")
@@ -216,7 +218,8 @@ def test_shipped_model_loads(embedded):
     for key in ("architecture", "classes", "preprocessing", "seed", "command", "training"):
         assert key in card, key
     assert card["architecture"]["se"] is True
-    assert embedded.preprocess(Image.new("RGB", (100, 80), (255, 255, 255))).shape == (1, 28, 28)
+    assert embedded.preprocess(Image.new("RGB", (100, 80), (255, 255, 255))).shape == (1, 36, 36)
+    assert card["dataset"]["variant"] == "context" and card["preprocessing"]["canvas"] == 36
     assert (PRETRAINED_DIR / "FASHION-MNIST-LICENSE").exists()
 
 
