@@ -499,9 +499,13 @@ def table_figure(frame: pd.DataFrame, title: str) -> go.Figure:
             cells.append([f"{x:,}" for x in v])
         else:
             cells.append(["" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x) for x in v])
+    # Long texts wrap: give each row the lines its longest cell needs (about 110 characters across the table).
+    per_col = max(12, 110 // max(len(frame.columns), 1))
+    lines = [max([1] + [math.ceil(len(col[i]) / per_col) for col in cells]) for i in range(len(frame))]
     fig = go.Figure(go.Table(header=dict(values=[f"<b>{c}</b>" for c in frame.columns], fill_color="#e8eef7", align="left"),
                              cells=dict(values=cells, align="left", height=24)))
-    return _layout(fig, title, height=min(120 + 26 * (len(frame) + 1), 1400), margin=dict(l=10, r=10, t=50, b=10))
+    return _layout(fig, title, height=min(130 + 26 + sum(20 * n + 8 for n in lines), 2400),
+                   margin=dict(l=10, r=10, t=50, b=10))
 
 
 def se_params_by_stage(frame: pd.DataFrame, estimate: pd.DataFrame | None = None,

@@ -71,7 +71,13 @@ def main() -> None:
                     _wait_idle(page)
                     n = TABS.index(tab) + 1
                     name = re.sub(r"[^a-z0-9]+", "_", tab.lower()).strip("_")
+                    # Streamlit scrolls inside its main container: grow the viewport to the content to see it all.
+                    tall = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                                         "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)")
+                    page.set_viewport_size({"width": w, "height": max(h, int(tall) + 40)})
+                    time.sleep(2)
                     page.screenshot(path=str(OUT / f"{n}_{name}_{w}x{h}.png"), full_page=True)
+                    page.set_viewport_size({"width": w, "height": h})
                     print("wrote", OUT / f"{n}_{name}_{w}x{h}.png", flush=True)
                 page.close()
             browser.close()

@@ -9,7 +9,8 @@ from sevis import figures as F
 from sevis import views as V
 from sevis.names import fig6_default_classes
 
-from .common import Context, block_picker, get_control, get_reference, get_sweep, intro, show_panel, takeaway
+from .common import (Context, block_picker, download_menu, get_control, get_reference, get_sweep, intro, show_panel,
+                     takeaway)
 
 TITLE = "Class × depth"
 
@@ -76,7 +77,15 @@ def render(ctx: Context) -> list[F.Panel]:
     measures, paper = V.class_depth_measures(ref, control, blocks, ko_identity, ko_mean)
     profile = V.depth_profile_panels(ref, measures, None if ctx.random_weights else paper)
     for i, p in enumerate(profile, start=len(panels)):
-        show_panel(p, f"cd_{i}")
+        if p.key == "paper_vs_model":  # a table reads better as a table on screen; the export keeps the figure
+            st.markdown(f"**{p.title}**")
+            st.dataframe(p.data[["finding", "paper", "blocks", "this_model", "criterion", "shows"]],
+                         hide_index=True, width="stretch",
+                         column_config={"this_model": st.column_config.TextColumn("this model", width="large")})
+            st.caption(p.caption)
+            download_menu(p, f"cd_{i}")
+        else:
+            show_panel(p, f"cd_{i}")
     panels += profile
     takeaway(V.class_depth_takeaway(measures, None if ctx.random_weights else paper))
     return panels
