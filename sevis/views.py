@@ -21,6 +21,7 @@ from PIL import Image
 from . import figures as F
 from .analysis import MEASURES, ExcitationStats, depth_measures, similarity_by_depth
 
+from .data import load_reference_set
 from .errors import DatasetError, ImageError, SevisError
 from .folders import IMAGE_SUFFIXES, MAX_FOLDER_IMAGES_PER_CLASS, folder_images  # noqa: F401 (re-exported)
 from .inference import predict_images, run_batch, split_batches
@@ -95,11 +96,15 @@ def sample_photos() -> "OrderedDict[str, bytes]":
 
 def sample_images(loaded: LoadedModel, per_class: int = 1) -> "OrderedDict[str, bytes]":
     """Return sample images fitting the model: reference-set garments for Fashion-MNIST models, real photos
-    from scikit-image / scikit-learn for ImageNet models."""
+    from scikit-image / scikit-learn for ImageNet models.
+
+    The garments are the centred 28 px originals for every Fashion-MNIST model, as a user would upload a
+    product photo: an in-context model's preprocessing puts them in the middle of its canvas, one of the
+    scenes it was trained on (a 36 px in-context sample would be shrunk into a black frame instead)."""
     if loaded.dataset != "fashion-mnist":
         return sample_photos()
     try:
-        ref = loaded.reference_set()
+        ref = load_reference_set(variant="centred")
     except DatasetError:
         return OrderedDict()
     out: "OrderedDict[str, bytes]" = OrderedDict()
