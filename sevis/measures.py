@@ -14,7 +14,7 @@ from .control import untrained_control
 from .inference import collect_statistics
 from .knockout import knockout_sweep
 from .paper import paper_vs_model
-from .recorder import find_se_blocks
+from .recorder import SEBlock, find_se_blocks
 from .zoo import LoadedModel
 
 Batches = Sequence[tuple[torch.Tensor, np.ndarray]]
@@ -56,8 +56,16 @@ def measure_model(loaded: LoadedModel, batches: Batches, calibration: Batches | 
         ko_id = knockout_sweep(loaded, batches, "identity", progress=progress)
         means = {b: stats.overall_mean(b) for b in stats.blocks}
         ko_mean = knockout_sweep(loaded, batches, "mean", means=means, progress=progress)
-    measures = depth_measures(stats, ctrl, {b.name: b.stage for b in blocks})
-    if ko_id is not None:
-        measures["knockout_identity"] = measures["block"].map(ko_id.set_index("block")["change"])
-        measures["knockout_mean"] = measures["block"].map(ko_mean.set_index("block")["change"])
-    return ModelMeasures(stats, figures, ctrl, ko_id, ko_mean, measures, paper_vs_model(measures, ko_id, ko_mean))
+    measures, paper = measures_and_paper(stats, ctrl, blocks, ko_id, ko_mean)
+    return ModelMeasures(stats, figures, ctrl, ko_id, ko_mean, measures, paper)
+
+
+def measures_and_paper(stats: ExcitationStats, control: ExcitationStats | None, blocks: Sequence[SEBlock],
+                       knockout_identity: pd.DataFrame | None = None,
+                       knockout_mean: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (the depth measures per block with the knock-out changes, the paper-vs-model table)."""
+    measures = depth_measures(stats, control, {b.name: b.stage for b in blocks})
+    for name, sweep in (("knockout_identity", knockout_identity), ("knockout_mean", knockout_mean)):
+        if sweep is not None:
+            measures[name] = measures["block"].map(sweep.set_index("block")["change"])
+    return measures, paper_vs_model(measures, knockout_identity, knockout_mean)

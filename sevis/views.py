@@ -19,16 +19,15 @@ import torch
 from PIL import Image
 
 from . import figures as F
-from .analysis import MEASURES, ExcitationStats, depth_measures, similarity_by_depth
+from .analysis import ExcitationStats, depth_measures, similarity_by_depth
 
 from .data import load_reference_set
 from .errors import DatasetError, ImageError, SevisError
 from .folders import IMAGE_SUFFIXES, MAX_FOLDER_IMAGES_PER_CLASS, folder_images  # noqa: F401 (re-exported)
 from .inference import predict_images, run_batch, split_batches
 from .knockout import Mode, knockout_overrides, knockout_sweep
-from .measures import control_statistics
+from .measures import control_statistics, measures_and_paper
 from .names import fig6_default_classes
-from .paper import paper_vs_model
 from .preprocess import open_image
 from .recorder import ExcitationRecorder, SEBlock, find_se_blocks
 from .zoo import LoadedModel
@@ -354,11 +353,7 @@ def class_depth_measures(ref: ReferenceStats, control: ExcitationStats | None, b
                          knockout_identity: pd.DataFrame | None = None,
                          knockout_mean: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (the depth measures per block, the paper-vs-model table) over a reference set."""
-    measures = depth_measures(ref.stats, control, {b.name: b.stage for b in blocks})
-    for name, sweep in (("knockout_identity", knockout_identity), ("knockout_mean", knockout_mean)):
-        if sweep is not None:
-            measures[name] = measures["block"].map(sweep.set_index("block")["change"])
-    return measures, paper_vs_model(measures, knockout_identity, knockout_mean)
+    return measures_and_paper(ref.stats, control, blocks, knockout_identity, knockout_mean)
 
 
 def reference_batches(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200):
