@@ -90,10 +90,15 @@ def load_fashion_mnist(split: str = "test", root: str | os.PathLike | None = Non
     return Split(images, labels)
 
 
+def data_normalisation(variant: str) -> tuple[float, float]:
+    """Return the (mean, std) of pixel values in [0, 1] a model trained on `variant` normalises with."""
+    return (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if variant == "centred" else (CONTEXT_MEAN, CONTEXT_STD)
+
+
 def fmnist_preprocessing(variant: str = "context") -> dict:
     """Return the model card's preprocessing block for a Fashion-MNIST model trained on data `variant`."""
     from .context import ContextConfig
-    mean, std = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if variant == "centred" else (CONTEXT_MEAN, CONTEXT_STD)
+    mean, std = data_normalisation(variant)
     pp = {"grayscale": True, "resize": 28, "center_crop": 28, "mean": [mean], "std": [std], "auto_invert": True,
           "note": "white-on-black garments as in Fashion-MNIST; photos on light backgrounds are inverted"}
     if variant == "context":

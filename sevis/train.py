@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .context import ContextConfig, compose, sample_params
-from .data import CONTEXT_MEAN, CONTEXT_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD, Split, load_split
+from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, Split, data_normalisation, load_split
 from .errors import SevisError
 from .resnet import SEResNet, create_resnet
 from .se import SqueezeExcite
@@ -153,11 +153,6 @@ def epoch_generators(seed: int, epoch: int) -> tuple[torch.Generator, np.random.
     """Return the (torch, numpy) generators of one epoch: derived from (seed, epoch) alone, so a run resumed
     at any epoch draws exactly what an uninterrupted run draws."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch), np.random.default_rng([seed, epoch])
-
-
-def data_normalisation(variant: str) -> tuple[float, float]:
-    """Return the (mean, std) of pixel values in [0, 1] a model trained on `variant` normalises with."""
-    return (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if variant == "centred" else (CONTEXT_MEAN, CONTEXT_STD)
 
 
 def _batches(cfg: TrainConfig, split: Split, epoch: int, steps: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
