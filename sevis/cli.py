@@ -90,6 +90,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from .ablations import ABLATION_SCHEDULE, ablate, is_finished
+    from .names import ABLATIONS
+
+    names = args.variants or list(ABLATIONS)
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise SevisError(f"unknown ablation {unknown[0]!r}; known: {', '.join(ABLATIONS)}")
+    if args.list:
+        for n in names:
+            state = "trained" if is_finished(n, args.out_dir) else "missing"
+            print(f"  {n:<22} {state:<8} {ABLATIONS[n]['change']}")
+        return 0
+    schedule = {k: v for k, v in (("epochs", args.epochs), ("train_images", args.train_images),
+                                  ("test_images", args.test_images)) if v is not None}
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    print(f"ablations: {len(names)} variant(s), schedule {({**ABLATION_SCHEDULE, **schedule})}", flush=True)
+    ablate(names, args.out_dir, log=lambda line: print(line, flush=True),
+           evaluate_reference=not args.no_evaluate, threads=args.threads, **schedule)
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .reports import excitation_summary, format_prediction
 
@@ -297,6 +321,24 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _add_ablate(sub) -> None:
+    p = sub.add_parser("ablate", help="train the paper's ablations (r, squeeze, gate, stages, integration) small",
+                       description="Train every ablation variant of the default model that is missing, on one short "
+                                   "schedule; an interrupted variant resumes after its last finished epoch and "
+                                   "finished ones are skipped, so re-run the same command until all are done. "
+                                   "Weights and cards go to pretrained/ablations/.")
+    p.add_argument("--variants", nargs="+", metavar="NAME", help="only these variants (default: all; see --list)")
+    p.add_argument("--list", action="store_true", help="list the variants and whether each is trained")
+    p.add_argument("--epochs", type=_positive_int, help="epochs (default: the ablation schedule's)")
+    p.add_argument("--train-images", type=_nonnegative_int, metavar="N", help="training images (default: the "
+                                                                                "schedule's; 0: all 60,000)")
+    p.add_argument("--test-images", type=_nonnegative_int, metavar="N", help="test images (0: all 10,000)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads per run (default 1)")
+    p.add_argument("--no-evaluate", action="store_true", help="skip the reference-set evaluation (tests)")
+    p.add_argument("--out-dir", metavar="DIR", help="where variants live (default pretrained/ablations)")
+    p.set_defaults(func=_cmd_ablate)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import write_panels
     from .preprocess import open_image
@@ -361,8 +403,8 @@ def _add_export(sub) -> None:
 
 
 # Subcommand registrars, in the order `sevis --help` lists them. Extend this list to add a subcommand.
-SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_stats, _add_train, _add_models,
-                               _add_export]
+SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_stats, _add_train, _add_ablate,
+                               _add_models, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ against sevis.resnet's registry.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 # The default model and its plain twin see Fashion-MNIST in context (sevis.context); the first embedded model,
@@ -39,11 +40,56 @@ SEVIS_ARCHITECTURES = ("fmnist_resnet", "fmnist_resnet50", "fmnist_se_resnet", "
                        "resnet18", "resnet50", "se_resnet101", "se_resnet18", "se_resnet50")
 SEVIS_PLAIN_ARCHITECTURES = ("fmnist_resnet", "fmnist_resnet50", "resnet101", "resnet18", "resnet50")
 NO_SE_GROUP = "sevis (no SE, for comparison)"
+ABLATION_GROUP = "ablations (trained)"
+
+# The paper's ablations (Tables 10-16) as variants of the default model (sevis.ablations trains them): each changes
+# the default's ResNetConfig by `overrides` (or its seed: the baseline's extra seeds give the noise floor).
+# Loaded as "ablation:<name>" once pretrained/ablations/<name>.safetensors exists.
+ABLATION_AXES = ("baseline", "reduction", "squeeze", "excitation", "stages", "integration", "no SE")
+
+
+def _variant(axis: str, change: str, seed: int = 0, **overrides) -> dict:
+    return {"axis": axis, "change": change, "seed": seed, "overrides": overrides}
+
+
+ABLATIONS: dict[str, dict] = {
+    "baseline": _variant("baseline", "the default: r = 16, average squeeze, sigmoid gate, SE in every block"),
+    "baseline-seed1": _variant("baseline", "the baseline with seed 1 (noise floor)", seed=1),
+    "baseline-seed2": _variant("baseline", "the baseline with seed 2 (noise floor)", seed=2),
+    "r4": _variant("reduction", "reduction ratio r = 4", reduction=4),
+    "r8": _variant("reduction", "reduction ratio r = 8", reduction=8),
+    "r32": _variant("reduction", "reduction ratio r = 32", reduction=32),
+    "squeeze-max": _variant("squeeze", "global max pooling as the squeeze", squeeze="max"),
+    "gate-relu": _variant("excitation", "ReLU instead of sigmoid as the gate", gate="relu"),
+    "gate-tanh": _variant("excitation", "tanh instead of sigmoid as the gate", gate="tanh"),
+    "stage-2": _variant("stages", "SE in stage 2 only", se_stages=[2]),
+    "stage-3": _variant("stages", "SE in stage 3 only", se_stages=[3]),
+    "stage-4": _variant("stages", "SE in stage 4 only", se_stages=[4]),
+    "no-stage-5": _variant("stages", "SE in stages 2-4, none in stage 5", se_stages=[2, 3, 4]),
+    "integration-pre": _variant("integration", "SE before the residual unit (PRE)", integration="pre"),
+    "integration-post": _variant("integration", "SE after the addition (POST)", integration="post"),
+    "integration-identity": _variant("integration", "SE on the identity path, beside the branch",
+                                     integration="identity"),
+    "se-3x3": _variant("integration", "SE after the 3×3 convolution, inside the branch", integration="3x3"),
+    "plain": _variant("no SE", "no SE at all (the plain twin)", se=False),
+}
+
+
+def ablation_dir() -> Path:
+    """Return the folder of the trained ablation variants (pretrained/ablations)."""
+    return Path(__file__).resolve().parent.parent / "pretrained" / "ablations"
+
+
+def trained_ablations() -> list[str]:
+    """Return the ablation variants whose weights are there, in ABLATIONS order."""
+    folder = ablation_dir()
+    return [n for n in ABLATIONS if (folder / f"{n}.safetensors").is_file() and (folder / f"{n}.json").is_file()]
 
 
 def list_se_models() -> dict[str, list[str]]:
     """Return the model specs offered in pickers, grouped by source; every group holds SE-bearing models only,
-    except the last, NO_SE_GROUP: sevis's plain twins (same network without SE), for comparison."""
+    except NO_SE_GROUP (sevis's plain twins: the same network without SE, for comparison) and ABLATION_GROUP (the
+    trained ablation variants, `plain` among them)."""
     embedded_se = [k for k, arch in EMBEDDED.items() if arch not in SEVIS_PLAIN_ARCHITECTURES]
     embedded_plain = [k for k, arch in EMBEDDED.items() if arch in SEVIS_PLAIN_ARCHITECTURES]
     return {
@@ -52,4 +98,5 @@ def list_se_models() -> dict[str, list[str]]:
         "timm": [f"timm:{n}" for n in TIMM_SE_MODELS],
         "torchvision": [f"torchvision:{n}" for n in TORCHVISION_SE_MODELS],
         NO_SE_GROUP: embedded_plain + [f"sevis:{a}" for a in SEVIS_PLAIN_ARCHITECTURES],
+        ABLATION_GROUP: [f"ablation:{n}" for n in trained_ablations()],
     }

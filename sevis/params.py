@@ -81,13 +81,15 @@ def se_parameters(model: nn.Module) -> pd.DataFrame:
 
 
 def _block_se_channels(cfg: ResNetConfig) -> list[tuple[int, int]]:
-    """Return (stage, C seen by the SE layer) for every residual block of `cfg`, in depth order."""
+    """Return (stage, C seen by the SE layer) for every residual block of `cfg` that has (or, with se=False, would
+    have) one, in depth order."""
     expansion = BLOCKS[cfg.block].expansion
     out, in_ch = [], cfg.stem_width
     for i, (n_blocks, width) in enumerate(zip(cfg.layers, cfg.widths)):
         for _ in range(n_blocks):
             out_ch = width * expansion
-            out.append((i + 2, in_ch if cfg.integration == "pre" else out_ch))
+            if cfg.se_stages is None or i + 2 in cfg.se_stages:
+                out.append((i + 2, {"pre": in_ch, "3x3": width}.get(cfg.integration, out_ch)))
             in_ch = out_ch
     return out
 
@@ -140,8 +142,9 @@ def paper_estimate(cfg: ResNetConfig | str) -> pd.DataFrame:
     """
     cfg = _resolve(cfg)
     expansion = BLOCKS[cfg.block].expansion
+    with_se = [cfg.se_stages is None or i + 2 in cfg.se_stages for i in range(len(cfg.layers))]
     rows = [{"stage": i + 2, "blocks": n, "channels": w * expansion,
-             "estimate": 2.0 / cfg.reduction * n * (w * expansion) ** 2}
+             "estimate": 2.0 / cfg.reduction * n * (w * expansion) ** 2 if with_se[i] else 0.0}
             for i, (n, w) in enumerate(zip(cfg.layers, cfg.widths))]
     return _with_total(rows, ["stage", "blocks", "channels", "estimate"], ["blocks", "estimate"])
 

@@ -1,4 +1,4 @@
-"""SE-ResNet family: basic and bottleneck blocks, four SE integration strategies, small and ImageNet stems.
+"""SE-ResNet family: basic and bottleneck blocks, five SE positions, SE in all or some stages, small and ImageNet stems.
 
 The module layout follows torchvision/timm (conv1, bn1, maxpool, layer1..layer4, fc) so that the paper's
 block names map directly: SE_2_b = layer1[b-1], ..., SE_5_b = layer4[b-1]. `se=False` gives the plain
@@ -14,8 +14,11 @@ from torch import nn
 
 from .se import SqueezeExcite
 
-Integration = Literal["standard", "pre", "post", "identity"]
-INTEGRATIONS = ("standard", "pre", "post", "identity")
+Integration = Literal["standard", "pre", "post", "identity", "3x3"]
+# Where SE sits in a residual unit (the paper's Fig. 5 and Table 16): "standard" on the residual branch before the
+# addition, "pre" before the unit, "post" after the addition, "identity" on the shortcut in parallel with the
+# branch, "3x3" inside the branch right after the 3×3 convolution (on its narrower width).
+INTEGRATIONS = ("standard", "pre", "post", "identity", "3x3")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,11 @@ class ResNetConfig:
     squeeze: Literal["avg", "max"] = "avg"
     gate: str = "sigmoid"
     integration: Integration = "standard"
+    se_stages: tuple[int, ...] | None = None  # the paper's stages (2-5) that get SE; None: every stage
+
+    def has_se(self, stage: int) -> bool:
+        """Return whether blocks of paper stage `stage` (2 = layer1) carry an SE layer."""
+        return self.se and (self.se_stages is None or stage in self.se_stages)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,14 +50,14 @@ class ResNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ResNetConfig":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        for key in ("layers", "widths"):
-            if key in known:
+        for key in ("layers", "widths", "se_stages"):
+            if known.get(key) is not None:
                 known[key] = tuple(known[key])
         return cls(**known)
 
 
-def _se(channels: int, cfg: ResNetConfig) -> nn.Module:
-    if not cfg.se:
+def _se(channels: int, cfg: ResNetConfig, stage: int) -> nn.Module:
+    if not cfg.has_se(stage):
         return nn.Identity()
     return SqueezeExcite(channels, cfg.reduction, divisor=cfg.se_divisor, squeeze=cfg.squeeze, gate=cfg.gate)
 
@@ -60,13 +68,15 @@ class _ResidualBlock(nn.Module):
     expansion = 1
     residual: nn.Sequential
     downsample: nn.Module
+    after_3x3: int  # index in `residual` of the first layer after the (first) 3×3 convolution's BN and ReLU
 
-    def _place_se(self, in_ch: int, out_ch: int, cfg: ResNetConfig) -> None:
+    def _place_se(self, in_ch: int, width: int, out_ch: int, cfg: ResNetConfig, stage: int) -> None:
         self.integration = cfg.integration
         if cfg.integration not in INTEGRATIONS:
             raise ValueError(f"unknown SE integration {cfg.integration!r}; choose one of {', '.join(INTEGRATIONS)}")
-        # PRE sees the block input; the other three see tensors with the block's output channels.
-        self.se = _se(in_ch if cfg.integration == "pre" else out_ch, cfg)
+        # PRE sees the block input, 3x3 the branch's inner width; the other three the block's output channels.
+        channels = {"pre": in_ch, "3x3": width}.get(cfg.integration, out_ch)
+        self.se = _se(channels, cfg, stage)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,8 +87,13 @@ class _ResidualBlock(nn.Module):
             out = self.residual(self.se(x)) + shortcut
         elif self.integration == "post":  # SE after the addition
             out = self.se(self.residual(x) + shortcut)
-        else:  # "identity": SE on the identity path, in parallel with the branch
+        elif self.integration == "identity":  # SE on the identity path, in parallel with the branch
             out = self.residual(x) + self.se(shortcut)
+        else:  # "3x3": SE inside the branch, after the 3×3 convolution
+            out = x
+            for i, layer in enumerate(self.residual):
+                out = layer(self.se(out) if i == self.after_3x3 else out)
+            out = out + shortcut
         return self.act(out)
 
 
@@ -92,8 +107,9 @@ class BasicBlock(_ResidualBlock):
     """Two 3×3 convolutions (ResNet-18/34)."""
 
     expansion = 1
+    after_3x3 = 3
 
-    def __init__(self, in_ch: int, width: int, stride: int, cfg: ResNetConfig) -> None:
+    def __init__(self, in_ch: int, width: int, stride: int, cfg: ResNetConfig, stage: int = 2) -> None:
         super().__init__()
         out_ch = width * self.expansion
         self.residual = nn.Sequential(
@@ -101,15 +117,16 @@ class BasicBlock(_ResidualBlock):
             nn.Conv2d(width, out_ch, 3, 1, 1, bias=False), nn.BatchNorm2d(out_ch),
         )
         self.downsample = _downsample(in_ch, out_ch, stride)
-        self._place_se(in_ch, out_ch, cfg)
+        self._place_se(in_ch, width, out_ch, cfg, stage)
 
 
 class Bottleneck(_ResidualBlock):
     """1×1 reduce, 3×3 (stride here, as torchvision's v1.5), 1×1 expand ×4 (ResNet-50/101)."""
 
     expansion = 4
+    after_3x3 = 6
 
-    def __init__(self, in_ch: int, width: int, stride: int, cfg: ResNetConfig) -> None:
+    def __init__(self, in_ch: int, width: int, stride: int, cfg: ResNetConfig, stage: int = 2) -> None:
         super().__init__()
         out_ch = width * self.expansion
         self.residual = nn.Sequential(
@@ -118,14 +135,14 @@ class Bottleneck(_ResidualBlock):
             nn.Conv2d(width, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch),
         )
         self.downsample = _downsample(in_ch, out_ch, stride)
-        self._place_se(in_ch, out_ch, cfg)
+        self._place_se(in_ch, width, out_ch, cfg, stage)
 
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 class SEResNet(nn.Module):
-    """ResNet with an SE layer in every residual block (or none, with cfg.se=False)."""
+    """ResNet with an SE layer in every residual block of the stages cfg.se_stages names (or none, with cfg.se=False)."""
 
     def __init__(self, cfg: ResNetConfig) -> None:
         super().__init__()
@@ -148,7 +165,7 @@ class SEResNet(nn.Module):
             blocks = []
             for b in range(n_blocks):
                 stride = 2 if (i > 0 and b == 0) else 1
-                blocks.append(block(in_ch, width, stride, cfg))
+                blocks.append(block(in_ch, width, stride, cfg, stage=i + 2))  # layer1 is the paper's stage 2
                 in_ch = width * block.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
         self.num_features = in_ch

@@ -12,7 +12,7 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -47,6 +47,7 @@ class TrainConfig:
     threads: int = 0
     train_images: int = 0  # train on the first N images only (0: all 60k); tiny runs in tests
     test_images: int = 0  # evaluate each epoch on the first N test images (0: all 10k)
+    arch_overrides: dict = field(default_factory=dict)  # ResNetConfig fields changed from `arch` (the ablations)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -181,8 +182,12 @@ def resume_path(out: str | os.PathLike) -> Path:
 
 
 def _config_key(cfg: TrainConfig) -> str:
-    # Everything that changes what is trained; threads and device do not.
-    return json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("threads", "device")}, sort_keys=True)
+    # Everything that changes what is trained; threads and device do not. No overrides leave the key as it was
+    # before they existed, so runs started then still resume.
+    key = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "device")}
+    if not key["arch_overrides"]:
+        del key["arch_overrides"]
+    return json.dumps(key, sort_keys=True)
 
 
 def train(cfg: TrainConfig, log=print, checkpoint: str | os.PathLike | None = None,
@@ -202,7 +207,7 @@ def train(cfg: TrainConfig, log=print, checkpoint: str | os.PathLike | None = No
         train_split = Split(train_split.images[:cfg.train_images], train_split.labels[:cfg.train_images])
     if cfg.test_images:
         test_split = Split(test_split.images[:cfg.test_images], test_split.labels[:cfg.test_images])
-    model = create_resnet(cfg.arch).to(device)
+    model = create_resnet(cfg.arch, **cfg.arch_overrides).to(device)
     # channels_last makes the small convolutions about 20% faster on CPU (oneDNN) and on GPU.
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(param_groups(model, cfg.weight_decay, cfg.se_weight_decay), lr=cfg.lr,

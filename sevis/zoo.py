@@ -6,7 +6,7 @@ trained, and its class names, so the rest of sevis never needs to know where a m
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -313,6 +313,8 @@ def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, 
             raise ModelError(f"the embedded weights {path} are missing; reinstall sevis or run `sevis train`")
         return _load_sevis_checkpoint(path, spec)
     prefix, _, name = spec.partition(":")
+    if prefix == "ablation":
+        return _load_ablation(name, spec, pretrained)
     if name and prefix == "sevis":
         return _load_sevis_arch(name, spec, pretrained)
     if name and prefix == "timm":
@@ -324,8 +326,29 @@ def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, 
         if not path.exists():
             raise ModelError(f"checkpoint not found: {path}")
         return load_checkpoint(path, arch)
-    raise ModelError(f"unknown model {spec!r}: use {', '.join(EMBEDDED)}, sevis:<arch>, timm:<name>, "
-                     "torchvision:<name> or a .safetensors/.pt file")
+    raise ModelError(f"unknown model {spec!r}: use {', '.join(EMBEDDED)}, sevis:<arch>, ablation:<variant>, "
+                     "timm:<name>, torchvision:<name> or a .safetensors/.pt file")
+
+
+def _load_ablation(name: str, spec: str, pretrained: bool) -> LoadedModel:
+    """Return ablation variant `name` (sevis.names.ABLATIONS): its trained weights, or with pretrained=False the
+    variant's architecture with random weights."""
+    from .names import ABLATIONS, ablation_dir
+    if name not in ABLATIONS:
+        raise ModelError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}")
+    path = ablation_dir() / f"{name}.safetensors"
+    if not pretrained:
+        base = _load_sevis_arch(EMBEDDED[DEFAULT_SPEC], spec, pretrained=False)
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in ABLATIONS[name]["overrides"].items()}
+        model = SEResNet(replace(base.model.cfg, **overrides)).eval()
+        return LoadedModel(model, base.preprocess, base.classes, f"ablation:{name}", spec, "sevis",
+                           {**base.card, "architecture": model.cfg.to_dict()})
+    if not path.exists():
+        raise ModelError(f"the ablation {name} is not trained yet ({path} is missing): run "
+                         f"`sevis ablate --variants {name}`")
+    loaded = _load_sevis_checkpoint(path, spec)
+    loaded.source = "ablation"
+    return loaded
 
 
 def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> LoadedModel:
