@@ -17,19 +17,21 @@ import streamlit as st
 
 from sevis import SevisError, find_se_blocks
 from sevis import views as V
-from sevis.app import architecture, channel, class_depth, compare, export, inside, knockout, live
+from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live
 from sevis.app.common import Context, content_hash, get_model, get_results, get_samples, remember
+from sevis.names import ABLATIONS, trained_ablations
 from sevis.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
 
 st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon="🔬", layout="wide")
 
 # Tab order; every view module has TITLE and render(ctx) -> panels (Export: render(ctx, views)).
-VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture]
+VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations]
 VIEWS = [m.TITLE for m in VIEW_MODULES] + [export.TITLE]
 MODEL_KINDS = OrderedDict([
     ("Our SE-ResNet-50 layout (Fashion-MNIST in context)", "embedded"),
     ("Its plain twin, no SE", "embedded-plain"),
     ("Our first SE-ResNet (centred Fashion-MNIST)", "embedded-centred"),
+    ("Ablation variant (trained by `sevis ablate`)", "ablation"),
     ("timm ImageNet model", "timm"),
     ("torchvision ImageNet model", "torchvision"),
     ("Uploaded checkpoint", "checkpoint"),
@@ -60,6 +62,11 @@ def model_picker():
             name = sb.text_input(f"{kind} model name", key=f"{kind}_other").strip()
         pretrained = not sb.checkbox("Random weights (no download; for architecture views)", key=f"{kind}_random")
         spec = f"{kind}:{name}" if name else ""
+    elif kind == "ablation":
+        trained = trained_ablations()
+        name = sb.selectbox("Variant", trained, key="ablation_name",
+                            format_func=lambda n: f"{n}: {ABLATIONS[n]['change']}") if trained else None
+        spec = f"ablation:{name}" if name else ""
     elif kind == "checkpoint":
         up = sb.file_uploader("Weights file (.safetensors, .pt, .pth)", type=["safetensors", "pt", "pth"],
                               key="ckpt_file")
@@ -85,8 +92,9 @@ def model_picker():
         except Exception as e:  # a broken third-party model must not take the app down
             error = f"{spec} could not be loaded ({type(e).__name__}: {e})"
     else:
-        error = "choose a model name or upload a weights file" if kind != "checkpoint" else \
-            "upload a weights file to use it (the previous model stays active meanwhile)"
+        error = ("upload a weights file to use it (the previous model stays active meanwhile)" if kind == "checkpoint"
+                 else "no ablation variant is trained yet: run `sevis ablate`" if kind == "ablation"
+                 else "choose a model name or upload a weights file")
     if loaded is None:
         (sb.info if not spec else sb.error)(error)
         previous = st.session_state.get("model_ok")

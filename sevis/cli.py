@@ -344,6 +344,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .preprocess import open_image
     from .views import NamedImage, export_view_panels
 
+    if args.view == "ablations":
+        return _export_ablations(args)
     loaded = _load(args)
     images = [NamedImage(Path(p).name, open_image(p)) for p in args.images]
     with _progress(100, f"sevis export {args.view}", unit="%") as bar:
@@ -360,9 +362,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_ablations(args: argparse.Namespace) -> int:
+    """`sevis export ablations`: the paper's table beside ours and a pair of variants, headless."""
+    from .ablation_lab import lab_panels
+    from .export import write_panels
+
+    pair = args.variants or ["baseline", "gate-tanh"]
+    if len(pair) != 2:
+        raise SevisError(f"--variants takes two ablation variants to compare, got {len(pair)}")
+    panels, takeaway = lab_panels(pair[0], pair[1], args.classes)
+    context = f"Ablation variants {pair[0]} and {pair[1]}. Command: {_command_line(args.argv)}"
+    if takeaway:
+        context += f"\n\nTakeaway: {takeaway}"
+        print(f"takeaway: {takeaway}")
+    for path in write_panels(panels, args.out, args.format, pack=args.pack, view="ablations", context=context):
+        print(path)
+    return 0
+
+
 # Kept literal so building the parser imports no plotting stack; tests check they match views/export.
 EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
-                "channel")
+                "channel", "ablations")
 EXPORT_FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
 
 
@@ -372,7 +392,8 @@ def _add_export(sub) -> None:
                        description="Examples: sevis export fig6 --classes Trouser Bag --blocks SE_2_2 SE_5_1 "
                                    "--format png csv --out figs/;  sevis export live photo.jpg --out figs/ --pack")
     p.add_argument("view", choices=EXPORT_VIEWS, help="class-depth (Fig. 6, Fig. 7 and the depth profile), fig6, "
-                                                      "fig7, depth, live, compare, knockout or architecture")
+                                                      "fig7, depth, live, compare, knockout, architecture, block, channel "
+                                                      "or ablations (the paper's ablation table beside ours)")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (live, compare, knockout)")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
@@ -398,6 +419,8 @@ def _add_export(sub) -> None:
                                                                   "the last stage)")
     p.add_argument("--mode", choices=("identity", "mean"), default="identity",
                    help="knock-out: s := 1 (identity) or s := the reference-set mean")
+    p.add_argument("--variants", nargs=2, metavar=("A", "B"),
+                   help="ablations view: the two trained variants to compare (default: baseline gate-tanh)")
     p.add_argument("--pack", action="store_true", help="also write a teaching-pack zip with a README")
     p.set_defaults(func=_cmd_export)
 

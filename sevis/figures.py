@@ -674,3 +674,87 @@ def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
         out.add_trace(t)
     out.update_layout(clickmode="event+select")
     return out
+
+
+# ---------------------------------------------------------------------------------------- ablations
+def ablation_deltas(table: pd.DataFrame, title: str = "Accuracy change against the baseline, ours and the paper's") -> go.Figure:
+    """Bars per variant (sevis.ablations.comparison_table): our accuracy change vs the baseline in points, the
+    paper's top-1 error change with the sign flipped (so up is better in both), and the noise floor as a band."""
+    rows = table[table["variant"] != "baseline"]
+    x = list(rows["variant"])
+    fig = go.Figure()
+    floor = rows["noise_floor"].dropna()
+    if len(floor):
+        f = float(floor.iloc[0])
+        fig.add_hrect(y0=-f, y1=f, fillcolor="#bbbbbb", opacity=0.35, line_width=0,
+                      annotation_text=f"noise floor ±{f:.2f} (range of 3 baseline seeds)",
+                      annotation_position="top left", annotation_font_size=11)
+    fig.add_trace(go.Bar(x=x, y=rows["delta"], name="ours: accuracy change (points)", marker_color=PALETTE[0],
+                         customdata=rows["accuracy"],
+                         hovertemplate="%{x}<br>accuracy %{customdata:.2f}%<br>change %{y:+.2f} points<extra>ours</extra>"))
+    paper = -rows["paper_delta"].astype(float)
+    fig.add_trace(go.Bar(x=x, y=paper, name="paper: top-1 error change, sign flipped (points)",
+                         marker_color=PALETTE[1],
+                         hovertemplate="%{x}<br>top-1 error change %{customdata:+.2f} points<extra>paper</extra>",
+                         customdata=rows["paper_delta"]))
+    fig.add_hline(y=0, line=dict(color="#444", width=1))
+    fig.update_yaxes(title_text="change vs baseline (points; up is better)")
+    fig.update_xaxes(title_text="variant", type="category", tickangle=-35)
+    return _layout(fig, title, height=430, barmode="group")
+
+
+def _depth_order(frames: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Return every block of `frames` in depth order (SE_stage_block names sort by stage, then block)."""
+    names = list(dict.fromkeys(b for f in frames.values() for b in f["block"]))
+
+    def key(name: str):
+        parts = name.split("_")
+        return tuple(int(p) for p in parts[1:]) if name.startswith("SE_") and all(p.isdigit() for p in parts[1:]) else (99,)
+    return sorted(names, key=key)
+
+
+def depth_profile_pair(measures: Mapping[str, pd.DataFrame],
+                       title: str = "Depth profiles of two variants") -> go.Figure:
+    """The depth measures of several models overlaid: each model in its colour, solid; its untrained control in
+    the same colour, dashed (when measured). Blocks a model lacks leave gaps."""
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[t for t, _, _ in DEPTH_PANELS],
+                        vertical_spacing=0.2, horizontal_spacing=0.08)
+    order = _depth_order(measures)
+    for k, (name, m) in enumerate(measures.items()):
+        color = PALETTE[k % len(PALETTE)]
+        m = m.set_index("block").reindex(order)
+        for i, (_, col, yrange) in enumerate(DEPTH_PANELS):
+            r, c = i // 2 + 1, i % 2 + 1
+            fig.add_trace(go.Scatter(x=order, y=m[col], mode="lines+markers", name=name, legendgroup=name,
+                                     showlegend=i == 0, line=dict(color=color, width=2.4), connectgaps=False,
+                                     hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.3f}}<extra></extra>"), r, c)
+            if f"control_{col}" in m:
+                fig.add_trace(go.Scatter(x=order, y=m[f"control_{col}"], mode="lines", name=f"{name}: untrained control",
+                                         legendgroup=f"{name}-control", showlegend=i == 0,
+                                         line=dict(color=color, width=1.4, dash="dash"),
+                                         hovertemplate=f"{name} untrained<br>%{{x}}<br>%{{y:.3f}}<extra></extra>"), r, c)
+            fig.update_xaxes(type="category", categoryorder="array", categoryarray=order, tickangle=-45, row=r, col=c)
+            if yrange:
+                fig.update_yaxes(range=yrange, row=r, col=c)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, title, height=660)
+
+
+def knockout_pair(measures: Mapping[str, pd.DataFrame], column: str = "knockout_identity",
+                  title: str | None = None) -> go.Figure:
+    """Grouped bars: each model's accuracy change (points) when one SE block is knocked out alone."""
+    order = _depth_order(measures)
+    fig = go.Figure()
+    for k, (name, m) in enumerate(measures.items()):
+        if column not in m:
+            continue
+        m = m.set_index("block").reindex(order)
+        fig.add_trace(go.Bar(x=order, y=100.0 * m[column].astype(float), name=name, marker_color=PALETTE[k % len(PALETTE)],
+                             hovertemplate=f"{name}<br>knock out %{{x}}<br>change %{{y:+.2f}} points<extra></extra>"))
+    what = "s := 1 (identity)" if column == "knockout_identity" else "s := reference-set mean"
+    fig.add_hline(y=0, line=dict(color="#444", width=1))
+    fig.update_yaxes(title_text="accuracy change (percentage points)")
+    fig.update_xaxes(title_text="knocked-out SE block (shallow → deep)", type="category", categoryorder="array",
+                     categoryarray=order, tickangle=-45)
+    return _layout(fig, title or f"Accuracy change when one SE block is knocked out ({what})", height=400,
+                   barmode="group")

@@ -76,8 +76,9 @@ ABLATIONS: dict[str, dict] = {
 
 
 def ablation_dir() -> Path:
-    """Return the folder of the trained ablation variants (pretrained/ablations)."""
-    return Path(__file__).resolve().parent.parent / "pretrained" / "ablations"
+    """Return the folder of the trained ablation variants: $SEVIS_ABLATION_DIR, else pretrained/ablations."""
+    import os
+    return Path(os.environ.get("SEVIS_ABLATION_DIR") or Path(__file__).resolve().parent.parent / "pretrained" / "ablations")
 
 
 def trained_ablations() -> list[str]:

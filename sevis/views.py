@@ -621,7 +621,7 @@ def model_summary(loaded: LoadedModel) -> dict:
 
 # ---------------------------------------------------------------------------------------- headless (sevis export)
 EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
-                "channel")
+                "channel", "ablations")  # ablations: sevis.ablation_lab.lab_panels (it compares models, not one)
 
 
 def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage] = (),
@@ -639,6 +639,9 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
     """
     if view not in EXPORT_VIEWS:
         raise SevisError(f"unknown view {view!r}; choose one of {', '.join(EXPORT_VIEWS)}")
+    if view == "ablations":
+        from .ablation_lab import lab_panels
+        return lab_panels("baseline", "gate-tanh", list(classes) if classes else None)[0]
     se_blocks = [b for b, _ in find_se_blocks(loaded.model)]
     names = [b.name for b in se_blocks]
     if view in ("block", "channel") and (not blocks or len(blocks) != 1):
