@@ -113,7 +113,7 @@ def test_the_whole_grid_is_shipped_small_and_in_the_picker():
     for name in ABLATIONS:
         path = ablation_dir() / f"{name}.safetensors"
         assert path.stat().st_size <= 2 * 1024 * 1024
-        assert all(t.dtype in (torch.float16, torch.int64) for t in load_file(path).values())
+        assert {t.dtype for t in load_file(path).values() if t.is_floating_point()} in ({torch.float16}, {torch.float32})
     assert list_se_models()[ABLATION_GROUP] == [f"ablation:{n}" for n in ABLATIONS]
     summary = json.loads((ablation_dir() / "summary.json").read_text())
     assert [r["name"] for r in summary["variants"]] == list(ABLATIONS)
@@ -128,9 +128,13 @@ def test_card_accuracy_reproduces_through_sevis_evaluate(name, capsys):
                  "--no-knockout"]) == 0
     out = capsys.readouterr().out
     assert f"accuracy: {100 * card['evaluation']['accuracy']:.2f}% (1000 reference images)" in out
-    # Half precision cost nothing worth naming: within 0.05 points of the float32 weights on the 10k test split.
+    # Half precision only where it costs nothing worth naming: within 0.05 points of the float32 weights on the
+    # 10k test split (else the weights stay float32).
     abl = card["ablation"]
-    assert abs(abl["test_accuracy"] - abl["test_accuracy_fp32"]) <= 0.0005
+    if A.read_state_dtypes(ablation_dir() / f"{name}.safetensors") == {"F16"}:
+        assert abs(abl["test_accuracy"] - abl["test_accuracy_fp32"]) <= A.HALF_TOLERANCE
+    else:
+        assert abl["test_accuracy"] == pytest.approx(abl["test_accuracy_fp32"], abs=1e-6)
     assert abl["test_images"] == 10_000
 
 

@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
 TABS = ["Live inference", "Compare", "Class × depth", "SE knock-out", "Inside a block", "Channel", "Architecture",
-        "Export"]
+        "Ablations", "Export"]
 
 
 def _port() -> int:

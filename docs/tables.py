@@ -1,0 +1,125 @@
+"""The README's tables of numbers, generated from the model cards: `python docs/tables.py` rewrites them in place,
+`python docs/tables.py --check` fails when README.md no longer matches the cards (tests/test_readme.py runs it).
+
+Each table sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->` in README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sevis.checkpoint import read_card  # noqa: E402
+from sevis.names import EMBEDDED  # noqa: E402
+from sevis.zoo import PRETRAINED_DIR  # noqa: E402
+
+README = ROOT / "README.md"
+MODEL_LABELS = {
+    "embedded": "`embedded` (SE-ResNet-50 layout, r = 16)",
+    "embedded-plain": "`embedded-plain` (no SE)",
+    "embedded-centred": "`embedded-centred` (ResNet-18 layout, r = 4)",
+    "embedded-centred-plain": "`embedded-centred-plain` (no SE)",
+}
+
+
+def _card(spec: str) -> dict:
+    return read_card(PRETRAINED_DIR / f"{EMBEDDED[spec]}.safetensors")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min"
+
+
+def models_table() -> str:
+    """Return the table of the four embedded models: command, parameters, test accuracy, training time."""
+    lines = ["| model | command | parameters | test accuracy (`sevis evaluate`) | training time (2 CPU cores) |",
+             "|---|---|---|---|---|"]
+    for spec, label in MODEL_LABELS.items():
+        card = _card(spec)
+        variant = card["dataset"].get("variant", "centred")  # the first cards predate data variants
+        command = card["command"]
+        if variant == "centred" and "--data" not in command:  # centred was the old trainer's default; today it is not
+            command = command.replace(" --epochs", " --data centred --epochs")
+        acc = f"{100 * card['evaluation']['accuracy']:.2f}%"
+        acc = f"**{acc}**" if spec == "embedded" else acc
+        lines.append(f"| {label} | `{command}` | {card['parameters']:,} | {acc} ({'in context' if variant == 'context' else 'centred'}) "
+                     f"| {_minutes(card['training']['seconds'])} |")
+    return "\n".join(lines)
+
+
+def paper_table(spec: str) -> str:
+    """Return the paper-vs-model table of one embedded model's card, with its accuracy above it."""
+    card = _card(spec)
+    ev = card["evaluation"]
+    lines = [f"{100 * ev['accuracy']:.2f}% on its test split ({ev['images']:,} images):", "",
+             "| finding (the paper) | blocks | this model | shows it? |", "|---|---|---|---|"]
+    for r in ev["paper_vs_model"]:
+        lines.append(f"| {r['finding']} ({r['paper']}) | {r['blocks']} | {r['this_model']} | {r['shows']} |")
+    return "\n".join(lines)
+
+
+def ablation_table() -> str:
+    """Return the paper's ablation rows beside ours (sevis.ablations.comparison_table), from the variants' cards."""
+    from sevis.ablations import comparison_table, noise_floor, summary
+    table = summary()
+    if table.empty:
+        return "(no ablation variant is trained yet: `sevis ablate`)"
+    cmp = comparison_table(table)
+    floor = noise_floor(table)
+
+    def num(v, fmt: str) -> str:
+        return "—" if v is None or v != v else format(v, fmt)
+
+    lines = ["| axis | variant | paper: top-1 err (Δ) | paper params | ours: accuracy | Δ vs baseline | SE extra params |",
+             "|---|---|---|---|---|---|---|"]
+    for _, r in cmp.iterrows():
+        paper = (f"{num(r['paper_top1_err'], '.2f')}" + (f" ({r['paper_delta']:+.2f})" if r["paper_delta"] == r["paper_delta"]
+                                                         and r["paper_delta"] is not None else ""))
+        delta = "—" if r["delta"] is None or r["delta"] != r["delta"] else (
+            f"{r['delta']:+.2f}" + (" (noise)" if r["within_noise"] else ""))
+        lines.append(f"| {r['axis']} | `{r['variant']}` | {paper} | {num(r['paper_params_m'], '.1f')}{'M' if r['paper_params_m'] == r['paper_params_m'] and r['paper_params_m'] is not None else ''} "
+                     f"| {r['accuracy']:.2f}% | {delta} | {r['se_extra']:.1f}% |")
+    first = table.iloc[0]
+    lines += ["", f"Schedule: {int(first['epochs'])} epochs on the first {int(first['train_images']):,} training garments "
+              f"in context, seed 0; accuracy on the 10k test split (half-precision weights). Baseline: mean of "
+              f"{floor['seeds']} seeds; noise floor (their range) {num(None if floor['range'] is None else 100 * floor['range'], '.2f')} points. "
+              "Δ marked (noise) lies inside it."]
+    return "\n".join(lines)
+
+
+TABLES = {"models": models_table, "paper-embedded": lambda: paper_table("embedded"),
+          "paper-embedded-centred": lambda: paper_table("embedded-centred"), "ablations": ablation_table}
+
+
+def render(text: str) -> str:
+    """Return `text` with every generated table replaced by its current content."""
+    for name, make in TABLES.items():
+        pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(\n<!-- /table:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no <!-- table:{name} --> block")
+        body = make()
+        text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+    return text
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--check", action="store_true", help="exit 1 when README.md differs from the cards")
+    args = ap.parse_args()
+    old = README.read_text()
+    new = render(old)
+    if args.check:
+        if new != old:
+            print("README.md tables differ from the model cards: run `python docs/tables.py`", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
