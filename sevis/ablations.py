@@ -193,6 +193,24 @@ def ablate(names: Sequence[str] | None = None, out_dir: str | Path | None = None
     return done
 
 
+def status(name: str, out_dir: str | Path | None = None) -> str:
+    """Return "trained", "training (process N)", "interrupted" (a checkpoint to resume from) or "missing"."""
+    import os
+    if is_finished(name, out_dir):
+        return "trained"
+    lock = _lock_file(name, out_dir)
+    try:
+        pid = int(lock.read_text().strip())
+        os.kill(pid, 0)
+        return f"training (process {pid})"
+    except (OSError, ValueError):
+        pass
+    from .train import resume_path
+    if resume_path(weights_file(name, out_dir)).exists():
+        return "interrupted"
+    return "missing"
+
+
 def _lock_file(name: str, out_dir: str | Path | None) -> Path:
     return weights_file(name, out_dir).with_suffix(".lock")
 

@@ -91,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from .ablations import ABLATION_SCHEDULE, ablate, is_finished
+    from .ablations import ABLATION_SCHEDULE, ablate, status
     from .names import ABLATIONS
 
     names = args.variants or list(ABLATIONS)
@@ -100,8 +100,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         raise SevisError(f"unknown ablation {unknown[0]!r}; known: {', '.join(ABLATIONS)}")
     if args.list:
         for n in names:
-            state = "trained" if is_finished(n, args.out_dir) else "missing"
-            print(f"  {n:<22} {state:<8} {ABLATIONS[n]['change']}")
+            print(f"  {n:<22} {status(n, args.out_dir):<24} {ABLATIONS[n]['change']}")
         return 0
     schedule = {k: v for k, v in (("epochs", args.epochs), ("train_images", args.train_images),
                                   ("test_images", args.test_images)) if v is not None}

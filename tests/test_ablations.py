@@ -194,7 +194,7 @@ def test_sevis_ablate_killed_after_an_epoch_resumes_to_the_same_weights(tmp_path
     proc.send_signal(signal.SIGKILL)  # a session stopped without warning: its lock file stays behind
     proc.wait()
     assert resume_path(weights).exists() and not weights.exists(), proc.stdout.read()
-    assert weights.with_suffix(".lock").exists()
+    assert weights.with_suffix(".lock").exists() and A.status("gate-tanh", killed) == "interrupted"
     again = subprocess.run(_ablate(killed, "gate-tanh"), env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "resuming from" in again.stdout
@@ -208,6 +208,7 @@ def test_sevis_ablate_killed_after_an_epoch_resumes_to_the_same_weights(tmp_path
     stamp = weights.stat().st_mtime_ns
     skip = subprocess.run(_ablate(killed, "gate-tanh"), env=env, capture_output=True, text=True, timeout=600)
     assert "gate-tanh: finished, skipped" in skip.stdout and weights.stat().st_mtime_ns == stamp
+    assert A.status("gate-tanh", killed) == "trained" and A.status("r4", killed) == "missing"
     card = read_card(weights)
     assert card["ablation"]["overrides"] == {"gate": "tanh"} and card["architecture"]["gate"] == "tanh"
     summary = json.loads((killed / "summary.json").read_text())
