@@ -88,3 +88,20 @@ def fmnist_batch() -> torch.Tensor:
     """Four different 1×28×28 inputs."""
     g = torch.Generator().manual_seed(1)
     return torch.randn(4, 1, 28, 28, generator=g)
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """Record every file a Streamlit app hands to its media storage (download buttons' data): name -> bytes."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, (bytes, bytearray)) and filename:
+            files[filename] = bytes(path_or_data)
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return files

@@ -255,20 +255,9 @@ def test_sevis_export_ablations_writes_table_and_pair(tmp_path, capsys):
     assert "takeaway:" in capsys.readouterr().out
 
 
-def test_app_ablations_view_renders_a_pair_and_a_download(monkeypatch):
+def test_app_ablations_view_renders_a_pair_and_a_download(media):
     pytest.importorskip("streamlit")
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
     from streamlit.testing.v1 import AppTest
-    files: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def record(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        if isinstance(path_or_data, (bytes, bytearray)) and filename:
-            files[filename] = bytes(path_or_data)
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["view"] = "Ablations"
     at.run()
@@ -284,7 +273,7 @@ def test_app_ablations_view_renders_a_pair_and_a_download(monkeypatch):
     assert any(t.startswith("Accuracy change when one SE block is knocked out") for t in titles)
     takeaway = [m.value for m in at.info if m.value.startswith("**Takeaway.**")]
     assert takeaway and "r4 scores" in takeaway[0]
-    csv = files["ablation_table.csv"].decode()
+    csv = media["ablation_table.csv"].decode()
     assert csv.splitlines()[0].startswith("axis,variant,paper")
     # The ablation variants are in the sidebar's model picker too.
     at.selectbox(key="model_kind").set_value("Ablation variant (trained by `sevis ablate`)")

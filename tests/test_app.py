@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("streamlit")
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from conftest import garment_png_bytes  # noqa: E402
@@ -27,22 +26,6 @@ def _png(color=(200, 30, 30), size=(40, 40)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, "PNG")
     return buf.getvalue()
-
-
-@pytest.fixture
-def media(monkeypatch):
-    """Record every file the app hands to Streamlit's media storage (download buttons' data)."""
-    files: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def record(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        if isinstance(path_or_data, (bytes, bytearray)) and filename:
-            files[filename] = bytes(path_or_data)
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
-    return files
 
 
 def _run(at: AppTest, view: str | None = None) -> AppTest:
