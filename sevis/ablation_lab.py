@@ -23,10 +23,8 @@ from .recorder import ExcitationRecorder, find_se_blocks
 from .views import ReferenceStats, paper_blocks, reference_statistics
 from .zoo import LoadedModel, load_checkpoint
 
-TABLE_COLUMNS = {"axis": "axis", "variant": "variant", "paper": "paper's row", "paper_top1_err": "paper top-1 err %",
-                 "paper_delta": "paper Δ err", "paper_params_m": "paper params (M)", "accuracy": "our accuracy %",
-                 "delta": "our Δ acc (points)", "noise_floor": "noise floor", "within_noise": "inside noise?",
-                 "se_extra": "SE extra params %"}
+DISPLAY_COLUMNS = ["axis", "variant", "paper's row", "paper top-1 err %", "paper Δ err", "paper params (M)",
+                   "our accuracy %", "our Δ acc (points)", "inside noise?", "SE extra params %"]
 
 
 @dataclass
@@ -98,9 +96,26 @@ def table_panel(table: pd.DataFrame | None = None, out_dir: str | Path | None = 
                " Paper Δ err: top-1 error change against SE-ResNet-50 (negative is better); our Δ acc: accuracy "
                "change against the baseline's seed mean (positive is better). " + floor_words +
                " SE extra params: SE's parameters as a share of the same network without SE.")
-    shown = cmp.rename(columns=TABLE_COLUMNS) if len(cmp) else cmp
     return F.Panel("ablation_table", "The paper's ablations beside ours", caption,
-                   F.table_figure(shown, "The paper's ablations beside ours"), cmp)
+                   F.table_figure(display_table(cmp), "The paper's ablations beside ours"), cmp)
+
+
+def display_table(cmp: pd.DataFrame) -> pd.DataFrame:
+    """Return the comparison table as text for reading: two decimals, signed changes, "—" where there is no value."""
+    def num(v, fmt: str) -> str:
+        return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
+
+    out = pd.DataFrame({
+        "axis": cmp["axis"], "variant": cmp["variant"], "paper's row": cmp["paper"],
+        "paper top-1 err %": [num(v, ".2f") for v in cmp["paper_top1_err"]],
+        "paper Δ err": [num(v, "+.2f") for v in cmp["paper_delta"]],
+        "paper params (M)": [num(v, ".1f") for v in cmp["paper_params_m"]],
+        "our accuracy %": [num(v, ".2f") for v in cmp["accuracy"]],
+        "our Δ acc (points)": [num(v, "+.2f") for v in cmp["delta"]],
+        "inside noise?": ["—" if v is None or v != v else ("yes" if v else "no") for v in cmp["within_noise"]],
+        "SE extra params %": [num(v, ".1f") for v in cmp["se_extra"]],
+    }) if len(cmp) else pd.DataFrame(columns=DISPLAY_COLUMNS)
+    return out
 
 
 def deltas_panel(table: pd.DataFrame) -> F.Panel:
@@ -110,12 +125,15 @@ def deltas_panel(table: pd.DataFrame) -> F.Panel:
                    "Blue: our accuracy change against the baseline (mean of its seeds), in points; orange: the paper's "
                    "top-1 error change with the sign flipped, so up is better in both. The grey band is the noise "
                    "floor: changes inside it are not told apart from seed-to-seed variation.",
-                   F.ablation_deltas(cmp), cmp)
+                   F.ablation_deltas(cmp, noise_floor(table)["seeds"]), cmp)
 
 
-def fig6_panel(v: Variant, classes: list[str], blocks: list[str], n: int = 50) -> F.Panel:
-    """Return variant `v`'s Fig. 6 at `blocks` (those it has) for `classes`."""
+def fig6_panel(v: Variant, classes: list[str], blocks: list[str], n: int = 50) -> F.Panel | None:
+    """Return variant `v`'s Fig. 6 at `blocks` (those it has; else its own paper blocks) for `classes`; None when
+    it has no SE block."""
     own = [b for b in blocks if b in v.ref.stats.blocks] or paper_blocks([b for b, _ in find_se_blocks(v.loaded.model)])
+    if not own:
+        return None
     frame = F.class_depth_frame(v.ref.stats, classes, own, "uniform", n, 0)
     return F.Panel(f"fig6_{v.name}", f"{v.name}: mean excitation per class (Fig. 6)",
                    f"{v.name} ({ABLATIONS[v.name]['change']}) over {v.ref.source}; {n} channels sampled uniformly "
@@ -143,8 +161,10 @@ def knockout_panel(a: Variant, b: Variant) -> F.Panel:
                    F.knockout_pair({a.name: a.measures, b.name: b.measures}), data)
 
 
-def pair_panels(a: Variant, b: Variant, classes: list[str] | None = None, blocks: list[str] | None = None) -> list[F.Panel]:
-    """Return Fig. 6 of each variant at the same blocks and classes, their depth profiles and knock-out sweeps."""
+def pair_panels(a: Variant, b: Variant, classes: list[str] | None = None,
+                blocks: list[str] | None = None) -> list[F.Panel | None]:
+    """Return Fig. 6 of each variant at the same blocks and classes (None for a variant without SE), their depth
+    profiles and knock-out sweeps."""
     classes = classes or fig6_default_classes(a.ref.stats.classes)
     blocks = blocks or paper_blocks([blk for blk, _ in find_se_blocks(a.loaded.model)]
                                     or [blk for blk, _ in find_se_blocks(b.loaded.model)])
@@ -198,5 +218,5 @@ def lab_panels(a: str, b: str, classes: list[str] | None = None, out_dir: str | 
     if table.empty:
         raise ModelError("no ablation variant is trained yet: run `sevis ablate`")
     va, vb = load_variant(a, out_dir), load_variant(b, out_dir)
-    panels = [table_panel(table), deltas_panel(table)] + pair_panels(va, vb, classes)
+    panels = [table_panel(table), deltas_panel(table)] + [p for p in pair_panels(va, vb, classes) if p is not None]
     return panels, pair_takeaway(table, va, vb)

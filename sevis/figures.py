@@ -494,7 +494,7 @@ def table_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     for col in frame.columns:
         v = frame[col]
         if pd.api.types.is_float_dtype(v):
-            cells.append([f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}" for x in v.fillna(np.nan)])
+            cells.append(["" if math.isnan(x) else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}" for x in v.astype(float)])
         elif pd.api.types.is_integer_dtype(v):
             cells.append([f"{x:,}" for x in v])
         else:
@@ -677,7 +677,8 @@ def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
 
 
 # ---------------------------------------------------------------------------------------- ablations
-def ablation_deltas(table: pd.DataFrame, title: str = "Accuracy change against the baseline, ours and the paper's") -> go.Figure:
+def ablation_deltas(table: pd.DataFrame, seeds: int = 3,
+                    title: str = "Accuracy change against the baseline, ours and the paper's") -> go.Figure:
     """Bars per variant (sevis.ablations.comparison_table): our accuracy change vs the baseline in points, the
     paper's top-1 error change with the sign flipped (so up is better in both), and the noise floor as a band."""
     rows = table[table["variant"] != "baseline"]
@@ -686,8 +687,8 @@ def ablation_deltas(table: pd.DataFrame, title: str = "Accuracy change against t
     floor = rows["noise_floor"].dropna()
     if len(floor):
         f = float(floor.iloc[0])
-        fig.add_hrect(y0=-f, y1=f, fillcolor="#bbbbbb", opacity=0.35, line_width=0,
-                      annotation_text=f"noise floor ±{f:.2f} (range of 3 baseline seeds)",
+        fig.add_hrect(y0=-f, y1=f, fillcolor="#bbbbbb", opacity=0.35, line_width=0, layer="below",
+                      annotation_text=f"noise floor ±{f:.2f} (range of {seeds} baseline seeds)",
                       annotation_position="top left", annotation_font_size=11)
     fig.add_trace(go.Bar(x=x, y=rows["delta"], name="ours: accuracy change (points)", marker_color=PALETTE[0],
                          customdata=rows["accuracy"],
@@ -725,6 +726,8 @@ def depth_profile_pair(measures: Mapping[str, pd.DataFrame],
         m = m.set_index("block").reindex(order)
         for i, (_, col, yrange) in enumerate(DEPTH_PANELS):
             r, c = i // 2 + 1, i % 2 + 1
+            if col not in m:  # a model without SE blocks has no measures
+                continue
             fig.add_trace(go.Scatter(x=order, y=m[col], mode="lines+markers", name=name, legendgroup=name,
                                      showlegend=i == 0, line=dict(color=color, width=2.4), connectgaps=False,
                                      hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.3f}}<extra></extra>"), r, c)

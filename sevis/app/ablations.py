@@ -42,9 +42,8 @@ def render(ctx) -> list[F.Panel]:
         return []
     table = get_summary(tuple(trained))
     panels = [L.table_panel(table), L.deltas_panel(table)]
-    shown = panels[0].data.rename(columns=L.TABLE_COLUMNS)
     st.markdown(f"**{panels[0].title}**")
-    st.dataframe(shown, hide_index=True, width="stretch",
+    st.dataframe(L.display_table(panels[0].data), hide_index=True, width="stretch",
                  column_config={"paper's row": st.column_config.TextColumn(width="medium")})
     st.caption(panels[0].caption)
     download_menu(panels[0], "ab_table")
@@ -75,12 +74,13 @@ def render(ctx) -> list[F.Panel]:
         st.info("Choose at least one class.")
         return panels
     pair = L.pair_panels(va, vb, picked)
-    left, right = st.columns(2)
-    with left:
-        show_panel(pair[0], "ab_fig6_a")
-    with right:
-        show_panel(pair[1], "ab_fig6_b")
+    for column, panel, v in zip(st.columns(2), pair[:2], (va, vb)):
+        with column:
+            if panel is None:
+                st.info(f"{v.name} has no SE blocks: no excitations to plot.")
+            else:
+                show_panel(panel, f"ab_fig6_{v.name}")
     for i, p in enumerate(pair[2:]):
         show_panel(p, f"ab_pair_{i}")
     takeaway(L.pair_takeaway(table, va, vb))
-    return panels + pair
+    return panels + [p for p in pair if p is not None]
