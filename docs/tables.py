@@ -51,6 +51,28 @@ def models_table() -> str:
     return "\n".join(lines)
 
 
+def se_vs_plain() -> str:
+    """Return one sentence: each SE model's test accuracy beside its plain twin's."""
+    acc = {spec: 100 * _card(spec)["evaluation"]["accuracy"] for spec in MODEL_LABELS}
+    return (f"SE against its plain twin: {acc['embedded']:.2f}% vs {acc['embedded-plain']:.2f}% in context "
+            f"({acc['embedded'] - acc['embedded-plain']:+.2f} points), {acc['embedded-centred']:.2f}% vs "
+            f"{acc['embedded-centred-plain']:.2f}% on centred data "
+            f"({acc['embedded-centred'] - acc['embedded-centred-plain']:+.2f} points), one training run each.")
+
+
+def accuracy_target(target: float = 0.88) -> str:
+    """Return where the default model stands against the accuracy target, from its card's training history."""
+    card = _card("embedded")
+    tr, acc = card["training"], card["evaluation"]["accuracy"]
+    curve = tr["test_accuracy_by_epoch"]
+    loss = next((line.split("loss ")[1].split()[0] for line in reversed(tr["log"]) if "loss " in line), "?")
+    verdict = "meets" if acc >= target else "misses"
+    return (f"Target: at least {100 * target:.0f}% on the in-context test split. `embedded` {verdict} it: "
+            f"{100 * acc:.2f}% after {tr['epochs']} epochs (test accuracy per epoch {100 * curve[0]:.1f}% → "
+            f"{100 * curve[-1]:.1f}%, the last five {', '.join(f'{100 * a:.1f}' for a in curve[-5:])}; final training "
+            f"loss {loss}).")
+
+
 def paper_table(spec: str) -> str:
     """Return the paper-vs-model table of one embedded model's card, with its accuracy above it."""
     card = _card(spec)
@@ -91,7 +113,7 @@ def ablation_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"models": models_table, "paper-embedded": lambda: paper_table("embedded"),
+TABLES = {"models": models_table, "se-vs-plain": se_vs_plain, "accuracy-target": accuracy_target, "paper-embedded": lambda: paper_table("embedded"),
           "paper-embedded-centred": lambda: paper_table("embedded-centred"), "ablations": ablation_table}
 
 
