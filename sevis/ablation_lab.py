@@ -53,8 +53,8 @@ def load_variant(name: str, out_dir: str | Path | None = None) -> Variant:
 
 @torch.inference_mode()
 def gate_facts(loaded: LoadedModel) -> pd.DataFrame:
-    """Return, per SE block over the reference set, what the gate lets s do: the share of values below 0 and above
-    1, the share of channels whose mean s exceeds 0.9, and the mean of s."""
+    """Return, per SE block over the reference set, what the gate lets s do: the share of values below 0, exactly 0
+    and above 1, the share of channels whose mean s exceeds 0.9, and the mean of s."""
     counts: dict[str, np.ndarray] = {}
     sums: dict[str, np.ndarray] = {}
     n = 0
@@ -63,17 +63,17 @@ def gate_facts(loaded: LoadedModel) -> pd.DataFrame:
             loaded.model(x)
             for block, s in rec.pop().items():
                 s = s.double().numpy()
-                c = counts.setdefault(block, np.zeros(2))
-                c += [(s < 0).sum(), (s > 1).sum()]
+                c = counts.setdefault(block, np.zeros(3))
+                c += [(s < 0).sum(), (s == 0).sum(), (s > 1).sum()]
                 sums[block] = sums.get(block, 0) + s.sum(0)
             n += len(x)
     rows = []
     for block, c in counts.items():
         mean = sums[block] / max(n, 1)
         values = max(n * mean.size, 1)
-        rows.append({"block": block, "below_zero": c[0] / values, "above_one": c[1] / values,
+        rows.append({"block": block, "below_zero": c[0] / values, "zero": c[1] / values, "above_one": c[2] / values,
                      "saturated": float((mean > 0.9).mean()), "mean_s": float(mean.mean())})
-    return pd.DataFrame(rows, columns=["block", "below_zero", "above_one", "saturated", "mean_s"])
+    return pd.DataFrame(rows, columns=["block", "below_zero", "zero", "above_one", "saturated", "mean_s"])
 
 
 # ------------------------------------------------------------------------------------------- panels
@@ -172,7 +172,20 @@ def pair_panels(a: Variant, b: Variant, classes: list[str] | None = None,
 
 
 # ------------------------------------------------------------------------------------------ takeaway
-GATE_NOTES = {"tanh": "tanh gates let s go negative", "relu": "ReLU gates leave s unbounded above"}
+def gate_note(v: Variant) -> str | None:
+    """Return what a non-sigmoid gate does to s in variant `v`, measured: tanh's negative values, ReLU's shut
+    channels (s = 0) or values above 1; None for sigmoid gates."""
+    gate = getattr(getattr(v.loaded.model, "cfg", None), "gate", "sigmoid")
+    if gate not in ("tanh", "relu") or v.gate.empty:
+        return None
+    if gate == "tanh":
+        col, words, lead = "below_zero", "below 0", "tanh gates let s go negative"
+    elif v.gate["zero"].max() >= v.gate["above_one"].max():
+        col, words, lead = "zero", "exactly 0", "ReLU gates can shut channels"
+    else:
+        col, words, lead = "above_one", "above 1", "ReLU gates leave s unbounded above"
+    top = v.gate.loc[v.gate[col].idxmax()]
+    return f"{lead}: {100 * top[col]:.0f}% of {top['block']}'s values in {v.name} are {words}."
 
 
 def pair_takeaway(table: pd.DataFrame, a: Variant, b: Variant) -> str | None:
@@ -189,14 +202,9 @@ def pair_takeaway(table: pd.DataFrame, a: Variant, b: Variant) -> str | None:
                else f"outside the noise floor of {100 * floor:.2f} points")
     parts = [f"{b.name} scores {100 * acc_b:.2f}% against {a.name}'s {100 * acc_a:.2f}% ({diff:+.2f} points, "
              f"{verdict})."]
-    for v in (b, a):
-        gate = v.loaded.model.cfg.gate if hasattr(v.loaded.model, "cfg") else "sigmoid"
-        if gate in GATE_NOTES and len(v.gate):
-            col = "below_zero" if gate == "tanh" else "above_one"
-            top = v.gate.loc[v.gate[col].idxmax()]
-            parts.append(f"{GATE_NOTES[gate]}: {100 * top[col]:.0f}% of {top['block']}'s values in {v.name} are "
-                         f"{'below 0' if gate == 'tanh' else 'above 1'}.")
-            break
+    note = gate_note(b) or gate_note(a)
+    if note:
+        parts.append(note)
     sa, sb = (v.gate.set_index("block")["saturated"] for v in (a, b))
     common = [blk for blk in sa.index if blk in sb.index]
     if common:
