@@ -96,8 +96,22 @@ def table_panel(table: pd.DataFrame | None = None, out_dir: str | Path | None = 
                " Paper Δ err: top-1 error change against SE-ResNet-50 (negative is better); our Δ acc: accuracy "
                "change against the baseline's seed mean (positive is better). " + floor_words +
                " SE extra params: SE's parameters as a share of the same network without SE.")
+    note = stale_note(table)
+    if note:
+        caption += " " + note
     return F.Panel("ablation_table", "The paper's ablations beside ours", caption,
                    F.table_figure(display_table(cmp), "The paper's ablations beside ours"), cmp)
+
+
+def stale_note(table: pd.DataFrame) -> str | None:
+    """Return a warning naming the variants an older data pipeline trained, or None when all are current."""
+    stale = list(table.loc[table["stale"].astype(bool), "name"]) if "stale" in table and len(table) else []
+    if not stale:
+        return None
+    return (f"{len(stale)} of {len(table)} variants ({', '.join(stale)}) were trained before the fix of the "
+            "in-context training data (2026-11-24: each training canvas held a shrunken in-context image instead of "
+            "the garment), so their numbers compare variants under that flawed recipe; `sevis ablate` trains them "
+            "again.")
 
 
 def display_table(cmp: pd.DataFrame) -> pd.DataFrame:

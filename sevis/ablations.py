@@ -26,7 +26,7 @@ DEFAULT_ARCH = EMBEDDED["embedded"]  # every variant changes this architecture i
 ABLATION_SCHEDULE = {"epochs": 5, "train_images": 30_000}
 NOISE_SEEDS = ("baseline", "baseline-seed1", "baseline-seed2")  # the baseline three times: the noise floor
 SUMMARY_COLUMNS = ["name", "axis", "change", "seed", "test_accuracy", "test_accuracy_fp32", "parameters",
-                   "se_parameters", "se_share", "seconds", "epochs", "train_images"]
+                   "se_parameters", "se_share", "seconds", "epochs", "train_images", "stale"]
 
 # The paper's ablation rows (SE-ResNet-50 on ImageNet; ../shared/paper-facts.md): top-1 / top-5 error and
 # parameters in millions where the paper gives them. "no-stage-5" has no table row: the paper's text says dropping
@@ -76,8 +76,8 @@ def weights_file(name: str, out_dir: str | Path | None = None) -> Path:
     return Path(out_dir or ablation_dir()) / f"{name}.safetensors"
 
 
-def is_finished(name: str, out_dir: str | Path | None = None) -> bool:
-    """Return whether variant `name` has weights and a card with its ablation record."""
+def is_trained(name: str, out_dir: str | Path | None = None) -> bool:
+    """Return whether variant `name` has weights and a card with its ablation record (current or stale)."""
     path = weights_file(name, out_dir)
     if not path.exists() or not card_path(path).exists():
         return False
@@ -85,6 +85,17 @@ def is_finished(name: str, out_dir: str | Path | None = None) -> bool:
         return "ablation" in read_card(path)
     except ModelError:
         return False
+
+
+def is_stale(name: str, out_dir: str | Path | None = None) -> bool:
+    """Return whether trained variant `name` came from an older training-data pipeline (sevis.train.DATA_VERSION)."""
+    from .train import DATA_VERSION
+    return read_card(weights_file(name, out_dir)).get("training", {}).get("data_version", 1) != DATA_VERSION
+
+
+def is_finished(name: str, out_dir: str | Path | None = None) -> bool:
+    """Return whether variant `name` is trained with today's data pipeline (`sevis ablate` skips it)."""
+    return is_trained(name, out_dir) and not is_stale(name, out_dir)
 
 
 HALF_TOLERANCE = 0.0005  # half precision is used when it moves test accuracy by at most 0.05 points
@@ -133,7 +144,7 @@ def train_variant(name: str, out_dir: str | Path | None = None, log: Callable[[s
     save_checkpoint(_half(model), out, card)
     loaded = load_checkpoint(out)  # what users get: the half-precision weights, back in float32
     test_acc, _ = accuracy(loaded.model, test, torch.device("cpu"), data="context")
-    fp32_acc = history["test_accuracy"][-1]
+    fp32_acc = history.get("test_accuracy_after_bn", history["test_accuracy"][-1])
     if abs(test_acc - fp32_acc) > HALF_TOLERANCE and _float32_bytes(model) <= MAX_BYTES:
         # Half precision moved the accuracy by more than 0.05 points: keep float32, which still fits.
         save_checkpoint(model, out, card)
@@ -179,6 +190,8 @@ def ablate(names: Sequence[str] | None = None, out_dir: str | Path | None = None
             log(f"{n}: finished, skipped")
             done.append(weights_file(n, out_dir))
             continue
+        if is_trained(n, out_dir):
+            log(f"{n}: trained with an older data pipeline: training it again")
         owner = _claim(n, out_dir)
         if owner is not None:  # another `sevis ablate` (a second core, a second terminal) trains it right now
             log(f"{n}: being trained by process {owner}, skipped")
@@ -198,6 +211,8 @@ def status(name: str, out_dir: str | Path | None = None) -> str:
     import os
     if is_finished(name, out_dir):
         return "trained"
+    if is_trained(name, out_dir) and not _lock_file(name, out_dir).exists():
+        return "stale (older data pipeline)"
     lock = _lock_file(name, out_dir)
     try:
         pid = int(lock.read_text().strip())
@@ -246,10 +261,11 @@ def _claim(name: str, out_dir: str | Path | None) -> int | None:
 
 # ------------------------------------------------------------------------------------------- summary
 def summary(out_dir: str | Path | None = None) -> pd.DataFrame:
-    """Return one row per finished variant (SUMMARY_COLUMNS), in the order of sevis.names.ABLATIONS."""
+    """Return one row per trained variant (SUMMARY_COLUMNS), in the order of sevis.names.ABLATIONS; `stale` marks
+    those an older data pipeline trained (`sevis ablate` trains them again)."""
     rows = []
     for name in ABLATIONS:
-        if not is_finished(name, out_dir):
+        if not is_trained(name, out_dir):
             continue
         card = read_card(weights_file(name, out_dir))
         a = card["ablation"]
@@ -258,7 +274,7 @@ def summary(out_dir: str | Path | None = None) -> pd.DataFrame:
                      "parameters": a["parameters"], "se_parameters": a["se_parameters"],
                      "se_share": a["se_parameters"] / (a["parameters"] - a["se_parameters"]),
                      "seconds": a["seconds"], "epochs": a["schedule"]["epochs"],
-                     "train_images": a["schedule"].get("train_images", 0)})
+                     "train_images": a["schedule"].get("train_images", 0), "stale": is_stale(name, out_dir)})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 

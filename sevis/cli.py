@@ -100,7 +100,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         raise SevisError(f"unknown ablation {unknown[0]!r}; known: {', '.join(ABLATIONS)}")
     if args.list:
         for n in names:
-            print(f"  {n:<22} {status(n, args.out_dir):<24} {ABLATIONS[n]['change']}")
+            print(f"  {n:<22} {status(n, args.out_dir):<28} {ABLATIONS[n]['change']}")
         return 0
     schedule = {k: v for k, v in (("epochs", args.epochs), ("train_images", args.train_images),
                                   ("test_images", args.test_images)) if v is not None}

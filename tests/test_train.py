@@ -66,3 +66,53 @@ def test_sevis_train_killed_after_an_epoch_continues_where_it_stopped(tmp_path):
     card = read_card(out)
     assert card["dataset"]["variant"] == "context" and card["preprocessing"]["canvas"] == 36
     assert len(card["training"]["epoch_seconds"]) == 3 and card["command"].startswith("sevis train")
+
+
+def test_in_context_training_composes_the_28px_garments_afresh(monkeypatch):
+    """Each training image is a 28 px garment composed onto a fresh background, exactly like a test image, never a
+    seeded 36 px rendering shrunk onto a second background (the bug of data version 1)."""
+    import numpy as np
+    from sevis import train as T
+    from sevis.context import ContextConfig, compose, sample_params
+    from sevis.data import data_normalisation, load_fashion_mnist
+    seen = []
+    real = T._batches
+
+    def spy(cfg, split, epoch, steps):
+        seen.append(split.images.shape[1:])
+        for x, y in real(cfg, split, epoch, steps):
+            seen.append((x, y))
+            yield x, y
+
+    monkeypatch.setattr(T, "_batches", spy)
+    cfg = TrainConfig(epochs=1, train_images=256, test_images=50, batch_size=128, threads=1, bn_images=0)
+    T.train(cfg)
+    assert seen[0] == (28, 28)
+    x, y = seen[1]
+    garments = load_fashion_mnist("train").images[:256]
+    gen, rng = T.epoch_generators(cfg.seed, 0)
+    order = rng.permutation(256)[:128]
+    params = sample_params(256, gen, ContextConfig(flip=cfg.flip))
+    mean, std = data_normalisation("context")
+    expected = T.normalise(compose(garments[order], params[torch.from_numpy(order)], ContextConfig(flip=cfg.flip)),
+                           mean, std)
+    torch.testing.assert_close(x, expected)
+    assert np.array_equal(y.numpy(), load_fashion_mnist("train").labels[:256][order])
+
+
+def test_batchnorm_recalibration_after_the_last_epoch_is_deterministic():
+    from sevis.data import Split, load_split
+    from sevis.train import recalibrate_batchnorm
+    cfg = TrainConfig(epochs=1, train_images=512, test_images=100, batch_size=128, threads=1, bn_images=500)
+    model, history = train(cfg)
+    assert history["log"][-1].startswith("BatchNorm statistics re-estimated over 500 fresh training images")
+    assert history["test_accuracy_before_bn"] == history["test_accuracy"][-1]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    garments = load_split("train", "centred")
+    recalibrate_batchnorm(model, cfg, Split(garments.images[:512], garments.labels[:512]))
+    after = model.state_dict()
+    for k in before:  # the same images give the same statistics (up to float order: training ran channels-last)
+        torch.testing.assert_close(after[k], before[k], rtol=1e-4, atol=1e-5)
+    assert any("running_var" in k and not torch.equal(after[k], torch.ones_like(after[k])) for k in after)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert bn.momentum == 0.1 and not model.training  # training's settings restored, ready to evaluate

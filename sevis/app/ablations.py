@@ -42,6 +42,9 @@ def render(ctx) -> list[F.Panel]:
         return []
     table = get_summary(tuple(trained))
     panels = [L.table_panel(table), L.deltas_panel(table)]
+    stale = L.stale_note(table)
+    if stale:
+        st.warning(stale)
     st.markdown(f"**{panels[0].title}**")
     st.dataframe(L.display_table(panels[0].data), hide_index=True, width="stretch",
                  column_config={"paper's row": st.column_config.TextColumn(width="medium")})
