@@ -80,7 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       weight_decay=args.weight_decay, se_weight_decay=args.se_weight_decay,
                       schedule=args.schedule, class_aware=args.class_aware, seed=args.seed,
                       device=args.device, threads=args.threads, train_images=args.train_images,
-                      test_images=args.test_images)
+                      test_images=args.test_images, bn_images=args.bn_images)
     out = Path(args.out) if args.out else PRETRAINED_DIR / f"{args.arch}.safetensors"
     resume = resume_path(out)
     model, history = train(cfg, log=lambda line: print(line, flush=True), checkpoint=resume)
@@ -314,6 +314,9 @@ def _add_train(sub) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--train-images", type=_nonnegative_int, default=0, metavar="N",
                    help="train on the first N training images only (0: all 60,000); quick trials")
+    p.add_argument("--bn-images", type=_nonnegative_int, default=20000, metavar="N",
+                   help="after the last epoch, re-estimate BatchNorm statistics over N fresh training images "
+                        "(default 20000; 0: keep the running averages)")
     p.add_argument("--test-images", type=_nonnegative_int, default=0, metavar="N",
                    help="measure test accuracy each epoch on the first N test images (0: all 10,000)")
     p.add_argument("--out", help="weights path (.safetensors); default pretrained/<arch>.safetensors")
