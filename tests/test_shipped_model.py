@@ -102,12 +102,16 @@ def test_sevis_evaluate_prints_the_card_accuracy_and_the_paper_table(embedded, c
 
 
 def test_accuracy_of_the_default_and_its_plain_twin(embedded):
-    # The issue asked for ≥ 88% on the in-context test split; 12 epochs on 2 CPU cores reached 81.6% (README,
-    # "Below target"). This guards what we ship; the plain twin is reported beside it, whatever it shows.
+    # The issue's target: at least 88% on the in-context test split; the plain twin is reported beside it, whatever
+    # it shows. Both were trained by today's pipeline (data version 2: garments composed afresh every epoch).
+    from sevis.train import DATA_VERSION
     plain = load_model("embedded-plain")
     assert not find_se_blocks(plain.model) and plain.data_variant == "context"
-    assert embedded.card["evaluation"]["accuracy"] >= 0.80
-    assert plain.card["evaluation"]["accuracy"] >= 0.75
+    assert embedded.card["evaluation"]["accuracy"] >= 0.88
+    assert plain.card["evaluation"]["accuracy"] >= 0.85
+    for card in (embedded.card, plain.card):
+        assert card["training"]["data_version"] == DATA_VERSION
+        assert card["training"]["test_accuracy_after_bn"] == pytest.approx(card["evaluation"]["accuracy"], abs=5e-5)
     assert plain.card["training"]["seed"] == embedded.card["training"]["seed"]
-    assert {k: v for k, v in plain.card["training"].items() if k in ("epochs", "lr", "batch_size", "data")} == \
-        {k: v for k, v in embedded.card["training"].items() if k in ("epochs", "lr", "batch_size", "data")}
+    assert {k: v for k, v in plain.card["training"].items() if k in ("epochs", "lr", "batch_size", "data", "bn_images")} == \
+        {k: v for k, v in embedded.card["training"].items() if k in ("epochs", "lr", "batch_size", "data", "bn_images")}
