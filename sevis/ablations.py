@@ -126,7 +126,7 @@ def train_variant(name: str, out_dir: str | Path | None = None, log: Callable[[s
     import torch
 
     from .data import load_split
-    from .reports import evaluate, evaluation_report, write_evaluation_to_card
+    from .reports import evaluate, evaluation_report
     from .train import Split, accuracy, model_card, resume_path, train
     from .zoo import load_checkpoint
 
@@ -152,6 +152,12 @@ def train_variant(name: str, out_dir: str | Path | None = None, log: Callable[[s
         test_acc, _ = accuracy(loaded.model, test, torch.device("cpu"), data="context")
     v = variant(name)
     card = read_card(out)
+    if evaluate_reference:
+        log(f"{name}: evaluating on the reference set (control, knock-outs)")
+        mm = evaluate(loaded, "reference")
+        card["evaluation"] = evaluation_report(mm, loaded.classes, "reference", command)
+    # The ablation record comes last: a card without it (a run stopped while evaluating) is not trained, and the
+    # next `sevis ablate` resumes from the checkpoint, which is kept until here.
     card["ablation"] = {"name": name, "axis": v["axis"], "change": v["change"], "seed": v["seed"],
                         "overrides": v["overrides"], "schedule": {**ABLATION_SCHEDULE, **schedule},
                         "test_images": len(test), "test_accuracy": round(test_acc, 6),
@@ -159,13 +165,9 @@ def train_variant(name: str, out_dir: str | Path | None = None, log: Callable[[s
                         "parameters": loaded.num_parameters,
                         "se_parameters": loaded.num_parameters - plain_parameters(), "seconds": card["training"]["seconds"]}
     write_card(out, card)
-    if evaluate_reference:
-        log(f"{name}: evaluating on the reference set (control, knock-outs)")
-        mm = evaluate(loaded, "reference")
-        write_evaluation_to_card(out, evaluation_report(mm, loaded.classes, "reference", command))
     resume.unlink(missing_ok=True)
     write_summary(out.parent)
-    log(f"{name}: test accuracy {test_acc:.4f} (float32 {history['test_accuracy'][-1]:.4f}); saved {out}")
+    log(f"{name}: test accuracy {test_acc:.4f} (float32 {fp32_acc:.4f}); saved {out}")
     return out
 
 
