@@ -144,12 +144,13 @@ def test_block_places_se_where_the_strategy_says(block_cls, integration):
         "pre": lambda: torch.relu(res(se(x)) + sc(x)),
         "post": lambda: torch.relu(se(res(x) + sc(x))),
         "identity": lambda: torch.relu(res(x) + se(sc(x))),
+        "3x3": lambda: torch.relu(res[blk.after_3x3:](se(res[:blk.after_3x3](x))) + sc(x)),
     }[integration]()
     out = blk(x)
     assert out.shape == (2, 8 * block_cls.expansion, 3, 3)
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
-    # PRE sees the block's input channels, the others its output channels
-    assert se.channels == (8 if integration == "pre" else 8 * block_cls.expansion)
+    # PRE sees the block's input channels, 3x3 the branch's inner width (8 here), the others its output channels
+    assert se.channels == (8 if integration in ("pre", "3x3") else 8 * block_cls.expansion)
 
 
 @pytest.mark.parametrize("block", ["basic", "bottleneck"])
