@@ -369,7 +369,9 @@ def _export_ablations(args: argparse.Namespace) -> int:
     from .ablation_lab import lab_panels
     from .export import write_panels
 
-    pair = args.variants or ["baseline", "gate-tanh"]
+    from .names import DEFAULT_ABLATION_PAIR
+
+    pair = args.variants or list(DEFAULT_ABLATION_PAIR)
     if len(pair) != 2:
         raise SevisError(f"--variants takes two ablation variants to compare, got {len(pair)}")
     panels, takeaway = lab_panels(pair[0], pair[1], args.classes)

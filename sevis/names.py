@@ -75,6 +75,10 @@ ABLATIONS: dict[str, dict] = {
 }
 
 
+# The pair the Ablations view and `sevis export ablations` compare by default: the gate whose values leave (0, 1).
+DEFAULT_ABLATION_PAIR = ("baseline", "gate-tanh")
+
+
 def ablation_dir() -> Path:
     """Return the folder of the trained ablation variants: $SEVIS_ABLATION_DIR, else pretrained/ablations."""
     import os

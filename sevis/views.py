@@ -641,7 +641,8 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
         raise SevisError(f"unknown view {view!r}; choose one of {', '.join(EXPORT_VIEWS)}")
     if view == "ablations":
         from .ablation_lab import lab_panels
-        return lab_panels("baseline", "gate-tanh", list(classes) if classes else None)[0]
+        from .names import DEFAULT_ABLATION_PAIR
+        return lab_panels(*DEFAULT_ABLATION_PAIR, list(classes) if classes else None)[0]
     se_blocks = [b for b, _ in find_se_blocks(loaded.model)]
     names = [b.name for b in se_blocks]
     if view in ("block", "channel") and (not blocks or len(blocks) != 1):

@@ -8,12 +8,11 @@ from sevis import SevisError
 from sevis import ablation_lab as L
 from sevis import figures as F
 from sevis.ablations import noise_floor, summary
-from sevis.names import ABLATIONS, fig6_default_classes
+from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR as DEFAULT_PAIR, fig6_default_classes
 
 from .common import download_menu, intro, show_panel, takeaway
 
 TITLE = "Ablations"
-DEFAULT_PAIR = ("baseline", "gate-tanh")
 
 
 @st.cache_data(show_spinner="Reading the ablation cards…", max_entries=2)
