@@ -9,15 +9,13 @@ precision) with a model card holding the evaluation on the reference set. `summa
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from .checkpoint import card_path, read_card, save_checkpoint, write_card
-from .errors import ModelError, SevisError
+from .errors import ModelError
 from .names import ABLATION_AXES, ABLATIONS, EMBEDDED, ablation_dir
 
 DEFAULT_ARCH = EMBEDDED["embedded"]  # every variant changes this architecture in one way
