@@ -17,84 +17,20 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .common import ROOT
+from .server import StreamlitServer
 
 CHROMIUM = os.environ.get("CHROME_PATH") or "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 STEP_MS = 600_000  # one step may wait this long: the machine may be busy
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 RUNNING = '[data-testid="stApp"][data-test-script-state="running"]'
-
-
-# ----------------------------------------------------------------------------------------- server
-def server_rss_mib(pid: int) -> float:
-    """Resident memory of process `pid` in MiB (/proc/<pid>/status VmRSS)."""
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise KeyError("VmRSS")
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`streamlit run app.py` on a free localhost port, started and stopped by the benchmark."""
-
-    def __init__(self, startup_s: float = 300) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(tempfile.mkdtemp(prefix="sevis-load-")) / "server.log"
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"]
-                                                         if os.environ.get("PYTHONPATH") else ""))
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.time() + startup_s
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with code {self.proc.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.stop()
-                raise RuntimeError("streamlit did not start in time")
-            time.sleep(1)
-
-    def rss(self) -> float:
-        return server_rss_mib(self.proc.pid)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -231,7 +167,7 @@ async def _load(url: str, sessions: int, rounds: int) -> tuple[list[SessionLog],
             await browser.close()
 
 
-async def _soak(url: str, uploads: int, server: Server, every: int = 10) -> dict:
+async def _soak(url: str, uploads: int, server: StreamlitServer, every: int = 10) -> dict:
     from playwright.async_api import async_playwright
     out: dict = {"rss_mib": {}, "upload_s": [], "exceptions": [], "crosstalk": [], "failures": []}
     async with async_playwright() as p:
@@ -276,7 +212,7 @@ def run(quick: bool = False, threads: int | None = None, sessions: int | None = 
     rounds = rounds or (1 if quick else 3)
     if not Path(CHROMIUM).exists():
         return {"error": f"needs Chromium at {CHROMIUM} (apt-get install chromium)"}
-    server = Server()
+    server = StreamlitServer().start()
     out: dict = {"sessions": sessions, "rounds": rounds, "soak_uploads": soak}
     try:
         out["rss_start_mib"] = server.rss()

@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # bench.server, when run as a script
+from bench.server import StreamlitServer  # noqa: E402
+
 OUT = Path(__file__).resolve().parent
 TABS = ["Live inference", "Compare", "Class × depth", "SE knock-out", "Inside a block", "Channel", "Architecture",
         "Ablations", "Export"]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"], [data-testid="stProgress"]'
@@ -45,19 +39,8 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["1280x800", "1920x1080"])
     ap.add_argument("--tabs", nargs="+", default=TABS)
     args = ap.parse_args()
-    port = _port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                               "--server.fileWatcherType", "none", "--server.port", str(port),
-                               "--browser.gatherUsageStats", "false"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
+    with StreamlitServer() as server:
+        url = server.url
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -81,8 +64,6 @@ def main() -> None:
                     print("wrote", OUT / f"{n}_{name}_{w}x{h}.png", flush=True)
                 page.close()
             browser.close()
-    finally:
-        server.terminate()
 
 
 if __name__ == "__main__":
