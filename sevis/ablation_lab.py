@@ -11,15 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import figures as F
 from .ablations import comparison_table, noise_floor, summary, weights_file
+from .analysis import ExcitationStats
 from .checkpoint import read_card
 from .errors import ModelError
-from .inference import split_batches
 from .names import ABLATIONS, fig6_default_classes
-from .recorder import ExcitationRecorder, find_se_blocks
+from .recorder import find_se_blocks
 from .views import ReferenceStats, paper_blocks, reference_statistics
 from .zoo import LoadedModel, load_checkpoint
 
@@ -48,31 +47,15 @@ def load_variant(name: str, out_dir: str | Path | None = None) -> Variant:
     card = read_card(path)
     rows = (card.get("evaluation") or {}).get("excitation") or []
     measures = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["block"])
-    return Variant(name, loaded, reference_statistics(loaded), measures, gate_facts(loaded))
+    reference = reference_statistics(loaded)
+    return Variant(name, loaded, reference, measures, gate_facts(reference.stats))
 
 
-@torch.inference_mode()
-def gate_facts(loaded: LoadedModel) -> pd.DataFrame:
-    """Return, per SE block over the reference set, what the gate lets s do: the share of values below 0, exactly 0
-    and above 1, the share of channels whose mean s exceeds 0.9, and the mean of s."""
-    counts: dict[str, np.ndarray] = {}
-    sums: dict[str, np.ndarray] = {}
-    n = 0
-    with ExcitationRecorder(loaded.model) as rec:
-        for x, _ in split_batches(loaded, loaded.reference_set(), 250):
-            loaded.model(x)
-            for block, s in rec.pop().items():
-                s = s.double().numpy()
-                c = counts.setdefault(block, np.zeros(3))
-                c += [(s < 0).sum(), (s == 0).sum(), (s > 1).sum()]
-                sums[block] = sums.get(block, 0) + s.sum(0)
-            n += len(x)
-    rows = []
-    for block, c in counts.items():
-        mean = sums[block] / max(n, 1)
-        values = max(n * mean.size, 1)
-        rows.append({"block": block, "below_zero": c[0] / values, "zero": c[1] / values, "above_one": c[2] / values,
-                     "saturated": float((mean > 0.9).mean()), "mean_s": float(mean.mean())})
+def gate_facts(stats: ExcitationStats) -> pd.DataFrame:
+    """Return, per SE block of the reference statistics, what the gate lets s do: the share of values below 0,
+    exactly 0 and above 1, the share of channels whose mean s exceeds 0.9, and the mean of s."""
+    rows = [{"block": block, **stats.outside_shares(block), "saturated": stats.saturation(block),
+             "mean_s": float(stats.overall_mean(block).mean())} for block in stats.blocks]
     return pd.DataFrame(rows, columns=["block", "below_zero", "zero", "above_one", "saturated", "mean_s"])
 
 

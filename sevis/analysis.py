@@ -24,6 +24,8 @@ class _BlockAccumulator:
     total_sq: np.ndarray  # K×C sum of s²
     lo: float = np.inf
     hi: float = -np.inf
+    # How many values of s fell below 0, exactly at 0 and above 1: what a gate other than the sigmoid lets s do.
+    outside: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
 class ExcitationStats:
@@ -75,6 +77,8 @@ class ExcitationStats:
                 np.add.at(acc.total_sq, labels, s * s)
             if s.size:
                 acc.lo, acc.hi = min(acc.lo, float(s.min())), max(acc.hi, float(s.max()))
+                if acc.lo <= 0 or acc.hi > 1:  # a sigmoid gate never gets here: no counting on the common path
+                    acc.outside += [(s < 0).sum(), (s == 0).sum(), (s > 1).sum()]
 
     # ----------------------------------------------------------------- per class
     def mean(self, block: str) -> np.ndarray:
@@ -165,6 +169,14 @@ class ExcitationStats:
             return float("nan")
         return float((np.abs(means - self.overall_mean(block)) <= tolerance).mean())
 
+    def outside_shares(self, block: str) -> dict[str, float]:
+        """Return the shares of all values of s seen at `block` that were below 0, exactly 0 and above 1 (a sigmoid
+        gate: all three 0; tanh can go negative, ReLU can be 0 or exceed 1)."""
+        acc = self._acc[block]
+        values = max(acc.count.sum() * acc.total.shape[1], 1)
+        below, zero, above = acc.outside / values
+        return {"below_zero": float(below), "zero": float(zero), "above_one": float(above)}
+
     def min_class_count(self) -> int:
         """Return the number of images of the rarest class (0 when a class has none)."""
         return int(self.count.min()) if len(self.classes) else 0
@@ -197,11 +209,12 @@ class ExcitationStats:
     # ----------------------------------------------------------------- files (sevis stats)
     def to_dict(self) -> dict:
         """Return the running sums as JSON-ready data: classes, and per block channels, count (K), total and
-        total_sq (K×C), min and max of s (None before any image); from_dict reads it back exactly."""
+        total_sq (K×C), min and max of s (None before any image), the counts of s below 0, at 0 and above 1;
+        from_dict reads it back exactly."""
         return {"classes": list(self.classes), "blocks": {
             name: {"channels": int(acc.total.shape[1]), "count": acc.count.tolist(), "total": acc.total.tolist(),
                    "total_sq": acc.total_sq.tolist(), "min": None if np.isinf(acc.lo) else float(acc.lo),
-                   "max": None if np.isinf(acc.hi) else float(acc.hi)}
+                   "max": None if np.isinf(acc.hi) else float(acc.hi), "outside": acc.outside.tolist()}
             for name, acc in self._acc.items()}}
 
     @classmethod
@@ -218,6 +231,8 @@ class ExcitationStats:
             acc.total_sq = np.asarray(b["total_sq"], np.float64).reshape(k, c)
             acc.lo = np.inf if b.get("min") is None else float(b["min"])
             acc.hi = -np.inf if b.get("max") is None else float(b["max"])
+            if "outside" in b:  # files from before the counts leave them at 0
+                acc.outside = np.asarray(b["outside"], np.float64).reshape(3)
         return stats
 
 

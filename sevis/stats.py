@@ -77,6 +77,9 @@ def _process_group(device: str) -> tuple[int, int, torch.device]:
     return 0, 1, dev
 
 
+SUMMED = ("count", "total", "total_sq", "outside")  # ExcitationStats.to_dict's per-block sums
+
+
 def _all_reduce(stats: ExcitationStats, extra: np.ndarray, device: torch.device) -> tuple[ExcitationStats, np.ndarray]:
     """Return the statistics and `extra` counters summed over all ranks (min/max reduced as min/max)."""
     import torch.distributed as dist
@@ -85,7 +88,7 @@ def _all_reduce(stats: ExcitationStats, extra: np.ndarray, device: torch.device)
         return stats, extra
     data = stats.to_dict()
     blocks = data["blocks"]
-    sums = [np.asarray(b[key], np.float64).ravel() for b in blocks.values() for key in ("count", "total", "total_sq")]
+    sums = [np.asarray(b[key], np.float64).ravel() for b in blocks.values() for key in SUMMED]
     flat = torch.from_numpy(np.concatenate(sums + [extra.astype(np.float64).ravel()])).to(device)
     lo = torch.tensor([math.inf if b["min"] is None else b["min"] for b in blocks.values()], dtype=torch.float64,
                       device=device)
@@ -97,7 +100,7 @@ def _all_reduce(stats: ExcitationStats, extra: np.ndarray, device: torch.device)
     flat, lo, hi = flat.cpu().numpy(), lo.cpu().numpy(), hi.cpu().numpy()
     at = 0
     for i, b in enumerate(blocks.values()):
-        for key in ("count", "total", "total_sq"):
+        for key in SUMMED:
             n = int(np.asarray(b[key]).size)
             b[key] = flat[at:at + n].reshape(np.shape(b[key]))
             at += n

@@ -162,3 +162,21 @@ def test_similarity_measures():
     df = similarity_by_depth(a, b)
     assert list(df["block"]) == ["B0", "B1"] and df["pearson"].iloc[1] == pytest.approx(1.0)
     assert df["mean_abs_diff"].iloc[0] == pytest.approx(2 / 3)
+
+
+def test_outside_shares_count_values_below_zero_at_zero_and_above_one_across_batches():
+    # A first batch inside (0, 1] and a later one outside it: the counts must still cover every value.
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, len(CLASSES), 200)
+    inside = rng.uniform(0.1, 1.0, (100, 6))
+    outside = rng.uniform(-0.5, 1.5, (100, 6))
+    outside[:10, 0] = 0.0
+    s = OrderedDict(B=np.concatenate([inside, outside]))
+    stats = _stats(s, labels, batch=100)
+    x = s["B"].astype(np.float32)
+    assert stats.outside_shares("B") == pytest.approx(
+        {"below_zero": (x < 0).mean(), "zero": (x == 0).mean(), "above_one": (x > 1).mean()})
+    again = ExcitationStats.from_dict(stats.to_dict())
+    assert again.outside_shares("B") == stats.outside_shares("B")
+    sigmoid_like = _stats(OrderedDict(B=inside), labels[:100])
+    assert sigmoid_like.outside_shares("B") == {"below_zero": 0.0, "zero": 0.0, "above_one": 0.0}
