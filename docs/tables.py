@@ -114,6 +114,10 @@ def ablation_table() -> str:
     note = stale_note(table)
     if note:
         lines += ["", f"**Stale.** {note}"]
+    from sevis.ablations import grid_findings
+    findings = grid_findings(table)
+    if findings:
+        lines += ["", "What the grid says (computed from the cards):", ""] + [f"- {line}" for line in findings]
     return "\n".join(lines)
 
 

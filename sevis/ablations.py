@@ -334,3 +334,60 @@ def comparison_table(table: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df
     return df.sort_values("axis", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def grid_findings(table: pd.DataFrame) -> list[str]:
+    """Return what the grid says, one sentence per finding, computed from the trained variants: removing SE, the
+    best variant of each axis beside the paper's, how often a change points the paper's way, the cost of dropping
+    SE from the last stage, and how rough the noise floor is. Empty until the baseline's seeds give a floor.
+    Stale variants (an older data pipeline trained them) are left out: they follow another recipe."""
+    stale = table.loc[table["stale"].astype(bool), "name"].tolist()
+    table = table[~table["name"].isin(stale)]
+    floor = noise_floor(table)
+    cmp = comparison_table(table)
+    if cmp.empty or floor["range"] is None:
+        return []
+    points = 100 * floor["range"]
+    rows = cmp.set_index("variant")
+
+    def where(delta: float) -> str:
+        return "inside" if abs(delta) <= points else "outside"
+
+    out = []
+    if "plain" in rows.index:
+        d, p = rows.at["plain", "delta"], rows.at["plain", "paper_delta"]
+        out.append(f"Without SE (`plain`) accuracy changes by {d:+.2f} points ({where(d)} the noise floor); in the "
+                   f"paper top-1 error changes by {p:+.2f}: {'the same' if (d < 0) == (p > 0) else 'the opposite'} "
+                   "direction.")
+    for axis in ABLATION_AXES:
+        group = cmp[cmp["axis"] == axis]
+        if axis in ("baseline", "no SE") or group.empty:
+            continue
+        ours = group.loc[group["delta"].idxmax()]
+        ours_text = (f"`{ours['variant']}` ({ours['delta']:+.2f})" if ours["delta"] > 0
+                     else f"the baseline (every variant lower, best `{ours['variant']}` {ours['delta']:+.2f})")
+        known = group.dropna(subset=["paper_delta"])
+        paper_text = ""
+        if not known.empty:
+            best = known.loc[known["paper_delta"].idxmin()]
+            paper_text = (f"; in the paper `{best['variant']}` ({best['paper_delta']:+.2f} err)" if best["paper_delta"] < 0
+                          else "; in the paper the baseline")
+        quiet = " (every change inside the noise floor)" if group["within_noise"].all() else ""
+        out.append(f"{axis.capitalize()}: best here {ours_text}{paper_text}{quiet}.")
+    both = cmp.dropna(subset=["paper_delta", "delta"])
+    both = both[(~both["within_noise"].astype(bool)) & (both["paper_delta"] != 0)]
+    if len(both):
+        agree = (both["delta"] > 0) == (both["paper_delta"] < 0)
+        against = ", ".join(f"`{v}`" for v in both.loc[~agree, "variant"])
+        out.append(f"Of the {len(both)} changes outside the noise floor, {int(agree.sum())} point the paper's way"
+                   + (f" (not: {against})." if against else "."))
+    if "no-stage-5" in rows.index and "baseline" in rows.index:
+        d = rows.at["no-stage-5", "delta"]
+        out.append(f"SE in stages 2-4 only (`no-stage-5`) adds {rows.at['no-stage-5', 'se_extra']:.1f}% parameters "
+                   f"instead of {rows.at['baseline', 'se_extra']:.1f}% and changes accuracy by {d:+.2f} points "
+                   f"({where(d)} the noise floor); the paper: about 4% instead of 10%, under 0.1% top-5 cost.")
+    out.append(f"The noise floor is the range of {floor['seeds']} seeds ({points:.2f} points): three runs give only a "
+               "rough idea of the seed-to-seed spread, so a change near it may still be chance.")
+    if stale:
+        out.append(f"Left out until retrained (older data pipeline): {', '.join(f'`{n}`' for n in stale)}.")
+    return out

@@ -367,6 +367,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _export_ablations(args: argparse.Namespace) -> int:
     """`sevis export ablations`: the paper's table beside ours and a pair of variants, headless."""
     from .ablation_lab import lab_panels
+    from .ablations import grid_findings, summary
     from .export import write_panels
 
     from .names import DEFAULT_ABLATION_PAIR
@@ -376,6 +377,10 @@ def _export_ablations(args: argparse.Namespace) -> int:
         raise SevisError(f"--variants takes two ablation variants to compare, got {len(pair)}")
     panels, takeaway = lab_panels(pair[0], pair[1], args.classes)
     context = f"Ablation variants {pair[0]} and {pair[1]}. Command: {_command_line(args.argv)}"
+    findings = grid_findings(summary())
+    if findings:
+        context += "\n\nWhat the grid says:\n" + "\n".join(f"- {line}" for line in findings)
+        print("what the grid says:\n" + "\n".join(f"  - {line}" for line in findings))
     if takeaway:
         context += f"\n\nTakeaway: {takeaway}"
         print(f"takeaway: {takeaway}")

@@ -189,6 +189,43 @@ def test_comparison_table_on_synthetic_rows():
     assert cmp.at["gate-tanh", "delta"] == -5.0 and not cmp.at["gate-tanh", "within_noise"]
 
 
+def test_grid_findings_on_synthetic_rows():
+    def table(stale=()):
+        return pd.DataFrame([dict(name=n, axis=ABLATIONS[n]["axis"], change="", seed=0, test_accuracy=acc,
+                                  test_accuracy_fp32=acc, parameters=110, se_parameters=se, se_share=se / (110 - se),
+                                  seconds=1, epochs=1, train_images=10, stale=n in stale)
+                             for n, acc, se in [("baseline", 0.80, 10), ("baseline-seed1", 0.81, 10),
+                                                ("baseline-seed2", 0.79, 10), ("r4", 0.83, 30), ("r32", 0.70, 5),
+                                                ("gate-tanh", 0.75, 10), ("no-stage-5", 0.805, 4), ("plain", 0.76, 0)]])
+    text = "\n".join(A.grid_findings(table()))
+    assert "Without SE (`plain`) accuracy changes by -4.00 points (outside the noise floor)" in text
+    assert "+1.02: the same direction" in text  # the paper: plain's error is higher
+    assert "Reduction: best here `r4` (+3.00); in the paper `r4` (-0.03 err)." in text
+    assert "Excitation: best here the baseline (every variant lower, best `gate-tanh` -5.00); in the paper the " \
+           "baseline." in text
+    # r4 (+3.00 vs -0.03 err), r32, gate-tanh and plain lie outside a 2-point floor, all the paper's way.
+    assert "Of the 4 changes outside the noise floor, 4 point the paper's way." in text
+    assert "adds 3.8% parameters instead of 10.0% and changes accuracy by +0.50 points (inside the noise floor)" in text
+    assert "range of 3 seeds (2.00 points)" in text
+    stale = A.grid_findings(table(stale=("r4",)))
+    assert "Reduction: best here the baseline (every variant lower, best `r32` -10.00)" in "\n".join(stale)
+    assert stale[-1] == "Left out until retrained (older data pipeline): `r4`."
+    assert A.grid_findings(table(stale=("baseline-seed1", "baseline-seed2"))) == []  # no noise floor, no findings
+
+
+def test_grid_findings_of_the_shipped_grid_name_each_axis_best():
+    table = A.summary()
+    fresh = table[~table["stale"]]
+    cmp = A.comparison_table(fresh)
+    lines = A.grid_findings(table)
+    for axis, group in cmp.groupby("axis"):
+        if axis in ("baseline", "no SE"):
+            continue
+        line = next(x for x in lines if x.startswith(axis.capitalize() + ":"))
+        best = group.loc[group["delta"].idxmax()]
+        assert (f"`{best['variant']}` ({best['delta']:+.2f})" if best["delta"] > 0 else "best here the baseline") in line
+
+
 # ------------------------------------------------------------------------------------------ sevis ablate
 def _ablate(out_dir: Path, *names: str) -> list[str]:
     return [sys.executable, "-m", "sevis", "ablate", "--variants", *names, "--epochs", "2", "--train-images", "512",

@@ -7,7 +7,7 @@ import streamlit as st
 from sevis import SevisError
 from sevis import ablation_lab as L
 from sevis import figures as F
-from sevis.ablations import noise_floor, summary
+from sevis.ablations import grid_findings, noise_floor, summary
 from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR as DEFAULT_PAIR, fig6_default_classes
 
 from .common import download_menu, intro, show_panel, takeaway
@@ -50,6 +50,10 @@ def render(ctx) -> list[F.Panel]:
     st.caption(panels[0].caption)
     download_menu(panels[0], "ab_table")
     show_panel(panels[1], "ab_deltas")
+    findings = grid_findings(table)
+    if findings:
+        st.markdown("**What the grid says** (computed from the trained variants)\n\n"
+                    + "\n".join(f"- {line}" for line in findings))
     missing = [n for n in ABLATIONS if n not in trained]
     if missing:
         st.caption(f"Not trained yet: {', '.join(missing)} (`sevis ablate` continues where it stopped).")
