@@ -110,7 +110,9 @@ def ablation_table() -> str:
     lines += ["", f"Schedule: {int(first['epochs'])} epochs on the first {int(first['train_images']):,} training garments "
               f"in context, seed 0; accuracy on the 10k test split (half-precision weights). Baseline: mean of "
               f"{floor['seeds']} seeds; noise floor (their range) {num(None if floor['range'] is None else 100 * floor['range'], '.2f')} points. "
-              "Δ marked (noise) lies inside it."]
+              "Δ marked (noise) lies inside it. Training took "
+              f"{table['seconds'].sum() / 60:.0f} CPU-minutes for the {len(table)} variants "
+              f"({table['seconds'].min() / 60:.1f}-{table['seconds'].max() / 60:.1f} min each, one thread)."]
     note = stale_note(table)
     if note:
         lines += ["", f"**Stale.** {note}"]

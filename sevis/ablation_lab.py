@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures as F
-from .ablations import comparison_table, noise_floor, summary, weights_file
+from .ablations import NOISE_SEEDS, comparison_table, noise_floor, summary, weights_file
 from .analysis import ExcitationStats
 from .checkpoint import read_card
 from .errors import ModelError
@@ -67,8 +67,8 @@ def table_panel(table: pd.DataFrame | None = None, out_dir: str | Path | None = 
     floor = noise_floor(table)
     floor_words = (f"The noise floor is the range of the baseline's accuracy over {floor['seeds']} seeds "
                    f"({100 * floor['range']:.2f} points); a difference inside it is marked as such."
-                   if floor["range"] is not None else "The noise floor needs the baseline's three seeds: "
-                   "run `sevis ablate --variants baseline-seed1 baseline-seed2`.")
+                   if floor["range"] is not None else "The noise floor needs the baseline's extra seeds: "
+                   f"run `sevis ablate --variants {' '.join(NOISE_SEEDS[1:])}`.")
     schedule = ""
     if len(table):
         r = table.iloc[0]

@@ -203,8 +203,9 @@ def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, c
             f"{_stem(image.name)}_{key}_feature_map", f"Channel {channel} of {block} on {image.name}: U and U·s",
             f"Left: the feature map U of this channel for {image.name}; right: after scaling by s = "
             f"{a.s[channel]:.2f}, on the same colour scale.",
-            F.feature_map_grid(maps, f"Channel {channel} of {block} on {image.name}, before (U) and after (U·s) "
-                                     f"scaling by s = {a.s[channel]:.2f}", ["U", "U·s"], [f"channel {channel}"], zmax),
+            # Short title, details in the subtitle: the app shows this figure in a third of the page.
+            F.feature_map_grid(maps, f"Channel {channel} of {block}: U and U·s", ["U", "U·s"], [f"channel {channel}"],
+                               zmax, subtitle=f"{image.name}, s = {a.s[channel]:.2f}"),
             maps))
         ko = one_channel_knockout(loaded, image, block, channel)
         panels.append(F.Panel(
@@ -212,8 +213,8 @@ def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, c
                                                    "set to 0 and to 1",
             "Class probabilities as computed (blue), with this one channel's s set to 0 (red: the channel is "
             "switched off) and to 1 (green: passed on whole); every other channel keeps its own s.",
-            F.prediction_variants(ko, f"Prediction for {image.name}: channel {channel} of {block} as computed, "
-                                      "set to 0, set to 1"), ko))
+            F.prediction_variants(ko, f"Prediction for {image.name}", subtitle=f"channel {channel} of {block}: as "
+                                  "computed, set to 0, set to 1"), ko))
         top_class = a.topk[0][0]
         p = ko[ko["class"] == top_class].set_index("when")["probability"]
         whens = list(dict.fromkeys(ko["when"]))

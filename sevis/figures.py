@@ -579,7 +579,7 @@ def anatomy_chain(frame: pd.DataFrame, block: str, high: Sequence[int], low: Seq
 
 
 def feature_map_grid(frame: pd.DataFrame, title: str, columns: Sequence[str], rows: Sequence[str],
-                     zmax: float | None = None) -> go.Figure:
+                     zmax: float | None = None, subtitle: str | None = None) -> go.Figure:
     """Heat maps of feature maps (frame: row, column, y, x, value), rows × columns, all on one colour
     scale (symmetric around 0, ±zmax) so that a channel scaled down by s fades towards white."""
     n_rows, n_cols = len(rows), len(columns)
@@ -603,7 +603,7 @@ def feature_map_grid(frame: pd.DataFrame, title: str, columns: Sequence[str], ro
                              row=r + 1, col=c + 1)
             fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
     fig.update_annotations(font_size=11)
-    return _layout(fig, title, height=140 + 150 * n_rows, margin=dict(l=40, r=60, t=95, b=20))
+    return _layout(fig, title, height=140 + 150 * n_rows, subtitle=subtitle, margin=dict(l=40, r=60, t=95, b=20))
 
 
 def class_strip(frame: pd.DataFrame, title: str) -> go.Figure:
@@ -632,7 +632,7 @@ def image_grid(images: Sequence[np.ndarray], labels: Sequence[str], rows: Sequen
     return _layout(fig, title, height=130 + 165 * len(rows), margin=dict(l=40, r=40, t=80, b=10))
 
 
-def prediction_variants(frame: pd.DataFrame, title: str) -> go.Figure:
+def prediction_variants(frame: pd.DataFrame, title: str, subtitle: str | None = None) -> go.Figure:
     """Grouped horizontal bars of class probabilities (frame: class, when, probability), one colour per `when`."""
     fig = go.Figure()
     classes = list(dict.fromkeys(frame["class"]))
@@ -643,7 +643,8 @@ def prediction_variants(frame: pd.DataFrame, title: str) -> go.Figure:
                              hovertemplate=f"%{{y}}: %{{x:.2%}}<extra>{when}</extra>"))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
-    return _layout(fig, title, height=130 + 50 * len(classes), barmode="group", margin=dict(l=140, r=20, t=80, b=45))
+    return _layout(fig, title, height=130 + 50 * len(classes), subtitle=subtitle, barmode="group",
+                   margin=dict(l=140, r=20, t=80, b=45))
 
 
 def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
@@ -677,7 +678,7 @@ def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
 
 
 # ---------------------------------------------------------------------------------------- ablations
-def ablation_deltas(table: pd.DataFrame, seeds: int = 3,
+def ablation_deltas(table: pd.DataFrame, seeds: int,
                     title: str = "Accuracy change against the baseline, ours and the paper's") -> go.Figure:
     """Bars per variant (sevis.ablations.comparison_table): our accuracy change vs the baseline in points, the
     paper's top-1 error change with the sign flipped (so up is better in both), and the noise floor as a band."""
@@ -687,9 +688,11 @@ def ablation_deltas(table: pd.DataFrame, seeds: int = 3,
     floor = rows["noise_floor"].dropna()
     if len(floor):
         f = float(floor.iloc[0])
-        fig.add_hrect(y0=-f, y1=f, fillcolor="#bbbbbb", opacity=0.35, line_width=0, layer="below",
-                      annotation_text=f"noise floor ±{f:.2f} (range of {seeds} baseline seeds)",
-                      annotation_position="top left", annotation_font_size=11)
+        fig.add_hrect(y0=-f, y1=f, fillcolor="#bbbbbb", opacity=0.35, line_width=0, layer="below")
+        # Named in the legend, not on the band: a band a few hundredths of a point high leaves no room for a label.
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip",
+                                 marker=dict(symbol="square", size=12, color="#bbbbbb"),
+                                 name=f"noise floor ±{f:.2f} (range of {seeds} baseline seeds)"))
     fig.add_trace(go.Bar(x=x, y=rows["delta"], name="ours: accuracy change (points)", marker_color=PALETTE[0],
                          customdata=rows["accuracy"],
                          hovertemplate="%{x}<br>accuracy %{customdata:.2f}%<br>change %{y:+.2f} points<extra>ours</extra>"))

@@ -56,6 +56,8 @@ ABLATIONS: dict[str, dict] = {
     "baseline": _variant("baseline", "the default: r = 16, average squeeze, sigmoid gate, SE in every block"),
     "baseline-seed1": _variant("baseline", "the baseline with seed 1 (noise floor)", seed=1),
     "baseline-seed2": _variant("baseline", "the baseline with seed 2 (noise floor)", seed=2),
+    "baseline-seed3": _variant("baseline", "the baseline with seed 3 (noise floor)", seed=3),
+    "baseline-seed4": _variant("baseline", "the baseline with seed 4 (noise floor)", seed=4),
     "r4": _variant("reduction", "reduction ratio r = 4", reduction=4),
     "r8": _variant("reduction", "reduction ratio r = 8", reduction=8),
     "r32": _variant("reduction", "reduction ratio r = 32", reduction=32),

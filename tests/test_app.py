@@ -306,7 +306,7 @@ def test_channel_view_picker_and_click(app, media):
     titles = _chart_titles(at)
     assert "Excitation s of channel 7 at SE_5_1, per class" in titles
     assert any(t.startswith("The 9 reference images that excite channel 7 of SE_5_1 most") for t in titles)
-    assert any(t.startswith("Prediction for") and "channel 7 of SE_5_1" in t for t in titles)
+    assert "Channel 7 of SE_5_1: U and U·s" in titles and any(t.startswith("Prediction for") for t in titles)
     gallery = pd.read_csv(io.StringIO(media["SE_5_1_ch7_gallery.csv"].decode()))
     most = gallery[gallery["group"] == "most exciting"]["s"].to_numpy()
     least = gallery[gallery["group"] == "least exciting"]["s"].to_numpy()

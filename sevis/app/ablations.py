@@ -7,7 +7,7 @@ import streamlit as st
 from sevis import SevisError
 from sevis import ablation_lab as L
 from sevis import figures as F
-from sevis.ablations import grid_findings, noise_floor, summary
+from sevis.ablations import NOISE_SEEDS, grid_findings, noise_floor, summary
 from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR as DEFAULT_PAIR, fig6_default_classes
 
 from .common import download_menu, intro, show_panel, takeaway
@@ -58,7 +58,8 @@ def render(ctx) -> list[F.Panel]:
     if missing:
         st.caption(f"Not trained yet: {', '.join(missing)} (`sevis ablate` continues where it stopped).")
     if noise_floor(table)["range"] is None:
-        st.warning("The noise floor needs the baseline's three seeds; until then no difference can be called real.")
+        st.warning("The noise floor needs the baseline's extra seeds (`sevis ablate --variants "
+                   f"{' '.join(NOISE_SEEDS[1:])}`); until then no difference can be called real.")
 
     c1, c2, c3 = st.columns([1, 1, 2])
     default_a = DEFAULT_PAIR[0] if DEFAULT_PAIR[0] in trained else trained[0]
@@ -80,12 +81,12 @@ def render(ctx) -> list[F.Panel]:
         st.info("Choose at least one class.")
         return panels
     pair = L.pair_panels(va, vb, picked)
-    for column, panel, v in zip(st.columns(2), pair[:2], (va, vb)):
-        with column:
-            if panel is None:
-                st.info(f"{v.name} has no SE blocks: no excitations to plot.")
-            else:
-                show_panel(panel, f"ab_fig6_{v.name}")
+    # One above the other at full width: side by side, each variant's 3×2 grid of blocks is too narrow to read.
+    for panel, v in zip(pair[:2], (va, vb)):
+        if panel is None:
+            st.info(f"{v.name} has no SE blocks: no excitations to plot.")
+        else:
+            show_panel(panel, f"ab_fig6_{v.name}")
     for i, p in enumerate(pair[2:]):
         show_panel(p, f"ab_pair_{i}")
     takeaway(L.pair_takeaway(table, va, vb))
