@@ -86,12 +86,13 @@ def paper_table(spec: str) -> str:
 
 def ablation_table() -> str:
     """Return the paper's ablation rows beside ours (sevis.ablations.comparison_table), from the variants' cards."""
-    from sevis.ablations import comparison_table, noise_floor, summary
+    from sevis.ablations import NOISE_SEEDS, comparison_table, noise_floor, summary
     table = summary()
     if table.empty:
         return "(no ablation variant is trained yet: `sevis ablate`)"
     cmp = comparison_table(table)
     floor = noise_floor(table)
+    reruns = table.loc[table["name"].isin(NOISE_SEEDS[1:]), "seed"]
 
     def num(v, fmt: str) -> str:
         return "—" if v is None or v != v else format(v, fmt)
@@ -108,7 +109,7 @@ def ablation_table() -> str:
     from sevis.ablation_lab import stale_note
     first = table.iloc[0]
     lines += ["", f"Schedule: {int(first['epochs'])} epochs on the first {int(first['train_images']):,} training garments "
-              f"in context, seed 0; accuracy on the 10k test split (half-precision weights). Baseline: mean of "
+              f"in context, seed 0 (the baseline's reruns: seeds {', '.join(str(int(v)) for v in sorted(reruns))}); accuracy on the 10k test split (half-precision weights). Baseline: mean of "
               f"{floor['seeds']} seeds; noise floor (their range) {num(None if floor['range'] is None else 100 * floor['range'], '.2f')} points. "
               "Δ marked (noise) lies inside it. Training took "
               f"{table['seconds'].sum() / 60:.0f} CPU-minutes for the {len(table)} variants "

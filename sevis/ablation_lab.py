@@ -73,7 +73,9 @@ def table_panel(table: pd.DataFrame | None = None, out_dir: str | Path | None = 
     if len(table):
         r = table.iloc[0]
         images = int(r["train_images"]) or 60000
-        schedule = f" Every variant trained {int(r['epochs'])} epochs on {images:,} in-context garments, seed 0."
+        reruns = sorted(int(v) for v in table.loc[table["name"].isin(NOISE_SEEDS[1:]), "seed"])
+        schedule = (f" Every variant trained {int(r['epochs'])} epochs on {images:,} in-context garments, seed 0"
+                    + (f" (the baseline's reruns: seeds {', '.join(map(str, reruns))})." if reruns else "."))
     caption = ("The paper (SE-ResNet-50 on ImageNet, Tables 10-16) beside our small variants of the default model "
                "on Fashion-MNIST in context (accuracy on the 10k test split, half-precision weights)." + schedule +
                " Paper Δ err: top-1 error change against SE-ResNet-50 (negative is better); our Δ acc: accuracy "
