@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures as F
-from .ablations import NOISE_SEEDS, comparison_table, noise_floor, summary, weights_file
+from .ablations import CONSTANT_SPREAD, NOISE_SEEDS, comparison_table, noise_floor, summary, weights_file
 from .analysis import ExcitationStats
 from .checkpoint import read_card
 from .errors import ModelError
@@ -53,10 +53,12 @@ def load_variant(name: str, out_dir: str | Path | None = None) -> Variant:
 
 def gate_facts(stats: ExcitationStats) -> pd.DataFrame:
     """Return, per SE block of the reference statistics, what the gate lets s do: the share of values below 0,
-    exactly 0 and above 1, the share of channels whose mean s exceeds 0.9, and the mean of s."""
+    exactly 0 and above 1, the share of channels whose mean s exceeds 0.9, the mean of s, and whether s is the
+    same for every image (`constant`)."""
     rows = [{"block": block, **stats.outside_shares(block), "saturated": stats.saturation(block),
-             "mean_s": float(stats.overall_mean(block).mean())} for block in stats.blocks]
-    return pd.DataFrame(rows, columns=["block", "below_zero", "zero", "above_one", "saturated", "mean_s"])
+             "mean_s": float(stats.overall_mean(block).mean()),
+             "constant": bool(stats.overall_std(block).max() < CONSTANT_SPREAD)} for block in stats.blocks]
+    return pd.DataFrame(rows, columns=["block", "below_zero", "zero", "above_one", "saturated", "mean_s", "constant"])
 
 
 # ------------------------------------------------------------------------------------------- panels
@@ -204,6 +206,11 @@ def pair_takeaway(table: pd.DataFrame, a: Variant, b: Variant) -> str | None:
     note = gate_note(b) or gate_note(a)
     if note:
         parts.append(note)
+    for v in (a, b):
+        constant = list(v.gate.loc[v.gate["constant"], "block"]) if len(v.gate) else []
+        if constant:
+            parts.append(f"{', '.join(constant)} of {v.name} {'gives' if len(constant) == 1 else 'give'} every image "
+                         "the same s: a fixed per-channel scale, no excitation left.")
     sa, sb = (v.gate.set_index("block")["saturated"] for v in (a, b))
     common = [blk for blk in sa.index if blk in sb.index]
     if common:

@@ -25,7 +25,8 @@ ABLATION_SCHEDULE = {"epochs": 5, "train_images": 30_000}
 # The baseline and its reruns with other seeds: the range of their accuracy is the noise floor.
 NOISE_SEEDS = tuple(n for n in ABLATIONS if n == "baseline" or n.startswith("baseline-seed"))
 SUMMARY_COLUMNS = ["name", "axis", "change", "seed", "test_accuracy", "test_accuracy_fp32", "parameters",
-                   "se_parameters", "se_share", "seconds", "epochs", "train_images", "stale"]
+                   "se_parameters", "se_share", "seconds", "epochs", "train_images", "stale", "constant_blocks"]
+CONSTANT_SPREAD = 1e-9  # a block whose s varies less than this over the reference set gives every image the same s
 
 # The paper's ablation rows (SE-ResNet-50 on ImageNet; ../shared/paper-facts.md): top-1 / top-5 error and
 # parameters in millions where the paper gives them. "no-stage-5" has no table row: the paper's text says dropping
@@ -263,7 +264,8 @@ def _claim(name: str, out_dir: str | Path | None) -> int | None:
 # ------------------------------------------------------------------------------------------- summary
 def summary(out_dir: str | Path | None = None) -> pd.DataFrame:
     """Return one row per trained variant (SUMMARY_COLUMNS), in the order of sevis.names.ABLATIONS; `stale` marks
-    those an older data pipeline trained (`sevis ablate` trains them again)."""
+    those an older data pipeline trained (`sevis ablate` trains them again); `constant_blocks` lists the SE blocks
+    whose s was the same for every reference image (their card's spread is 0)."""
     rows = []
     for name in ABLATIONS:
         if not is_trained(name, out_dir):
@@ -275,7 +277,9 @@ def summary(out_dir: str | Path | None = None) -> pd.DataFrame:
                      "parameters": a["parameters"], "se_parameters": a["se_parameters"],
                      "se_share": a["se_parameters"] / (a["parameters"] - a["se_parameters"]),
                      "seconds": a["seconds"], "epochs": a["schedule"]["epochs"],
-                     "train_images": a["schedule"].get("train_images", 0), "stale": is_stale(name, out_dir)})
+                     "train_images": a["schedule"].get("train_images", 0), "stale": is_stale(name, out_dir),
+                     "constant_blocks": [r["block"] for r in (card.get("evaluation") or {}).get("excitation") or []
+                                         if r.get("spread") is not None and r["spread"] < CONSTANT_SPREAD]})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -387,6 +391,13 @@ def grid_findings(table: pd.DataFrame) -> list[str]:
         out.append(f"SE in stages 2-4 only (`no-stage-5`) adds {rows.at['no-stage-5', 'se_extra']:.1f}% parameters "
                    f"instead of {rows.at['baseline', 'se_extra']:.1f}% and changes accuracy by {d:+.2f} points "
                    f"({where(d)} the noise floor); the paper: about 4% instead of 10%, under 0.1% top-5 cost.")
+    constant = [(r["name"], b) for _, r in table.iterrows() for b in (r.get("constant_blocks") or [])]
+    if constant:
+        by_block: dict[str, list[str]] = {}
+        for name, block in constant:
+            by_block.setdefault(block, []).append(f"`{name}`")
+        out.append("SE blocks that give every image the same s, a fixed per-channel scale with no excitation left: "
+                   + "; ".join(f"{b} in {', '.join(names)}" for b, names in by_block.items()) + ".")
     out.append(f"The noise floor is the range of {floor['seeds']} seeds ({points:.2f} points): {floor['seeds']} runs give only a "
                "rough idea of the seed-to-seed spread, so a change near it may still be chance.")
     if stale:

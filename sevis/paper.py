@@ -54,6 +54,15 @@ def _f(v: float, fmt: str = ".2f") -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
+def _specificity(measures: pd.DataFrame, block: str) -> str:
+    """Return the class specificity at `block` as text; where it is undefined because s is the same for every
+    image (a dead hidden layer: s = σ(b2)), say so rather than a bare n/a."""
+    v = _row(measures, block, "class_specificity")
+    if math.isnan(v) and "spread" in measures and _row(measures, block, "spread") < 1e-9:
+        return "n/a (s is the same for every image)"
+    return _f(v)
+
+
 def paper_vs_model(measures: pd.DataFrame, knockout_identity: pd.DataFrame | None = None,
                    knockout_mean: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return one row per finding of Section 7.2: finding, the paper's words, the blocks, this model's numbers,
@@ -67,9 +76,10 @@ def paper_vs_model(measures: pd.DataFrame, knockout_identity: pd.DataFrame | Non
     # 1. class-agnostic early
     e = pb.early
     near, spec = _row(measures, e, "near_all_share"), _row(measures, e, "class_specificity")
-    text = f"{_f(100 * near, '.0f')}% of class means within 0.05 of 'all'; class specificity {_f(spec)}"
+    text = f"{_f(100 * near, '.0f')}% of class means within 0.05 of 'all'; class specificity {_specificity(measures, e)}"
     if has_control:
-        text += f" (untrained control {_f(_row(measures, e, 'control_class_specificity'))})"
+        control = f"untrained control {_f(_row(measures, e, 'control_class_specificity'))}"
+        text = text[:-1] + f"; {control})" if text.endswith(")") else text + f" ({control})"
     rows.append(("class-agnostic early", "SE_2_3: nearly identical across classes", e, text,
                  f"most (≥ {NEAR_ALL_MAJORITY:.0%}) class means within 0.05 of 'all'",
                  None if math.isnan(near) else near >= NEAR_ALL_MAJORITY))
@@ -78,7 +88,8 @@ def paper_vs_model(measures: pd.DataFrame, knockout_identity: pd.DataFrame | Non
     late_spec = [_row(measures, b, "class_specificity") for b in pb.late]
     late_dec = [_row(measures, b, "decorrelation") for b in pb.late]
     early_dec = _row(measures, e, "decorrelation")
-    text = (f"class specificity {_f(spec)} at {e} → " + ", ".join(f"{_f(v)} at {b}" for b, v in zip(pb.late, late_spec))
+    text = (f"class specificity {_specificity(measures, e)} at {e} → "
+            + ", ".join(f"{_specificity(measures, b)} at {b}" for b in pb.late)
             + f"; decorrelation {_f(early_dec)} → " + ", ".join(_f(v) for v in late_dec))
     vals = late_spec + late_dec + [spec, early_dec]
     ok = None if any(math.isnan(v) for v in vals) else (min(late_spec) > spec and min(late_dec) > early_dec)

@@ -201,10 +201,46 @@ def test_grid_findings_on_synthetic_rows():
     assert "Of the 4 changes outside the noise floor, 4 point the paper's way." in text
     assert "adds 3.8% parameters instead of 10.0% and changes accuracy by +0.50 points (inside the noise floor)" in text
     assert "range of 3 seeds (2.00 points)" in text
+    dead = table()
+    dead["constant_blocks"] = [["SE_2_3"] if n in ("r32", "gate-tanh") else [] for n in dead["name"]]
+    assert "SE blocks that give every image the same s, a fixed per-channel scale with no excitation left: SE_2_3 " \
+           "in `r32`, `gate-tanh`." in A.grid_findings(dead)
     stale = A.grid_findings(table(stale=("r4",)))
     assert "Reduction: best here the baseline (every variant lower, best `r32` -10.00)" in "\n".join(stale)
     assert stale[-1] == "Left out until retrained (older data pipeline): `r4`."
     assert A.grid_findings(table(stale=("baseline-seed1", "baseline-seed2"))) == []  # no noise floor, no findings
+
+
+def test_every_variant_card_paper_table_follows_from_its_measures():
+    from sevis.paper import paper_vs_model
+    for name in trained_ablations():
+        ev = read_card(ablation_dir() / f"{name}.safetensors")["evaluation"]
+        m = pd.DataFrame(ev["excitation"])
+        if not len(m):  # plain: no SE blocks
+            assert ev["paper_vs_model"] == []
+            continue
+        ko = pd.DataFrame({"block": ["none"] + list(m["block"]), "change": [0.0] + list(m["knockout_identity"])})
+        km = pd.DataFrame({"block": ["none"] + list(m["block"]), "change": [0.0] + list(m["knockout_mean"])})
+        assert paper_vs_model(m, ko, km).to_dict("records") == ev["paper_vs_model"], name
+
+
+def test_blocks_whose_s_never_varies_are_measured_and_named():
+    # squeeze-max's SE_2_3 gives every reference image the same s (both of its 2 hidden units stay below 0):
+    # the card's spread, the summary, a fresh pass over the reference set and the texts agree.
+    from sevis import ablation_lab as L
+    table = A.summary()
+    constant = table.set_index("name")["constant_blocks"]
+    assert constant["baseline"] == [] and constant["squeeze-max"]
+    v = L.load_variant("squeeze-max")
+    assert list(v.gate.loc[v.gate["constant"], "block"]) == constant["squeeze-max"]
+    block = constant["squeeze-max"][0]
+    assert v.ref.stats.overall_std(block).max() < A.CONSTANT_SPREAD < v.ref.stats.overall_std("SE_2_1").max()
+    assert f"{block} of squeeze-max gives every image the same s" in L.pair_takeaway(table, L.load_variant("baseline"), v)
+    line = next(x for x in A.grid_findings(table) if x.startswith("SE blocks that give every image the same s"))
+    assert all(f"`{n}`" in line for n, blocks in constant.items() if blocks)
+    card = read_card(ablation_dir() / "squeeze-max.safetensors")["evaluation"]["paper_vs_model"]
+    if block == card[0]["blocks"]:  # the paper's early block: its specificity is 0/0, and the text says why
+        assert "class specificity n/a (s is the same for every image; untrained control" in card[0]["this_model"]
 
 
 def test_grid_findings_of_the_shipped_grid_name_each_axis_best():

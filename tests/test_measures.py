@@ -111,6 +111,19 @@ def test_paper_table_verdicts_follow_the_numbers():
     assert t3.loc["one pattern, scaled", "shows"] == "n/a" and t3.loc["late SE removable", "shows"] == "n/a"
 
 
+def test_a_block_whose_s_never_varies_is_named_not_a_bare_na():
+    # integration-identity's SE_2_3 gives every image the same s (spread 0): specificity is 0/0, and says why.
+    t = paper_vs_model(_measures(class_specificity=[0.1, float("nan"), 0.6, 0.5, 0.5],
+                                 spread=[0.1, 0.0, 0.2, 0.2, 0.2])).set_index("finding")
+    assert "class specificity n/a (s is the same for every image)" in t.loc["class-agnostic early", "this_model"]
+    assert t.loc["class-specific late", "this_model"].startswith(
+        "class specificity n/a (s is the same for every image) at SE_2_2 → 0.60 at SE_5_1")
+    assert t.loc["class-specific late", "shows"] == "n/a"
+    # Undefined for another reason (no spread measured): a bare n/a.
+    t2 = paper_vs_model(_measures(class_specificity=[0.1, float("nan"), 0.6, 0.5, 0.5])).set_index("finding")
+    assert "class specificity n/a at SE_2_2" in t2.loc["class-specific late", "this_model"]
+
+
 def test_untrained_control_is_deterministic_and_recalibrated(embedded):
     ref = embedded.reference_set()
     batches = list(split_batches(embedded, ref, 250))
