@@ -57,7 +57,7 @@ def gate_facts(stats: ExcitationStats) -> pd.DataFrame:
     same for every image (`constant`)."""
     rows = [{"block": block, **stats.outside_shares(block), "saturated": stats.saturation(block),
              "mean_s": float(stats.overall_mean(block).mean()),
-             "constant": bool(stats.overall_std(block).max() < CONSTANT_SPREAD)} for block in stats.blocks]
+             "constant": stats.spread(block) < CONSTANT_SPREAD} for block in stats.blocks]  # as the cards' spread
     return pd.DataFrame(rows, columns=["block", "below_zero", "zero", "above_one", "saturated", "mean_s", "constant"])
 
 
