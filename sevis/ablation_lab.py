@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from . import figures as F
-from .ablations import CONSTANT_SPREAD, NOISE_SEEDS, comparison_table, noise_floor, summary, weights_file
+from .ablations import NOISE_SEEDS, comparison_table, noise_floor, summary, weights_file
 from .analysis import ExcitationStats
 from .checkpoint import read_card
 from .errors import ModelError
 from .names import ABLATIONS, fig6_default_classes
+from .paper import CONSTANT_SPREAD
 from .recorder import find_se_blocks
 from .views import ReferenceStats, paper_blocks, reference_statistics
 from .zoo import LoadedModel, load_checkpoint

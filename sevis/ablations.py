@@ -17,6 +17,7 @@ import pandas as pd
 from .checkpoint import card_path, read_card, save_checkpoint, write_card
 from .errors import ModelError
 from .names import ABLATION_AXES, ABLATIONS, EMBEDDED, ablation_dir
+from .paper import CONSTANT_SPREAD
 
 DEFAULT_ARCH = EMBEDDED["embedded"]  # every variant changes this architecture in one way
 # One shorter schedule for every variant (the default model trains 30 epochs on all 60k garments): 5 epochs on the
@@ -26,7 +27,6 @@ ABLATION_SCHEDULE = {"epochs": 5, "train_images": 30_000}
 NOISE_SEEDS = tuple(n for n in ABLATIONS if n == "baseline" or n.startswith("baseline-seed"))
 SUMMARY_COLUMNS = ["name", "axis", "change", "seed", "test_accuracy", "test_accuracy_fp32", "parameters",
                    "se_parameters", "se_share", "seconds", "epochs", "train_images", "stale", "constant_blocks"]
-CONSTANT_SPREAD = 1e-9  # a block whose s varies less than this over the reference set gives every image the same s
 
 # The paper's ablation rows (SE-ResNet-50 on ImageNet; ../shared/paper-facts.md): top-1 / top-5 error and
 # parameters in millions where the paper gives them. "no-stage-5" has no table row: the paper's text says dropping

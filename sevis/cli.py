@@ -369,7 +369,6 @@ def _export_ablations(args: argparse.Namespace) -> int:
     from .ablation_lab import lab_panels
     from .ablations import grid_findings, summary
     from .export import write_panels
-
     from .names import DEFAULT_ABLATION_PAIR
 
     pair = args.variants or list(DEFAULT_ABLATION_PAIR)

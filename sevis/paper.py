@@ -16,6 +16,7 @@ NEAR_ALL_MAJORITY = 0.5  # class-agnostic: most (class, channel) means within 0.
 SATURATED_MAJORITY = 0.5  # near-identity: most channels have mean s > 0.9
 ONE_PATTERN_R = 0.9  # one pattern up to scale: class-mean profiles correlate at r ≥ 0.9 on average
 LITTLE_COST_POINTS = 1.0  # removable: knocking the block out (s := 1) costs under 1 accuracy point
+CONSTANT_SPREAD = 1e-9  # a block whose s varies less than this (spread) gives every image the same s
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _specificity(measures: pd.DataFrame, block: str) -> str:
     """Return the class specificity at `block` as text; where it is undefined because s is the same for every
     image (a dead hidden layer: s = σ(b2)), say so rather than a bare n/a."""
     v = _row(measures, block, "class_specificity")
-    if math.isnan(v) and "spread" in measures and _row(measures, block, "spread") < 1e-9:
+    if math.isnan(v) and "spread" in measures and _row(measures, block, "spread") < CONSTANT_SPREAD:
         return "n/a (s is the same for every image)"
     return _f(v)
 

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 from sevis import ablations as A
 from sevis.checkpoint import read_card
 from sevis.names import ABLATIONS, ablation_dir, trained_ablations
+from sevis.paper import CONSTANT_SPREAD
 from sevis.recorder import find_se_blocks
 from sevis.se import SqueezeExcite, make_divisible
 from sevis.train import resume_path
@@ -234,7 +234,7 @@ def test_blocks_whose_s_never_varies_are_measured_and_named():
     v = L.load_variant("squeeze-max")
     assert list(v.gate.loc[v.gate["constant"], "block"]) == constant["squeeze-max"]
     block = constant["squeeze-max"][0]
-    assert v.ref.stats.overall_std(block).max() < A.CONSTANT_SPREAD < v.ref.stats.overall_std("SE_2_1").max()
+    assert v.ref.stats.overall_std(block).max() < CONSTANT_SPREAD < v.ref.stats.overall_std("SE_2_1").max()
     assert f"{block} of squeeze-max gives every image the same s" in L.pair_takeaway(table, L.load_variant("baseline"), v)
     line = next(x for x in A.grid_findings(table) if x.startswith("SE blocks that give every image the same s"))
     assert all(f"`{n}`" in line for n, blocks in constant.items() if blocks)
