@@ -80,7 +80,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       weight_decay=args.weight_decay, se_weight_decay=args.se_weight_decay,
                       schedule=args.schedule, class_aware=args.class_aware, seed=args.seed,
                       device=args.device, threads=args.threads, train_images=args.train_images,
-                      test_images=args.test_images, bn_images=args.bn_images)
+                      test_images=args.test_images, bn_images=args.bn_images, scale=tuple(args.scale),
+                      snapshots=tuple(sorted(set(args.snapshots or ()))))
     out = Path(args.out) if args.out else PRETRAINED_DIR / f"{args.arch}.safetensors"
     resume = resume_path(out)
     model, history = train(cfg, log=lambda line: print(line, flush=True), checkpoint=resume)
@@ -319,6 +320,10 @@ def _add_train(sub) -> None:
                         "(default 20000; 0: keep the running averages)")
     p.add_argument("--test-images", type=_nonnegative_int, default=0, metavar="N",
                    help="measure test accuracy each epoch on the first N test images (0: all 10,000)")
+    p.add_argument("--scale", type=float, nargs=2, default=(1.0, 1.0), metavar=("MIN", "MAX"),
+                   help="in context: garment size drawn uniformly from MIN..MAX times 28 px (default 1 1)")
+    p.add_argument("--snapshots", type=_nonnegative_int, nargs="+", metavar="EPOCH",
+                   help="keep fp16 weights after these epochs (0: the initialisation) in <out>.snapshots/")
     p.add_argument("--out", help="weights path (.safetensors); default pretrained/<arch>.safetensors")
     p.set_defaults(func=_cmd_train)
 

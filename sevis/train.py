@@ -55,6 +55,8 @@ class TrainConfig:
     test_images: int = 0  # evaluate each epoch on the first N test images (0: all 10k)
     arch_overrides: dict = field(default_factory=dict)  # ResNetConfig fields changed from `arch` (the ablations)
     bn_images: int = 20000  # after the last epoch, BatchNorm statistics re-estimated over this many fresh images (0: off)
+    scale: tuple[float, float] = (1.0, 1.0)  # in context: garment size drawn uniformly from this range (x 28 px)
+    snapshots: tuple[int, ...] = ()  # epochs after which fp16 weights are kept (0: the initialisation)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -171,7 +173,7 @@ def _batches(cfg: TrainConfig, split: Split, epoch: int, steps: int) -> Iterator
     images, labels = torch.from_numpy(split.images), torch.from_numpy(split.labels)
     mean, std = data_normalisation(cfg.data)
     if cfg.data == "context":
-        ctx = ContextConfig(flip=cfg.flip)
+        ctx = ContextConfig(flip=cfg.flip, scale=tuple(cfg.scale))
         params = sample_params(n, gen, ctx)  # every epoch sees each garment somewhere new
     for b in range(steps):
         idx = torch.from_numpy(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
@@ -188,13 +190,37 @@ def resume_path(out: str | os.PathLike) -> Path:
     return out.parent / f"{out.stem}.resume.pt"
 
 
+def snapshot_dir(resume: str | os.PathLike) -> Path:
+    """Return the folder of a run's snapshots: beside its weights, <stem>.snapshots/ (from the resume path)."""
+    resume = Path(resume)
+    return resume.parent / (resume.name.removesuffix(".resume.pt") + ".snapshots")
+
+
+def save_snapshot(folder: Path, model: nn.Module, epoch: int, test_accuracy: float) -> Path:
+    """Write the model's weights after `epoch` (0: initialisation) as fp16 safetensors; return the path."""
+    from safetensors.torch import save_file
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous().cpu()
+             for k, v in model.state_dict().items()}
+    path = folder / f"epoch_{epoch:03d}.safetensors"
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={"epoch": str(epoch), "test_accuracy": f"{test_accuracy:.6f}"})
+    os.replace(tmp, path)
+    return path
+
+
 def _config_key(cfg: TrainConfig) -> str:
     # Everything that changes what is trained; threads and device do not. No overrides leave the key as it was
     # before they existed, so runs started then still resume.
     # bn_images only acts after the last epoch, so runs started before it existed resume too.
-    key = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "device", "bn_images")}
+    # Snapshots only add files; a scale of 1 is the recipe before the scale option existed.
+    key = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "device", "bn_images", "snapshots")}
     if not key["arch_overrides"]:
         del key["arch_overrides"]
+    if tuple(key["scale"]) == (1.0, 1.0):
+        del key["scale"]
+    else:
+        key["scale"] = list(key["scale"])
     return json.dumps(key, sort_keys=True)
 
 
@@ -235,6 +261,9 @@ def train(cfg: TrainConfig, log=print, checkpoint: str | os.PathLike | None = No
         history["log"].append(line)
         log(line)
 
+    if start == 0 and 0 in cfg.snapshots and checkpoint is not None:
+        acc0, _ = accuracy(model, test_split, device, data=cfg.data)
+        save_snapshot(snapshot_dir(checkpoint), model, 0, acc0)
     if start == 0:
         emit(f"training {cfg.arch} ({sum(p.numel() for p in model.parameters()):,} params) on {device}, "
              f"{cfg.data} data, for {cfg.epochs} epochs, {steps_per_epoch} steps each")
@@ -256,6 +285,8 @@ def train(cfg: TrainConfig, log=print, checkpoint: str | os.PathLike | None = No
         history["epoch_seconds"].append(round(seconds, 1))
         history["test_accuracy"].append(round(acc, 6))
         emit(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss_sum / steps_per_epoch:.4f}  test acc {acc:.4f}  {seconds:.0f}s")
+        if checkpoint is not None and epoch + 1 in cfg.snapshots:
+            save_snapshot(snapshot_dir(checkpoint), model, epoch + 1, acc)
         if checkpoint is not None:
             _save_resume(Path(checkpoint), cfg, model, opt, history, epoch + 1)
     if cfg.bn_images and len(history["test_accuracy"]) == cfg.epochs:
@@ -331,6 +362,7 @@ def model_card(model: SEResNet, cfg: TrainConfig, history: dict, name: str, comm
                "license": "MIT (Copyright 2017 Zalando SE)", "train_images": 60000, "test_images": 10000}
     if cfg.data == "context":
         dataset.update(context=ContextConfig().to_dict(), test_seed=CONTEXT_SEEDS["test"],
+                       training_context=ContextConfig(flip=cfg.flip, scale=tuple(cfg.scale)).to_dict(),
                        note="training samples are drawn afresh every epoch; the test split is rendered with test_seed")
     return {
         "name": name,
