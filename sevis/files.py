@@ -1,0 +1,111 @@
+"""Files on disk, safely: read only regular files (a FIFO or a device never blocks a thread), and write every
+output atomically (a temporary file in the same folder, then one rename), so a stopped run leaves each file
+either as it was or whole.
+
+Imports nothing heavy: the CLI and the app's sidebar use it before torch is loaded.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from .errors import SevisError
+
+
+def describe_kind(mode: int) -> str:
+    """Return what a non-regular file is, in words ("a folder", "a FIFO (named pipe)"…)."""
+    for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                        (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+def regular_file_problem(path: str | os.PathLike) -> str | None:
+    """Return why `path` is not a readable regular file ("no such file", "a FIFO (named pipe)"…), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except NotADirectoryError:
+        return "no such file"
+    except PermissionError:
+        return "permission denied"
+    except OSError as e:
+        return e.strerror or "cannot be read"
+    return None if stat.S_ISREG(mode) else describe_kind(mode)
+
+
+def read_regular(path: str | os.PathLike, limit: int, label: str | None = None,
+                 error: type[SevisError] = SevisError) -> bytes:
+    """Return the bytes of regular file `path` (at most `limit` of them); raise `error` with one clear sentence
+    for anything else: missing, a folder, a FIFO or device (opened without blocking, then refused), too large,
+    unreadable."""
+    label = label or Path(path).name
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise error(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{label} is a folder, not a file") from None
+    except OSError as e:
+        raise error(f"{label}: cannot be read ({e.strerror or 'error'})") from None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                kind = describe_kind(st.st_mode)
+                raise error(f"{label} is {kind}, not a file" if kind.startswith("a ") else f"{label}: {kind}")
+            if st.st_size > limit:
+                raise error(f"{label}: file is larger than {limit // 2**20} MB")
+            os.set_blocking(fd, True)
+            data = fh.read(limit + 1)
+        except OSError as e:
+            raise error(f"{label}: cannot be read ({e.strerror or 'error'})") from None
+    if len(data) > limit:
+        raise error(f"{label}: file is larger than {limit // 2**20} MB")
+    return data
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in `path`'s folder to write to; on success it replaces `path` in one rename, on
+    any failure it is removed and `path` is left as it was."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[Path], None],
+                 error: type[SevisError] = SevisError) -> Path:
+    """Write `data` (bytes, text, or a function that writes the file at the path it is given) to `path`
+    atomically; return the path. OS errors become `error` naming the file."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            if callable(data):
+                data(tmp)
+            elif isinstance(data, str):
+                tmp.write_text(data, encoding="utf-8")
+            else:
+                tmp.write_bytes(data)
+    except OSError as e:
+        raise error(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
+def existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Return those of `paths` that exist (as anything, a dangling link included)."""
+    return [Path(p) for p in paths if os.path.lexists(p)]
