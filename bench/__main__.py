@@ -1,4 +1,4 @@
-"""Run the sevis benchmarks: python -m bench [--quick] [--only overhead,peers,stats,latency,startup,distributed,load] [--json FILE]
+"""Run the sevis benchmarks: python -m bench [--quick] [--only overhead,peers,stats,latency,startup,distributed,load,folder] [--json FILE]
 
 Prints Markdown tables of ratios measured in this one run (same model, batch and inputs per comparison).
 Not part of the test suite: nothing here asserts a timing.
@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 
-SECTIONS = ("overhead", "peers", "stats", "latency", "startup", "distributed", "load")
+SECTIONS = ("overhead", "peers", "stats", "latency", "startup", "distributed", "load", "folder")
 
 
 def main(argv=None) -> int:
@@ -23,6 +23,9 @@ def main(argv=None) -> int:
     p.add_argument("--markdown", help="also write the Markdown tables to this file")
     p.add_argument("--sessions", type=int, default=None, help="load: concurrent browser sessions (default 8; --quick 2)")
     p.add_argument("--rounds", type=int, default=None, help="load: uploads per session (default 3; --quick 1)")
+    p.add_argument("--images", type=int, default=None, help="folder: images in the labelled folder (default 1500; --quick 150)")
+    p.add_argument("--views", default=None,
+                   help="load: comma-separated tabs each session opens after its first upload (default: every view)")
     p.add_argument("--soak", type=int, default=None, help="load: sequential uploads of the soak (default 200; --quick 20; 0: none)")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -63,7 +66,11 @@ def main(argv=None) -> int:
             results["distributed"] = distributed.run(args.quick, args.threads)
         elif section == "load":
             from . import load
-            results["load"] = load.run(args.quick, args.threads, args.sessions, args.soak, args.rounds)
+            results["load"] = load.run(args.quick, args.threads, args.sessions, args.soak, args.rounds,
+                                       views=[v.strip() for v in args.views.split(",")] if args.views else None)
+        elif section == "folder":
+            from . import folder_memory
+            results["folder"] = folder_memory.run(args.quick, args.threads, args.images)
         print("\n" + report.section(section, results[section]), flush=True)
         print(f"({section}: {time.perf_counter() - t0:.0f} s)", flush=True)
     results["machine_after"] = common.machine()

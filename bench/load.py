@@ -10,6 +10,10 @@ one browser, one context per session).
   one (removed from the uploader first, as a user does); the server's RSS after the first upload, after 50 and
   at the end.
 
+Classroom scale: `--sessions 30 --views "Class × depth"` (at most MAX_SESSIONS sessions, one Chromium, against a
+server bound to 127.0.0.1 only) has every session upload and then open Class × depth only; the server's RSS is
+sampled every half second during the concurrent part (its peak is reported).
+
 Server RSS is read from /proc/<pid>/status. Not a test: nothing is asserted; errors and cross-talk are counted.
 """
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 from PIL import Image
@@ -29,6 +34,8 @@ from .server import StreamlitServer
 CHROMIUM = os.environ.get("CHROME_PATH") or "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 STEP_MS = 600_000  # one step may wait this long: the machine may be busy
+MAX_SESSIONS = 30  # a classroom; more browser contexts than this would measure the client machine, not the server
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 RUNNING = '[data-testid="stApp"][data-test-script-state="running"]'
 
@@ -118,7 +125,8 @@ async def new_page(browser, url: str):
 
 
 # ----------------------------------------------------------------------------------------- load
-async def _session(browser, url: str, i: int, n: int, rounds: int, start: asyncio.Event, ready: list) -> SessionLog:
+async def _session(browser, url: str, i: int, n: int, rounds: int, start: asyncio.Event, ready: list,
+                   views: list[str] | None = None) -> SessionLog:
     token = f"sess{i:02d}_"
     others = [f"sess{k:02d}_" for k in range(n) if k != i]
     log = SessionLog(token)
@@ -136,8 +144,8 @@ async def _session(browser, url: str, i: int, n: int, rounds: int, start: asynci
             previous = name
             await check(page, log, f"upload {r}", name, others)
             if r == 0:
-                titles = [await t.inner_text() for t in await page.get_by_role("tab").all()]
-                for title in titles[1:]:
+                titles = views or [await t.inner_text() for t in await page.get_by_role("tab").all()][1:]
+                for title in titles:
                     await open_view(page, title)
                     log.views.append(title)
                     await check(page, log, title, name, others)
@@ -149,20 +157,36 @@ async def _session(browser, url: str, i: int, n: int, rounds: int, start: asynci
     return log
 
 
-async def _load(url: str, sessions: int, rounds: int) -> tuple[list[SessionLog], float]:
+async def _sample_rss(server: StreamlitServer, samples: list[float], every_s: float = 0.5) -> None:
+    """Append the server's RSS every `every_s` seconds until cancelled."""
+    while True:
+        try:
+            samples.append(server.rss())
+        except (OSError, KeyError):
+            return
+        await asyncio.sleep(every_s)
+
+
+async def _load(url: str, sessions: int, rounds: int, views: list[str] | None = None,
+                server: StreamlitServer | None = None) -> tuple[list[SessionLog], float, list[float]]:
     from playwright.async_api import async_playwright
+    samples: list[float] = []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             start, ready = asyncio.Event(), []
-            tasks = [asyncio.create_task(_session(browser, url, i, sessions, rounds, start, ready))
+            tasks = [asyncio.create_task(_session(browser, url, i, sessions, rounds, start, ready, views))
                      for i in range(sessions)]
             while len(ready) < sessions and not all(t.done() for t in tasks):
                 await asyncio.sleep(0.2)
             t0 = time.perf_counter()
+            sampler = asyncio.create_task(_sample_rss(server, samples)) if server is not None else None
             start.set()
             logs = await asyncio.gather(*tasks)
-            return logs, time.perf_counter() - t0
+            wall = time.perf_counter() - t0
+            if sampler is not None:
+                sampler.cancel()
+            return logs, wall, samples
         finally:
             await browser.close()
 
@@ -205,19 +229,24 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def run(quick: bool = False, threads: int | None = None, sessions: int | None = None, soak: int | None = None,
-        rounds: int | None = None) -> dict:
-    """Run the load test and the soak against a fresh server; return the measurements."""
-    sessions = sessions or (2 if quick else 8)
+        rounds: int | None = None, views: list[str] | None = None, env: dict | None = None) -> dict:
+    """Run the load test and the soak against a fresh server (loopback only; at most MAX_SESSIONS sessions, each
+    opening `views` after its first upload, every view when None); return the measurements."""
+    sessions = min(sessions or (2 if quick else 8), MAX_SESSIONS)
     soak = soak if soak is not None else (20 if quick else 200)
     rounds = rounds or (1 if quick else 3)
     if not Path(CHROMIUM).exists():
         return {"error": f"needs Chromium at {CHROMIUM} (apt-get install chromium)"}
-    server = StreamlitServer().start()
-    out: dict = {"sessions": sessions, "rounds": rounds, "soak_uploads": soak}
+    server = StreamlitServer(env=env).start()
+    if urlparse(server.url).hostname not in LOOPBACK:
+        server.stop()
+        return {"error": f"the load benchmark drives loopback servers only, not {server.url}"}
+    out: dict = {"sessions": sessions, "rounds": rounds, "soak_uploads": soak, "views_asked": views}
     try:
         out["rss_start_mib"] = server.rss()
         print(f"  load: {sessions} sessions × {rounds} uploads against {server.url}…", flush=True)
-        logs, wall = asyncio.run(_load(server.url, sessions, rounds))
+        logs, wall, samples = asyncio.run(_load(server.url, sessions, rounds, views, server))
+        out["rss_peak_load_mib"] = max(samples) if samples else None
         print(f"  load: done in {wall:.0f} s; soak: {soak} uploads…", flush=True)
         out["rss_after_load_mib"] = server.rss()
         times = [t for log in logs for t in log.upload_s]

@@ -179,7 +179,8 @@ def load(res: dict) -> str:
     ms = lambda v: "—" if v is None else f"{1000 * v:,.0f} ms"  # noqa: E731
     out = [f"{res['sessions']} concurrent Chromium sessions (one browser, one context each) against one "
            f"`streamlit run app.py`, {res['rounds']} upload(s) per session, each a distinct image; after its first "
-           f"upload every session opened every view.", "",
+           f"upload every session opened "
+           + (", ".join(res["views_asked"]) if res.get("views_asked") else "every view") + ".", "",
            "| what | measured |", "|---|---:|",
            f"| uploads timed (upload → heat strip with its name, ≥ 3 plots, script idle) | {ld['uploads']} |",
            f"| p50 / p95 / max | {ms(ld['upload_p50_s'])} / {ms(ld['upload_p95_s'])} / {ms(ld['upload_max_s'])} |",
@@ -190,7 +191,8 @@ def load(res: dict) -> str:
            f"| pages missing their own file name | {len(ld['missing_own'])} |",
            f"| sessions that failed a step | {len(ld['failures'])} |",
            f"| wall time of the concurrent part | {ld['wall_s']:.0f} s |",
-           f"| server RSS: started / after the load | {res['rss_start_mib']:.0f} MiB / {res['rss_after_load_mib']:.0f} MiB |"]
+           f"| server RSS: started / peak during the load / after it | {res['rss_start_mib']:.0f} MiB / "
+           f"{_f(res.get('rss_peak_load_mib'), 0)} MiB / {res['rss_after_load_mib']:.0f} MiB |"]
     for label, items in (("Exceptions", ld["exceptions"]), ("Cross-talk", ld["crosstalk"]),
                          ("Failures", ld["failures"]), ("Error alerts (distinct)", ld["error_alerts"])):
         if items:
@@ -221,9 +223,15 @@ TITLES = {"overhead": "1. Recorder overhead (median per pass; ratios are medians
           "latency": "4. Interactive latency (embedded model)",
           "startup": "5. Command-line start-up (fresh processes)",
           "distributed": "6. `sevis stats` over a folder: one process and two (torchrun)",
-          "load": "7. The served app under load (streamlit run + headless Chromium)"}
+          "load": "7. The served app under load (streamlit run + headless Chromium)",
+          "folder": "8. Memory of a large labelled folder (streamed in batches)"}
 RENDER = {"overhead": overhead, "peers": peers, "stats": dataset, "latency": latency, "startup": startup,
-          "distributed": distributed, "load": load}
+          "distributed": distributed, "load": load, "folder": lambda res: _folder_report(res)}
+
+
+def _folder_report(res: dict) -> str:
+    from .folder_memory import report
+    return report(res)
 
 
 def section(key: str, data) -> str:

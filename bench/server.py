@@ -37,8 +37,9 @@ class StreamlitServer:
     process on exit; a server that exits or does not answer within `startup_s` raises RuntimeError, naming
     its log file."""
 
-    def __init__(self, startup_s: float = 300, log_dir: str | Path | None = None) -> None:
+    def __init__(self, startup_s: float = 300, log_dir: str | Path | None = None, env: dict | None = None) -> None:
         self.startup_s = startup_s
+        self.extra_env = dict(env or {})  # e.g. the SEVIS_* settings of a served class
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="sevis-streamlit-")) / "server.log"
@@ -48,7 +49,7 @@ class StreamlitServer:
     def start(self) -> "StreamlitServer":
         """Start the server and return self once it answers its health check."""
         # The repository root on PYTHONPATH: the app imports sevis from the checkout even when not installed.
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        env = dict(os.environ, **self.extra_env, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
