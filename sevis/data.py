@@ -102,7 +102,11 @@ def fmnist_preprocessing(variant: str = "context") -> dict:
     pp = {"grayscale": True, "resize": 28, "center_crop": 28, "mean": [mean], "std": [std], "auto_invert": True,
           "note": "white-on-black garments as in Fashion-MNIST; photos on light backgrounds are inverted"}
     if variant == "context":
-        pp["canvas"] = ContextConfig().canvas  # the 28 px garment lands in the middle of a black canvas
+        # sevis.framing: a scene is resized whole onto the canvas; a garment on flat black or white is fitted to 28 px
+        pp["canvas"] = ContextConfig().canvas
+        pp["note"] = ("uploads keep their scene: the whole image resized onto the canvas (aspect kept, padded with its "
+                      "border level); a garment on flat black or white is cropped, fitted to 28 px and centred; light "
+                      "backgrounds are inverted")
     return pp
 
 

@@ -95,6 +95,11 @@ def to_rgb(img: Image.Image, label: str = "image") -> Image.Image:
         raise ImageError(f"{label}: cannot convert image mode {img.mode} to RGB ({e})") from None
 
 
+def _border_mean(img: Image.Image) -> float:
+    arr = np.asarray(img.convert("L"), dtype=np.float32)
+    return float(np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]]).mean())
+
+
 class InvertIfLightBackground:
     """Invert a grayscale image whose border is light: Fashion-MNIST garments are light on black."""
 
@@ -102,9 +107,7 @@ class InvertIfLightBackground:
         self.threshold = threshold
 
     def __call__(self, img: Image.Image) -> Image.Image:
-        arr = np.asarray(img.convert("L"), dtype=np.float32)
-        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
-        return ImageOps.invert(img.convert("L")) if border.mean() > self.threshold else img
+        return ImageOps.invert(img.convert("L")) if _border_mean(img) > self.threshold else img
 
     def __repr__(self) -> str:
         return f"InvertIfLightBackground(threshold={self.threshold})"
@@ -151,6 +154,15 @@ class GrayscaleTransform:
         mean = torch.as_tensor(self.mean, dtype=x.dtype).view(-1, 1, 1)
         std = torch.as_tensor(self.std, dtype=x.dtype).view(-1, 1, 1)
         return x.sub_(mean).div_(std)
+
+    def describe(self, img: Image.Image) -> str:
+        """Return one sentence saying what this preprocessing does to `img`."""
+        w, h = img.size
+        inverted = self.invert is not None and _border_mean(img) > self.invert.threshold
+        flipped = " inverted (light background; training garments are light on black)," if inverted else ""
+        canvas = f" and centred on a black {self.canvas}×{self.canvas} canvas" if self.canvas else ""
+        return (f"The {w}×{h} image made grey,{flipped} resized so its short side is {self.size} px and "
+                f"centre-cropped to {self.size}×{self.size}{canvas}, as the training garments were.")
 
     def __repr__(self) -> str:
         return (f"GrayscaleTransform(size={self.size}, mean={self.mean}, std={self.std}, "

@@ -19,6 +19,7 @@ from .checkpoint import check_state_fits, load_state_into, read_card, read_state
 from .errors import DatasetError, ModelError
 # The model names live in sevis.names (no torch there, so `sevis models` starts fast); re-exported here.
 from .names import DEFAULT_SPEC, EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS, list_se_models  # noqa: F401
+from .framing import SceneTransform
 from .preprocess import grayscale_transform
 from .resnet import ResNetConfig, SEResNet, architecture_config
 
@@ -143,6 +144,9 @@ def _timm_weights_source(name: str) -> tuple[str | None, str, bool]:
 # ---------------------------------------------------------------------------- embedded (ours)
 def _card_preprocess(card: dict) -> Callable:
     pp = card.get("preprocessing", {})
+    if pp.get("canvas") and (card.get("dataset") or {}).get("variant") == "context":
+        # In context: a scene stays a scene, an isolated garment is fitted like a training garment (sevis.framing).
+        return SceneTransform(int(pp["canvas"]), pp.get("mean", [0.3571]), pp.get("std", [0.2322]))
     return grayscale_transform(int(pp.get("resize", 28)), pp.get("mean", [0.2860]), pp.get("std", [0.3530]),
                                auto_invert=bool(pp.get("auto_invert", True)),
                                canvas=int(pp["canvas"]) if pp.get("canvas") else None)

@@ -1,0 +1,65 @@
+"""Accuracy through the upload path on held-out garments: python docs/upload_accuracy.py [--model SPEC ...] [--n N]
+
+Each held-out test garment (sevis.heldout: none is in the reference set) is rendered as a user might send it,
+encoded as PNG and sent through open_image → the model's preprocess → the model, exactly as the app and
+`sevis predict` do. The first row feeds the in-context tensors straight to the model, as in training, for scale.
+Prints a Markdown table (one column per model); --out also writes it to a file.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sevis.heldout import CONDITIONS, _in_context, heldout_split, upload_accuracy  # noqa: E402
+from sevis.preprocess import grayscale_transform  # noqa: E402
+from sevis.train import normalise  # noqa: E402
+from sevis.zoo import load_model  # noqa: E402
+
+
+@torch.inference_mode()
+def tensor_accuracy(loaded, garments) -> float:
+    """Return the accuracy on the garments in context on 36 px canvases fed as tensors, as in training."""
+    mean, std = loaded.normalisation
+    x = normalise(torch.from_numpy(_in_context(garments.images, 36, 1.0, 19_000)), mean, std)
+    pred = torch.cat([loaded.model(x[i:i + 250]).argmax(1) for i in range(0, len(x), 250)]).numpy()
+    return float((pred == garments.labels).mean())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", nargs="+", default=["embedded"], help="model specs (default: embedded)")
+    p.add_argument("--n", type=int, default=1000, help="held-out garments per condition (default 1000)")
+    p.add_argument("--legacy", action="store_true",
+                   help="also each in-context model with the former upload path (fit to 28 px, centre on black)")
+    p.add_argument("--out", help="also write the Markdown table here")
+    args = p.parse_args(argv)
+    garments = heldout_split(args.n)
+    models = {spec: load_model(spec) for spec in args.model}
+    if args.legacy:
+        for spec in args.model:
+            m = models[spec]
+            if m.data_variant == "context":
+                mean, std = m.normalisation
+                models[f"{spec} (former path)"] = replace(m, preprocess=grayscale_transform(28, [mean], [std], canvas=36))
+    rows = {"as in training (tensors, no upload path)": {s: tensor_accuracy(m, garments) for s, m in models.items()}}
+    for key, label in CONDITIONS.items():
+        rows[label] = {s: upload_accuracy(m, key, garments) for s, m in models.items()}
+        print(f"{label}: " + ", ".join(f"{s} {v:.1%}" for s, v in rows[label].items()), file=sys.stderr, flush=True)
+    lines = [f"Held-out Fashion-MNIST test garments ({len(garments):,} per row), through the upload path.", "",
+             "| upload | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    lines += [f"| {label} | " + " | ".join(f"{v:.1%}" for v in accs.values()) + " |" for label, accs in rows.items()]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
