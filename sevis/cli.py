@@ -117,6 +117,8 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .reports import excitation_summary, format_prediction
 
+    if args.json:
+        return _predict_json(args)
     first = True
     for _loaded, paths, result in _run_images(args, "predict"):
         for i, (path, top) in enumerate(zip(paths, result.topk(args.top))):
@@ -124,6 +126,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print()
             first = False
             print(format_prediction(path, top, excitation_summary(result.excitations_of(i))))
+    return 0
+
+
+def _predict_json(args: argparse.Namespace) -> int:
+    """`sevis predict --json`: one JSON list, per image its name, top-k classes and the domain verdict."""
+    import json
+
+    from .domain import domain_verdicts
+    from .preprocess import open_image
+
+    records = []
+    for loaded, paths, result in _run_images(args, "predict"):
+        verdicts = domain_verdicts(loaded, [open_image(p) for p in paths])  # None: no reference set for this model
+        for i, (path, top) in enumerate(zip(paths, result.topk(args.top))):
+            records.append({"name": path, "top": [{"class": c, "probability": round(p, 6)} for c, p in top],
+                            "domain": verdicts[i].to_dict() if verdicts is not None else None})
+    print(json.dumps(records, indent=1))
     return 0
 
 
@@ -245,6 +264,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes to show (default 5)")
     p.add_argument("--random-weights", action="store_true",
                    help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: per image its name, top classes and the domain verdict (in_domain, score, "
+                        "percentile of the reference set; null for models without one)")
     p.set_defaults(func=_cmd_predict)
 
 

@@ -1,0 +1,99 @@
+"""The domain verdict: calibrated on the reference set, garments in, noise, stripes and photos out."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sevis.domain import OUT_OF_DOMAIN_PERCENTILE, domain_calibration, domain_verdicts, stage_features
+from sevis.heldout import heldout_split, upload_batches
+from sevis.images import sample_photos
+from sevis.inference import split_batches
+from sevis.preprocess import open_image
+from sevis.zoo import load_model
+
+
+def test_calibration_on_the_reference_set(embedded):
+    cal = domain_calibration(embedded)
+    assert domain_calibration(embedded) is cal  # cached per model
+    ref = embedded.reference_set()
+    assert len(cal.reference_scores) == len(ref) and np.all(np.diff(cal.reference_scores) >= 0)
+    # cross-fitted: the reference set's own median sits near 0 and about 1% of it falls below the cut
+    assert abs(float(np.median(cal.reference_scores))) < 1.0
+    x, _ = next(split_batches(embedded, ref, batch_size=len(ref)))
+    verdicts = cal.verdicts(stage_features(embedded.model, x))
+    share_in = np.mean([v.in_domain for v in verdicts])
+    assert 0.95 <= share_in <= 1.0
+    # the percentile is the share of reference scores below the image's score
+    v = verdicts[0]
+    assert v.percentile == pytest.approx(100 * np.mean(cal.reference_scores < v.score))
+    assert v.in_domain == (v.percentile >= OUT_OF_DOMAIN_PERCENTILE)
+
+
+@pytest.mark.parametrize("condition", ["context-36", "photo-144", "black-112", "white-112"])
+def test_held_out_garments_are_in_domain(embedded, condition):
+    garments = heldout_split(200)
+    verdicts = [v for x, _ in upload_batches(embedded, condition, garments) for v in domain_verdicts(embedded, x)]
+    assert np.mean([v.in_domain for v in verdicts]) >= 0.9
+
+
+def _noise() -> list[Image.Image]:
+    rng = np.random.default_rng(1)
+    grey = [Image.fromarray(rng.integers(0, 256, (s, s), dtype=np.uint8)).convert("RGB") for s in (28, 36, 64, 300)]
+    return grey + [Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), "RGB")]
+
+
+def _stripes() -> list[Image.Image]:
+    yy, xx = np.mgrid[:96, :96]
+    return [Image.fromarray(((t // p) % 2 * 255).astype(np.uint8)).convert("RGB")
+            for p in (1, 3, 6, 12) for t in (yy, xx, xx + yy)]
+
+
+@pytest.mark.parametrize("images", [_noise, _stripes], ids=["noise", "stripes"])
+def test_noise_and_stripes_are_out_of_domain(embedded, images):
+    verdicts = domain_verdicts(embedded, images())
+    assert not any(v.in_domain for v in verdicts)
+    for v in verdicts:
+        note = v.note()
+        assert note.startswith("Out of domain") and "reference set" in note and "nan" not in note
+
+
+def test_photos_of_a_cat_a_person_and_coffee_are_out_of_domain(embedded):
+    photos = sample_photos()
+    wanted = [n for n in ("chelsea (cat)", "astronaut", "coffee (cup)") if n in photos]
+    if not wanted:
+        pytest.skip("scikit-image's sample photos are not installed")
+    verdicts = domain_verdicts(embedded, [open_image(photos[n], n) for n in wanted])
+    assert [v.in_domain for v in verdicts] == [False] * len(wanted), dict(zip(wanted, verdicts))
+
+
+def test_models_without_a_reference_set_get_no_verdict():
+    assert domain_verdicts(load_model("timm:seresnet18", pretrained=False), [Image.new("RGB", (64, 64))]) is None
+
+
+def test_verdict_as_json_and_random_weights_read_as_sentences(embedded_random):
+    torch.manual_seed(0)
+    v = domain_verdicts(embedded_random, _noise()[:1])[0]
+    d = v.to_dict()
+    assert set(d) == {"in_domain", "score", "percentile"} and isinstance(d["in_domain"], bool)
+    assert 0.0 <= d["percentile"] <= 100.0 and np.isfinite(d["score"])
+    assert v.note().endswith(".") and "nan" not in v.note()
+
+
+def test_predict_json_prints_top_classes_and_the_domain_verdict(tmp_path, capsys):
+    import json
+
+    from sevis.cli import main
+    from sevis.heldout import png_bytes, render
+    garment = tmp_path / "garment.png"
+    garment.write_bytes(png_bytes(render("photo-144", heldout_split(10))[0]))
+    stripes = tmp_path / "stripes.png"
+    _stripes()[4].save(stripes)
+    assert main(["predict", str(garment), str(stripes), "--json", "--top", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in out] == [str(garment), str(stripes)]
+    for r in out:
+        assert set(r) == {"name", "top", "domain"} and len(r["top"]) == 3
+        assert set(r["domain"]) == {"in_domain", "score", "percentile"}
+    assert out[0]["domain"]["in_domain"] is True and out[1]["domain"]["in_domain"] is False
