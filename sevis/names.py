@@ -81,6 +81,34 @@ ABLATIONS: dict[str, dict] = {
 DEFAULT_ABLATION_PAIR = ("baseline", "gate-tanh")
 
 
+# Weights kept during training (`sevis train --snapshots`): loaded as "<embedded name>@<epoch>", e.g. embedded@0
+# (the initialisation) or embedded@20, from pretrained/<arch>.snapshots/epoch_XXX.safetensors (fp16).
+SNAPSHOT_GROUP = "training snapshots"
+
+
+def snapshot_dir(spec: str = DEFAULT_SPEC) -> Path:
+    """Return the folder of embedded model `spec`'s training snapshots (under $SEVIS_SNAPSHOT_DIR if set)."""
+    import os
+    root = os.environ.get("SEVIS_SNAPSHOT_DIR") or Path(__file__).resolve().parent.parent / "pretrained"
+    return Path(root) / f"{EMBEDDED[spec]}.snapshots"
+
+
+def snapshot_epochs(spec: str = DEFAULT_SPEC) -> list[int]:
+    """Return the epochs (0: initialisation) whose snapshot of embedded model `spec` is there, in order."""
+    folder = snapshot_dir(spec)
+    found = []
+    for path in folder.glob("epoch_*.safetensors") if folder.is_dir() else ():
+        digits = path.stem.removeprefix("epoch_")
+        if digits.isdigit():
+            found.append(int(digits))
+    return sorted(found)
+
+
+def snapshot_specs() -> list[str]:
+    """Return "<embedded name>@<epoch>" for every snapshot there."""
+    return [f"{spec}@{e}" for spec in EMBEDDED for e in snapshot_epochs(spec)]
+
+
 def ablation_dir() -> Path:
     """Return the folder of the trained ablation variants: $SEVIS_ABLATION_DIR, else pretrained/ablations."""
     import os
@@ -106,4 +134,5 @@ def list_se_models() -> dict[str, list[str]]:
         "torchvision": [f"torchvision:{n}" for n in TORCHVISION_SE_MODELS],
         NO_SE_GROUP: embedded_plain + [f"sevis:{a}" for a in SEVIS_PLAIN_ARCHITECTURES],
         ABLATION_GROUP: [f"ablation:{n}" for n in trained_ablations()],
+        SNAPSHOT_GROUP: snapshot_specs(),
     }

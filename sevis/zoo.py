@@ -309,6 +309,9 @@ def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, 
     pretrained=False gives random weights.
     """
     spec = (os.fspath(spec) if isinstance(spec, os.PathLike) else (spec or DEFAULT_SPEC)).strip()
+    base, at, epoch = spec.partition("@")
+    if at and base in EMBEDDED:
+        return _load_snapshot(base, epoch, spec)
     if spec in EMBEDDED:
         path = PRETRAINED_DIR / f"{EMBEDDED[spec]}.safetensors"
         if not pretrained:
@@ -332,6 +335,35 @@ def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, 
         return load_checkpoint(path, arch)
     raise ModelError(f"unknown model {spec!r}: use {', '.join(EMBEDDED)}, sevis:<arch>, ablation:<variant>, "
                      "timm:<name>, torchvision:<name> or a .safetensors/.pt file")
+
+
+def _load_snapshot(base: str, epoch: str, spec: str) -> LoadedModel:
+    """Return embedded model `base` as it was after `epoch` epochs of training (0: its initialisation), from the
+    fp16 snapshot `sevis train --snapshots` kept; its card is the final model's, less the final evaluation."""
+    from safetensors import safe_open
+
+    from .names import snapshot_dir, snapshot_epochs
+    epochs = snapshot_epochs(base)
+    available = f"available: {', '.join(f'{base}@{e}' for e in epochs)}" if epochs else \
+        f"{base} has no training snapshots (train it with `sevis train --snapshots ...`)"
+    if not epoch.isdigit():
+        raise ModelError(f"{spec}: the part after @ must be an epoch number, e.g. {base}@0; {available}")
+    path = snapshot_dir(base) / f"epoch_{int(epoch):03d}.safetensors"
+    if not path.is_file():
+        raise ModelError(f"{spec}: no snapshot after epoch {int(epoch)}; {available}")
+    card = {k: v for k, v in read_card(PRETRAINED_DIR / f"{EMBEDDED[base]}.safetensors").items()
+            if k not in ("evaluation", "parameters")}
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        accuracy = float(meta["test_accuracy"]) if "test_accuracy" in meta else None
+    except Exception:  # unreadable metadata: read_state_dict below says what is wrong with the file
+        accuracy = None
+    card.update(name=f"{base}@{int(epoch)}", snapshot={"epoch": int(epoch), "test_accuracy": accuracy, "of": base})
+    loaded = _load_sevis_checkpoint(path, spec, card)
+    loaded.model.float()  # the snapshot is fp16; the network computes in fp32 as the final model does
+    loaded.source = "snapshot"
+    return loaded
 
 
 def _load_ablation(name: str, spec: str, pretrained: bool) -> LoadedModel:
