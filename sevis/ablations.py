@@ -123,12 +123,7 @@ def train_variant(name: str, out_dir: str | Path | None = None, log: Callable[[s
                   **schedule) -> Path | None:
     """Train variant `name` (resuming its checkpoint), save it in half precision with its card, evaluate it; return
     the weights path, or None when `stop_after` ended the run early (tests of resuming)."""
-    import torch
-
-    from .data import load_split
-    from .reports import evaluate, evaluation_report
-    from .train import Split, accuracy, model_card, resume_path, train
-    from .zoo import load_checkpoint
+    from .train import model_card, resume_path, train
 
     cfg = train_config(name, threads, **schedule)
     out = weights_file(name, out_dir)
@@ -137,25 +132,10 @@ def train_variant(name: str, out_dir: str | Path | None = None, log: Callable[[s
     if len(history["test_accuracy"]) < cfg.epochs:
         return None
     command = f"sevis ablate --variants {name}"
-    card = model_card(model, cfg, history, f"ablation:{name}", command)
-    test = load_split("test", "context")
-    if cfg.test_images:
-        test = Split(test.images[:cfg.test_images], test.labels[:cfg.test_images])
-    save_checkpoint(_half(model), out, card)
-    loaded = load_checkpoint(out)  # what users get: the half-precision weights, back in float32
-    test_acc, _ = accuracy(loaded.model, test, torch.device("cpu"), data="context")
-    fp32_acc = history.get("test_accuracy_after_bn", history["test_accuracy"][-1])
-    if abs(test_acc - fp32_acc) > HALF_TOLERANCE and _float32_bytes(model) <= MAX_BYTES:
-        # Half precision moved the accuracy by more than 0.05 points: keep float32, which still fits.
-        save_checkpoint(model, out, card)
-        loaded = load_checkpoint(out)
-        test_acc, _ = accuracy(loaded.model, test, torch.device("cpu"), data="context")
+    loaded, card, test_acc, fp32_acc, test = save_trained(
+        model, cfg, history, out, model_card(model, cfg, history, f"ablation:{name}", command), command,
+        evaluate_reference, log, name)
     v = variant(name)
-    card = read_card(out)
-    if evaluate_reference:
-        log(f"{name}: evaluating on the reference set (control, knock-outs)")
-        mm = evaluate(loaded, "reference")
-        card["evaluation"] = evaluation_report(mm, loaded.classes, "reference", command)
     # The ablation record comes last: a card without it (a run stopped while evaluating) is not trained, and the
     # next `sevis ablate` resumes from the checkpoint, which is kept until here.
     card["ablation"] = {"name": name, "axis": v["axis"], "change": v["change"], "seed": v["seed"],
@@ -169,6 +149,40 @@ def train_variant(name: str, out_dir: str | Path | None = None, log: Callable[[s
     write_summary(out.parent)
     log(f"{name}: test accuracy {test_acc:.4f} (float32 {fp32_acc:.4f}); saved {out}")
     return out
+
+
+def save_trained(model, cfg, history: dict, out: Path, card: dict, command: str, evaluate_reference: bool,
+                 log: Callable[[str], None], name: str):
+    """Save a freshly trained model at `out` with `card`: half precision, or float32 when half moves test accuracy by
+    more than HALF_TOLERANCE (and float32 fits MAX_BYTES); with `evaluate_reference`, the reference-set evaluation
+    (control, knock-outs) goes into the card. Return (the saved model as users load it, the card, its test
+    accuracy, the float32 accuracy training ended with, the test split used). The card is written; the caller adds
+    its own record last, which marks the run finished."""
+    import torch
+
+    from .data import load_split
+    from .reports import evaluate, evaluation_report
+    from .train import Split, accuracy
+    from .zoo import load_checkpoint
+
+    test = load_split("test", "context")
+    if cfg.test_images:
+        test = Split(test.images[:cfg.test_images], test.labels[:cfg.test_images])
+    save_checkpoint(_half(model), out, card)
+    loaded = load_checkpoint(out)  # what users get: the half-precision weights, back in float32
+    test_acc, _ = accuracy(loaded.model, test, torch.device("cpu"), data="context")
+    fp32_acc = history.get("test_accuracy_after_bn", history["test_accuracy"][-1])
+    if abs(test_acc - fp32_acc) > HALF_TOLERANCE and _float32_bytes(model) <= MAX_BYTES:
+        # Half precision moved the accuracy by more than 0.05 points: keep float32, which still fits.
+        save_checkpoint(model, out, card)
+        loaded = load_checkpoint(out)
+        test_acc, _ = accuracy(loaded.model, test, torch.device("cpu"), data="context")
+    card = read_card(out)
+    if evaluate_reference:
+        log(f"{name}: evaluating on the reference set (control, knock-outs)")
+        mm = evaluate(loaded, "reference")
+        card["evaluation"] = evaluation_report(mm, loaded.classes, "reference", command)
+    return loaded, card, test_acc, fp32_acc, test
 
 
 def plain_parameters() -> int:
@@ -233,12 +247,28 @@ def _lock_file(name: str, out_dir: str | Path | None) -> Path:
 
 
 def _claim(name: str, out_dir: str | Path | None) -> int | None:
-    """Take variant `name` for this process; return the pid of a live process that holds it already, else None.
+    """Take variant `name` for this process; return the pid of a live process that holds it already, else None."""
+    return claim_lock(_lock_file(name, out_dir))
 
-    Several `sevis ablate` processes then share one grid without training a variant twice; a lock left by a
-    process that died (a stopped session) is taken over, and its run resumes from its checkpoint."""
+
+def lock_owner(lock: Path) -> int | None:
+    """Return the pid of the live process holding `lock`, else None."""
     import os
-    lock = _lock_file(name, out_dir)
+    try:
+        pid = int(lock.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def claim_lock(lock: Path) -> int | None:
+    """Take `lock` (a file holding a pid) for this process; return the pid of a live process that holds it already,
+    else None.
+
+    Several training processes then share one grid without training a model twice; a lock left by a process that
+    died (a stopped session) is taken over, and its run resumes from its checkpoint."""
+    import os
     lock.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(2):
         try:

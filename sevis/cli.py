@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .errors import SevisError
+from .family_cli import add_check, add_family
 from .names import FIG6_DEFAULT_CLASSES
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -462,7 +463,7 @@ def _add_export(sub) -> None:
 
 # Subcommand registrars, in the order `sevis --help` lists them. Extend this list to add a subcommand.
 SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_stats, _add_train, _add_ablate,
-                               _add_models, _add_export]
+                               add_family, add_check, _add_models, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

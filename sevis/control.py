@@ -15,16 +15,19 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from .families import FamilyNet, build_family
 from .resnet import SEResNet
 from .zoo import LoadedModel
 
 
 def reinitialise(model: nn.Module, seed: int = 0) -> nn.Module:
     """Return a copy of `model` with seeded random weights: sevis SE-ResNets get their own (Kaiming) init,
-    other networks every module's `reset_parameters`."""
+    sevis family networks too, other networks every module's `reset_parameters`."""
     torch.manual_seed(seed)
     if isinstance(model, SEResNet):
         return SEResNet(model.cfg)
+    if isinstance(model, FamilyNet):
+        return build_family(model.cfg)
     fresh = copy.deepcopy(model)
     for m in fresh.modules():
         if hasattr(m, "reset_parameters"):

@@ -81,6 +81,40 @@ ABLATIONS: dict[str, dict] = {
 DEFAULT_ABLATION_PAIR = ("baseline", "gate-tanh")
 
 
+# The paper's other SE architectures (Tables 2-3), small (sevis.families): model name -> registered architecture.
+# Each SE model sits beside its plain twin; `sevis family` trains every one with FAMILY_SEEDS (the spread between
+# seeds is the noise floor). Loaded as "family:<run>" once pretrained/families/<run>.safetensors exists.
+FAMILY_MODELS = {"se-inception": "fmnist_se_inception", "inception": "fmnist_inception",
+                 "se-resnext": "fmnist_se_resnext", "resnext": "fmnist_resnext",
+                 "se-mobilenet": "fmnist_se_mobilenet", "mobilenet": "fmnist_mobilenet",
+                 "se-vgg": "fmnist_se_vgg", "vgg": "fmnist_vgg"}
+FAMILY_SEEDS = (0, 1)
+FAMILY_GROUP = "architectures (trained)"
+
+
+def _family_runs() -> dict[str, dict]:
+    # Every model's first seed comes before any second seed: a grid cut short still has each pair once.
+    return {(model if seed == 0 else f"{model}-seed{seed}"): {"model": model, "arch": arch, "seed": seed,
+                                                                "se": model.startswith("se-"),
+                                                                "family": model.removeprefix("se-")}
+            for seed in FAMILY_SEEDS for model, arch in FAMILY_MODELS.items()}
+
+
+FAMILY_RUNS: dict[str, dict] = _family_runs()
+
+
+def family_dir() -> Path:
+    """Return the folder of the trained family models: $SEVIS_FAMILY_DIR, else pretrained/families."""
+    import os
+    return Path(os.environ.get("SEVIS_FAMILY_DIR") or Path(__file__).resolve().parent.parent / "pretrained" / "families")
+
+
+def trained_families() -> list[str]:
+    """Return the family runs whose weights and card are there, in FAMILY_RUNS order."""
+    folder = family_dir()
+    return [n for n in FAMILY_RUNS if (folder / f"{n}.safetensors").is_file() and (folder / f"{n}.json").is_file()]
+
+
 # Weights kept during training (`sevis train --snapshots`): loaded as "<embedded name>@<epoch>", e.g. embedded@0
 # (the initialisation) or embedded@20, from pretrained/<arch>.snapshots/epoch_XXX.safetensors (fp16).
 SNAPSHOT_GROUP = "training snapshots"
@@ -123,8 +157,9 @@ def trained_ablations() -> list[str]:
 
 def list_se_models() -> dict[str, list[str]]:
     """Return the model specs offered in pickers, grouped by source; every group holds SE-bearing models only,
-    except NO_SE_GROUP (sevis's plain twins: the same network without SE, for comparison) and ABLATION_GROUP (the
-    trained ablation variants, `plain` among them)."""
+    except NO_SE_GROUP (sevis's plain twins: the same network without SE, for comparison), ABLATION_GROUP (the
+    trained ablation variants, `plain` among them) and FAMILY_GROUP (the trained architectures, plain twins among
+    them)."""
     embedded_se = [k for k, arch in EMBEDDED.items() if arch not in SEVIS_PLAIN_ARCHITECTURES]
     embedded_plain = [k for k, arch in EMBEDDED.items() if arch in SEVIS_PLAIN_ARCHITECTURES]
     return {
@@ -135,4 +170,5 @@ def list_se_models() -> dict[str, list[str]]:
         NO_SE_GROUP: embedded_plain + [f"sevis:{a}" for a in SEVIS_PLAIN_ARCHITECTURES],
         ABLATION_GROUP: [f"ablation:{n}" for n in trained_ablations()],
         SNAPSHOT_GROUP: snapshot_specs(),
+        FAMILY_GROUP: [f"family:{n}" for n in trained_families()],
     }

@@ -169,13 +169,15 @@ def _plain(v):
 
 def weights_path(spec: str) -> Path | None:
     """Return the weights file behind a model spec (embedded models, checkpoint paths), else None."""
-    from .names import ablation_dir
+    from .names import ablation_dir, family_dir
     from .zoo import EMBEDDED, PRETRAINED_DIR
     if spec in EMBEDDED:
         return PRETRAINED_DIR / f"{EMBEDDED[spec]}.safetensors"
     prefix, _, name = spec.partition(":")
     if prefix == "ablation":
         return ablation_dir() / f"{name}.safetensors"
+    if prefix == "family":
+        return family_dir() / f"{name}.safetensors"
     if name and prefix in ("sevis", "timm", "torchvision"):
         return None
     return Path(spec).expanduser()

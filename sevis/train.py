@@ -25,6 +25,7 @@ from .context import ContextConfig, compose, sample_params
 from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, Split, data_normalisation, load_split
 from .errors import SevisError
 from .resnet import SEResNet, create_resnet
+from .families import FAMILY_ARCHITECTURES, FamilyNet, create_family
 from .se import SqueezeExcite
 
 # Recorded in every model card. 2: in-context training composes fresh canvases from the 28 px garments; version 1
@@ -57,6 +58,14 @@ class TrainConfig:
     bn_images: int = 20000  # after the last epoch, BatchNorm statistics re-estimated over this many fresh images (0: off)
     scale: tuple[float, float] = (1.0, 1.0)  # in context: garment size drawn uniformly from this range (x 28 px)
     snapshots: tuple[int, ...] = ()  # epochs after which fp16 weights are kept (0: the initialisation)
+
+
+def create_model(arch: str, **overrides) -> SEResNet | FamilyNet:
+    """Return a freshly initialised registered architecture: an SE-ResNet (sevis.resnet) or a family network
+    (sevis.families: fmnist_se_inception, fmnist_resnext, ...)."""
+    if arch in FAMILY_ARCHITECTURES:
+        return create_family(arch, **overrides)
+    return create_resnet(arch, **overrides)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -244,7 +253,7 @@ def train(cfg: TrainConfig, log=print, checkpoint: str | os.PathLike | None = No
         train_split = Split(train_split.images[:cfg.train_images], train_split.labels[:cfg.train_images])
     if cfg.test_images:
         test_split = Split(test_split.images[:cfg.test_images], test_split.labels[:cfg.test_images])
-    model = create_resnet(cfg.arch, **cfg.arch_overrides).to(device)
+    model = create_model(cfg.arch, **cfg.arch_overrides).to(device)
     # channels_last makes the small convolutions about 20% faster on CPU (oneDNN) and on GPU.
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(param_groups(model, cfg.weight_decay, cfg.se_weight_decay), lr=cfg.lr,
@@ -351,10 +360,10 @@ def train_config_dict(cfg: TrainConfig) -> dict:
     return asdict(cfg)
 
 
-def model_card(model: SEResNet, cfg: TrainConfig, history: dict, name: str, command: str) -> dict:
+def model_card(model: SEResNet | FamilyNet, cfg: TrainConfig, history: dict, name: str, command: str) -> dict:
     """Return the model card of a freshly trained model: architecture, data, preprocessing, recipe, history."""
     from .data import CONTEXT_SEEDS, FASHION_MNIST_CLASSES, fmnist_preprocessing
-    what = "SE-ResNet" if model.cfg.se else "Plain ResNet (no SE)"
+    what = model.title if isinstance(model, FamilyNet) else ("SE-ResNet" if model.cfg.se else "Plain ResNet (no SE)")
     where = "Fashion-MNIST in context (random positions, random smooth backgrounds)" if cfg.data == "context" \
         else "Fashion-MNIST (garments centred on black)"
     preprocessing = fmnist_preprocessing(cfg.data)

@@ -17,6 +17,7 @@ from torch import nn
 
 from .checkpoint import check_state_fits, load_state_into, read_card, read_state_dict
 from .errors import DatasetError, ModelError
+from .families import FAMILY_ARCHITECTURES, FamilyConfig, FamilyNet, build_family, is_family_config
 # The model names live in sevis.names (no torch there, so `sevis models` starts fast); re-exported here.
 from .names import DEFAULT_SPEC, EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS, list_se_models  # noqa: F401
 from .framing import SceneTransform
@@ -159,7 +160,8 @@ def _load_sevis_checkpoint(path: Path, spec: str, card: dict | None = None) -> L
         raise ModelError(f"{path.name} has no sevis model card ({path.with_suffix('.json').name}); "
                          "name its architecture, e.g. --arch timm:seresnet50 or --arch sevis:se_resnet50")
     state = read_state_dict(path)
-    model = _build_for_state(arch, state, path.name)
+    model = _build_family_for_state(arch, state, path.name) if is_family_config(arch) else \
+        _build_for_state(arch, state, path.name)
     try:
         classes = [str(c) for c in (card.get("classes") or range(model.cfg.num_classes))]
         preprocess = _card_preprocess(card) if model.cfg.in_chans == 1 else _imagenet_preprocess()
@@ -195,6 +197,25 @@ def _build_for_state(arch: dict, state: dict[str, torch.Tensor], source: str) ->
                          f"({type(e).__name__}: {e})") from None
     check_state_fits(skeleton, state, source)
     return load_state_into(SEResNet(cfg), state, source)
+
+
+MAX_CARD_CLASSES = 100_000  # outputs a family card may ask for (its head is the only size it can set)
+
+
+def _build_family_for_state(arch: dict, state: dict[str, torch.Tensor], source: str) -> FamilyNet:
+    """Build the family network (sevis.families) a model card describes and load `state`: first on the meta
+    device, so an untrusted card fails with a ModelError before anything is allocated."""
+    try:
+        cfg = FamilyConfig.from_dict(arch)
+        if not 0 < int(cfg.num_classes) <= MAX_CARD_CLASSES or not 0 < int(cfg.reduction) <= 1024:
+            raise ValueError(f"{cfg.num_classes} classes, reduction {cfg.reduction}")
+        with torch.device("meta"):
+            skeleton = build_family(cfg)
+    except Exception as e:  # unknown family, bad types or sizes from the card
+        raise ModelError(f"{source}: its model card describes an architecture sevis cannot build "
+                         f"({type(e).__name__}: {e})") from None
+    check_state_fits(skeleton, state, source)
+    return load_state_into(build_family(cfg), state, source)
 
 
 def _imagenet_preprocess() -> Callable:
@@ -303,7 +324,8 @@ def _load_torchvision(name: str, spec: str, pretrained: bool, checkpoint: str | 
 def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, arch: str | None = None) -> LoadedModel:
     """Return the model named by `spec`.
 
-    spec: "embedded" (our SE-ResNet), "embedded-plain" (its no-SE twin), "sevis:<arch>", "timm:<name>",
+    spec: "embedded" (our SE-ResNet), "embedded-plain" (its no-SE twin), "sevis:<arch>", "ablation:<variant>",
+    "family:<name>" (SE-Inception, SE-ResNeXt, SE-MobileNet, SE-VGG and their plain twins), "timm:<name>",
     "torchvision:<name>", or a checkpoint path (.safetensors, or .pt/.pth read with weights_only=True).
     For a checkpoint without a sevis model card, `arch` names the architecture ("timm:seresnet50").
     pretrained=False gives random weights.
@@ -322,6 +344,8 @@ def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, 
     prefix, _, name = spec.partition(":")
     if prefix == "ablation":
         return _load_ablation(name, spec, pretrained)
+    if prefix == "family":
+        return _load_family(name, spec, pretrained)
     if name and prefix == "sevis":
         return _load_sevis_arch(name, spec, pretrained)
     if name and prefix == "timm":
@@ -333,7 +357,7 @@ def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, 
         if not path.exists():
             raise ModelError(f"checkpoint not found: {path}")
         return load_checkpoint(path, arch)
-    raise ModelError(f"unknown model {spec!r}: use {', '.join(EMBEDDED)}, sevis:<arch>, ablation:<variant>, "
+    raise ModelError(f"unknown model {spec!r}: use {', '.join(EMBEDDED)}, sevis:<arch>, ablation:<variant>, family:<name>, "
                      "timm:<name>, torchvision:<name> or a .safetensors/.pt file")
 
 
@@ -384,6 +408,28 @@ def _load_ablation(name: str, spec: str, pretrained: bool) -> LoadedModel:
                          f"`sevis ablate --variants {name}`")
     loaded = _load_sevis_checkpoint(path, spec)
     loaded.source = "ablation"
+    return loaded
+
+
+def _load_family(name: str, spec: str, pretrained: bool) -> LoadedModel:
+    """Return family run `name` (sevis.names.FAMILY_RUNS: se-inception, inception-seed1, ...): its trained weights,
+    or with pretrained=False its architecture with random weights."""
+    from .data import FASHION_MNIST_CLASSES, fmnist_preprocessing
+    from .names import FAMILY_RUNS, family_dir
+    if name not in FAMILY_RUNS:
+        raise ModelError(f"unknown architecture model {name!r}; known: {', '.join(FAMILY_RUNS)}")
+    if not pretrained:
+        model = build_family(FAMILY_ARCHITECTURES[FAMILY_RUNS[name]["arch"]]).eval()
+        card = {"architecture": model.cfg.to_dict(), "preprocessing": fmnist_preprocessing("context"),
+                "dataset": {"variant": "context"}}
+        return LoadedModel(model, _card_preprocess(card), list(FASHION_MNIST_CLASSES), f"family:{name}", spec,
+                           "sevis", card)
+    path = family_dir() / f"{name}.safetensors"
+    if not path.exists():
+        raise ModelError(f"the architecture model {name} is not trained yet ({path} is missing): run "
+                         f"`sevis family --models {name}`")
+    loaded = _load_sevis_checkpoint(path, spec)
+    loaded.source = "family"
     return loaded
 
 

@@ -27,8 +27,10 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 # ------------------------------------------------------------------------------ specs
 def test_list_se_models_groups_and_specs():
     specs = list_se_models()
-    from sevis.names import ABLATION_GROUP, trained_ablations
-    assert list(specs) == ["embedded", "sevis", "timm", "torchvision", NO_SE_GROUP, ABLATION_GROUP]
+    from sevis.names import ABLATION_GROUP, FAMILY_GROUP, SNAPSHOT_GROUP, trained_ablations, trained_families
+    assert list(specs) == ["embedded", "sevis", "timm", "torchvision", NO_SE_GROUP, ABLATION_GROUP, SNAPSHOT_GROUP,
+                           FAMILY_GROUP]
+    assert specs[FAMILY_GROUP] == [f"family:{n}" for n in trained_families()]
     assert specs[ABLATION_GROUP] == [f"ablation:{n}" for n in trained_ablations()]
     assert specs["embedded"] == [k for k in EMBEDDED if not k.endswith("-plain")]
     assert "sevis:se_resnet50" in specs["sevis"] and "sevis:resnet50" not in specs["sevis"]

@@ -1,0 +1,280 @@
+"""The paper's other SE architectures: every family has SE where the paper puts it (hooks on real forward passes),
+the plain twins have none, blocks are named by depth; `sevis family` resumes a killed run to the weights of an
+uninterrupted one and leaves runs held by live processes alone; shipped cards reproduce through `sevis evaluate`;
+`sevis check` finds SE blocks that never run or change nothing."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from sevis import family_grid as G
+from sevis.check import check_failed, check_loaded, check_model
+from sevis.checkpoint import read_card
+from sevis.errors import ModelError
+from sevis.families.inception import InceptionModule, ReductionModule
+from sevis.names import FAMILY_MODELS, FAMILY_RUNS, family_dir, trained_families
+from sevis.recorder import find_se_blocks
+from sevis.se import SqueezeExcite
+from sevis.train import resume_path
+from sevis.zoo import load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(900)
+DEFAULT_PARAMETERS = load_model("embedded", pretrained=False).num_parameters
+
+
+def _random(model: str) -> nn.Module:
+    torch.manual_seed(0)
+    return load_model(f"family:{model}", pretrained=False).model.eval()
+
+
+def _inputs_and_outputs(module: nn.Module, submodules: dict[str, nn.Module], x: torch.Tensor) -> dict:
+    """Run `module` on x; return what each named submodule received ("<name>.in") and returned ("<name>.out")."""
+    seen: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, sub in submodules.items():
+        handles.append(sub.register_forward_pre_hook(lambda m, a, n=name: seen.__setitem__(f"{n}.in", a[0].clone())))
+        handles.append(sub.register_forward_hook(lambda m, a, o, n=name: seen.__setitem__(f"{n}.out", o.clone())))
+    try:
+        with torch.no_grad():
+            seen["output"] = module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+# ------------------------------------------------------------------------------------------ structure
+@pytest.mark.parametrize("model", list(FAMILY_MODELS))
+def test_every_family_is_named_by_depth_and_sized_like_the_default(model):
+    net = _random(model)
+    found = [b for b, _ in find_se_blocks(net)]
+    se_layers = [m for m in net.modules() if isinstance(m, SqueezeExcite)]
+    assert DEFAULT_PARAMETERS / 2 <= sum(p.numel() for p in net.parameters()) <= 2 * DEFAULT_PARAMETERS
+    if not model.startswith("se-"):  # the plain twin: the same code with se=False, no SE anywhere
+        assert not found and not se_layers and not net.cfg.se
+        twin = _random(f"se-{model}")
+        assert type(twin) is type(net) and len(twin.blocks()) == len(net.blocks())
+        return
+    # one SE per block, named SE_<stage>_<block> with the paper's stages 2-5 (layer1..layer4)
+    expected = [f"SE_{s + 2}_{b + 1}" for s, stage in enumerate(net.stages) for b in range(len(stage))]
+    assert [b.name for b in found] == expected and len(se_layers) == len(expected)
+    assert {b.stage for b in found} == {2, 3, 4, 5}
+    assert all(b.kind == "SqueezeExcite" and b.squeeze_channels == max(1, round(b.channels / 16)) for b in found)
+    y = net(torch.randn(2, 1, 36, 36))
+    assert y.shape == (2, 10)
+
+
+def test_se_inception_squeezes_the_concatenation_of_all_branches_reduction_modules_included():
+    net = _random("se-inception")
+    x = net.forward_stem(torch.randn(2, 1, 36, 36))
+    kinds = []
+    with torch.no_grad():
+        for block in net.blocks():
+            subs = {f"b{i}": b for i, b in enumerate(block.branches)} | {"se": block.se}
+            seen = _inputs_and_outputs(block, subs, x)
+            branches = [seen[f"b{i}.out"] for i in range(len(block.branches))]
+            assert len(branches) >= 3
+            assert seen["se.in"].shape[1] == sum(b.shape[1] for b in branches) == block.se.channels
+            torch.testing.assert_close(seen["se.in"], torch.cat(branches, 1))  # SE sees the concat, nothing else
+            torch.testing.assert_close(seen["output"], seen["se.out"])  # and its output goes on
+            kinds.append(type(block))
+            if isinstance(block, ReductionModule):
+                assert seen["output"].shape[-1] == (x.shape[-1] + 1) // 2
+            x = seen["output"]
+    assert kinds.count(ReductionModule) == 3 and kinds.count(InceptionModule) >= 4
+    assert type(net.layer2[0]) is type(net.layer3[0]) is type(net.layer4[0]) is ReductionModule
+
+
+def test_se_resnext_puts_se_on_the_grouped_branch_before_the_addition():
+    net = _random("se-resnext")
+    x = torch.randn(2, net.layer2[0].residual[0][0].in_channels, 9, 9)
+    block = net.layer2[0]  # downsampling: branch and shortcut differ
+    grouped = block.residual[1][0]
+    assert grouped.groups > 1 and grouped.kernel_size == (3, 3)
+    seen = _inputs_and_outputs(block, {"residual": block.residual, "se": block.se, "downsample": block.downsample}, x)
+    torch.testing.assert_close(seen["se.in"], seen["residual.out"])
+    torch.testing.assert_close(seen["output"], torch.relu(seen["se.out"] + seen["downsample.out"]))
+
+
+def test_se_mobilenet_puts_se_after_the_depthwise_stage():
+    net = _random("se-mobilenet")
+    for block in (net.layer1[0], net.layer3[0]):
+        x = torch.randn(2, block.depthwise[0].in_channels, 18, 18)
+        depthwise = block.depthwise[0]
+        assert depthwise.groups == depthwise.in_channels == depthwise.out_channels
+        seen = _inputs_and_outputs(block, {"depthwise": block.depthwise, "se": block.se, "pointwise": block.pointwise}, x)
+        torch.testing.assert_close(seen["se.in"], seen["depthwise.out"])
+        torch.testing.assert_close(seen["pointwise.in"], seen["se.out"])
+        assert block.se.channels == depthwise.in_channels  # on the depthwise width, before the pointwise widening
+
+
+def test_se_vgg_puts_se_after_every_convolution_block_with_no_shortcut():
+    net = _random("se-vgg")
+    x = net.forward_stem(torch.randn(2, 1, 36, 36))
+    for block in net.blocks():
+        seen = _inputs_and_outputs(block, {"conv": block.conv, "se": block.se}, x)
+        torch.testing.assert_close(seen["se.in"], seen["conv.out"])
+        torch.testing.assert_close(seen["output"], seen["se.out"])
+        x = seen["output"]
+    assert not any(isinstance(m, nn.Identity) and n.endswith("downsample") for n, m in net.named_modules())
+
+
+def test_unknown_and_untrained_family_models_say_so(tmp_path, monkeypatch):
+    with pytest.raises(ModelError, match="unknown architecture model 'se-alexnet'"):
+        load_model("family:se-alexnet")
+    monkeypatch.setenv("SEVIS_FAMILY_DIR", str(tmp_path))
+    with pytest.raises(ModelError, match="sevis family --models vgg-seed1"):
+        load_model("family:vgg-seed1")
+
+
+def test_a_family_card_that_asks_for_an_unknown_family_is_refused(tmp_path):
+    from sevis.checkpoint import save_checkpoint
+    net = _random("vgg")
+    path = save_checkpoint(net, tmp_path / "x.safetensors", {"architecture": {**net.cfg.to_dict(), "family": "lenet"}})
+    with pytest.raises(ModelError, match="cannot build"):
+        load_model(path)
+
+
+# ------------------------------------------------------------------------------------------ sevis family
+def _family(out_dir: Path, *names: str) -> list[str]:
+    return [sys.executable, "-m", "sevis", "family", "--models", *names, "--epochs", "2", "--train-images", "512",
+            "--test-images", "200", "--no-evaluate", "--out-dir", str(out_dir)]
+
+
+def test_sevis_family_killed_after_an_epoch_resumes_to_the_same_weights(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    killed = tmp_path / "killed"
+    weights = killed / "se-mobilenet.safetensors"
+    proc = subprocess.Popen(_family(killed, "se-mobilenet"), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while not resume_path(weights).exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # a session stopped without warning: its lock file stays behind
+    proc.wait()
+    assert resume_path(weights).exists() and not weights.exists(), proc.stdout.read()
+    assert weights.with_suffix(".lock").exists() and G.status("se-mobilenet", killed) == "interrupted"
+    again = subprocess.run(_family(killed, "se-mobilenet"), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "resuming from" in again.stdout
+    whole = tmp_path / "whole"
+    done = subprocess.run(_family(whole, "se-mobilenet"), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    a, b = load_file(weights), load_file(whole / "se-mobilenet.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not resume_path(weights).exists() and not weights.with_suffix(".lock").exists()
+    stamp = weights.stat().st_mtime_ns  # finished runs are skipped: the file stays as it is
+    skip = subprocess.run(_family(killed, "se-mobilenet"), env=env, capture_output=True, text=True, timeout=600)
+    assert "se-mobilenet: finished, skipped" in skip.stdout and weights.stat().st_mtime_ns == stamp
+    assert G.status("se-mobilenet", killed) == "trained" and G.status("mobilenet", killed) == "missing"
+    card = read_card(weights)["family"]
+    assert (card["family"], card["se"], card["seed"]) == ("mobilenet", True, 0)
+    assert card["se_parameters"] == sum(b.parameters for b, _ in find_se_blocks(_random("se-mobilenet")))
+    assert card["parameters"] - card["se_parameters"] == sum(p.numel() for p in _random("mobilenet").parameters())
+    assert card["cpu_ms_per_image"] > 0
+    summary = json.loads((killed / "summary.json").read_text())
+    assert [r["name"] for r in summary["runs"]] == ["se-mobilenet"]
+
+
+def test_a_run_held_by_a_live_process_is_left_to_it(tmp_path, capsys):
+    (tmp_path / "vgg.lock").write_text(str(os.getppid()))  # a live process that is not us
+    assert G.train_families(["vgg"], tmp_path, epochs=1, train_images=256, test_images=50,
+                            evaluate_reference=False) == []
+    assert "being trained by process" in capsys.readouterr().out
+
+
+def test_sevis_family_lists_runs_and_rejects_unknown_ones(capsys):
+    from sevis.cli import main
+    assert main(["family", "--list", "--models", "se-vgg", "vgg-seed1"]) == 0
+    out = capsys.readouterr().out
+    assert "se-vgg" in out and "fmnist_vgg, seed 1" in out
+    assert main(["family", "--models", "se-lenet"]) == 2
+    assert "unknown architecture model 'se-lenet'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ sevis check
+class _NeverCalled(InceptionModule):
+    """senet.pytorch issue 22: the SE layer is registered, the forward pass never calls it."""
+
+    def forward(self, x):
+        return torch.cat([branch(x) for branch in self.branches], 1)
+
+
+class _Discarded(InceptionModule):
+    """SE runs, but its output is thrown away."""
+
+    def forward(self, x):
+        out = torch.cat([branch(x) for branch in self.branches], 1)
+        self.se(out)
+        return out
+
+
+@pytest.mark.parametrize("broken,verdict", [(_NeverCalled, "never runs"), (_Discarded, "changes nothing")])
+def test_check_finds_se_that_never_runs_or_changes_nothing(broken, verdict, monkeypatch, capsys):
+    loaded = load_model("family:se-inception", pretrained=False)
+    loaded.model.layer2[1].__class__ = broken  # SE_3_2 (layer2 is the paper's stage 3): the buggy forward
+    table, inputs = check_loaded(loaded, images=50)
+    rows = table.set_index("block")
+    assert rows.at["SE_3_2", "verdict"] == verdict and check_failed(table)
+    assert (rows.drop("SE_3_2")["verdict"] == "ok").all()
+    assert rows.at["SE_3_2", "runs"] == (broken is _Discarded)
+    from sevis import cli, zoo
+    monkeypatch.setattr(zoo, "load_model", lambda *a, **k: loaded)
+    assert cli.main(["check", "family:se-inception", "--random-weights", "--images", "20"]) == 1
+    assert f"{verdict}: SE_3_2" in capsys.readouterr().out
+
+
+def test_check_passes_se_on_the_identity_branch_and_reads_its_gates(capsys):
+    from sevis.cli import main
+    loaded = load_model("ablation:integration-identity")
+    table, _ = check_loaded(loaded, images=100)
+    assert len(table) == 16 and table["runs"].all() and table["matters"].all() and not check_failed(table)
+    shares = table[["near_0", "near_half", "near_1"]]
+    assert ((shares >= 0) & (shares <= 1)).all().all() and (shares.sum(axis=1) <= 1 + 1e-9).all()
+    # a block whose s is the same for every image is still wired in; the verdict names it
+    constant = table[table["constant"]]
+    assert (constant["verdict"] == "ok (the same s for every image)").all()
+    assert main(["check", "ablation:integration-identity", "--images", "50"]) == 0
+    assert "every one runs and matters" in capsys.readouterr().out
+
+
+def test_check_on_a_plain_model_and_an_saturated_gate():
+    loaded = load_model("family:vgg", pretrained=False)
+    table, inputs = check_loaded(loaded, images=20)
+    assert table.empty and not check_failed(table)
+    net = _random("se-vgg")
+    block = net.layer1[0].se
+    with torch.no_grad():  # s = sigmoid(large) = 1.0 exactly in float32: wired in, nothing to change
+        block.fc2.bias.fill_(100.0)
+        block.fc2.weight.zero_()
+    table = check_model(net, torch.randn(4, 1, 36, 36))
+    assert table.set_index("block").at["SE_2_1", "verdict"] == "s is 1 already" and not check_failed(table)
+
+
+# ------------------------------------------------------------------------------------------ shipped models
+@pytest.mark.parametrize("name", trained_families())
+def test_shipped_card_reproduces_through_sevis_evaluate(name, capsys):
+    from sevis.ablations import HALF_TOLERANCE, read_state_dtypes
+    from sevis.cli import main
+    path = family_dir() / f"{name}.safetensors"
+    card = read_card(path)
+    assert main(["evaluate", "--model", f"family:{name}", "--split", "reference", "--no-control",
+                 "--no-knockout"]) == 0
+    assert f"accuracy: {100 * card['evaluation']['accuracy']:.2f}% (1000 reference images)" in capsys.readouterr().out
+    fam = card["family"]
+    assert fam["test_images"] == 10_000 and fam["schedule"] == G.FAMILY_SCHEDULE
+    if read_state_dtypes(path) == {"F16"}:
+        assert abs(fam["test_accuracy"] - fam["test_accuracy_fp32"]) <= HALF_TOLERANCE
+    assert card["architecture"] == _random(FAMILY_RUNS[name]["model"]).cfg.to_dict()
+    assert card["seed"] == FAMILY_RUNS[name]["seed"]
