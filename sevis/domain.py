@@ -160,3 +160,9 @@ def domain_verdicts(loaded, images: Sequence[Image.Image] | torch.Tensor) -> lis
         return None
     x = images if isinstance(images, torch.Tensor) else torch.stack([loaded.preprocess(im) for im in images])
     return cal.verdicts(stage_features(loaded.model, x))
+
+
+def domain_verdict(loaded, image: Image.Image) -> DomainVerdict | None:
+    """Return the verdict on one image (for the Live view's note); None for models without one."""
+    verdicts = domain_verdicts(loaded, [image])
+    return verdicts[0] if verdicts else None
