@@ -29,6 +29,11 @@ SE_GATE_ATTRIBUTES: dict[str, str] = {
     "timm.models._efficientnet_blocks.SqueezeExcite": "gate",
     "timm.models.senet.SEModule": "sigmoid",
     "torchvision.ops.misc.SqueezeExcitation": "scale_activation",
+    # Channel gates users compare with SE: ECA (a 1-D convolution across the pooled channels instead of SE's two
+    # FC layers) and CBAM's channel attention (SE's MLP on average- and max-pooled features, summed).
+    "timm.layers.eca.EcaModule": "gate",
+    "timm.layers.eca.CecaModule": "gate",
+    "timm.layers.cbam.ChannelAttn": "gate",
 }
 
 # Qualified class name -> (module whose input is z, the activation δ after W1 whose output is δ(W1·z), or
@@ -42,6 +47,8 @@ SE_INTERNAL_ATTRIBUTES: dict[str, tuple[str, str | None]] = {
     "timm.models._efficientnet_blocks.SqueezeExcite": ("conv_reduce", "act1"),
     "timm.models.senet.SEModule": ("fc1", "relu"),
     "torchvision.ops.misc.SqueezeExcitation": ("fc1", "activation"),
+    "timm.layers.eca.EcaModule": ("conv", None),  # its 1-D convolution sees z as N×1×C; there is no W1
+    # CecaModule pads z circularly before its convolution, and CBAM's fc1 runs twice per pass: z is not read there.
 }
 
 _RESNET_PATH = re.compile(r"^layer(\d+)\.(\d+)\.")
@@ -114,6 +121,22 @@ def _linear_widths(module: nn.Module) -> tuple[int | None, int | None]:
     return None, None
 
 
+def _channels_before(model: nn.Module, path: str) -> int | None:
+    """Return C for a gate module that does not store it (ECA): the width of the last layer its parent registers
+    before it (timm's blocks register conv/bn, then the attention module on their output)."""
+    parent_path, _, name = path.rpartition(".")
+    try:
+        parent = model.get_submodule(parent_path) if parent_path else model
+    except AttributeError:
+        return None
+    width = None
+    for child_name, child in parent.named_children():
+        if child_name == name:
+            return width
+        width = getattr(child, "num_features", None) or getattr(child, "out_channels", None) or width
+    return None
+
+
 def _find_se_blocks_uncached(model: nn.Module) -> list[tuple[SEBlock, nn.Module]]:
     found = []
     for path, module in model.named_modules():
@@ -128,6 +151,8 @@ def _find_se_blocks_uncached(model: nn.Module) -> list[tuple[SEBlock, nn.Module]
     blocks = []
     for index, (path, attr, module, gate) in enumerate(found):
         channels, hidden = _linear_widths(module)
+        if channels is None:
+            channels = _channels_before(model, path)
         if resnet_shaped:
             layer, blk = (int(g) for g in _RESNET_PATH.match(path + ".").groups())
             # ResNet layer1..layer4 are the paper's stages 2..5; blocks count from 1.

@@ -87,6 +87,34 @@ def ref_torchvision(m, x):
     return _act(m.scale_activation, _fc(m.fc2, _act(m.activation, _fc(m.fc1, _pool_nchw(x)))))
 
 
+def _across_channels(conv: nn.Module, z: torch.Tensor, circular: bool = False) -> torch.Tensor:
+    """ECA's 1-D cross-correlation over the channel axis of z (N×C), zero- or circularly padded to keep C."""
+    w = conv.weight.detach().double().reshape(-1)
+    k, c = w.numel(), z.shape[1]
+    p = (k - 1) // 2
+    if circular:
+        padded = torch.cat([z[:, c - p:], z, z[:, :p]], 1) if p else z
+    else:
+        padded = torch.cat([z.new_zeros(z.shape[0], p), z, z.new_zeros(z.shape[0], p)], 1)
+    out = sum(w[j] * padded[:, j:j + c] for j in range(k))
+    return out + conv.bias.detach().double() if conv.bias is not None else out
+
+
+def ref_timm_eca(m, x):
+    assert m.conv2 is None, "reference covers ECA without the optional hidden layer"
+    return _act(m.gate, _across_channels(m.conv, _pool_nchw(x)))
+
+
+def ref_timm_ceca(m, x):
+    return _act(m.gate, _across_channels(m.conv, _pool_nchw(x), circular=True))
+
+
+def ref_timm_cbam_channel(m, x):  # CBAM: one MLP on the average- and on the max-pooled features, summed
+    flat = x.double().flatten(2)
+    mlp = lambda z: _fc(m.fc2, _act(m.act, _fc(m.fc1, z)))  # noqa: E731
+    return _act(m.gate, mlp(flat.sum(-1) / flat.shape[-1]) + mlp(flat.max(-1).values))
+
+
 REFERENCES = {
     "sevis.se.SqueezeExcite": ref_sevis,
     "timm.layers.squeeze_excite.SEModule": ref_timm_se,
@@ -95,6 +123,9 @@ REFERENCES = {
     "timm.models._efficientnet_blocks.SqueezeExcite": ref_timm_effnet_se,
     "timm.models.senet.SEModule": ref_legacy_senet,
     "torchvision.ops.misc.SqueezeExcitation": ref_torchvision,
+    "timm.layers.eca.EcaModule": ref_timm_eca,
+    "timm.layers.eca.CecaModule": ref_timm_ceca,
+    "timm.layers.cbam.ChannelAttn": ref_timm_cbam_channel,
 }
 
 
@@ -136,6 +167,13 @@ def _randomise_se_biases(model: nn.Module) -> None:
                     p.copy_(torch.randn(p.shape, generator=g) * 0.3)
 
 
+def _timm_resnet18_with(attn_layer: str) -> nn.Module:
+    """timm's ResNet-18 with another channel gate in every block (no pretrained weights exist for these)."""
+    import timm
+    return timm.create_model("resnet18", pretrained=False, zero_init_last=False,
+                             block_args=dict(attn_layer=attn_layer)).eval()
+
+
 MODEL_FACTORIES = {
     "sevis:centred": lambda: load_model("embedded-centred", pretrained=False).model,
     "sevis:variant": _sevis_variant,
@@ -149,6 +187,9 @@ MODEL_FACTORIES = {
     "torchvision:efficientnet_b0": lambda: load_model("torchvision:efficientnet_b0", pretrained=False).model,
     "torchvision:mobilenet_v3_small": lambda: load_model("torchvision:mobilenet_v3_small", pretrained=False).model,
     "torchvision:regnet_y_400mf": lambda: load_model("torchvision:regnet_y_400mf", pretrained=False).model,
+    "timm:ecaresnet26t": lambda: load_model("timm:ecaresnet26t", pretrained=False).model,
+    "timm:resnet18-ceca": lambda: _timm_resnet18_with("ceca"),
+    "timm:resnet18-cbam": lambda: _timm_resnet18_with("cbam"),
 }
 
 INPUTS = {"sevis:centred": (2, 1, 28, 28), "sevis:variant": (2, 1, 20, 20), "channels-last": (2, 6, 5, 3)}
@@ -168,6 +209,9 @@ CASES = [
     ("torchvision.ops.misc.SqueezeExcitation", "torchvision:efficientnet_b0"),
     ("torchvision.ops.misc.SqueezeExcitation", "torchvision:mobilenet_v3_small"),
     ("torchvision.ops.misc.SqueezeExcitation", "torchvision:regnet_y_400mf"),
+    ("timm.layers.eca.EcaModule", "timm:ecaresnet26t"),
+    ("timm.layers.eca.CecaModule", "timm:resnet18-ceca"),
+    ("timm.layers.cbam.ChannelAttn", "timm:resnet18-cbam"),
 ]
 
 
