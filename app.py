@@ -3,7 +3,7 @@
     streamlit run app.py
 
 Page set-up, the sidebar (model and images) and the tab dispatch only. Each view's widgets live in
-sevis/app/<view>.py, its computation in sevis (views, figures, export), tested without Streamlit. Models are
+sevis/app/<view>.py, its computation in sevis/views/<view>.py, tested without Streamlit. Models are
 loaded once per spec (st.cache_resource, shared by all sessions); reference-set statistics and sweeps are
 cached with st.cache_data (sevis/app/common.py).
 """
@@ -16,11 +16,13 @@ from pathlib import Path
 import streamlit as st
 
 from sevis import SevisError, find_se_blocks
-from sevis import views as V
 from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live
 from sevis.app.common import Context, content_hash, get_model, get_results, get_samples, remember
 from sevis.names import ABLATIONS, trained_ablations
 from sevis.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
+from sevis.images import decode_uploads
+from sevis.reference import MIN_IMAGES_PER_CLASS
+from sevis.views.architecture import model_summary
 
 st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon="🔬", layout="wide")
 
@@ -106,7 +108,7 @@ def model_picker():
             loaded, requested = get_model(*fallback), fallback
             sb.warning("Showing the same architecture with untrained (random) weights, so every view still works; "
                        "its predictions are meaningless.")
-    facts = V.model_summary(loaded)
+    facts = model_summary(loaded)
     sb.caption(f"**{facts['name']}** · {facts['parameters']:,} parameters · {facts['se_blocks']} SE blocks "
                f"({facts['se_parameters']:,} parameters) · {facts['classes']} classes"
                + ("" if requested[1] else " · random weights"))
@@ -135,7 +137,7 @@ def image_picker(loaded, key):
                             help="Reference-set garments for Fashion-MNIST models; photos shipped with "
                                  "scikit-image / scikit-learn for ImageNet models.")
     files = [(f.name, f.getvalue()) for f in (uploads or [])] + [(n, samples[n]) for n in picked]
-    return V.decode_uploads(files)
+    return decode_uploads(files)
 
 
 def folder_picker(loaded) -> str:
@@ -147,7 +149,7 @@ def folder_picker(loaded) -> str:
         "Labelled images: a folder with one sub-folder per class, or a `sevis stats` JSON file",
         key="ref_folder", placeholder="empty: the bundled reference set" if bundled else "empty: the sample photos",
         help="Per-class statistics (Fig. 6, class specificity, the knock-out sweep) need at least "
-             f"{V.MIN_IMAGES_PER_CLASS} images in each class. ImageNet validation images arranged by synset "
+             f"{MIN_IMAGES_PER_CLASS} images in each class. ImageNet validation images arranged by synset "
              "(n01443537/…) are read with their class names.")
     if not folder.strip():
         sb.caption("Using the bundled Fashion-MNIST reference set (100 test images per class)." if bundled else

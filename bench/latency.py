@@ -22,7 +22,6 @@ import statistics
 import numpy as np
 from PIL import Image
 
-from sevis import views as V
 from sevis.data import load_reference_set
 from sevis.inference import split_batches
 from sevis.knockout import knockout_sweep
@@ -30,6 +29,11 @@ from sevis.recorder import find_se_blocks
 
 from .common import run_worker, timed as _timed
 from .overhead import load
+from sevis.images import analyse_images, decode_uploads
+from sevis.reference import paper_blocks, reference_batches, reference_statistics
+from sevis.views.class_depth import class_depth_panels
+from sevis.views.knockout import knockout_sweep_panel
+from sevis.views.live import live_panels
 
 
 def _png(img: Image.Image) -> bytes:
@@ -73,14 +77,14 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
     # ---------------------------------------------------------------- upload → figures
     @st.cache_data(show_spinner=False)
     def get_results(spec: str, keys: tuple, _images: list):
-        return V.analyse_images(loaded, _images)
+        return analyse_images(loaded, _images)
 
     def upload_to_figures(name: str, data: bytes) -> int:
-        images, errors = V.decode_uploads([(name, data)])
+        images, errors = decode_uploads([(name, data)])
         assert images and not errors, errors
         ids = tuple((im.name, im.image.size, hashlib.sha256(im.image.tobytes()).hexdigest()[:16]) for im in images)
         results = get_results("embedded", ids, images)
-        return _json_bytes(V.live_panels(results[0]))
+        return _json_bytes(live_panels(results[0]))
 
     out["upload"] = []
     for name, data in uploads().items():
@@ -93,23 +97,23 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
                               "new_upload_s": statistics.median(firsts[1:] or firsts),
                               "rerun_s": statistics.median(reruns), "figure_json_bytes": upload_to_figures(name, data)})
     # where the time of a new upload goes
-    images, _ = V.decode_uploads([("x.png", uploads()["garment 28×28 PNG"])])
-    results, t_inf = _timed(lambda: V.analyse_images(loaded, images))
-    panels, t_fig = _timed(lambda: V.live_panels(results[0]))
+    images, _ = decode_uploads([("x.png", uploads()["garment 28×28 PNG"])])
+    results, t_inf = _timed(lambda: analyse_images(loaded, images))
+    panels, t_fig = _timed(lambda: live_panels(results[0]))
     _, t_json = _timed(lambda: _json_bytes(panels))
     out["upload_split"] = {"inference_s": t_inf, "figures_s": t_fig, "to_json_s": t_json}
 
     # ---------------------------------------------------------------- class × depth over the reference set
     @st.cache_data(show_spinner=False)
     def get_reference(spec: str, folder: str):
-        return V.reference_statistics(loaded, folder or None)
+        return reference_statistics(loaded, folder or None)
 
     def class_depth_view(ref) -> int:
         classes = ref.stats.classes
         picked = [c for c in ("Trouser", "Sneaker", "Bag", "Coat") if c in classes] or classes[:4]
         maxc = max(b.channels for b in blocks)
         mode, n = ("uniform" if maxc > 64 else "all"), min(50, maxc)
-        return _json_bytes(V.class_depth_panels(ref, picked, V.paper_blocks(blocks), mode, n, 0, picked[0]))
+        return _json_bytes(class_depth_panels(ref, picked, paper_blocks(blocks), mode, n, 0, picked[0]))
 
     ref, stats_cold = _timed(lambda: get_reference("embedded", ""))
     _, panels_cold = _timed(lambda: class_depth_view(ref))
@@ -132,8 +136,8 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
           "images": sum(len(y) for _, y in batches), "blocks": len(sweeps[True]) - 1}
     @st.cache_data(show_spinner=False)
     def get_sweep(spec: str, folder: str, mode: str):
-        b, source = V.reference_batches(loaded, folder or None)
-        return V.knockout_sweep_panel(loaded, b, mode, None, source)
+        b, source = reference_batches(loaded, folder or None)
+        return knockout_sweep_panel(loaded, b, mode, None, source)
 
     panel, ko["app_cold_s"] = _timed(lambda: get_sweep("embedded", "", "identity"))
     ko["app_cached_s"] = statistics.median(

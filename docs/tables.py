@@ -106,7 +106,7 @@ def ablation_table() -> str:
             f"{r['delta']:+.2f}" + (" (noise)" if r["within_noise"] else ""))
         lines.append(f"| {r['axis']} | `{r['variant']}` | {paper} | {num(r['paper_params_m'], '.1f')}{'M' if r['paper_params_m'] == r['paper_params_m'] and r['paper_params_m'] is not None else ''} "
                      f"| {r['accuracy']:.2f}% | {delta} | {r['se_extra']:.1f}% |")
-    from sevis.ablation_lab import stale_note
+    from sevis.views.ablations import stale_note
     first = table.iloc[0]
     lines += ["", f"Schedule: {int(first['epochs'])} epochs on the first {int(first['train_images']):,} training garments "
               f"in context, seed 0 (the baseline's reruns: seeds {', '.join(str(int(v)) for v in sorted(reruns))}); accuracy on the 10k test split (half-precision weights). Baseline: mean of "

@@ -372,7 +372,8 @@ def _add_ablate(sub) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import write_panels
     from .preprocess import open_image
-    from .views import NamedImage, export_view_panels
+    from .images import NamedImage
+    from .view_export import export_view_panels
 
     if args.view == "ablations":
         return _export_ablations(args)
@@ -394,7 +395,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _export_ablations(args: argparse.Namespace) -> int:
     """`sevis export ablations`: the paper's table beside ours and a pair of variants, headless."""
-    from .ablation_lab import lab_panels
+    from .views.ablations import lab_panels
     from .ablations import grid_findings, summary
     from .export import write_panels
     from .names import DEFAULT_ABLATION_PAIR

@@ -25,7 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .errors import ExportError
-from .figures import Panel
+from .plots import Panel
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
 DATA_FORMATS = ("csv", "json")

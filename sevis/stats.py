@@ -223,19 +223,3 @@ def read_stats_file(path: str | os.PathLike) -> tuple[ExcitationStats, dict]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise DatasetError(f"{path.name} is not a statistics file written by `sevis stats` "
                            f"({type(e).__name__}: {e})") from None
-
-
-def reference_from_stats_file(loaded: LoadedModel, path: str | os.PathLike):
-    """Return a views.ReferenceStats read from a `sevis stats` file, checked against `loaded`'s SE blocks."""
-    from .views import ReferenceStats
-
-    stats, data = read_stats_file(path)
-    mine = OrderedDict((b.name, b.channels) for b, _ in find_se_blocks(loaded.model))
-    theirs = OrderedDict((name, int(b["channels"])) for name, b in data["statistics"]["blocks"].items())
-    if mine != theirs:
-        raise DatasetError(f"{Path(path).name} was computed with {data.get('model')}, whose SE blocks differ from "
-                           f"{loaded.spec}'s; run `sevis stats` with --model {loaded.spec}")
-    source = (f"{Path(path).name} (`sevis stats` over {data.get('folder')}: {data.get('images')} images, "
-              f"{len(stats.classes)} classes)")
-    return ReferenceStats(stats, data.get("accuracy"), int(data.get("images", 0)), source,
-                          data.get("per_class_accuracy"))

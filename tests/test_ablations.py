@@ -227,7 +227,7 @@ def test_every_variant_card_paper_table_follows_from_its_measures():
 def test_blocks_whose_s_never_varies_are_measured_and_named():
     # squeeze-max's SE_2_3 gives every reference image the same s (both of its 2 hidden units stay below 0):
     # the card's spread, the summary, a fresh pass over the reference set and the texts agree.
-    from sevis import ablation_lab as L
+    from sevis.views import ablations as L
     table = A.summary()
     constant = table.set_index("name")["constant_blocks"]
     assert constant["baseline"] == [] and constant["squeeze-max"]
@@ -259,7 +259,7 @@ def test_grid_findings_of_the_shipped_grid_name_each_axis_best():
 # ------------------------------------------------------------------------------------------ sevis ablate
 def test_a_variant_from_an_older_data_pipeline_is_marked_stale_and_retrained(tmp_path, capsys):
     import shutil
-    from sevis.ablation_lab import stale_note
+    from sevis.views.ablations import stale_note
     from sevis.cli import main
     for name in ("baseline", "r4"):
         for ext in (".safetensors", ".json"):
@@ -331,7 +331,7 @@ def test_sevis_ablate_rejects_unknown_variants(capsys):
 
 # ------------------------------------------------------------------------------------------ view and export
 def test_pair_takeaway_and_gate_facts_are_measured():
-    from sevis import ablation_lab as L
+    from sevis.views import ablations as L
     table = A.summary()
     base, tanh = L.load_variant("baseline"), L.load_variant("gate-tanh")
     assert (base.gate["below_zero"] == 0).all() and (base.gate["above_one"] == 0).all()  # a sigmoid stays in (0, 1)

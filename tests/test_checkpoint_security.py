@@ -383,7 +383,7 @@ def test_written_exports_stay_in_their_folder(tmp_path):
     """write_panels / teaching_pack with hostile keys, prefixes and view names write only inside out_dir."""
     import pandas as pd
     import plotly.graph_objects as go
-    from sevis.figures import Panel
+    from sevis.plots import Panel
     import zipfile
     import io
 

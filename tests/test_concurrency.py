@@ -368,7 +368,6 @@ class concurrent_apptests:
 def test_app_sessions_share_the_cached_model_and_match_single_sessions(monkeypatch):
     from streamlit.testing.v1 import AppTest
     import streamlit as st
-    import sevis.views as views
 
     images = garment_images(SESSIONS, seed=11)
     uploads = [(f"garment{i}.png", png_bytes(im)) for i, im in enumerate(images)]
@@ -377,6 +376,7 @@ def test_app_sessions_share_the_cached_model_and_match_single_sessions(monkeypat
     in_flight = [0, 0]  # now, most at once
     lock = threading.Lock()
     meet = threading.Barrier(SESSIONS)
+    import sevis.images as views  # analyse_images calls predict_images from there
     real_predict = views.predict_images
 
     def predict_together(loaded, imgs, *args, **kwargs):

@@ -15,7 +15,9 @@ import pytest
 
 from sevis import export as E
 from sevis.errors import ExportError
-from sevis.figures import Panel
+from sevis.plots import Panel
+from sevis.views.architecture import architecture_panels
+from sevis.views.live import model_input_image
 
 
 def _panel(key: str = "fig6_class_means", title: str = "Mean excitation per class") -> Panel:
@@ -155,7 +157,7 @@ def test_write_panels_reports_missing_chrome_but_writes_the_rest(no_chrome, tmp_
 
 # ---------------------------------------------------------------------------------------- CLI
 def test_cli_constants_match_package():
-    from sevis import cli, views
+    from sevis import cli, view_export as views
     assert cli.EXPORT_VIEWS == views.EXPORT_VIEWS
     assert set(cli.EXPORT_FORMATS) == set(E.ALL_FORMATS)
 
@@ -205,10 +207,9 @@ def _zip_files(data: bytes) -> dict[str, bytes]:
 def test_pack_html_files_share_one_plotly_js_and_standalone_html_embeds_it(tmp_path, image_files):
     from plotly.offline import get_plotlyjs
 
-    from sevis import views as V
     from sevis.zoo import load_model
     loaded = load_model("embedded-centred")  # the shipped model
-    panels = V.architecture_panels(loaded)
+    panels = architecture_panels(loaded)
     files = _zip_files(E.teaching_pack(panels, "Architecture", ["html", "csv"]))
     assert [n for n in files if n.endswith(".js")] == [E.PLOTLY_JS]  # exactly one copy, beside the HTML files
     assert files[E.PLOTLY_JS].decode() == get_plotlyjs()
@@ -236,7 +237,6 @@ def test_pack_html_files_share_one_plotly_js_and_standalone_html_embeds_it(tmp_p
 def test_live_pack_holds_the_input_images(tmp_path, image_files):
     from PIL import Image
 
-    from sevis import views as V
     from sevis.cli import main
     from sevis.zoo import load_model
     loaded = load_model("embedded-centred")
@@ -253,7 +253,7 @@ def test_live_pack_holds_the_input_images(tmp_path, image_files):
         assert (np.asarray(sent.convert("RGB")) == np.asarray(original)).all()
         seen = Image.open(io.BytesIO(files[f"{stem}_model_input.png"]))
         assert seen.size[::-1] == size  # what the model saw: its input size
-        expected = V.model_input_image(loaded, original)
+        expected = model_input_image(loaded, original)
         assert (np.asarray(seen) == np.asarray(expected)).all()
     readme = files["README.md"].decode()
     assert "rgb_input.png" in readme and "_model_input.png" in readme

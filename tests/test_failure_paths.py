@@ -99,7 +99,7 @@ def one_line(msg: str) -> str:
 def _panels():
     import pandas as pd
     import plotly.graph_objects as go
-    from sevis.figures import Panel
+    from sevis.plots import Panel
     fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]))
     return [Panel("fig_a", "Figure A", "What A shows.", fig, pd.DataFrame({"x": ["a", "b"], "y": [1, 2]}))]
 

@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 
 from sevis import export as E
-from sevis import figures as F
-from sevis import views as V
 from sevis.data import Split, load_reference_set
 from sevis.inference import split_batches
 from sevis.knockout import knockout_sweep
 from sevis.recorder import find_se_blocks
+from sevis.plots import LABEL_WIDTH, Panel, short_labels
+from sevis.shared_figures import topk_bar, topk_frame
+from sevis.views.knockout import knockout_sweep_panel, prediction_change
 
 # timm's ImageNet names: synonym lists, some very long, and two classes both called "crane".
 LONG = ["tabby, tabby cat", "tiger cat", "Egyptian cat",
@@ -23,7 +24,7 @@ LONG = ["tabby, tabby cat", "tiger cat", "Egyptian cat",
 
 # ------------------------------------------------------------------------------------------- §2: class names
 def test_short_labels_are_short_unique_and_start_like_the_name():
-    labels = F.short_labels(LONG)
+    labels = short_labels(LONG)
     assert len(labels) == len(LONG)
     assert len(set(labels)) == len(labels)
     assert labels[0] == "tabby" and labels[1] == "tiger cat" and labels[-1] == "T-shirt/top"
@@ -32,21 +33,21 @@ def test_short_labels_are_short_unique_and_start_like_the_name():
     for full, short in zip(LONG, labels):
         core = short.removesuffix(" (2)").rstrip("…")
         assert full.startswith(core)
-        assert len(short.removesuffix(" (2)")) <= F.LABEL_WIDTH
+        assert len(short.removesuffix(" (2)")) <= LABEL_WIDTH
 
 
 def test_short_labels_clash_falls_back_to_longer_names():
-    labels = F.short_labels(["drake, duck", "drake, male duck of the park", "drake"])
+    labels = short_labels(["drake, duck", "drake, male duck of the park", "drake"])
     assert len(set(labels)) == 3
     assert labels[0] == "drake, duck"  # the full name fits: shown whole rather than numbered
 
 
 def test_topk_bar_shortens_axis_and_keeps_full_name_on_hover():
     top = list(zip(LONG[:5], [0.5, 0.2, 0.1, 0.1, 0.05]))
-    frame = F.topk_frame(top, "cat.jpg")
-    fig = F.topk_bar(frame)
+    frame = topk_frame(top, "cat.jpg")
+    fig = topk_bar(frame)
     bar = fig.data[0]
-    assert list(bar.y) == F.short_labels(LONG[:5])
+    assert list(bar.y) == short_labels(LONG[:5])
     assert list(bar.customdata) == LONG[:5]
     assert "%{customdata}" in bar.hovertemplate
     assert len(set(bar.y)) == len(bar.y)  # one bar per class, none merged on the category axis
@@ -56,10 +57,10 @@ def test_topk_bar_shortens_axis_and_keeps_full_name_on_hover():
 def test_prediction_change_shortens_axis_and_keeps_full_name_on_hover():
     before = pd.DataFrame({"class": LONG[6:9], "probability": [0.6, 0.3, 0.1]})
     after = pd.DataFrame({"class": [LONG[8], LONG[4], LONG[6]], "probability": [0.5, 0.3, 0.2]})
-    fig = F.prediction_change(before, after)
+    fig = prediction_change(before, after)
     for trace in fig.data:
         assert list(trace.customdata) == [*LONG[6:9], LONG[4]]
-        assert list(trace.y) == F.short_labels([*LONG[6:9], LONG[4]])
+        assert list(trace.y) == short_labels([*LONG[6:9], LONG[4]])
         assert "%{customdata}" in trace.hovertemplate
     assert list(fig.data[1].x)[2] == 0.5  # the chameleon's probability after, on the chameleon's bar
 
@@ -90,7 +91,7 @@ def test_sweep_panel_fraction_starts_below_one_block(embedded_random, batches):
     n_blocks = len(find_se_blocks(embedded_random.model))
     fractions: list[float] = []
     total = sum(len(y) for _, y in batches)
-    V.knockout_sweep_panel(embedded_random, batches, progress=fractions.append, total=total)
+    knockout_sweep_panel(embedded_random, batches, progress=fractions.append, total=total)
     assert 0 < fractions[0] < 1 / n_blocks + 1e-9
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     # Bar updates during the first batch, not one jump per batch.
@@ -99,9 +100,9 @@ def test_sweep_panel_fraction_starts_below_one_block(embedded_random, batches):
 
 
 # ------------------------------------------------------------------------------------------- §5: teaching pack
-def _panels(n: int) -> list[F.Panel]:
-    top = F.topk_frame(list(zip(LONG[:3], [0.6, 0.3, 0.1])), "cat.jpg")
-    return [F.Panel(f"top_{i}", f"Top {i}", "caption", F.topk_bar(top), top) for i in range(n)]
+def _panels(n: int) -> list[Panel]:
+    top = topk_frame(list(zip(LONG[:3], [0.6, 0.3, 0.1])), "cat.jpg")
+    return [Panel(f"top_{i}", f"Top {i}", "caption", topk_bar(top), top) for i in range(n)]
 
 
 def test_teaching_pack_reports_progress_per_file():

@@ -9,8 +9,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from sevis import figures as F
 from sevis.analysis import ExcitationStats, similarity_by_depth
+from sevis.plots import LEGEND_ROW, LEGEND_TOP, TITLE_LINE, ALL_COLOR, legend_rows, table_figure
+from sevis.shared_figures import block_lines, class_depth_frame, depth_profile, excitation_frame, fig6, topk_bar, topk_frame
+from sevis.views.architecture import blocks_frame, params_vs_r, se_params_by_stage
+from sevis.views.class_depth import fig7
+from sevis.views.compare import difference_plot, similarity_plot
+from sevis.views.knockout import knockout_bars, prediction_change
+from sevis.views.live import heat_strip
 
 BLOCKS = OrderedDict([("SE_2_1", 16), ("SE_3_1", 32), ("SE_4_1", 64), ("SE_5_1", 128)])
 CLASSES = ["T-shirt/top", "Trouser", "Bag"]
@@ -45,7 +51,7 @@ def _axis_titles(fig: go.Figure, axis: str) -> set[str]:
 
 def test_excitation_frame_is_long_and_ordered():
     exc = _excitations()
-    frame = F.excitation_frame(exc, "cat.png")
+    frame = excitation_frame(exc, "cat.png")
     assert list(frame.columns) == ["image", "block", "depth", "channel", "s"]
     assert len(frame) == sum(BLOCKS.values())
     assert list(dict.fromkeys(frame["block"])) == list(BLOCKS)
@@ -54,7 +60,7 @@ def test_excitation_frame_is_long_and_ordered():
 
 def test_heat_strip_blocks_by_channels_with_hover():
     exc = _excitations()
-    fig = F.heat_strip(F.excitation_frame(exc, "x"))
+    fig = heat_strip(excitation_frame(exc, "x"))
     hm = fig.data[0]
     assert isinstance(hm, go.Heatmap)
     z = np.asarray(hm.z, dtype=float)
@@ -68,8 +74,8 @@ def test_heat_strip_blocks_by_channels_with_hover():
 
 
 def test_block_lines_one_panel_per_block_and_overlay():
-    frame = pd.concat([F.excitation_frame(_excitations(0), "a"), F.excitation_frame(_excitations(1), "b")])
-    fig = F.block_lines(frame)
+    frame = pd.concat([excitation_frame(_excitations(0), "a"), excitation_frame(_excitations(1), "b")])
+    fig = block_lines(frame)
     assert _titles(fig) == list(BLOCKS)
     assert len(fig.data) == 2 * len(BLOCKS)
     assert {t.name for t in fig.data} == {"a", "b"}
@@ -80,8 +86,8 @@ def test_block_lines_one_panel_per_block_and_overlay():
 
 def test_topk_bar_most_probable_first():
     top = [("Bag", 0.7), ("Coat", 0.2), ("Shirt", 0.05), ("Dress", 0.03), ("Sandal", 0.02)]
-    frame = F.topk_frame(top, "img")
-    fig = F.topk_bar(frame)
+    frame = topk_frame(top, "img")
+    fig = topk_bar(frame)
     assert list(fig.data[0].y) == ["Bag", "Coat", "Shirt", "Dress", "Sandal"]
     assert fig.layout.yaxis.autorange == "reversed"
     assert frame["rank"].tolist() == [1, 2, 3, 4, 5]
@@ -89,44 +95,44 @@ def test_topk_bar_most_probable_first():
 
 def test_difference_and_similarity():
     a, b = _excitations(0), _excitations(1)
-    frame = pd.concat([F.excitation_frame(a, "a"), F.excitation_frame(b, "b")])
-    fig = F.difference_plot(frame, "a", "b")
+    frame = pd.concat([excitation_frame(a, "a"), excitation_frame(b, "b")])
+    fig = difference_plot(frame, "a", "b")
     np.testing.assert_allclose(fig.data[2].y, a["SE_4_1"] - b["SE_4_1"])
     sim = similarity_by_depth(a, b)
-    fig = F.similarity_plot(sim)
+    fig = similarity_plot(sim)
     assert list(fig.data[0].x) == list(BLOCKS)
     assert len(fig.data) == 2  # cosine and Pearson for one pair
     sim2 = pd.concat([sim.assign(pair="a vs b"), similarity_by_depth(a, a).assign(pair="a vs a")])
-    assert len(F.similarity_plot(sim2).data) == 2  # one Pearson r line per pair
+    assert len(similarity_plot(sim2).data) == 2  # one Pearson r line per pair
 
 
 def test_class_depth_frame_channel_selection(stats):
-    full = F.class_depth_frame(stats, ["Trouser", "Bag"], ["SE_2_1", "SE_5_1"], "all")
+    full = class_depth_frame(stats, ["Trouser", "Bag"], ["SE_2_1", "SE_5_1"], "all")
     assert set(full["class"]) == {"Trouser", "Bag", "all"}
     assert len(full[(full["block"] == "SE_5_1") & (full["class"] == "all")]) == 128
-    first = F.class_depth_frame(stats, ["Bag"], ["SE_5_1"], "first", 10)
+    first = class_depth_frame(stats, ["Bag"], ["SE_5_1"], "first", 10)
     assert first["channel"].unique().tolist() == list(range(10))
-    uni = F.class_depth_frame(stats, ["Bag"], ["SE_5_1", "SE_4_1"], "uniform", 50, seed=3)
+    uni = class_depth_frame(stats, ["Bag"], ["SE_5_1", "SE_4_1"], "uniform", 50, seed=3)
     ch = uni[uni["block"] == "SE_5_1"]["channel"].unique()
     assert len(ch) == 50 and (np.diff(ch) > 0).all() and ch.max() < 128
-    again = F.class_depth_frame(stats, ["Bag"], ["SE_5_1", "SE_4_1"], "uniform", 50, seed=3)
+    again = class_depth_frame(stats, ["Bag"], ["SE_5_1", "SE_4_1"], "uniform", 50, seed=3)
     pd.testing.assert_frame_equal(uni, again)  # the same seed gives the same channels
     # Means are the statistics' means.
     k = stats.classes.index("Bag")
     sel = first[(first["class"] == "Bag")]
     np.testing.assert_allclose(sel["mean"], stats.mean("SE_5_1")[k, :10])
     with pytest.raises(ValueError):
-        F.class_depth_frame(stats, ["Unicorn"], ["SE_5_1"])
+        class_depth_frame(stats, ["Unicorn"], ["SE_5_1"])
 
 
 def test_fig6_panels_classes_and_all_line(stats):
-    frame = F.class_depth_frame(stats, ["Trouser", "Bag"], list(BLOCKS), "uniform", 12)
-    fig = F.fig6(frame)
+    frame = class_depth_frame(stats, ["Trouser", "Bag"], list(BLOCKS), "uniform", 12)
+    fig = fig6(frame)
     assert _titles(fig) == list(BLOCKS)
     names = [t.name for t in fig.data]
     assert names.count("all") == len(BLOCKS) and names.count("Bag") == len(BLOCKS)
     all_trace = next(t for t in fig.data if t.name == "all")
-    assert all_trace.line.dash == "dash" and all_trace.line.color == F.ALL_COLOR
+    assert all_trace.line.dash == "dash" and all_trace.line.color == ALL_COLOR
     assert sum(t.showlegend for t in fig.data) == 3  # one legend entry per class, not per panel
     assert "mean excitation s" in _axis_titles(fig, "yaxis")
     assert "channel index" in _axis_titles(fig, "xaxis")
@@ -134,21 +140,21 @@ def test_fig6_panels_classes_and_all_line(stats):
 
 
 def test_fig7_band_is_mean_plus_minus_std(stats):
-    frame = F.class_depth_frame(stats, ["Bag"], ["SE_5_1"], "first", 8)
-    fig = F.fig7(frame, "Bag")
+    frame = class_depth_frame(stats, ["Bag"], ["SE_5_1"], "first", 8)
+    fig = fig7(frame, "Bag")
     band, mean = fig.data
     sel = frame[frame["class"] == "Bag"]
     np.testing.assert_allclose(np.asarray(band.y)[:8], sel["mean"] + sel["std"])
     np.testing.assert_allclose(np.asarray(mean.y), sel["mean"])
     assert band.fill == "toself"
     with pytest.raises(ValueError):
-        F.fig7(frame, "Coat")
+        fig7(frame, "Coat")
 
 
 def test_depth_profile_reads_class_specific_late(stats):
     from sevis.analysis import depth_measures
     measures = depth_measures(stats)
-    fig = F.depth_profile(measures)
+    fig = depth_profile(measures)
     spec = np.asarray(fig.data[0].y, float)
     assert list(fig.data[0].x) == list(BLOCKS)
     assert spec[-1] > spec[0] + 0.5  # the synthetic late block is class-specific, the early one is not
@@ -160,7 +166,7 @@ def test_depth_profile_reads_class_specific_late(stats):
 def test_depth_profile_draws_the_untrained_control_dashed(stats):
     from sevis.analysis import depth_measures
     measures = depth_measures(stats, control=stats)  # the control is the model itself: learned part 0
-    fig = F.depth_profile(measures)
+    fig = depth_profile(measures)
     control = [t for t in fig.data if t.name.startswith("untrained control")]
     learned = [t for t in fig.data if t.name.startswith("learned part")]
     assert len(control) == 4 and all(t.line.dash == "dash" for t in control)
@@ -171,7 +177,7 @@ def test_depth_profile_draws_the_untrained_control_dashed(stats):
 def test_knockout_bars_change_in_points():
     sweep = pd.DataFrame({"block": ["none", "SE_2_1", "SE_5_1"], "depth": [-1, 0, 1],
                           "accuracy": [0.9, 0.8, 0.895], "change": [0.0, -0.1, -0.005]})
-    fig = F.knockout_bars(sweep)
+    fig = knockout_bars(sweep)
     assert list(fig.data[0].x) == ["SE_2_1", "SE_5_1"]
     np.testing.assert_allclose(fig.data[0].y, [-10.0, -0.5])
     assert "90.0%" in fig.layout.title.text
@@ -181,7 +187,7 @@ def test_knockout_bars_change_in_points():
 def test_prediction_change_groups_both():
     before = pd.DataFrame({"class": ["Bag", "Coat"], "probability": [0.8, 0.1]})
     after = pd.DataFrame({"class": ["Coat", "Bag"], "probability": [0.6, 0.3]})
-    fig = F.prediction_change(before, after)
+    fig = prediction_change(before, after)
     assert [t.name for t in fig.data] == ["original", "knocked out"]
     assert list(fig.data[1].x) == [0.3, 0.6]
 
@@ -190,25 +196,25 @@ def test_architecture_figures():
     blocks = [SimpleNamespace(name=f"SE_{s}_1", index=i, stage=s, channels=c, squeeze_channels=c // 4,
                               parameters=2 * c * (c // 4) + c + c // 4, kind="SqueezeExcite", path=f"layer{s - 1}.0.se")
               for i, (s, c) in enumerate([(2, 16), (3, 32)])]
-    table = F.blocks_frame(blocks)
+    table = blocks_frame(blocks)
     assert list(table.columns[:6]) == ["block", "depth", "stage", "channels", "squeeze width", "parameters"]
-    fig = F.table_figure(table, "SE blocks")
+    fig = table_figure(table, "SE blocks")
     assert isinstance(fig.data[0], go.Table)
     per_stage = pd.DataFrame({"stage": [2, 3, "total"], "parameters": [100, 200, 300]})
     estimate = pd.DataFrame({"stage": [2, 3, "total"], "estimate": [90.0, 190.0, 280.0]})
-    fig = F.se_params_by_stage(per_stage, estimate)
+    fig = se_params_by_stage(per_stage, estimate)
     assert list(fig.data[0].x) == ["stage 2", "stage 3"]  # the total row is not a bar
     sweep = pd.DataFrame({"r": [4, 8, 16], "se_parameters": [400, 200, 100], "estimate": [380.0, 190.0, 95.0],
                           "se_share": [0.04, 0.02, 0.01]})
-    fig = F.params_vs_r(sweep)
+    fig = params_vs_r(sweep)
     assert fig.layout.xaxis.title.text == "reduction ratio r"
     assert [t.name.split(" ")[0] for t in fig.data] == ["real", "paper"]
 
 
 def test_figures_serialise_to_json():
     """Every figure must survive plotly's JSON round trip (what the app and HTML export send)."""
-    frame = F.excitation_frame(_excitations(), "x")
-    for fig in (F.heat_strip(frame), F.block_lines(frame)):
+    frame = excitation_frame(_excitations(), "x")
+    for fig in (heat_strip(frame), block_lines(frame)):
         assert go.Figure(fig.to_plotly_json()).to_json()
 
 
@@ -217,22 +223,22 @@ def _fig6_for(classes: list[str]) -> go.Figure:
     st = ExcitationStats(classes, BLOCKS)
     labels = np.repeat(np.arange(len(classes)), 3)
     st.update({b: rng.uniform(0, 1, (len(labels), c)) for b, c in BLOCKS.items()}, labels)
-    return F.fig6(F.class_depth_frame(st, classes, list(BLOCKS), "first", 10))
+    return fig6(class_depth_frame(st, classes, list(BLOCKS), "first", 10))
 
 
 def test_fig6_wrapped_legend_stays_between_title_and_panels():
     from sevis.data import FASHION_MNIST_CLASSES
     ten, two = _fig6_for(list(FASHION_MNIST_CLASSES)), _fig6_for(list(FASHION_MNIST_CLASSES[:2]))
-    rows = F.legend_rows(ten)
-    assert rows >= 2 and F.legend_rows(two) == 1  # ten classes and "all" do not fit one row of the app's column
+    rows = legend_rows(ten)
+    assert rows >= 2 and legend_rows(two) == 1  # ten classes and "all" do not fit one row of the app's column
     for fig, n in ((ten, rows), (two, 1)):
         lay = fig.layout
         assert lay.title.yref == "container" and lay.title.yanchor == "top"  # the title is pinned to the top
         legend_top = round((1 - lay.legend.y) * lay.height, 6)  # px from the top of the figure
-        assert legend_top >= F.LEGEND_TOP  # under the title line
+        assert legend_top >= LEGEND_TOP  # under the title line
         # The last legend row (rows are LEGEND_ROW px apart plus plotly's 10 px gap between legend groups, each
         # LEGEND_ROW px tall) ends above the band of subplot titles (LEGEND_ROW px over the panels).
-        assert legend_top + (n - 1) * (F.LEGEND_ROW + 10) + 2 * F.LEGEND_ROW <= lay.margin.t
+        assert legend_top + (n - 1) * (LEGEND_ROW + 10) + 2 * LEGEND_ROW <= lay.margin.t
     # The extra rows came out of the figure's height, not out of the panels.
     assert ten.layout.height - ten.layout.margin.t == two.layout.height - two.layout.margin.t
 
@@ -242,8 +248,8 @@ def test_similarity_with_many_inputs_names_the_anchor_once():
     long = "IMG_20240312_101512_photo.png"
     sim = pd.concat([similarity_by_depth(a, b).assign(pair=f"{long} vs class mean: Trouser"),
                      similarity_by_depth(a, c).assign(pair=f"{long} vs my_sneaker.jpg")])
-    fig = F.similarity_plot(sim, "Similarity of the excitation patterns at each depth")
+    fig = similarity_plot(sim, "Similarity of the excitation patterns at each depth")
     assert [t.name for t in fig.data] == ["class mean: Trouser", "my_sneaker.jpg"]
     assert long in fig.layout.title.subtitle.text and long not in fig.layout.title.text
-    assert round((1 - fig.layout.legend.y) * fig.layout.height, 6) >= F.LEGEND_TOP + F.TITLE_LINE  # legend under the subtitle
+    assert round((1 - fig.layout.legend.y) * fig.layout.height, 6) >= LEGEND_TOP + TITLE_LINE  # legend under the subtitle
     np.testing.assert_allclose(fig.data[1].y, sim[sim["pair"].str.endswith("my_sneaker.jpg")]["pearson"])

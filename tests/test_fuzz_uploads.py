@@ -460,9 +460,9 @@ def test_file_paths_and_streams_take_the_same_path(model, tmp_path):
 @settings(FUZZ, max_examples=60 * SCALE)
 @given(sample=st.one_of(corrupted(valid_images()), st.tuples(st.binary(max_size=256), st.just("bytes"))))
 def test_the_apps_upload_helpers_take_this_same_path(model, sample):
-    """The app decodes uploads with views.decode_uploads and predicts with views.analyse_images: same
+    """The app decodes uploads with images.decode_uploads and predicts with images.analyse_images: same
     outcome as open_image + predict_images for the same bytes (error line or pixels and probabilities)."""
-    views = pytest.importorskip("sevis.views")
+    views = pytest.importorskip("sevis.images")
     data, _ = sample
     good, errors = views.decode_uploads([("upload.bin", data)])
     try:

@@ -7,13 +7,17 @@ import pytest
 import torch
 
 from sevis import ExcitationRecorder, SevisError, find_se_blocks
-from sevis.channel import (channel_from_point, channel_panels, most_and_least, one_channel_knockout,
-                           reference_excitations)
+from sevis.views.channel import channel_from_point, channel_panels, most_and_least, one_channel_knockout, reference_excitations
 from sevis.inference import run_batch
-from sevis.inside import anatomy_panels, anatomy_takeaway, block_anatomy
-from sevis.views import NamedImage, decode_uploads, sample_images
+from sevis.views.inside import anatomy_panels, anatomy_takeaway
+from sevis.anatomy import block_anatomy
+from sevis.images import NamedImage, decode_uploads, sample_images
 
 from conftest import garment_png_bytes
+from sevis.images import analyse_images
+from sevis.views.architecture import architecture_takeaway
+from sevis.views.knockout import knockout_takeaway
+from sevis.views.live import live_takeaway
 
 
 @pytest.fixture(scope="module")
@@ -115,26 +119,24 @@ def test_channel_from_point():
 
 def test_takeaways_are_computed_from_the_model(embedded, embedded_random, image):
     """The same view on a different model gives a different sentence: nothing is hard-coded."""
-    from sevis import views as V
     a_text = anatomy_takeaway(block_anatomy(embedded, image, _names(embedded)[-1]))
     b_text = anatomy_takeaway(block_anatomy(embedded_random, image, _names(embedded_random)[-1]))
     assert a_text != b_text and _names(embedded)[-1] in a_text
-    live_a = V.live_takeaway(V.analyse_images(embedded, [image])[0])
-    live_b = V.live_takeaway(V.analyse_images(embedded_random, [image])[0])
+    live_a = live_takeaway(analyse_images(embedded, [image])[0])
+    live_b = live_takeaway(analyse_images(embedded_random, [image])[0])
     assert live_a != live_b
     ref_a, ref_b = reference_excitations(embedded), reference_excitations(embedded_random)
     block = _names(embedded)[-1]
     assert channel_panels(embedded, ref_a, block, 0).takeaway != channel_panels(embedded_random, ref_b, block, 0).takeaway
-    assert V.architecture_takeaway(embedded).startswith("SE adds ")
+    assert architecture_takeaway(embedded).startswith("SE adds ")
 
 
 def test_knockout_takeaway_names_the_costliest_block(embedded):
     import pandas as pd
-    from sevis import views as V
     blocks = [b for b, _ in find_se_blocks(embedded.model)]
     sweep = pd.DataFrame({"block": ["none"] + [b.name for b in blocks], "depth": range(-1, len(blocks)),
                           "accuracy": 0.9, "change": [0.0] + [-0.117 if i == 0 else -0.004 for i in range(len(blocks))]})
-    text = V.knockout_takeaway(sweep, blocks)
+    text = knockout_takeaway(sweep, blocks)
     assert text.startswith(f"Knocking out {blocks[0].name} costs 11.7 points")
     assert "each block of the last stage costs at most 0.4" in text
 

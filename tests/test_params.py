@@ -9,6 +9,7 @@ import torch
 from sevis.params import (TOTAL, build_on_meta, count_parameters, floor_ratio, paper_estimate, parameter_breakdown,
                           reduction_sweep, se_parameters, squeeze_floor, squeeze_widths)
 from sevis.resnet import ResNetConfig, architecture_config
+from sevis.views.architecture import architecture_panels
 
 
 def _total(df):
@@ -141,11 +142,10 @@ def test_floor_ratio_is_where_the_real_count_stops_shrinking():
 
 
 def test_architecture_view_explains_rounding_and_floor_from_the_config():
-    from sevis import views as V
     from sevis.zoo import load_model
     loaded = load_model("embedded-centred")
     cfg = loaded.model.cfg
-    table_panel, per_stage, vs_r = V.architecture_panels(loaded)
+    table_panel, per_stage, vs_r = architecture_panels(loaded)
     table = table_panel.data
     rounded = f"squeeze width (rounded to a multiple of {cfg.se_divisor})"
     assert ["channels", "C/r exact", rounded] == list(table.columns[3:6])

@@ -101,7 +101,7 @@ def test_two_processes_give_the_same_statistics_as_one(single_and_torchrun):
 
 
 def test_statistics_match_the_app_computation_on_the_same_folder(single_and_torchrun, folder):
-    from sevis.views import reference_statistics
+    from sevis.reference import reference_statistics
     from sevis.zoo import load_model
 
     one, _ = single_and_torchrun

@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
-from sevis import ablation_lab as L
-from sevis import figures as F
+from sevis.views import ablations as L
 from sevis.ablations import NOISE_SEEDS, grid_findings, noise_floor, summary
 from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR as DEFAULT_PAIR, fig6_default_classes
 
 from .common import download_menu, intro, show_panel, takeaway
+from sevis.plots import Panel
 
 TITLE = "Ablations"
 
@@ -27,7 +27,7 @@ def get_variant(name: str) -> L.Variant:
     return L.load_variant(name)
 
 
-def render(ctx) -> list[F.Panel]:
+def render(ctx) -> list[Panel]:
     """Show the Ablations view; return its panels. It compares trained variants whatever model the sidebar holds."""
     intro("The paper's ablations (Tables 10-16: the reduction ratio r, the squeeze and excitation operators, which "
           "stages get SE, and where SE sits in the residual unit), each trained here as a small variant of the "

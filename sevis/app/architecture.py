@@ -3,20 +3,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sevis import figures as F
-from sevis import views as V
 
 from .common import Context, download_menu, get_architecture, intro, show_panel, takeaway
+from sevis.plots import Panel
+from sevis.views.architecture import architecture_takeaway, model_summary
 
 TITLE = "Architecture"
 
 
-def render(ctx: Context) -> list[F.Panel]:
+def render(ctx: Context) -> list[Panel]:
     """Show the architecture view; return its panels."""
     intro("Where the SE blocks sit and what they cost: each block's channels C and squeeze width C/r, and the "
           "parameters SE adds per stage, beside the paper's estimate (2/r)·N·C².")
     panels = get_architecture(*ctx.key)
-    facts = V.model_summary(ctx.loaded)
+    facts = model_summary(ctx.loaded)
     m1, m2, m3 = st.columns(3)
     m1.metric("Parameters", f"{facts['parameters']:,}")
     m2.metric("SE blocks", facts["se_blocks"])
@@ -38,5 +38,5 @@ def render(ctx: Context) -> list[F.Panel]:
                 "share": st.column_config.NumberColumn("share of SE's parameters", format="percent"),
                 "of_base": st.column_config.NumberColumn("extra vs plain model", format="percent"),
                 "channels": st.column_config.NumberColumn("channels C", format="%d")})
-    takeaway(V.architecture_takeaway(ctx.loaded))
+    takeaway(architecture_takeaway(ctx.loaded))
     return panels

@@ -4,16 +4,16 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
-from sevis import figures as F
-from sevis.channel import channel_panels
+from sevis.views.channel import channel_panels
 
 from .common import Context, get_reference_excitations, intro, show_panel, takeaway
+from sevis.plots import Panel
 
 TITLE = "Channel"
 NO_IMAGE = "(no image)"
 
 
-def render(ctx: Context) -> list[F.Panel]:
+def render(ctx: Context) -> list[Panel]:
     """Show the picked channel (from a click elsewhere or the pickers); return its panels."""
     intro("One channel of one SE block. Pick it here, or click a channel in the Live heat strip, in Fig. 6 or "
           "in Inside a block. You see its s for every class over the reference set, the reference images that "

@@ -5,17 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
-from sevis import figures as F
-from sevis import views as V
 from sevis.names import fig6_default_classes
 
 from .common import (Context, block_picker, download_menu, get_control, get_reference, get_sweep, intro, show_panel,
                      takeaway)
+from sevis.plots import Panel
+from sevis.reference import paper_blocks, too_few_images
+from sevis.shared_figures import add_channel_targets
+from sevis.views.class_depth import class_depth_measures, class_depth_takeaway, class_figure_panels, depth_profile_panels
 
 TITLE = "Class × depth"
 
 
-def render(ctx: Context) -> list[F.Panel]:
+def render(ctx: Context) -> list[Panel]:
     """Show the class × depth view; return its panels."""
     blocks = ctx.blocks
     intro("The paper's Fig. 6 and Fig. 7 over a reference set: the mean excitation of each class at each SE "
@@ -34,7 +36,7 @@ def render(ctx: Context) -> list[F.Panel]:
         return []
     acc = f" · accuracy {ref.accuracy:.1%}" if ref.accuracy is not None else ""
     st.caption(f"Statistics over {ref.source}{acc} (change it in the sidebar).")
-    problem = V.too_few_images(ref.stats)
+    problem = too_few_images(ref.stats)
     if problem:
         st.warning(problem)
         return []
@@ -44,7 +46,7 @@ def render(ctx: Context) -> list[F.Panel]:
     c1, c2 = st.columns([3, 2])
     picked = c1.multiselect("Classes", classes, default=default_classes, key="cd_classes")
     sel = block_picker("Blocks (the paper: the last of each stage and all of the last stage)", names,
-                       V.paper_blocks(blocks), "cd_blocks")
+                       paper_blocks(blocks), "cd_blocks")
     mode = c2.radio("Channels", ["all", "first", "uniform"], horizontal=True, key="cd_mode",
                     format_func={"all": "all", "first": "first N", "uniform": "N sampled uniformly"}.get,
                     index=2 if max(b.channels for b in blocks) > 64 else 0)
@@ -55,10 +57,10 @@ def render(ctx: Context) -> list[F.Panel]:
         st.info("Choose at least one block.")
         return []
     # Fig. 6 and 7 first; the untrained control and the knock-out sweeps behind the depth profile take longer.
-    panels = V.class_figure_panels(ref, picked, sel, mode, n, 0, f7)
+    panels = class_figure_panels(ref, picked, sel, mode, n, 0, f7)
     for i, p in enumerate(panels):
         if p.key == "fig6_class_means":
-            show_panel(p, f"cd_{i}", clickable_blocks=sel, figure=F.add_channel_targets(p.figure, sel))
+            show_panel(p, f"cd_{i}", clickable_blocks=sel, figure=add_channel_targets(p.figure, sel))
         else:
             show_panel(p, f"cd_{i}")
     control = ko_identity = ko_mean = None
@@ -74,8 +76,8 @@ def render(ctx: Context) -> list[F.Panel]:
                 ko_mean = get_sweep(*ctx.key, folder, "mean").data
         except SevisError as e:
             st.warning(str(e))
-    measures, paper = V.class_depth_measures(ref, control, blocks, ko_identity, ko_mean)
-    profile = V.depth_profile_panels(ref, measures, None if ctx.random_weights else paper)
+    measures, paper = class_depth_measures(ref, control, blocks, ko_identity, ko_mean)
+    profile = depth_profile_panels(ref, measures, None if ctx.random_weights else paper)
     for i, p in enumerate(profile, start=len(panels)):
         if p.key == "paper_vs_model":  # a table reads better as a table on screen; the export keeps the figure
             st.markdown(f"**{p.title}**")
@@ -87,5 +89,5 @@ def render(ctx: Context) -> list[F.Panel]:
         else:
             show_panel(p, f"cd_{i}")
     panels += profile
-    takeaway(V.class_depth_takeaway(measures, None if ctx.random_weights else paper))
+    takeaway(class_depth_takeaway(measures, None if ctx.random_weights else paper))
     return panels

@@ -11,9 +11,12 @@ from PIL import Image
 
 from sevis import SEBlock, load_model
 from sevis import export as E
-from sevis import figures as F
-from sevis import views as V
 from sevis.zoo import LoadedModel
+from sevis.images import analyse_images, sample_images
+from sevis.plots import Panel
+from sevis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
+from sevis.views.architecture import architecture_panels
+from sevis.views.knockout import knockout_sweep_panel
 
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 ModelKey = tuple  # (spec, pretrained, arch): what every cached function is keyed on
@@ -46,14 +49,14 @@ def get_model(spec: str, pretrained: bool = True, arch: str | None = None) -> Lo
 @st.cache_data(show_spinner=False, max_entries=8)
 def get_samples(spec: str, pretrained: bool, arch: str | None):
     """Return the sample images (name -> bytes) that fit the model."""
-    return V.sample_images(get_model(spec, pretrained, arch))
+    return sample_images(get_model(spec, pretrained, arch))
 
 
 @st.cache_data(show_spinner=False, max_entries=32, ttl="1h")
 def get_results(spec: str, pretrained: bool, arch: str | None, keys: tuple, _images: list):
     """Return one ImageResult per image (keyed on the images' hashes in `keys`). Entries hold the decoded images,
     so besides the count, an hour's ttl bounds how long large uploads of finished sessions stay in memory."""
-    return V.analyse_images(get_model(spec, pretrained, arch), _images)
+    return analyse_images(get_model(spec, pretrained, arch), _images)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -61,7 +64,7 @@ def get_reference(spec: str, pretrained: bool, arch: str | None, folder: str):
     """Return the reference-set statistics (ReferenceStats) of the model, with a progress bar."""
     loaded = get_model(spec, pretrained, arch)
     bar = st.progress(0.0, text="Computing excitation statistics over the reference set…")
-    ref = V.reference_statistics(loaded, folder or None,
+    ref = reference_statistics(loaded, folder or None,
                                  progress=lambda f: bar.progress(f, text=f"Reference statistics: {f:.0%}"))
     bar.empty()
     return ref
@@ -71,7 +74,7 @@ def get_reference(spec: str, pretrained: bool, arch: str | None, folder: str):
 def get_control(spec: str, pretrained: bool, arch: str | None, folder: str):
     """Return the untrained control's statistics over the reference set (None for a `sevis stats` file)."""
     with st.spinner("Measuring the untrained control (same architecture, random weights)…"):
-        return V.reference_control(get_model(spec, pretrained, arch), folder or None)
+        return reference_control(get_model(spec, pretrained, arch), folder or None)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -80,16 +83,16 @@ def get_sweep(spec: str, pretrained: bool, arch: str | None, folder: str, mode: 
     loaded = get_model(spec, pretrained, arch)
     means = None
     if mode == "mean":
-        means = V.class_mean_excitations(get_reference(spec, pretrained, arch, folder).stats, "all")
+        means = class_mean_excitations(get_reference(spec, pretrained, arch, folder).stats, "all")
     bar = st.progress(0.0, text="Preparing the reference set for the knock-out sweep…")
     try:
-        batches, source = V.reference_batches(loaded, folder or None)
+        batches, source = reference_batches(loaded, folder or None)
     except Exception:
         bar.empty()
         raise
     total = sum(len(y) for _, y in batches)
     bar.progress(0.0, text="Knocking out one SE block at a time…")
-    panel = V.knockout_sweep_panel(loaded, batches, mode, means, source,
+    panel = knockout_sweep_panel(loaded, batches, mode, means, source,
                                    progress=lambda f: bar.progress(f, text=f"Knock-out sweep: {f:.0%}"), total=total)
     bar.empty()
     return panel
@@ -97,8 +100,8 @@ def get_sweep(spec: str, pretrained: bool, arch: str | None, folder: str, mode: 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def get_reference_excitations(spec: str, pretrained: bool, arch: str | None, folder: str):
-    """Return s at every block for every reference image (sevis.channel.ReferenceExcitations)."""
-    from sevis.channel import reference_excitations
+    """Return s at every block for every reference image (sevis.views.channel.ReferenceExcitations)."""
+    from sevis.views.channel import reference_excitations
     bar = st.progress(0.0, text="Recording s for every reference image…")
     ref = reference_excitations(get_model(spec, pretrained, arch), folder or None,
                                 progress=lambda f: bar.progress(f, text=f"Reference excitations: {f:.0%}"))
@@ -109,7 +112,7 @@ def get_reference_excitations(spec: str, pretrained: bool, arch: str | None, fol
 @st.cache_data(show_spinner="Counting parameters…", max_entries=8)
 def get_architecture(spec: str, pretrained: bool, arch: str | None):
     """Return the architecture view's panels."""
-    return V.architecture_panels(get_model(spec, pretrained, arch))
+    return architecture_panels(get_model(spec, pretrained, arch))
 
 
 @st.cache_data(show_spinner=False, ttl=300)
@@ -129,7 +132,7 @@ CHANNEL_VIEW = "Channel"
 
 def open_channel(chart_key: str, blocks: list[str]) -> None:
     """Selection callback: a clicked channel (heat strip, Fig. 6, Inside a block) opens the Channel view."""
-    from sevis.channel import channel_from_point
+    from sevis.views.channel import channel_from_point
     state = st.session_state.get(chart_key) or {}
     points = (state.get("selection") or {}).get("points") or []
     for point in points:
@@ -140,7 +143,7 @@ def open_channel(chart_key: str, blocks: list[str]) -> None:
             return
 
 
-def show_panel(panel: F.Panel, key: str, clickable_blocks: list[str] | None = None, figure=None):
+def show_panel(panel: Panel, key: str, clickable_blocks: list[str] | None = None, figure=None):
     """Show a figure (or `figure`, an app-only variant of it), its caption under it and its download menu.
     With `clickable_blocks` a click on a channel (a point with customdata [block, channel]) opens the
     Channel view, through Streamlit's selection events."""
@@ -154,7 +157,7 @@ def show_panel(panel: F.Panel, key: str, clickable_blocks: list[str] | None = No
     download_menu(panel, key)
 
 
-def download_menu(panel: F.Panel, key: str) -> None:
+def download_menu(panel: Panel, key: str) -> None:
     """A popover with the panel as PNG/SVG/PDF (rendered on click), HTML, and its data as CSV/JSON."""
     with st.popover("⬇ Download", key=f"dl_{key}"):
         st.caption(panel.caption)
@@ -176,7 +179,7 @@ def download_menu(panel: F.Panel, key: str) -> None:
                                 mime=E.MIME["json"], key=f"dl_{key}_json", on_click="ignore")
 
 
-def remember(view: str, panels: list[F.Panel]) -> None:
+def remember(view: str, panels: list[Panel]) -> None:
     """Keep the panels a view last showed, for the Export tab's teaching pack."""
     st.session_state.setdefault("panels", {})[view] = panels
     if panels:

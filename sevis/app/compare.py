@@ -5,15 +5,16 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from sevis import figures as F
-from sevis import views as V
 
 from .common import Context, block_picker, get_reference, intro, show_panel, takeaway
+from sevis.plots import Panel
+from sevis.reference import class_mean_excitations, paper_blocks
+from sevis.views.compare import compare_panels, compare_takeaway
 
 TITLE = "Compare"
 
 
-def render(ctx: Context) -> list[F.Panel]:
+def render(ctx: Context) -> list[Panel]:
     """Show the compare view; return its panels."""
     results, blocks = ctx.results, ctx.blocks
     intro("Two or more images, or class means from the reference set, side by side at each SE block: overlaid, "
@@ -45,13 +46,13 @@ def render(ctx: Context) -> list[F.Panel]:
             items[p] = by_name[p].excitations
         else:
             cls = p.removeprefix("mean of ")
-            items[p] = V.class_mean_excitations(ref.stats, "all" if cls == "all images" else cls)
+            items[p] = class_mean_excitations(ref.stats, "all" if cls == "all images" else cls)
     names = [b.name for b in blocks]
-    sel = block_picker("Blocks", names, names if len(names) <= 8 else V.paper_blocks(blocks), "cmp_blocks")
-    panels = V.compare_panels(items, sel or names)
+    sel = block_picker("Blocks", names, names if len(names) <= 8 else paper_blocks(blocks), "cmp_blocks")
+    panels = compare_panels(items, sel or names)
     if len(picked) > 2:
         st.caption(f"The difference plot shows the first two: {picked[0]} and {picked[1]}.")
     for i, p in enumerate(panels):
         show_panel(p, f"cmp_{i}")
-    takeaway(V.compare_takeaway(panels[-1].data))
+    takeaway(compare_takeaway(panels[-1].data))
     return panels

@@ -4,15 +4,16 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
-from sevis import figures as F
-from sevis.inside import DEFAULT_K, anatomy_panels, anatomy_takeaway, block_anatomy, chain_text
+from sevis.anatomy import DEFAULT_K, block_anatomy, chain_text
+from sevis.views.inside import anatomy_panels, anatomy_takeaway
 
 from .common import Context, intro, show_panel, takeaway
+from sevis.plots import Panel
 
 TITLE = "Inside a block"
 
 
-def render(ctx: Context) -> list[F.Panel]:
+def render(ctx: Context) -> list[Panel]:
     """Show the chosen block's computation for the chosen image; return its panels."""
     intro("One SE block at work on one image: its input U, the squeeze z (one average per channel), the "
           "bottleneck δ(W1·z), the excitation s and the rescaled output U·s, with their shapes. Feature maps show "

@@ -4,15 +4,16 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import DatasetError, SevisError
-from sevis import figures as F
-from sevis import views as V
 
 from .common import Context, get_reference, get_sweep, intro, show_panel, takeaway
+from sevis.plots import Panel
+from sevis.reference import class_mean_excitations
+from sevis.views.knockout import knockout_image, knockout_image_takeaway, knockout_takeaway
 
 TITLE = "SE knock-out"
 
 
-def render(ctx: Context) -> list[F.Panel]:
+def render(ctx: Context) -> list[Panel]:
     """Show the knock-out view; return its panels."""
     loaded, key, images, blocks = ctx.loaded, ctx.key, ctx.images, ctx.blocks
     intro("Switch SE blocks off: their s is replaced by 1 (the block passes everything on) or by its "
@@ -31,7 +32,7 @@ def render(ctx: Context) -> list[F.Panel]:
     means = None
     if mode == "mean":
         try:
-            means = V.class_mean_excitations(get_reference(*key, folder).stats, "all")
+            means = class_mean_excitations(get_reference(*key, folder).stats, "all")
         except SevisError as e:
             st.error(str(e))
             return []
@@ -39,13 +40,13 @@ def render(ctx: Context) -> list[F.Panel]:
     if images:
         img_name = st.selectbox("Image", [im.name for im in images], key="ko_image")
         image = next(im for im in images if im.name == img_name)
-        res = V.knockout_image(loaded, image, [n for n in names if n in picked], mode, means)
+        res = knockout_image(loaded, image, [n for n in names if n in picked], mode, means)
         b, a = res.before[0], res.after[0]
         verdict = "**the prediction changes**" if res.changed else "the prediction stays the same"
         st.markdown(f"Original: **{b[0]}** ({b[1]:.1%}) → knocked out: **{a[0]}** ({a[1]:.1%}): {verdict}.")
         show_panel(res.panel, "ko_image")
         panels.append(res.panel)
-        takeaway(V.knockout_image_takeaway(res, [n for n in names if n in picked]))
+        takeaway(knockout_image_takeaway(res, [n for n in names if n in picked]))
     else:
         st.info("Pick an image in the sidebar to see how its prediction changes.")
     st.subheader("Reference-set accuracy with each block knocked out")
@@ -70,5 +71,5 @@ def render(ctx: Context) -> list[F.Panel]:
         else:
             show_panel(panel, "ko_sweep")
             panels.append(panel)
-            takeaway(V.knockout_takeaway(panel.data, blocks))
+            takeaway(knockout_takeaway(panel.data, blocks))
     return panels

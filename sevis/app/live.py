@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sevis import figures as F
-from sevis import views as V
 
 from .common import Context, block_picker, display_image, intro, show_panel, takeaway
+from sevis.plots import Panel
+from sevis.reference import paper_blocks
+from sevis.shared_figures import add_channel_targets
+from sevis.views.live import domain_note, live_panels, live_takeaway, model_input_image, with_input_images
 
 TITLE = "Live inference"
 
 
-def render(ctx: Context) -> list[F.Panel]:
+def render(ctx: Context) -> list[Panel]:
     """Show the live view for the picked images; return its panels."""
     results, blocks = ctx.results, ctx.blocks
     intro("The model's prediction for an image and the excitation s of every SE block: one row per block in the "
@@ -35,15 +37,15 @@ def render(ctx: Context) -> list[F.Panel]:
     else:
         r = results[0]
         st.session_state["live_seen"] = [r.name]  # so that a second upload is the one shown next
-    panels = V.with_input_images(ctx.loaded, r, V.live_panels(r))  # the teaching pack carries the images too
+    panels = with_input_images(ctx.loaded, r, live_panels(r))  # the teaching pack carries the images too
     left, right = st.columns([1, 3])
     with left:
         given, seen = st.columns(2)
         given.image(display_image(r.image), caption=r.name, width="stretch")
-        seen.image(display_image(V.model_input_image(ctx.loaded, r.image)), width="stretch",
+        seen.image(display_image(model_input_image(ctx.loaded, r.image)), width="stretch",
                    caption="what the model saw (after its preprocessing)")
         st.markdown(f"**Prediction: {r.topk[0][0]}** ({r.topk[0][1]:.1%})")
-        note = V.domain_note(ctx.loaded, r.image)
+        note = domain_note(ctx.loaded, r.image)
         if note:
             st.warning(note)
     with right:
@@ -51,14 +53,14 @@ def render(ctx: Context) -> list[F.Panel]:
     if len(panels) > 1:
         names = [b.name for b in blocks]
         show_panel(panels[1], "live_heat", clickable_blocks=names,
-                   figure=F.add_channel_targets(panels[1].figure, names))
+                   figure=add_channel_targets(panels[1].figure, names))
     else:
         st.info("This model has no SE blocks, so there are no excitations to show.")
     if len(panels) > 2:
         names = [b.name for b in blocks]
-        sel = block_picker("Blocks for the line plots", names, names if len(names) <= 8 else V.paper_blocks(blocks),
+        sel = block_picker("Blocks for the line plots", names, names if len(names) <= 8 else paper_blocks(blocks),
                            "live_blocks") if len(names) > 8 else names
-        panels[2] = V.live_panels(r, sel)[2] if sel != names else panels[2]
+        panels[2] = live_panels(r, sel)[2] if sel != names else panels[2]
         show_panel(panels[2], "live_lines")
-    takeaway(V.live_takeaway(r))
+    takeaway(live_takeaway(r))
     return panels

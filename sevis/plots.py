@@ -1,0 +1,200 @@
+"""Plot helpers every view uses: the Panel (figure + data + caption), colours, fonts, layout and subplot grids,
+label shortening and the table figure.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+
+# One colour per class, stable across figures; "all" is always black.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+ALL_COLOR = "#111111"
+FONT = dict(family="Arial, Helvetica, sans-serif", size=13)
+S_AXIS = "excitation s"
+MEAN_S_AXIS = "mean excitation s"
+CHANNEL_AXIS = "channel index"
+
+
+@dataclass
+class Panel:
+    """One exportable figure: the plot, the data behind it, and a caption saying what it shows."""
+
+    key: str  # short stem for file names, e.g. "fig6_class_means"
+    title: str
+    caption: str  # one or two sentences for students (teaching-pack README)
+    figure: go.Figure
+    data: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Files that travel with the panel in a teaching pack (file name → bytes), e.g. the input image as PNG.
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def color_for(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+# The title sits at the top of the figure, the legend in its own row(s) under it. Legend rows are counted for a
+# plot LEGEND_WRAP_WIDTH px wide (about the app's main column in a 1280 px window) unless the figure sets its own
+# width, and every extra row adds to the top margin and the height, so a wrapped legend never covers the title,
+# the subplot titles or the plot.
+TITLE_TOP, LEGEND_TOP, LEGEND_ROW, TITLE_LINE = 12, 42, 22, 20  # px from the top; px per legend row / title line
+_CHAR_PX, _ENTRY_PX = 7.0, 46.0  # Arial 13 px: width of a character, and of a legend symbol with its gaps
+LEGEND_WRAP_WIDTH = 760
+
+
+def legend_rows(fig: go.Figure, width: int | None = None) -> int:
+    """Return how many rows the horizontal legend of `fig` takes in a figure `width` px wide (0: no legend)."""
+    if fig.layout.showlegend is False:
+        return 0
+    names: list[str] = []
+    for t in fig.data:
+        shown = getattr(t, "showlegend", False)  # tables have no legend entry at all
+        if shown is False or not t.name or t.type in ("heatmap", "image"):
+            continue
+        if shown is None and len(fig.data) < 2:
+            continue  # plotly shows no legend for a single trace
+        key = getattr(t, "legendgroup", None) or t.name
+        if key not in names:
+            names.append(str(t.name))
+    if not names:
+        return 0
+    avail = (width or fig.layout.width or LEGEND_WRAP_WIDTH) - 30
+    title = fig.layout.legend.title.text or ""
+    rows, used = 1, _CHAR_PX * len(title) + (10 if title else 0)
+    for name in names:
+        entry = _ENTRY_PX + _CHAR_PX * len(name)
+        if used > 0 and used + entry > avail:
+            rows, used = rows + 1, 0.0
+        used += entry
+    return rows
+
+
+def apply_layout(fig: go.Figure, title: str, height: int | None = None, subtitle: str | None = None,
+            **kw) -> go.Figure:
+    """Apply sevis's common layout: title (and an optional subtitle line) at the top, the legend under it."""
+    settings = dict(
+        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=16), subtitle=dict(text=subtitle or ""),
+                   yref="container", y=1, yanchor="top", pad=dict(t=TITLE_TOP)),
+        template="plotly_white", font=FONT, margin=dict(l=85, r=20, t=95, b=55),
+        # The legend sits in its own row under the title, never over subplot titles.
+        legend=dict(orientation="h", yref="container", yanchor="top", xref="container", xanchor="left", x=0.01,
+                    title_text=""),
+    )
+    if height:
+        settings["height"] = height
+    settings.update(kw)
+    fig.update_layout(**settings)
+    height = fig.layout.height or 450
+    title_extra = TITLE_LINE if subtitle else 0  # a subtitle line pushes the legend down
+    grouped = any(getattr(t, "legendgroup", None) for t in fig.data)  # groups add plotly's tracegroupgap per row
+    row = LEGEND_ROW + ((fig.layout.legend.tracegroupgap or 10) if grouped else 0)
+    extra = title_extra + row * max(legend_rows(fig) - 1, 0)
+    if extra:
+        height += extra
+        fig.update_layout(height=height, margin_t=(fig.layout.margin.t or 95) + extra)
+    fig.update_layout(legend_y=1 - (LEGEND_TOP + title_extra) / height)
+    fig.update_yaxes(automargin=True)
+    fig.update_xaxes(automargin=True)
+    return fig
+
+
+def grid_shape(n: int, cols: int | None = None) -> tuple[int, int]:
+    cols = cols or (1 if n == 1 else 2 if n <= 4 else 3 if n <= 9 else 4)
+    cols = max(1, min(cols, n))
+    return math.ceil(n / cols), cols
+
+
+def subplot_grid(titles: Sequence[str], cols: int | None = None, shared_y: bool = True):
+    rows, cols = grid_shape(max(len(titles), 1), cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), shared_yaxes=shared_y,
+                        horizontal_spacing=0.06 if cols > 1 else 0.02,
+                        vertical_spacing=min(0.12, 0.35 / max(rows - 1, 1)) if rows > 1 else 0.1)
+    return fig, rows, cols
+
+
+def grid_position(i: int, cols: int) -> tuple[int, int]:
+    return i // cols + 1, i % cols + 1
+
+
+def s_axis_range(values: Iterable[float]) -> list[float]:
+    """Return a y range that shows [0, 1] for sigmoid gates and more for gates that leave it (relu, tanh)."""
+    v = np.asarray(list(values), np.float64)
+    v = v[np.isfinite(v)]
+    lo = min(0.0, float(v.min())) if v.size else 0.0
+    hi = max(1.0, float(v.max())) if v.size else 1.0
+    pad = 0.03 * (hi - lo)
+    return [lo - pad, hi + pad]
+
+
+def label_axes(fig: go.Figure, rows: int, cols: int, n: int, x: str, y: str) -> None:
+    """Put the x title under the bottom row and the y title left of the first column only."""
+    for i in range(n):
+        r, c = grid_position(i, cols)
+        if r == rows or i + cols >= n:
+            fig.update_xaxes(title_text=x, row=r, col=c)
+        if c == 1:
+            fig.update_yaxes(title_text=y, row=r, col=c)
+
+
+def panel_height(rows: int, per_row: int = 230, extra: int = 110) -> int:
+    return extra + per_row * rows
+
+
+LABEL_WIDTH = 20  # characters of a class name on a bar chart's axis (about the 140 px left margin)
+
+
+def truncate_label(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1].rstrip(" ,") + "…"
+
+
+def short_labels(names: Sequence[str], width: int = LABEL_WIDTH) -> list[str]:
+    """Return axis labels for class `names`: the first synonym ("tabby, tabby cat" → "tabby"), cut to `width`
+    characters with "…", and unique (a clash falls back to the cut full name, then gets " (2)", " (3)"…), so
+    that no two bars share a category. The full names go to the hover text."""
+    names = [str(n) for n in names]
+    labels = [truncate_label(n.split(", ")[0], width) for n in names]
+    clash = {l for l in labels if labels.count(l) > 1}
+    labels = [truncate_label(n, width) if l in clash else l for n, l in zip(names, labels)]
+    used: set[str] = set()
+    out = []
+    for label in labels:
+        unique, k = label, 2
+        while unique in used:
+            unique, k = f"{label} ({k})", k + 1
+        used.add(unique)
+        out.append(unique)
+    return out
+
+
+def class_colors(classes: Sequence[str]) -> dict[str, str]:
+    return {c: color_for(i) for i, c in enumerate(c for c in classes if c != "all")} | {"all": ALL_COLOR}
+
+
+def table_figure(frame: pd.DataFrame, title: str) -> go.Figure:
+    """A plain table figure (for exporting tables as images)."""
+    cells = []
+    for col in frame.columns:
+        v = frame[col]
+        if pd.api.types.is_float_dtype(v):
+            cells.append(["" if math.isnan(x) else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}" for x in v.astype(float)])
+        elif pd.api.types.is_integer_dtype(v):
+            cells.append([f"{x:,}" for x in v])
+        else:
+            cells.append(["" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x) for x in v])
+    # Long texts wrap: give each row the lines its longest cell needs (about 110 characters across the table).
+    per_col = max(12, 110 // max(len(frame.columns), 1))
+    lines = [max([1] + [math.ceil(len(col[i]) / per_col) for col in cells]) for i in range(len(frame))]
+    fig = go.Figure(go.Table(header=dict(values=[f"<b>{c}</b>" for c in frame.columns], fill_color="#e8eef7", align="left"),
+                             cells=dict(values=cells, align="left", height=24)))
+    return apply_layout(fig, title, height=min(130 + 26 + sum(20 * n + 8 for n in lines), 2400),
+                   margin=dict(l=10, r=10, t=50, b=10))

@@ -1,0 +1,112 @@
+"""The panels of any view for `sevis export`, computed without the app. Sits above the views: no view imports it.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+from .anatomy import block_anatomy
+from .errors import SevisError
+from .images import NamedImage, analyse_images
+from .knockout import Mode
+from .names import fig6_default_classes
+from .plots import Panel
+from .recorder import find_se_blocks
+from .reference import class_mean_excitations, paper_blocks, reference_batches, reference_statistics
+from .views.ablations import lab_panels
+from .views.architecture import architecture_panels
+from .views.channel import channel_panels, reference_excitations
+from .views.class_depth import class_depth_panels
+from .views.compare import compare_panels
+from .views.inside import anatomy_panels
+from .views.knockout import knockout_image, knockout_sweep_panel
+from .views.live import live_panels, with_input_images
+from .zoo import LoadedModel
+
+
+EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
+                "channel", "ablations")  # ablations: sevis.views.ablations.lab_panels (it compares models, not one)
+
+
+def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage] = (),
+                       classes: Sequence[str] | None = None, blocks: Sequence[str] | None = None,
+                       channels: str = "uniform", n: int | None = 50, seed: int = 0, fig7_class: str | None = None,
+                       folder: str | None = None, knockout_blocks: Sequence[str] | None = None, mode: Mode = "identity",
+                       progress: Callable[[float], None] | None = None, channel: int | None = None) -> list[Panel]:
+    """Return the panels of one view, computed without the app (for `sevis export`).
+
+    class-depth: Fig. 6, Fig. 7 and the depth profile (fig6 / fig7 / depth: just that one); live: per image;
+    compare: the images against each other; knockout: the images' predictions with `knockout_blocks` knocked
+    out and the reference-set sweep; architecture: block table and parameter views; block: Inside a block
+    for one image and one block (`blocks`); channel: the Channel view of `channel` in one block, with an
+    optional image.
+    """
+    if view not in EXPORT_VIEWS:
+        raise SevisError(f"unknown view {view!r}; choose one of {', '.join(EXPORT_VIEWS)}")
+    if view == "ablations":
+        from .names import DEFAULT_ABLATION_PAIR
+        return lab_panels(*DEFAULT_ABLATION_PAIR, list(classes) if classes else None)[0]
+    se_blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    names = [b.name for b in se_blocks]
+    if view in ("block", "channel") and (not blocks or len(blocks) != 1):
+        raise SevisError(f"the {view} view needs exactly one block, --block NAME (put image files before "
+                         "--block, or after --channel)")
+    if blocks:
+        unknown = [b for b in blocks if b not in names]
+        if unknown:
+            raise SevisError(f"no SE block named {', '.join(unknown)} in {loaded.name}; blocks: {', '.join(names)}")
+    if view == "architecture":
+        return architecture_panels(loaded)
+    if not se_blocks:
+        raise SevisError(f"{loaded.name} has no SE blocks, so there are no excitations to plot")
+    if view in ("live", "compare") and not images:
+        raise SevisError(f"the {view} view needs image files")
+    if view in ("block", "channel"):
+        return _block_or_channel_panels(loaded, view, images, blocks, channel, folder, progress)
+    if view == "live":
+        return [p for r in analyse_images(loaded, images)
+                for p in with_input_images(loaded, r, live_panels(r, blocks))]
+    if view == "compare":
+        results = analyse_images(loaded, images)
+        if len(results) < 2:
+            raise SevisError("compare needs at least two images")
+        return compare_panels(OrderedDict((r.name, r.excitations) for r in results), blocks)
+    if view == "knockout":
+        ko = list(knockout_blocks or blocks or [b.name for b in se_blocks if b.stage == se_blocks[-1].stage])
+        means = None
+        if mode == "mean":
+            means = class_mean_excitations(reference_statistics(loaded, folder).stats, "all")
+        panels = [knockout_image(loaded, im, ko, mode, means).panel for im in images]
+        batches, source = reference_batches(loaded, folder)
+        panels.append(knockout_sweep_panel(loaded, batches, mode, means, source, progress,
+                                           total=sum(len(y) for _, y in batches)))
+        return panels
+    ref = reference_statistics(loaded, folder, progress=progress)
+    classes = list(classes) if classes else fig6_default_classes(ref.stats.classes)
+    unknown = [c for c in classes if c not in ref.stats.classes]
+    if unknown:
+        raise SevisError(f"unknown class(es) {', '.join(unknown)}; classes: {', '.join(ref.stats.classes)}")
+    if fig7_class and fig7_class not in ref.stats.classes:
+        raise SevisError(f"unknown class {fig7_class!r} for Fig. 7; classes: {', '.join(ref.stats.classes)}")
+    panels = class_depth_panels(ref, classes, list(blocks) if blocks else paper_blocks(se_blocks), channels, n,
+                                seed, fig7_class)
+    keep = {"fig6": "fig6_class_means", "fig7": "fig7_within_class", "depth": "depth_profile"}.get(view)
+    return [p for p in panels if keep is None or p.key == keep]
+
+
+def _block_or_channel_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage],
+                             blocks: Sequence[str] | None, channel: int | None, folder: str | None,
+                             progress: Callable[[float], None] | None) -> list[Panel]:
+    """Return the Inside a block (view "block") or Channel (view "channel") panels for `sevis export`."""
+    if view == "block":
+        if len(images) != 1:
+            raise SevisError("the block view needs exactly one image file")
+        if channel is not None:
+            raise SevisError("--channel belongs to the channel view (sevis export channel --block B --channel C)")
+        return anatomy_panels(block_anatomy(loaded, images[0], blocks[0]))
+    if channel is None:
+        raise SevisError("the channel view needs --channel N")
+    if len(images) > 1:
+        raise SevisError("the channel view takes at most one image file")
+    ref = reference_excitations(loaded, folder, progress=progress)
+    return channel_panels(loaded, ref, blocks[0], channel, images[0] if images else None).panels

@@ -1,0 +1,328 @@
+"""The Ablations view's computation: the paper's ablation table beside ours, and two variants side by side.
+
+The table and the depth profiles come from the variants' model cards (sevis.ablations wrote them when it trained
+each variant: accuracy on the 10k test split, the measures and knock-out sweeps on the reference set); Fig. 6 and
+what each gate lets s do are measured here over the bundled reference set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..ablations import NOISE_SEEDS, comparison_table, noise_floor, summary, weights_file
+from ..analysis import ExcitationStats
+from ..checkpoint import read_card
+from ..errors import ModelError
+from ..names import ABLATIONS, fig6_default_classes
+from ..paper import CONSTANT_SPREAD
+from ..plots import PALETTE, Panel, apply_layout, table_figure
+from ..recorder import find_se_blocks
+from ..reference import ReferenceStats, paper_blocks, reference_statistics
+from ..shared_figures import DEPTH_PANELS, class_depth_frame, fig6
+from ..zoo import LoadedModel, load_checkpoint
+
+
+DISPLAY_COLUMNS = ["axis", "variant", "paper's row", "paper top-1 err %", "paper Δ err", "paper params (M)",
+                   "our accuracy %", "our Δ acc (points)", "inside noise?", "SE extra params %"]
+
+
+@dataclass
+class Variant:
+    """One trained ablation variant, ready for the view."""
+
+    name: str
+    loaded: LoadedModel
+    ref: ReferenceStats
+    measures: pd.DataFrame  # from its card: one row per SE block, measured on the reference set
+    gate: pd.DataFrame  # gate_facts over the reference set
+
+
+def load_variant(name: str, out_dir: str | Path | None = None) -> Variant:
+    """Return variant `name` with its reference-set statistics, its card's measures and its gate facts."""
+    path = weights_file(name, out_dir)
+    if not path.exists():
+        raise ModelError(f"the ablation {name} is not trained yet: run `sevis ablate --variants {name}`")
+    loaded = load_checkpoint(path)
+    loaded.spec = f"ablation:{name}"
+    card = read_card(path)
+    rows = (card.get("evaluation") or {}).get("excitation") or []
+    measures = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["block"])
+    reference = reference_statistics(loaded)
+    return Variant(name, loaded, reference, measures, gate_facts(reference.stats))
+
+
+def gate_facts(stats: ExcitationStats) -> pd.DataFrame:
+    """Return, per SE block of the reference statistics, what the gate lets s do: the share of values below 0,
+    exactly 0 and above 1, the share of channels whose mean s exceeds 0.9, the mean of s, and whether s is the
+    same for every image (`constant`)."""
+    rows = [{"block": block, **stats.outside_shares(block), "saturated": stats.saturation(block),
+             "mean_s": float(stats.overall_mean(block).mean()),
+             "constant": stats.spread(block) < CONSTANT_SPREAD} for block in stats.blocks]  # as the cards' spread
+    return pd.DataFrame(rows, columns=["block", "below_zero", "zero", "above_one", "saturated", "mean_s", "constant"])
+
+
+def table_panel(table: pd.DataFrame | None = None, out_dir: str | Path | None = None) -> Panel:
+    """Return the paper's ablation rows beside ours (sevis.ablations.comparison_table) as a panel."""
+    table = summary(out_dir) if table is None else table
+    cmp = comparison_table(table)
+    floor = noise_floor(table)
+    floor_words = (f"The noise floor is the range of the baseline's accuracy over {floor['seeds']} seeds "
+                   f"({100 * floor['range']:.2f} points); a difference inside it is marked as such."
+                   if floor["range"] is not None else "The noise floor needs the baseline's extra seeds: "
+                   f"run `sevis ablate --variants {' '.join(NOISE_SEEDS[1:])}`.")
+    schedule = ""
+    if len(table):
+        r = table.iloc[0]
+        images = int(r["train_images"]) or 60000
+        reruns = sorted(int(v) for v in table.loc[table["name"].isin(NOISE_SEEDS[1:]), "seed"])
+        schedule = (f" Every variant trained {int(r['epochs'])} epochs on {images:,} in-context garments, seed 0"
+                    + (f" (the baseline's reruns: seeds {', '.join(map(str, reruns))})." if reruns else "."))
+    caption = ("The paper (SE-ResNet-50 on ImageNet, Tables 10-16) beside our small variants of the default model "
+               "on Fashion-MNIST in context (accuracy on the 10k test split, half-precision weights)." + schedule +
+               " Paper Δ err: top-1 error change against SE-ResNet-50 (negative is better); our Δ acc: accuracy "
+               "change against the baseline's seed mean (positive is better). " + floor_words +
+               " SE extra params: SE's parameters as a share of the same network without SE.")
+    note = stale_note(table)
+    if note:
+        caption += " " + note
+    return Panel("ablation_table", "The paper's ablations beside ours", caption,
+                   table_figure(display_table(cmp), "The paper's ablations beside ours"), cmp)
+
+
+def stale_note(table: pd.DataFrame) -> str | None:
+    """Return a warning naming the variants an older data pipeline trained, or None when all are current."""
+    stale = list(table.loc[table["stale"].astype(bool), "name"]) if "stale" in table and len(table) else []
+    if not stale:
+        return None
+    return (f"{len(stale)} of {len(table)} variants ({', '.join(stale)}) were trained before the fix of the "
+            "in-context training data (2026-11-24: each training canvas held a shrunken in-context image instead of "
+            "the garment), so their numbers compare variants under that flawed recipe; `sevis ablate` trains them "
+            "again.")
+
+
+def display_table(cmp: pd.DataFrame) -> pd.DataFrame:
+    """Return the comparison table as text for reading: two decimals, signed changes, "—" where there is no value."""
+    def num(v, fmt: str) -> str:
+        return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
+
+    out = pd.DataFrame({
+        "axis": cmp["axis"], "variant": cmp["variant"], "paper's row": cmp["paper"],
+        "paper top-1 err %": [num(v, ".2f") for v in cmp["paper_top1_err"]],
+        "paper Δ err": [num(v, "+.2f") for v in cmp["paper_delta"]],
+        "paper params (M)": [num(v, ".1f") for v in cmp["paper_params_m"]],
+        "our accuracy %": [num(v, ".2f") for v in cmp["accuracy"]],
+        "our Δ acc (points)": [num(v, "+.2f") for v in cmp["delta"]],
+        "inside noise?": ["—" if v is None or v != v else ("yes" if v else "no") for v in cmp["within_noise"]],
+        "SE extra params %": [num(v, ".1f") for v in cmp["se_extra"]],
+    }) if len(cmp) else pd.DataFrame(columns=DISPLAY_COLUMNS)
+    return out
+
+
+def deltas_panel(table: pd.DataFrame) -> Panel:
+    """Return the accuracy changes against the baseline (ours, and the paper's error changes) as bars."""
+    cmp = comparison_table(table)
+    return Panel("ablation_deltas", "Accuracy change against the baseline",
+                   "Blue: our accuracy change against the baseline (mean of its seeds), in points; orange: the paper's "
+                   "top-1 error change with the sign flipped, so up is better in both. The grey band is the noise "
+                   "floor: changes inside it are not told apart from seed-to-seed variation.",
+                   ablation_deltas(cmp, noise_floor(table)["seeds"]), cmp)
+
+
+def fig6_panel(v: Variant, classes: list[str], blocks: list[str], n: int = 50) -> Panel | None:
+    """Return variant `v`'s Fig. 6 at `blocks` (those it has; else its own paper blocks) for `classes`; None when
+    it has no SE block."""
+    own = [b for b in blocks if b in v.ref.stats.blocks] or paper_blocks([b for b, _ in find_se_blocks(v.loaded.model)])
+    if not own:
+        return None
+    frame = class_depth_frame(v.ref.stats, classes, own, "uniform", n, 0)
+    return Panel(f"fig6_{v.name}", f"{v.name}: mean excitation per class (Fig. 6)",
+                   f"{v.name} ({ABLATIONS[v.name]['change']}) over {v.ref.source}; {n} channels sampled uniformly "
+                   "(seed 0). Coloured lines: class means; dashed black: all images.",
+                   fig6(frame, cols=3, title=f"{v.name}: mean excitation per class"), frame)
+
+
+def profile_panel(a: Variant, b: Variant) -> Panel:
+    """Return the two variants' depth profiles (card measures on the reference set) overlaid."""
+    data = pd.concat([a.measures.assign(variant=a.name), b.measures.assign(variant=b.name)], ignore_index=True)
+    return Panel("ablation_depth_profiles", f"Depth profiles: {a.name} and {b.name}",
+                   "The Class × depth view's measures per SE block over the reference set, one colour per variant, its "
+                   "untrained control dashed in the same colour. Blocks a variant has no SE in leave gaps.",
+                   depth_profile_pair({a.name: a.measures, b.name: b.measures},
+                                        f"Depth profiles: {a.name} and {b.name}"), data)
+
+
+def knockout_panel(a: Variant, b: Variant) -> Panel:
+    """Return the two variants' knock-out sweeps (s := 1 per block, from their cards) side by side."""
+    data = pd.concat([m[["block", c]].assign(variant=v.name) for v, m in ((a, a.measures), (b, b.measures))
+                      for c in ["knockout_identity"] if c in m], ignore_index=True)
+    return Panel("ablation_knockouts", f"Knock-out sweeps: {a.name} and {b.name}",
+                   "Accuracy change on the reference set when one SE block's s is set to 1 (the block passes its "
+                   "input unchanged), one bar per variant and block.",
+                   knockout_pair({a.name: a.measures, b.name: b.measures}), data)
+
+
+def pair_panels(a: Variant, b: Variant, classes: list[str] | None = None,
+                blocks: list[str] | None = None) -> list[Panel | None]:
+    """Return Fig. 6 of each variant at the same blocks and classes (None for a variant without SE), their depth
+    profiles and knock-out sweeps."""
+    classes = classes or fig6_default_classes(a.ref.stats.classes)
+    blocks = blocks or paper_blocks([blk for blk, _ in find_se_blocks(a.loaded.model)]
+                                    or [blk for blk, _ in find_se_blocks(b.loaded.model)])
+    return [fig6_panel(a, classes, blocks), fig6_panel(b, classes, blocks), profile_panel(a, b), knockout_panel(a, b)]
+
+
+def gate_note(v: Variant) -> str | None:
+    """Return what a non-sigmoid gate does to s in variant `v`, measured: tanh's negative values, ReLU's shut
+    channels (s = 0) or values above 1; None for sigmoid gates."""
+    gate = getattr(getattr(v.loaded.model, "cfg", None), "gate", "sigmoid")
+    if gate not in ("tanh", "relu") or v.gate.empty:
+        return None
+    if gate == "tanh":
+        col, words, lead = "below_zero", "below 0", "tanh gates let s go negative"
+    elif v.gate["zero"].max() >= v.gate["above_one"].max():
+        col, words, lead = "zero", "exactly 0", "ReLU gates can shut channels"
+    else:
+        col, words, lead = "above_one", "above 1", "ReLU gates leave s unbounded above"
+    top = v.gate.loc[v.gate[col].idxmax()]
+    return f"{lead}: {100 * top[col]:.0f}% of {top['block']}'s values in {v.name} are {words}."
+
+
+def pair_takeaway(table: pd.DataFrame, a: Variant, b: Variant) -> str | None:
+    """Return a short computed takeaway for the pair: the accuracy difference against the noise floor, and the most
+    telling difference in what the gates do (negative or unbounded s, saturation, where SE is)."""
+    rows = table.set_index("name")
+    if a.name not in rows.index or b.name not in rows.index:
+        return None
+    floor = noise_floor(table)["range"]
+    acc_a, acc_b = float(rows.at[a.name, "test_accuracy"]), float(rows.at[b.name, "test_accuracy"])
+    diff = 100 * (acc_b - acc_a)
+    verdict = ("no noise floor yet (train the baseline's extra seeds)" if floor is None
+               else f"inside the noise floor of {100 * floor:.2f} points" if abs(diff) <= 100 * floor
+               else f"outside the noise floor of {100 * floor:.2f} points")
+    parts = [f"{b.name} scores {100 * acc_b:.2f}% against {a.name}'s {100 * acc_a:.2f}% ({diff:+.2f} points, "
+             f"{verdict})."]
+    note = gate_note(b) or gate_note(a)
+    if note:
+        parts.append(note)
+    for v in (a, b):
+        constant = list(v.gate.loc[v.gate["constant"], "block"]) if len(v.gate) else []
+        if constant:
+            parts.append(f"{', '.join(constant)} of {v.name} {'gives' if len(constant) == 1 else 'give'} every image "
+                         "the same s: a fixed per-channel scale, no excitation left.")
+    sa, sb = (v.gate.set_index("block")["saturated"] for v in (a, b))
+    common = [blk for blk in sa.index if blk in sb.index]
+    if common:
+        gap = (sb[common] - sa[common]).abs()
+        blk = gap.idxmax()
+        parts.append(f"Saturation differs most at {blk}: {100 * sa[blk]:.0f}% of channels with mean s > 0.9 in "
+                     f"{a.name}, {100 * sb[blk]:.0f}% in {b.name}.")
+    if set(sa.index) != set(sb.index):
+        parts.append(f"{a.name} has {len(sa)} SE blocks, {b.name} {len(sb)}.")
+    extra_a, extra_b = (100 * float(rows.at[n, "se_share"]) for n in (a.name, b.name))
+    parts.append(f"SE adds {extra_a:.1f}% parameters to {a.name} and {extra_b:.1f}% to {b.name}.")
+    return " ".join(parts)
+
+
+def lab_panels(a: str, b: str, classes: list[str] | None = None, out_dir: str | Path | None = None) -> tuple[list[Panel], str | None]:
+    """Return every panel of the Ablations view for variants `a` and `b`, and its takeaway (`sevis export
+    ablations`)."""
+    table = summary(out_dir)
+    if table.empty:
+        raise ModelError("no ablation variant is trained yet: run `sevis ablate`")
+    va, vb = load_variant(a, out_dir), load_variant(b, out_dir)
+    panels = [table_panel(table), deltas_panel(table)] + [p for p in pair_panels(va, vb, classes) if p is not None]
+    return panels, pair_takeaway(table, va, vb)
+
+
+def ablation_deltas(table: pd.DataFrame, seeds: int,
+                    title: str = "Accuracy change against the baseline, ours and the paper's") -> go.Figure:
+    """Bars per variant (sevis.ablations.comparison_table): our accuracy change vs the baseline in points, the
+    paper's top-1 error change with the sign flipped (so up is better in both), and the noise floor as a band."""
+    rows = table[table["variant"] != "baseline"]
+    x = list(rows["variant"])
+    fig = go.Figure()
+    floor = rows["noise_floor"].dropna()
+    if len(floor):
+        f = float(floor.iloc[0])
+        fig.add_hrect(y0=-f, y1=f, fillcolor="#bbbbbb", opacity=0.35, line_width=0, layer="below")
+        # Named in the legend, not on the band: a band a few hundredths of a point high leaves no room for a label.
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip",
+                                 marker=dict(symbol="square", size=12, color="#bbbbbb"),
+                                 name=f"noise floor ±{f:.2f} (range of {seeds} baseline seeds)"))
+    fig.add_trace(go.Bar(x=x, y=rows["delta"], name="ours: accuracy change (points)", marker_color=PALETTE[0],
+                         customdata=rows["accuracy"],
+                         hovertemplate="%{x}<br>accuracy %{customdata:.2f}%<br>change %{y:+.2f} points<extra>ours</extra>"))
+    paper = -rows["paper_delta"].astype(float)
+    fig.add_trace(go.Bar(x=x, y=paper, name="paper: top-1 error change, sign flipped (points)",
+                         marker_color=PALETTE[1],
+                         hovertemplate="%{x}<br>top-1 error change %{customdata:+.2f} points<extra>paper</extra>",
+                         customdata=rows["paper_delta"]))
+    fig.add_hline(y=0, line=dict(color="#444", width=1))
+    fig.update_yaxes(title_text="change vs baseline (points; up is better)")
+    fig.update_xaxes(title_text="variant", type="category", tickangle=-35)
+    return apply_layout(fig, title, height=430, barmode="group")
+
+
+def _depth_order(frames: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Return every block of `frames` in depth order (SE_stage_block names sort by stage, then block)."""
+    names = list(dict.fromkeys(b for f in frames.values() for b in f["block"]))
+
+    def key(name: str):
+        parts = name.split("_")
+        return tuple(int(p) for p in parts[1:]) if name.startswith("SE_") and all(p.isdigit() for p in parts[1:]) else (99,)
+    return sorted(names, key=key)
+
+
+def depth_profile_pair(measures: Mapping[str, pd.DataFrame],
+                       title: str = "Depth profiles of two variants") -> go.Figure:
+    """The depth measures of several models overlaid: each model in its colour, solid; its untrained control in
+    the same colour, dashed (when measured). Blocks a model lacks leave gaps."""
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[t for t, _, _ in DEPTH_PANELS],
+                        vertical_spacing=0.2, horizontal_spacing=0.08)
+    order = _depth_order(measures)
+    for k, (name, m) in enumerate(measures.items()):
+        color = PALETTE[k % len(PALETTE)]
+        m = m.set_index("block").reindex(order)
+        for i, (_, col, yrange) in enumerate(DEPTH_PANELS):
+            r, c = i // 2 + 1, i % 2 + 1
+            if col not in m:  # a model without SE blocks has no measures
+                continue
+            fig.add_trace(go.Scatter(x=order, y=m[col], mode="lines+markers", name=name, legendgroup=name,
+                                     showlegend=i == 0, line=dict(color=color, width=2.4), connectgaps=False,
+                                     hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.3f}}<extra></extra>"), r, c)
+            if f"control_{col}" in m:
+                fig.add_trace(go.Scatter(x=order, y=m[f"control_{col}"], mode="lines", name=f"{name}: untrained control",
+                                         legendgroup=f"{name}-control", showlegend=i == 0,
+                                         line=dict(color=color, width=1.4, dash="dash"),
+                                         hovertemplate=f"{name} untrained<br>%{{x}}<br>%{{y:.3f}}<extra></extra>"), r, c)
+            fig.update_xaxes(type="category", categoryorder="array", categoryarray=order, tickangle=-45, row=r, col=c)
+            if yrange:
+                fig.update_yaxes(range=yrange, row=r, col=c)
+    fig.update_annotations(font_size=12)
+    return apply_layout(fig, title, height=660)
+
+
+def knockout_pair(measures: Mapping[str, pd.DataFrame], column: str = "knockout_identity",
+                  title: str | None = None) -> go.Figure:
+    """Grouped bars: each model's accuracy change (points) when one SE block is knocked out alone."""
+    order = _depth_order(measures)
+    fig = go.Figure()
+    for k, (name, m) in enumerate(measures.items()):
+        if column not in m:
+            continue
+        m = m.set_index("block").reindex(order)
+        fig.add_trace(go.Bar(x=order, y=100.0 * m[column].astype(float), name=name, marker_color=PALETTE[k % len(PALETTE)],
+                             hovertemplate=f"{name}<br>knock out %{{x}}<br>change %{{y:+.2f}} points<extra></extra>"))
+    what = "s := 1 (identity)" if column == "knockout_identity" else "s := reference-set mean"
+    fig.add_hline(y=0, line=dict(color="#444", width=1))
+    fig.update_yaxes(title_text="accuracy change (percentage points)")
+    fig.update_xaxes(title_text="knocked-out SE block (shallow → deep)", type="category", categoryorder="array",
+                     categoryarray=order, tickangle=-45)
+    return apply_layout(fig, title or f"Accuracy change when one SE block is knocked out ({what})", height=400,
+                   barmode="group")

@@ -1,0 +1,268 @@
+"""The "Channel" view: one channel of one SE block, over the reference set and on the current image.
+
+- its s for every class over the reference set (box plot with every image as a point);
+- the reference images that excite it most and least (Microscope-style, with their s);
+- its feature map on the current image before and after scaling by s;
+- the prediction when this one channel's s is set to 0 and to 1 (recorder override SetChannels).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from PIL import Image
+from plotly.subplots import make_subplots
+
+from ..anatomy import block_anatomy
+from ..errors import DatasetError, SevisError
+from ..folders import folder_images
+from ..images import image_stem, sample_photos
+from ..inference import run_batch, split_batches
+from ..plots import PALETTE, Panel, S_AXIS, apply_layout, color_for, s_axis_range
+from ..preprocess import open_image
+from ..recorder import ExcitationRecorder, SetChannels, find_se_blocks
+from ..shared_figures import feature_map_grid
+from ..zoo import LoadedModel
+
+
+GALLERY = 9  # images that excite the channel most, and least
+THUMB = 64  # gallery thumbnails are at most this many pixels on a side
+
+
+@dataclass
+class ReferenceExcitations:
+    """s of every block for every reference image, with the images (as small RGB arrays) and labels."""
+
+    classes: list[str]
+    labels: np.ndarray  # N
+    thumbnails: list[np.ndarray]  # N × (h×w×3 uint8)
+    excitations: "OrderedDict[str, np.ndarray]"  # block -> N×C
+    source: str
+
+
+def _thumb(img: Image.Image) -> np.ndarray:
+    img = img.convert("RGB")
+    if max(img.size) > THUMB:
+        img = img.copy()
+        img.thumbnail((THUMB, THUMB))
+    return np.asarray(img, np.uint8)
+
+
+def reference_set_images(loaded: LoadedModel, folder: str | None = None) -> tuple[list[str], list[Image.Image], list[int], str]:
+    """Return (classes, RGB images, labels, description) of the reference set the app's views use."""
+    if folder:
+        classes, images, labels, _ = folder_images(folder)
+        return classes, images, labels, f"folder {folder} ({len(images)} images)"
+    if loaded.dataset == "fashion-mnist":
+        ref = loaded.reference_set()
+        images = [Image.fromarray(a, "L").convert("RGB") for a in ref.images]
+        return list(ref.classes), images, [int(y) for y in ref.labels], \
+            f"the bundled Fashion-MNIST reference set ({len(images)} images)"
+    photos = sample_photos()
+    if not photos:
+        raise DatasetError("no reference images: name a folder with one sub-folder per class")
+    images = [open_image(b, name=n) for n, b in photos.items()]
+    return list(photos), images, list(range(len(images))), f"the {len(images)} sample photos"
+
+
+@torch.inference_mode()
+def reference_excitations(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200,
+                          progress: Callable[[float], None] | None = None) -> ReferenceExcitations:
+    """Return s at every SE block for every reference image (N×C per block)."""
+    if not find_se_blocks(loaded.model):
+        raise SevisError(f"{loaded.name} has no SE blocks")
+    classes, images, labels, source = reference_set_images(loaded, folder)
+    if not folder and loaded.dataset == "fashion-mnist":
+        # Dataset images are already what the model was trained on: no upload preprocessing (split_batches).
+        batches = (x for x, _ in split_batches(loaded, loaded.reference_set(), batch_size))
+    else:
+        batches = (torch.stack([loaded.preprocess(im) for im in images[i:i + batch_size]])
+                   for i in range(0, len(images), batch_size))
+    chunks: dict[str, list[torch.Tensor]] = {}
+    with ExcitationRecorder(loaded.model) as rec:
+        for i, x in zip(range(0, len(images), batch_size), batches):
+            loaded.model(x)
+            for name, s in rec.pop().items():
+                chunks.setdefault(name, []).append(s)
+            if progress:
+                progress(min((i + batch_size) / len(images), 1.0))
+    exc = OrderedDict((n, torch.cat(c).numpy()) for n, c in chunks.items())
+    return ReferenceExcitations(classes, np.asarray(labels), [_thumb(im) for im in images], exc, source)
+
+
+def most_and_least(ref: ReferenceExcitations, block: str, channel: int, n: int = GALLERY) -> tuple[np.ndarray, np.ndarray]:
+    """Return the indices of the n reference images with the highest s of (block, channel), highest first,
+    and of the n with the lowest, lowest first."""
+    s = ref.excitations[block][:, channel]
+    order = np.argsort(-s, kind="stable")
+    n = min(n, len(s))
+    return order[:n], order[::-1][:n]
+
+
+def channel_from_point(point: Mapping, blocks: Sequence[str]) -> tuple[str, int] | None:
+    """Return (block, channel) named by a clicked chart point (its customdata [block, channel], or a heat
+    strip cell's y = block and x = channel), or None when the point names no channel."""
+    data = point.get("customdata")
+    if isinstance(data, (list, tuple)) and len(data) >= 2 and str(data[0]) in blocks:
+        try:
+            return str(data[0]), int(float(data[1]))
+        except (TypeError, ValueError):
+            return None
+    y, x = point.get("y"), point.get("x")
+    if isinstance(y, str) and y in blocks and isinstance(x, (int, float)):
+        return y, int(x)
+    return None
+
+
+def _pct(p: float) -> str:
+    """Return a probability as a percentage with enough digits to show small changes near 0 or 1."""
+    return f"{p:.3%}" if p > 0.999 or p < 0.001 else f"{p:.1%}"
+
+
+@dataclass
+class ChannelResult:
+    """The Channel view's panels and the numbers its takeaway is built from."""
+
+    panels: list[Panel]
+    takeaway: str
+    top: np.ndarray
+    bottom: np.ndarray
+    knockout: pd.DataFrame  # class, when, probability
+
+
+def _check(ref: ReferenceExcitations, block: str, channel: int) -> None:
+    if block not in ref.excitations:
+        raise SevisError(f"no SE block named {block!r}; blocks: {', '.join(ref.excitations)}")
+    c = ref.excitations[block].shape[1]
+    if not 0 <= int(channel) < c:
+        raise SevisError(f"{block} has channels 0 to {c - 1}; there is no channel {channel}")
+
+
+def one_channel_knockout(loaded: LoadedModel, image, block: str, channel: int, k: int = 5) -> pd.DataFrame:
+    """Return the image's class probabilities as computed, with s of (block, channel) := 0 and := 1, for
+    the classes in any of the three top-k lists (class, when, probability)."""
+    x = torch.stack([loaded.preprocess(image.image)])
+    runs = OrderedDict([("as computed", run_batch(loaded, x)),
+                        (f"s[{channel}] := 0", run_batch(loaded, x, {block: SetChannels({channel: 0.0})})),
+                        (f"s[{channel}] := 1", run_batch(loaded, x, {block: SetChannels({channel: 1.0})}))])
+    shown = list(dict.fromkeys(c for r in runs.values() for c, _ in r.topk(k)[0]))
+    idx = [loaded.classes.index(c) for c in shown]
+    return pd.concat([pd.DataFrame({"image": image.name, "class": shown, "when": when,
+                                    "probability": r.probs[0, idx].tolist()}) for when, r in runs.items()],
+                     ignore_index=True)
+
+
+def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, channel: int,
+                   image=None) -> ChannelResult:
+    """Return the Channel view for (block, channel): s per class over the reference set, the most and least
+    exciting reference images, and, with an image, its feature map before/after scaling and the prediction
+    with this channel's s set to 0 and to 1. Raises SevisError for an unknown block or channel."""
+    _check(ref, block, channel)
+    channel = int(channel)
+    key = f"{block}_ch{channel}"
+    s_all = ref.excitations[block][:, channel]
+    per_class = pd.DataFrame({"index": np.arange(len(s_all)), "class": [ref.classes[y] for y in ref.labels],
+                              "s": s_all.astype(float)})
+    panels = [Panel(f"{key}_by_class", f"s of channel {channel} at {block} per class",
+                      f"Over {ref.source}: each point is one image, the box its class's quartiles. A channel whose "
+                      "boxes sit apart responds to the class; one whose boxes overlap does not.",
+                      class_strip(per_class, f"Excitation s of channel {channel} at {block}, per class"), per_class)]
+    top, bottom = most_and_least(ref, block, channel)
+    gallery = pd.DataFrame(
+        [{"group": "most exciting", "rank": r + 1, "index": int(i), "class": ref.classes[ref.labels[i]],
+          "s": float(s_all[i])} for r, i in enumerate(top)]
+        + [{"group": "least exciting", "rank": r + 1, "index": int(i), "class": ref.classes[ref.labels[i]],
+            "s": float(s_all[i])} for r, i in enumerate(bottom)])
+    labels = [f"{g['class'][:10]} · {g['s']:.2f}" for _, g in gallery.iterrows()]
+    panels.append(Panel(
+        f"{key}_gallery", f"Reference images that excite channel {channel} of {block} most and least",
+        f"Top row: the {len(top)} images of {ref.source} with the highest s for this channel; bottom row: the "
+        f"{len(bottom)} with the lowest. Each is labelled with its class and s.",
+        image_grid([ref.thumbnails[i] for i in top] + [ref.thumbnails[i] for i in bottom], labels,
+                     [f"most (s ≥ {s_all[top[-1]]:.2f})", f"least (s ≤ {s_all[bottom[-1]]:.2f})"], len(top),
+                     f"The {len(top)} reference images that excite channel {channel} of {block} most, and the "
+                     f"{len(bottom)} least"), gallery))
+    ko = pd.DataFrame(columns=["image", "class", "when", "probability"])
+    by_class = per_class.groupby("class", sort=False)["s"].median()
+    text = (f"Channel {channel} of {block} is excited most by {by_class.idxmax()} (median s = {by_class.max():.2f}) "
+            f"and least by {by_class.idxmin()} ({by_class.min():.2f}).")
+    if image is not None:
+        a = block_anatomy(loaded, image, block)
+        u, us = a.u[channel], a.scaled[channel]
+        rows = []
+        for row, arr in (("U", u), ("U·s", us)):
+            yy, xx = np.indices(arr.shape)
+            rows.append(pd.DataFrame({"image": image.name, "row": row, "column": f"s = {a.s[channel]:.2f}",
+                                      "y": yy.ravel(), "x": xx.ravel(), "value": arr.ravel()}))
+        maps = pd.concat(rows, ignore_index=True)
+        maps["column"] = maps["row"]
+        maps["row"] = f"channel {channel}"
+        zmax = float(np.abs(u).max()) or 1.0
+        panels.append(Panel(
+            f"{image_stem(image.name)}_{key}_feature_map", f"Channel {channel} of {block} on {image.name}: U and U·s",
+            f"Left: the feature map U of this channel for {image.name}; right: after scaling by s = "
+            f"{a.s[channel]:.2f}, on the same colour scale.",
+            # Short title, details in the subtitle: the app shows this figure in a third of the page.
+            feature_map_grid(maps, f"Channel {channel} of {block}: U and U·s", ["U", "U·s"], [f"channel {channel}"],
+                               zmax, subtitle=f"{image.name}, s = {a.s[channel]:.2f}"),
+            maps))
+        ko = one_channel_knockout(loaded, image, block, channel)
+        panels.append(Panel(
+            f"{image_stem(image.name)}_{key}_knockout", f"Prediction for {image.name} with channel {channel} of {block} "
+                                                   "set to 0 and to 1",
+            "Class probabilities as computed (blue), with this one channel's s set to 0 (red: the channel is "
+            "switched off) and to 1 (green: passed on whole); every other channel keeps its own s.",
+            prediction_variants(ko, f"Prediction for {image.name}", subtitle=f"channel {channel} of {block}: as "
+                                  "computed, set to 0, set to 1"), ko))
+        top_class = a.topk[0][0]
+        p = ko[ko["class"] == top_class].set_index("when")["probability"]
+        whens = list(dict.fromkeys(ko["when"]))
+        text += (f" On {image.name} (s = {a.s[channel]:.2f}), setting it to 0 moves P({top_class}) from "
+                 f"{_pct(p[whens[0]])} to {_pct(p[whens[1]])}, setting it to 1 to {_pct(p[whens[2]])}.")
+    return ChannelResult(panels, text, top, bottom, ko)
+
+
+def class_strip(frame: pd.DataFrame, title: str) -> go.Figure:
+    """Box plot with every point of s per class (frame: class, s), classes in frame order."""
+    fig = go.Figure()
+    for j, (cls, part) in enumerate(frame.groupby("class", sort=False)):
+        fig.add_trace(go.Box(y=part["s"], name=str(cls), boxpoints="all", jitter=0.45, pointpos=0,
+                             marker=dict(size=3, color=color_for(j), opacity=0.55), line=dict(color=color_for(j)),
+                             fillcolor="rgba(0,0,0,0)", hovertemplate=f"{cls}<br>s = %{{y:.3f}}<extra></extra>"))
+    fig.update_yaxes(title_text=S_AXIS, range=s_axis_range(frame["s"]) if len(frame) else [0, 1])
+    fig.update_xaxes(title_text="class", type="category")
+    return apply_layout(fig, title, height=380, showlegend=False)
+
+
+def image_grid(images: Sequence[np.ndarray], labels: Sequence[str], rows: Sequence[str], per_row: int,
+               title: str) -> go.Figure:
+    """Images (H×W×3 uint8) in len(rows) rows of `per_row`, each titled by its label (Microscope-style)."""
+    fig = make_subplots(rows=len(rows), cols=per_row, subplot_titles=list(labels), row_titles=list(rows),
+                        horizontal_spacing=0.01, vertical_spacing=0.12)
+    for i, img in enumerate(images):
+        r, c = divmod(i, per_row)
+        fig.add_trace(go.Image(z=img, hovertemplate=f"{labels[i]}<extra></extra>"), row=r + 1, col=c + 1)
+    fig.update_xaxes(showticklabels=False, showgrid=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False)
+    fig.update_annotations(font_size=10)
+    return apply_layout(fig, title, height=130 + 165 * len(rows), margin=dict(l=40, r=40, t=80, b=10))
+
+
+def prediction_variants(frame: pd.DataFrame, title: str, subtitle: str | None = None) -> go.Figure:
+    """Grouped horizontal bars of class probabilities (frame: class, when, probability), one colour per `when`."""
+    fig = go.Figure()
+    classes = list(dict.fromkeys(frame["class"]))
+    for j, (when, part) in enumerate(frame.groupby("when", sort=False)):
+        p = dict(zip(part["class"], part["probability"]))
+        fig.add_trace(go.Bar(y=classes, x=[p.get(c, np.nan) for c in classes], orientation="h", name=str(when),
+                             marker_color=(PALETTE[0], PALETTE[3], PALETTE[2], PALETTE[1])[j % 4],
+                             hovertemplate=f"%{{y}}: %{{x:.2%}}<extra>{when}</extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
+    return apply_layout(fig, title, height=130 + 50 * len(classes), subtitle=subtitle, barmode="group",
+                   margin=dict(l=140, r=20, t=80, b=45))

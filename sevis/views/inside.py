@@ -1,0 +1,121 @@
+"""The "Inside a block" view: one SE block's computation for one image, as a chain with its shapes.
+
+U (C×H×W) → z = squeeze(U) (C) → δ(W1·z) (C/r) → s = σ(W2·δ(W1·z)) (C) → U·s (C×H×W) → prediction.
+
+Everything is read through the recorder (capture_internals), so it works for every SE implementation
+sevis knows; where an implementation has no readable W1 the hidden layer is left out and a note says so.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..anatomy import BlockAnatomy, DEFAULT_K
+from ..images import image_stem
+from ..plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, s_axis_range
+from ..shared_figures import feature_map_grid, topk_bar, topk_frame
+
+
+def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K) -> list[Panel]:
+    """Return the view's panels: the chain z → δ(W1·z) → s as bars, U and U·s for the k highest- and
+    k lowest-s channels on one colour scale, and the prediction."""
+    name, stem = a.block.name, image_stem(a.image)
+    high, low = a.extremes(k)
+    sh = a.shapes()
+    rows = [pd.DataFrame({"quantity": "z", "label": f"z = squeeze(U): {sh['z']} values, one per channel",
+                          "index": np.arange(len(a.z)), "value": a.z})]
+    if a.hidden is not None:
+        rows.append(pd.DataFrame({"quantity": "hidden", "label": f"δ(W1·z): {sh['δ(W1·z)']} hidden units (C/r)",
+                                  "index": np.arange(len(a.hidden)), "value": a.hidden}))
+    rows.append(pd.DataFrame({"quantity": "s", "label": f"s = σ(W2·δ(W1·z)): {sh['s']} values, the excitation",
+                              "index": np.arange(len(a.s)), "value": a.s}))
+    chain = pd.concat(rows, ignore_index=True)
+    chain.insert(0, "block", name)
+    chain.insert(0, "image", a.image)
+
+    columns = [f"ch {c} · s={a.s[c]:.2f}" for c in high + low]
+    maps = []
+    for col, c in zip(columns, high + low):
+        for row, arr in ((f"U ({sh['U']})", a.u[c]), (f"U·s ({sh['U·s']})", a.scaled[c])):
+            yy, xx = np.indices(arr.shape)
+            maps.append(pd.DataFrame({"row": row, "column": col, "channel": c, "s": float(a.s[c]),
+                                      "group": "highest s" if c in high else "lowest s",
+                                      "y": yy.ravel(), "x": xx.ravel(), "value": arr.ravel()}))
+    maps = pd.concat(maps, ignore_index=True)
+    zmax = float(np.abs(a.u[high + low]).max()) or 1.0
+    top = topk_frame(a.topk, a.image)
+    return [
+        Panel(f"{stem}_{name}_chain", f"Inside {name} for {a.image}: z, δ(W1·z) and s",
+                f"Top: the squeeze z, one average per channel of U. "
+                + ("Middle: the C/r hidden units δ(W1·z) of the bottleneck. " if a.hidden is not None else "")
+                + f"Bottom: the excitation s each channel is multiplied by. Green: the {len(high)} channels with "
+                "the highest s, red: the lowest (shown as feature maps below). Click a bar to open that channel.",
+                anatomy_chain(chain, name, high, low,
+                                f"Inside {name} for {a.image}: squeeze z → hidden δ(W1·z) → excitation s"
+                                if a.hidden is not None else f"Inside {name} for {a.image}: squeeze z → excitation s"),
+                chain),
+        Panel(f"{stem}_{name}_feature_maps", f"Feature maps U and U·s at {name} for {a.image}",
+                f"Top row: the block's input U for the {len(high)} channels with the highest s (left) and the "
+                f"{len(low)} with the lowest (right); bottom row: the same channels after scaling, U·s, on the same "
+                "colour scale, so a channel that s suppresses fades to white.",
+                feature_map_grid(maps, f"Feature maps before (U) and after (U·s) scaling at {name}: "
+                                         f"{len(high)} highest-s and {len(low)} lowest-s channels",
+                                   columns, list(dict.fromkeys(maps["row"])), zmax), maps),
+        Panel(f"{stem}_{name}_prediction", f"Prediction for {a.image}",
+                "The five most probable classes for this image, from the intact network.",
+                topk_bar(top, f"Top-5 predictions for {a.image}"), top),
+    ]
+
+
+def anatomy_takeaway(a: BlockAnatomy, k: int = DEFAULT_K) -> str:
+    """Return one sentence computed from the block's numbers: which channels pass, which are muted, how
+    much of U's energy U·s keeps."""
+    high, low = a.extremes(k)
+    below = int((a.s < 0.5).sum())
+    energy = float((a.scaled ** 2).sum() / max((a.u ** 2).sum(), 1e-12))
+    return (f"At {a.block.name}, channel {high[0]} is passed on most (s = {a.s[high[0]]:.2f}) and channel "
+            f"{low[0]} is scaled down most (s = {a.s[low[0]]:.2f}); {below} of {len(a.s)} channels get s < 0.5, "
+            f"and U·s keeps {energy:.0%} of U's energy (sum of squares).")
+
+
+HIGH_COLOR, LOW_COLOR, OTHER_COLOR = "#2ca02c", "#d62728", "#9aa5b1"  # highest-s, lowest-s, other channels
+
+
+def channel_colors(n: int, high: Sequence[int], low: Sequence[int]) -> list[str]:
+    """Return one bar colour per channel: green for `high`, red for `low`, grey for the rest."""
+    colors = [OTHER_COLOR] * n
+    for c in high:
+        colors[int(c)] = HIGH_COLOR
+    for c in low:
+        colors[int(c)] = LOW_COLOR
+    return colors
+
+
+def anatomy_chain(frame: pd.DataFrame, block: str, high: Sequence[int], low: Sequence[int],
+                  title: str | None = None) -> go.Figure:
+    """One row of bars per quantity of the SE computation (frame: quantity, label, index, value), in order:
+    z, δ(W1·z) (when readable), s. Channels in `high`/`low` are coloured; each bar carries
+    customdata [block, index] so a click on a z or s bar names a channel."""
+    quantities = list(dict.fromkeys(frame["quantity"]))
+    labels = [frame.loc[frame["quantity"] == q, "label"].iloc[0] for q in quantities]
+    fig = make_subplots(rows=len(quantities), cols=1, subplot_titles=labels, vertical_spacing=0.16)
+    for i, q in enumerate(quantities):
+        part = frame[frame["quantity"] == q]
+        idx = part["index"].to_numpy()
+        per_channel = q != "hidden"
+        fig.add_trace(go.Bar(
+            x=idx, y=part["value"], showlegend=False,
+            marker_color=channel_colors(len(idx), high, low) if per_channel else PALETTE[4],
+            customdata=np.stack([np.full(len(idx), block, dtype=object), idx], axis=1) if per_channel else None,
+            hovertemplate=(f"{q} · channel %{{x}}<br>value %{{y:.3f}}<extra></extra>" if per_channel
+                           else "hidden unit %{x}<br>δ(W1·z) = %{y:.3f}<extra></extra>"),
+        ), row=i + 1, col=1)
+        fig.update_xaxes(title_text=CHANNEL_AXIS if per_channel else "hidden unit (C/r of them)", row=i + 1, col=1)
+        if q == "s":
+            fig.update_yaxes(range=s_axis_range(part["value"]), row=i + 1, col=1)
+    return apply_layout(fig, title or f"Inside {block}: squeeze z, hidden δ(W1·z), excitation s", height=150 + 190 * len(quantities),
+                   showlegend=False, bargap=0.1, clickmode="event+select")

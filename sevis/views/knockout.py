@@ -1,0 +1,141 @@
+"""SE knock-out view: an image's prediction with blocks knocked out, and the reference-set sweep of every block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+
+from ..images import NamedImage, image_stem
+from ..inference import run_batch
+from ..knockout import Mode, knockout_overrides, knockout_sweep
+from ..plots import PALETTE, Panel, apply_layout, short_labels
+from ..recorder import SEBlock
+from ..zoo import LoadedModel
+
+
+@dataclass
+class KnockoutResult:
+    before: list[tuple[str, float]]
+    after: list[tuple[str, float]]
+    panel: Panel
+
+    @property
+    def changed(self) -> bool:
+        return self.before[0][0] != self.after[0][0]
+
+
+def knockout_image(loaded: LoadedModel, image: NamedImage, blocks: Sequence[str], mode: Mode = "identity",
+                   means: Mapping[str, np.ndarray] | None = None, k: int = 5) -> KnockoutResult:
+    """Return the image's top-k before and after knocking `blocks` out (s := 1 or s := reference mean)."""
+    x = torch.stack([loaded.preprocess(image.image)])
+    res_b = run_batch(loaded, x)
+    res_a = run_batch(loaded, x, overrides=knockout_overrides(blocks, mode, means))
+    before, after = res_b.topk(k)[0], res_a.topk(k)[0]
+    # Both bars for every class in either top-k, so a class that drops out still shows its new probability.
+    shown = list(dict.fromkeys([c for c, _ in before] + [c for c, _ in after]))
+    idx = [loaded.classes.index(c) for c in shown]
+    pb, pa = res_b.probs[0, idx].tolist(), res_a.probs[0, idx].tolist()
+    fb = pd.DataFrame({"image": image.name, "class": shown, "probability": pb, "when": "original"})
+    fa = pd.DataFrame({"image": image.name, "class": shown, "probability": pa, "when": "knocked out"})
+    what = ", ".join(blocks) if blocks else "no block"
+    panel = Panel(image_stem(image.name) + "_knockout", f"Prediction for {image.name} with {what} knocked out",
+                    f"Class probabilities before (blue) and after (red) replacing s of {what} by "
+                    f"{'1 (identity)' if mode == 'identity' else 'the reference-set mean'}.",
+                    prediction_change(fb, fa, f"Prediction before and after knocking out {what}"),
+                    pd.concat([fb, fa], ignore_index=True))
+    return KnockoutResult(before, after, panel)
+
+
+def knockout_sweep_panel(loaded: LoadedModel, batches, mode: Mode = "identity",
+                         means: Mapping[str, np.ndarray] | None = None, source: str = "the reference set",
+                         progress: Callable[[float], None] | None = None, total: int | None = None) -> Panel:
+    """Reference-set accuracy with each SE block knocked out alone (the paper: late blocks cost little)."""
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        if progress and total:
+            progress(min(done[0] / total, 1.0))
+
+    sweep = knockout_sweep(loaded, batches, mode=mode, means=means, progress=step)
+    return Panel("knockout_sweep", "Accuracy with each SE block knocked out",
+                   f"Accuracy over {source} when one SE block at a time has its s replaced by "
+                   f"{'1 (identity)' if mode == 'identity' else 'its reference-set mean'}; bars show the change "
+                   "from the intact model in percentage points. The paper observes that late SE blocks (close to "
+                   "identity) can be dropped at little cost.", knockout_bars(sweep, mode), sweep)
+
+
+def knockout_takeaway(sweep: pd.DataFrame, blocks: Sequence[SEBlock]) -> str | None:
+    """Return the costliest block to knock out and the largest cost within the last stage (sweep frame
+    from knockout_sweep), e.g. "Knocking out SE_2_1 costs 11.7 points; each block of the last stage costs
+    under 1"."""
+    rows = sweep[sweep["block"] != "none"]
+    if rows.empty:
+        return None
+    cost = -100.0 * rows.set_index("block")["change"]
+    worst = cost.idxmax()
+    text = (f"Knocking out {worst} costs {cost[worst]:.1f} points of accuracy" if cost[worst] > 0 else
+            f"No single block costs accuracy when knocked out (the largest change is {-cost.min():+.1f} points)")
+    stage = blocks[-1].stage if blocks else None
+    last = [b.name for b in blocks if b.stage == stage and b.name in cost.index] if stage is not None else []
+    if last and worst not in last and len(last) < len(cost):
+        bound = max(float(cost[last].max()), 0.0)
+        text += (f"; each block of the last stage costs at most {bound:.1f}" if len(last) > 1
+                 else f"; the last stage's {last[0]} costs {bound:.1f}")
+    return text + "."
+
+
+def knockout_image_takeaway(result: KnockoutResult, blocks: Sequence[str]) -> str:
+    """Return what knocking `blocks` out did to this image's top class."""
+    (c, p), (c2, p2) = result.before[0], result.after[0]
+    after_same = next((q for k, q in result.after if k == c), None)
+    what = ", ".join(blocks) if blocks else "no block"
+    if result.changed:
+        return f"Knocking out {what} turns {c} ({p:.1%}) into {c2} ({p2:.1%})."
+    return (f"With {what} knocked out the image is still {c}; its probability goes from {p:.1%} to "
+            f"{(after_same if after_same is not None else p2):.1%}.")
+
+
+def knockout_bars(sweep: pd.DataFrame, mode: str = "identity", title: str | None = None) -> go.Figure:
+    """Change of reference-set accuracy (percentage points) when each SE block is knocked out alone."""
+    base = float(sweep.loc[sweep["block"] == "none", "accuracy"].iloc[0]) if (sweep["block"] == "none").any() else float("nan")
+    rows = sweep[sweep["block"] != "none"]
+    change = 100.0 * rows["change"].to_numpy()
+    fig = go.Figure(go.Bar(
+        x=rows["block"], y=change, marker_color=np.where(change < 0, PALETTE[3], PALETTE[2]),
+        customdata=100.0 * rows["accuracy"].to_numpy(), text=[f"{v:+.1f}" for v in change], textposition="outside",
+        hovertemplate="knock out %{x}<br>accuracy %{customdata:.2f}%<br>change %{y:+.2f} points<extra></extra>",
+    ))
+    what = "s := 1 (identity)" if mode == "identity" else "s := reference-set mean"
+    title = title or f"Accuracy change when one SE block is knocked out ({what}); baseline {base:.1%}"
+    fig.add_hline(y=0, line=dict(color="#444", width=1))
+    lo = min(float(change.min()) if change.size else 0.0, -1.0)
+    hi = max(float(change.max()) if change.size else 0.0, 0.5)
+    pad = 0.2 * (hi - lo) + 0.2  # room for the value labels outside the bars
+    fig.update_yaxes(title_text="accuracy change (percentage points)", range=[lo - pad, hi + pad])
+    fig.update_xaxes(title_text="knocked-out SE block (shallow → deep)", type="category")
+    return apply_layout(fig, title, height=380, showlegend=False)
+
+
+def prediction_change(before: pd.DataFrame, after: pd.DataFrame, title: str = "Prediction before and after the knock-out") -> go.Figure:
+    """Grouped bars of class probabilities before and after knocking blocks out (top-k frames); long class names
+    are shortened on the axis (short_labels) and shown in full on hover."""
+    classes = list(dict.fromkeys(list(before["class"]) + list(after["class"])))
+    labels = short_labels(classes)
+    pb = dict(zip(before["class"], before["probability"]))
+    pa = dict(zip(after["class"], after["probability"]))
+    fig = go.Figure()
+    fig.add_trace(go.Bar(y=labels, x=[pb.get(c, np.nan) for c in classes], orientation="h", name="original",
+                         marker_color=PALETTE[0], customdata=classes,
+                         hovertemplate="%{customdata}: %{x:.2%}<extra>original</extra>"))
+    fig.add_trace(go.Bar(y=labels, x=[pa.get(c, np.nan) for c in classes], orientation="h", name="knocked out",
+                         marker_color=PALETTE[3], customdata=classes,
+                         hovertemplate="%{customdata}: %{x:.2%}<extra>knocked out</extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
+    return apply_layout(fig, title, height=110 + 40 * len(classes), barmode="group", margin=dict(l=140, r=20, t=70, b=45))

@@ -1,0 +1,125 @@
+"""Live inference view: the top-5 prediction, the heat strip of s at every block, per-block lines, the model's input.
+"""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from PIL import Image
+
+from ..images import ImageResult, image_stem
+from ..plots import CHANNEL_AXIS, Panel, apply_layout, s_axis_range
+from ..shared_figures import block_lines, excitation_frame, topk_bar, topk_frame
+from ..zoo import LoadedModel
+
+
+def model_input_image(loaded: LoadedModel, image: Image.Image) -> Image.Image:
+    """Return the image exactly as the model receives it (after its preprocessing), back in pixel space."""
+    x = loaded.preprocess(image).float()
+    pp = loaded.card.get("preprocessing") or {}
+    if x.shape[0] == 1:
+        mean, std = loaded.normalisation
+    else:  # ImageNet models: the usual channel statistics unless the model says otherwise
+        mean = torch.tensor(pp.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32)[:, None, None]
+        std = torch.tensor(pp.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32)[:, None, None]
+    pixels = (x * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
+    if pixels.shape[0] == 1:
+        return Image.fromarray(pixels[0].numpy(), "L")
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
+
+
+def domain_note(loaded: LoadedModel, image: Image.Image) -> str | None:
+    """Return one line when `image` lies outside what the model was trained on (a colour photo sent to a grey
+    Fashion-MNIST model, a tiny image sent to an ImageNet model), else None."""
+    w, h = image.size
+    if loaded.dataset == "fashion-mnist":
+        arr = np.asarray(image.convert("RGB"), np.float32)
+        colour = float(np.abs(arr - arr.mean(2, keepdims=True)).mean())
+        if colour > 8:
+            return ("This is a colour image; the model was trained on grey Fashion-MNIST garments, so it sees the "
+                    "grey version shown as its input. The prediction is shown, but an image this far from its "
+                    "training data may be misread.")
+        return None
+    if min(w, h) < 64:
+        return (f"This image is only {w}×{h} pixels; the model was trained on ImageNet photos around 224 px and "
+                "scales it up, so the prediction is shown but may mean little.")
+    return None
+
+
+def live_panels(result: ImageResult, blocks: Sequence[str] | None = None) -> list[Panel]:
+    """Top-5 bars, the blocks × channels heat strip and per-block line plots for one image."""
+    frame = excitation_frame(result.excitations, result.name)
+    top = topk_frame(result.topk, result.name)
+    key = image_stem(result.name)
+    panels = [Panel(f"{key}_top5", f"Top-5 predictions for {result.name}",
+                      "The five most probable classes and their probabilities.",
+                      topk_bar(top, f"Top-5 predictions for {result.name}"), top)]
+    if len(frame):
+        panels.append(Panel(
+            f"{key}_heat_strip", f"Excitations of {result.name} at every SE block",
+            "Each row is one SE block (shallow at the top, deep at the bottom), each column a channel; the colour "
+            "is the excitation s the block multiplies that channel by (0 = suppressed, 1 = passed on unchanged).",
+            heat_strip(frame, f"Excitations at every SE block: {result.name}"), frame))
+        sel = frame if blocks is None else frame[frame["block"].isin(list(blocks))]
+        panels.append(Panel(
+            f"{key}_block_lines", f"Excitation over channel index per SE block for {result.name}",
+            "One panel per SE block: the excitation s of every channel for this image.",
+            block_lines(sel, blocks, title=f"Excitation s over channel index per SE block: {result.name}"), sel))
+    return panels
+
+
+def input_image_files(loaded: LoadedModel, name: str, image: Image.Image) -> dict[str, bytes]:
+    """Return the image as given and as the model saw it (after its preprocessing), as PNG files for a teaching
+    pack: {stem}_input.png and {stem}_model_input.png."""
+    files = {}
+    for suffix, img in (("input", image), ("model_input", model_input_image(loaded, image))):
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        files[f"{image_stem(name)}_{suffix}.png"] = buf.getvalue()
+    return files
+
+
+def with_input_images(loaded: LoadedModel, result: ImageResult, panels: list[Panel]) -> list[Panel]:
+    """Attach the image's input files (input_image_files) to the first of its Live panels; return the panels."""
+    if panels:
+        panels[0].files.update(input_image_files(loaded, result.name, result.image))
+    return panels
+
+
+# One sentence per view, computed from what the view shows (never hard-coded numbers), for its end.
+def live_takeaway(result: ImageResult) -> str | None:
+    """Return which block spreads s the most and which the least for this image, and the prediction."""
+    if not result.excitations:
+        return None
+    spread = {b: float(np.std(s)) for b, s in result.excitations.items()}
+    hi, lo = max(spread, key=spread.get), min(spread, key=spread.get)
+    muted = {b: int((np.asarray(s) < 0.1).sum()) for b, s in result.excitations.items()}
+    return (f"{result.name} is predicted {result.topk[0][0]} ({result.topk[0][1]:.1%}). Its excitations vary most "
+            f"across channels at {hi} (std {spread[hi]:.2f}) and least at {lo} (std {spread[lo]:.2f}); "
+            f"{muted[hi]} of {len(result.excitations[hi])} channels at {hi} are nearly switched off (s < 0.1).")
+
+
+def heat_strip(frame: pd.DataFrame, title: str = "Excitations at every SE block") -> go.Figure:
+    """Blocks × channels heat map of s for one image (rows in depth order, top = first block).
+
+    Blocks have different channel counts; cells past a block's last channel are left empty.
+    """
+    blocks = list(dict.fromkeys(frame["block"]))
+    width = int(frame["channel"].max()) + 1 if len(frame) else 1
+    z = np.full((len(blocks), width), np.nan)
+    for i, b in enumerate(blocks):
+        part = frame[frame["block"] == b]
+        z[i, part["channel"].to_numpy()] = part["s"].to_numpy()
+    lo, hi = s_axis_range(frame["s"]) if len(frame) else (0.0, 1.0)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=np.arange(width), y=blocks, zmin=max(lo, 0.0) if lo >= -0.05 else lo, zmax=min(hi, 1.0) if hi <= 1.05 else hi,
+        colorscale="Viridis", colorbar=dict(title=dict(text="s", side="right"), thickness=12),
+        hovertemplate="block %{y}<br>channel %{x}<br>s = %{z:.3f}<extra></extra>", hoverongaps=False,
+    ))
+    fig.update_yaxes(autorange="reversed", title_text="SE block (shallow → deep)", type="category")
+    fig.update_xaxes(title_text=CHANNEL_AXIS)
+    return apply_layout(fig, title, height=max(260, 110 + 24 * len(blocks)))
