@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from sevis import SevisError, find_se_blocks
-from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live
+from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live, training
 from sevis.app.common import Context, content_hash, get_model, get_results, get_samples, remember
 from sevis.names import ABLATIONS, trained_ablations
 from sevis.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
@@ -27,7 +27,7 @@ from sevis.views.architecture import model_summary
 st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon="🔬", layout="wide")
 
 # Tab order; every view module has TITLE and render(ctx) -> panels (Export: render(ctx, views)).
-VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations]
+VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, training]
 VIEWS = [m.TITLE for m in VIEW_MODULES] + [export.TITLE]
 MODEL_KINDS = OrderedDict([
     ("Our SE-ResNet-50 layout (Fashion-MNIST in context)", "embedded"),

@@ -116,10 +116,12 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .reports import excitation_summary, format_prediction
+    from .reports import excitation_summary, format_prediction, prediction_records
 
-    if args.json:
-        return _predict_json(args)
+    if args.json:  # one JSON list: per image its name, top-k classes and the domain verdict
+        import json
+        print(json.dumps([r for b in _run_images(args, "predict") for r in prediction_records(*b, args.top)], indent=1))
+        return 0
     first = True
     for _loaded, paths, result in _run_images(args, "predict"):
         for i, (path, top) in enumerate(zip(paths, result.topk(args.top))):
@@ -127,23 +129,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print()
             first = False
             print(format_prediction(path, top, excitation_summary(result.excitations_of(i))))
-    return 0
-
-
-def _predict_json(args: argparse.Namespace) -> int:
-    """`sevis predict --json`: one JSON list, per image its name, top-k classes and the domain verdict."""
-    import json
-
-    from .domain import domain_verdicts
-    from .preprocess import open_image
-
-    records = []
-    for loaded, paths, result in _run_images(args, "predict"):
-        verdicts = domain_verdicts(loaded, [open_image(p) for p in paths])  # None: no reference set for this model
-        for i, (path, top) in enumerate(zip(paths, result.topk(args.top))):
-            records.append({"name": path, "top": [{"class": c, "probability": round(p, 6)} for c, p in top],
-                            "domain": verdicts[i].to_dict() if verdicts is not None else None})
-    print(json.dumps(records, indent=1))
     return 0
 
 
@@ -419,7 +404,7 @@ def _export_ablations(args: argparse.Namespace) -> int:
 
 # Kept literal so building the parser imports no plotting stack; tests check they match views/export.
 EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
-                "channel", "ablations")
+                "channel", "ablations", "training")
 EXPORT_FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
 
 
@@ -430,7 +415,8 @@ def _add_export(sub) -> None:
                                    "--format png csv --out figs/;  sevis export live photo.jpg --out figs/ --pack")
     p.add_argument("view", choices=EXPORT_VIEWS, help="class-depth (Fig. 6, Fig. 7 and the depth profile), fig6, "
                                                       "fig7, depth, live, compare, knockout, architecture, block, channel "
-                                                      "or ablations (the paper's ablation table beside ours)")
+                                                      "ablations (the paper's ablation table beside ours) or training "
+                                                      "(how the excitations emerged, from the training snapshots)")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (live, compare, knockout)")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")

@@ -43,6 +43,17 @@ def excitation_summary(excitations: Mapping[str, np.ndarray]) -> list[dict]:
     return rows
 
 
+def prediction_records(loaded, paths: Sequence[str], result, k: int) -> list[dict]:
+    """Return `sevis predict --json`'s records for one batch: per image its name, top-k classes and the domain
+    verdict (sevis.domain; None for models without a reference set)."""
+    from .domain import domain_verdicts
+    from .preprocess import open_image
+    verdicts = domain_verdicts(loaded, [open_image(p) for p in paths]) or [None] * len(paths)
+    return [{"name": p, "top": [{"class": c, "probability": round(q, 6)} for c, q in top],
+             "domain": v.to_dict() if v is not None else None}
+            for p, top, v in zip(paths, result.topk(k), verdicts)]
+
+
 def format_prediction(image: str, top: Sequence[tuple[str, float]], summary: Sequence[Mapping]) -> str:
     """Return the text block `sevis predict` prints for one image."""
     lines = [image]

@@ -9,7 +9,7 @@ from .anatomy import block_anatomy
 from .errors import SevisError
 from .images import NamedImage, analyse_images
 from .knockout import Mode
-from .names import fig6_default_classes
+from .names import DEFAULT_SPEC, EMBEDDED, fig6_default_classes, snapshot_epochs
 from .plots import Panel
 from .recorder import find_se_blocks
 from .reference import class_mean_excitations, paper_blocks, reference_batches, reference_statistics
@@ -21,11 +21,14 @@ from .views.compare import compare_panels
 from .views.inside import anatomy_panels
 from .views.knockout import knockout_image, knockout_sweep_panel
 from .views.live import live_panels, with_input_images
+from .views.training import snapshot_panels, training_history, training_overview_panels
 from .zoo import LoadedModel
 
 
 EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
-                "channel", "ablations")  # ablations: sevis.views.ablations.lab_panels (it compares models, not one)
+                "channel", "ablations", "training")
+# ablations: sevis.views.ablations.lab_panels (it compares models, not one); training: the snapshots of the embedded
+# model picked (sevis.views.training)
 
 
 def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage] = (),
@@ -48,6 +51,8 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
         return lab_panels(*DEFAULT_ABLATION_PAIR, list(classes) if classes else None)[0]
     se_blocks = [b for b, _ in find_se_blocks(loaded.model)]
     names = [b.name for b in se_blocks]
+    if view == "training":
+        return _training_panels(loaded, classes, blocks, channels, n, seed, progress)
     if view in ("block", "channel") and (not blocks or len(blocks) != 1):
         raise SevisError(f"the {view} view needs exactly one block, --block NAME (put image files before "
                          "--block, or after --channel)")
@@ -92,6 +97,26 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
                                 seed, fig7_class)
     keep = {"fig6": "fig6_class_means", "fig7": "fig7_within_class", "depth": "depth_profile"}.get(view)
     return [p for p in panels if keep is None or p.key == keep]
+
+
+def _training_panels(loaded: LoadedModel, classes: Sequence[str] | None, blocks: Sequence[str] | None,
+                     channels: str, n: int | None, seed: int, progress: Callable[[float], None] | None) -> list[Panel]:
+    """Return the Training view for `sevis export training`: the overview, then Fig. 6 and the depth profile of
+    every snapshot of the embedded model picked (or of the default one when the picked model has none)."""
+    base = loaded.spec.partition("@")[0]
+    history = training_history(base if base in EMBEDDED and snapshot_epochs(base) else DEFAULT_SPEC,
+                               progress=progress)
+    stats = history.snapshots[-1].stats
+    classes = list(classes) if classes else fig6_default_classes(stats.classes)
+    unknown = [c for c in classes if c not in stats.classes] + [b for b in blocks or () if b not in stats.blocks]
+    if unknown:
+        raise SevisError(f"unknown class(es) or block(s) {', '.join(unknown)}; classes: {', '.join(stats.classes)}; "
+                         f"blocks: {', '.join(stats.blocks)}")
+    blocks = list(blocks) if blocks else paper_blocks(history.blocks)
+    panels = training_overview_panels(history)
+    for epoch in history.epochs:
+        panels += snapshot_panels(history, epoch, classes, blocks, channels, n, seed)
+    return panels
 
 
 def _block_or_channel_panels(loaded: LoadedModel, view: str, images: Sequence[NamedImage],

@@ -8,6 +8,8 @@ from .common import Context, block_picker, display_image, intro, show_panel, tak
 from sevis.plots import Panel
 from sevis.reference import paper_blocks
 from sevis.shared_figures import add_channel_targets
+from sevis.domain import domain_verdict
+from sevis.framing import describe_preprocessing
 from sevis.views.live import domain_note, live_panels, live_takeaway, model_input_image, with_input_images
 
 TITLE = "Live inference"
@@ -44,7 +46,11 @@ def render(ctx: Context) -> list[Panel]:
         given.image(display_image(r.image), caption=r.name, width="stretch")
         seen.image(display_image(model_input_image(ctx.loaded, r.image)), width="stretch",
                    caption="what the model saw (after its preprocessing)")
+        st.caption(describe_preprocessing(ctx.loaded.preprocess, r.image))
         st.markdown(f"**Prediction: {r.topk[0][0]}** ({r.topk[0][1]:.1%})")
+        verdict = domain_verdict(ctx.loaded, r.image)  # None: no reference set to measure it against
+        if verdict is not None:
+            (st.caption if verdict.in_domain else st.warning)(verdict.note())
         note = domain_note(ctx.loaded, r.image)
         if note:
             st.warning(note)

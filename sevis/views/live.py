@@ -39,10 +39,8 @@ def domain_note(loaded: LoadedModel, image: Image.Image) -> str | None:
     if loaded.dataset == "fashion-mnist":
         arr = np.asarray(image.convert("RGB"), np.float32)
         colour = float(np.abs(arr - arr.mean(2, keepdims=True)).mean())
-        if colour > 8:
-            return ("This is a colour image; the model was trained on grey Fashion-MNIST garments, so it sees the "
-                    "grey version shown as its input. The prediction is shown, but an image this far from its "
-                    "training data may be misread.")
+        if colour > 8:  # what the colour means; whether the image is garment-like is sevis.domain's verdict
+            return "A colour image: the model, trained on grey garments, sees the grey version shown as its input."
         return None
     if min(w, h) < 64:
         return (f"This image is only {w}×{h} pixels; the model was trained on ImageNet photos around 224 px and "

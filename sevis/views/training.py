@@ -1,0 +1,265 @@
+"""Training view: how the excitations emerged, from the snapshots `sevis train --snapshots` kept (embedded@<epoch>).
+
+Per snapshot, over the bundled reference set: accuracy, the per-class excitation statistics (the paper's Fig. 6)
+and the depth measures beside the untrained control; across snapshots, when each block becomes class-specific.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..analysis import ExcitationStats, depth_measures
+from ..errors import ModelError
+from ..inference import collect_statistics, split_batches
+from ..measures import control_statistics
+from ..names import DEFAULT_SPEC, snapshot_epochs
+from ..plots import PALETTE, Panel, apply_layout, table_figure
+from ..recorder import SEBlock, find_se_blocks
+from ..shared_figures import class_depth_frame, depth_profile, fig6
+from ..zoo import load_model
+
+EMERGED_SHARE = 0.5  # a block has become class-specific once its learned part reaches this share of its final one
+MIN_LEARNED = 0.05  # a final learned part (trained − control class specificity) below this is no emergence at all
+
+
+@dataclass
+class Snapshot:
+    """One snapshot measured over the reference set."""
+
+    epoch: int
+    stats: ExcitationStats
+    accuracy: float  # on the reference set, measured here
+    test_accuracy: float | None  # on the 10k test split, as recorded when the snapshot was saved
+    measures: pd.DataFrame  # sevis.analysis.depth_measures, with the control's columns
+
+
+@dataclass
+class TrainingHistory:
+    """Every snapshot of one embedded model, with the untrained control they are all compared with."""
+
+    base: str
+    snapshots: list[Snapshot]
+    source: str  # the reference set, in words
+    blocks: list[SEBlock]  # the SE blocks every snapshot shares, in depth order
+
+    @property
+    def epochs(self) -> list[int]:
+        return [s.epoch for s in self.snapshots]
+
+    def at(self, epoch: int) -> Snapshot:
+        """Return the snapshot after `epoch` epochs."""
+        for s in self.snapshots:
+            if s.epoch == epoch:
+                return s
+        raise ModelError(f"{self.base} has no snapshot after epoch {epoch}; snapshots: {self.epochs}")
+
+
+def training_history(base: str = DEFAULT_SPEC, epochs: Sequence[int] | None = None,
+                     progress: Callable[[float], None] | None = None) -> TrainingHistory:
+    """Return the snapshots of embedded model `base` (all of them, or `epochs`) measured over the reference set."""
+    epochs = list(epochs) if epochs is not None else snapshot_epochs(base)
+    if not epochs:
+        raise ModelError(f"{base} has no training snapshots: train it with `sevis train --snapshots 0 1 2 5 ...`")
+    snapshots, control, source, blocks = [], None, "", []
+    for i, epoch in enumerate(epochs):
+        loaded = load_model(f"{base}@{epoch}")
+        ref = loaded.reference_set()
+        batches = list(split_batches(loaded, ref))
+        source = f"the bundled Fashion-MNIST reference set ({len(ref)} test images, {len(ref.classes)} classes)"
+        blocks = [b for b, _ in find_se_blocks(loaded.model)]
+        if control is None and blocks:  # every snapshot shares the architecture, so one control serves all
+            control = control_statistics(loaded, batches)
+        stats, figures = collect_statistics(loaded, batches)
+        measures = depth_measures(stats, control, {b.name: b.stage for b in blocks})
+        snapshots.append(Snapshot(epoch, stats, float(figures["accuracy"]),
+                                  (loaded.card.get("snapshot") or {}).get("test_accuracy"), measures))
+        if progress:
+            progress((i + 1) / len(epochs))
+    return TrainingHistory(base, snapshots, source, blocks)
+
+
+def specificity_by_epoch(history: TrainingHistory) -> pd.DataFrame:
+    """Return one row per (snapshot, block): epoch, block, depth, stage, class specificity, the control's, the
+    learned part, and the snapshot's accuracy."""
+    rows = []
+    for s in history.snapshots:
+        m = s.measures
+        part = pd.DataFrame({"epoch": s.epoch, "block": m["block"], "depth": range(len(m)), "stage": m["stage"],
+                             "class_specificity": m["class_specificity"]})
+        for col in ("control_class_specificity", "learned_specificity"):
+            part[col] = m[col] if col in m else np.nan
+        part["accuracy"] = s.accuracy
+        rows.append(part)
+    return pd.concat(rows, ignore_index=True)
+
+
+def emergence(history: TrainingHistory) -> pd.DataFrame:
+    """Return one row per block: its final class specificity, the control's, and the first snapshot epoch at which
+    its learned part reached EMERGED_SHARE of its final learned part (NaN when the final learned part stays
+    below MIN_LEARNED: the block never became class-specific beyond what an untrained network gives)."""
+    table = specificity_by_epoch(history)
+    rows = []
+    for block, part in table.groupby("block", sort=False):
+        part = part.sort_values("epoch")
+        final = part.iloc[-1]
+        learned = part["class_specificity"] - part["control_class_specificity"]
+        final_learned = float(learned.iloc[-1]) if np.isfinite(learned.iloc[-1]) else np.nan
+        epoch = np.nan
+        if np.isfinite(final_learned) and final_learned >= MIN_LEARNED:
+            reached = part.loc[learned >= EMERGED_SHARE * final_learned, "epoch"]
+            epoch = float(reached.iloc[0])
+        rows.append({"block": block, "stage": final["stage"], "depth": int(final["depth"]),
+                     "final_class_specificity": float(final["class_specificity"]),
+                     "control_class_specificity": float(final["control_class_specificity"]),
+                     "final_learned": final_learned, "class_specific_from_epoch": epoch})
+    return pd.DataFrame(rows)
+
+
+def _blocks_words(names: Sequence[str], limit: int = 4) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _first_epoch_shares(history: TrainingHistory, emerged: pd.DataFrame) -> str:
+    """Return a sentence on how much of its final learned specificity each stage has after the first trained
+    snapshot ("" when there is none, or it is the last)."""
+    trained = [s for s in history.snapshots if s.epoch > 0]
+    if len(trained) < 2:
+        return ""
+    early = trained[0].measures.set_index("block")
+    if "learned_specificity" not in early:
+        return ""
+    share = emerged.assign(early=emerged["block"].map(early["learned_specificity"]))
+    share["share"] = share["early"] / share["final_learned"]
+    parts = [f"stage {int(st)} {100 * v:.0f}%" for st, v in share.groupby("stage", sort=True)["share"].mean().items()
+             if np.isfinite(v)]
+    return (f" After epoch {trained[0].epoch}, the blocks hold on average this share of their final learned "
+            f"specificity: {', '.join(parts)}.") if parts else ""
+
+
+def training_takeaway(history: TrainingHistory) -> str:
+    """Return what the snapshots show, in sentences computed from them: accuracy from first to last snapshot,
+    and when the blocks became class-specific, by stage."""
+    first, last = history.snapshots[0], history.snapshots[-1]
+    if len(history.snapshots) == 1:
+        text = f"One snapshot only (epoch {first.epoch}): reference-set accuracy {first.accuracy:.1%}."
+    else:
+        text = (f"Reference-set accuracy goes from {first.accuracy:.1%} at epoch {first.epoch} to "
+                f"{last.accuracy:.1%} at epoch {last.epoch}.")
+    table = emergence(history)
+    if table.empty:
+        return text + " This model has no SE blocks, so there are no excitations to follow."
+    emerged = table.dropna(subset=["class_specific_from_epoch"])
+    never = table[table["class_specific_from_epoch"].isna()]
+    if emerged.empty:
+        return text + (f" No block's class specificity ends {MIN_LEARNED:.2f} or more above the untrained control's:"
+                       " the excitations never became class-specific beyond what the data and architecture give.")
+    by_stage = emerged.groupby("stage", sort=True)["class_specific_from_epoch"]
+    when = emerged["class_specific_from_epoch"]
+    if when.min() == when.max():
+        text += (f" Every block that becomes class-specific (half of its final learned specificity reached) does so "
+                 f"by epoch {int(when.min())}.")
+    else:
+        stages = [f"stage {int(st)} by epoch {int(e.min())}" if e.min() == e.max() else
+                  f"stage {int(st)} between epochs {int(e.min())} and {int(e.max())}" for st, e in by_stage]
+        earliest = emerged.loc[when == when.min(), "block"]
+        text += (f" Blocks become class-specific (half of their final learned specificity reached): "
+                 f"{'; '.join(stages)}; first {_blocks_words(earliest)} (epoch {int(when.min())}).")
+    text += _first_epoch_shares(history, emerged)
+    if len(never):
+        text += (f" {_blocks_words(never['block'])} never {'rises' if len(never) == 1 else 'rise'} "
+                 f"{MIN_LEARNED:.2f} above the untrained control.")
+    return text
+
+
+def _emergence_words(table: pd.DataFrame) -> pd.DataFrame:
+    """Return the emergence table as the figure shows it: rounded numbers, 'never' for no emergence."""
+    return pd.DataFrame({
+        "block": table["block"],
+        "class specificity (final)": table["final_class_specificity"].map("{:.2f}".format),
+        "untrained control": table["control_class_specificity"].map("{:.2f}".format),
+        "class-specific from epoch": table["class_specific_from_epoch"].map(
+            lambda e: "never" if not np.isfinite(e) else str(int(e))),
+    })
+
+
+def accuracy_figure(history: TrainingHistory) -> go.Figure:
+    """Accuracy against epoch: measured on the reference set, and as recorded on the test split."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=history.epochs, y=[s.accuracy for s in history.snapshots], mode="lines+markers",
+                             name="reference set (measured here)", line=dict(color=PALETTE[3], width=2.4)))
+    recorded = [(s.epoch, s.test_accuracy) for s in history.snapshots if s.test_accuracy is not None]
+    if recorded:
+        fig.add_trace(go.Scatter(x=[e for e, _ in recorded], y=[a for _, a in recorded], mode="lines+markers",
+                                 name="test split (recorded in training)", line=dict(color="#555555", dash="dash")))
+    fig.update_xaxes(title_text="epoch (0 = initialisation)")
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%")
+    return apply_layout(fig, "Accuracy at each snapshot", height=380)
+
+
+def specificity_heatmap(history: TrainingHistory) -> go.Figure:
+    """Learned class specificity (trained − untrained control) of every block (rows) at every snapshot (columns)."""
+    table = specificity_by_epoch(history)
+    grid = table.pivot(index="block", columns="epoch", values="learned_specificity")
+    grid = grid.loc[list(dict.fromkeys(table["block"]))]
+    fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[str(e) for e in grid.columns], y=list(grid.index),
+                               colorscale="Viridis", zmin=min(0.0, float(np.nanmin(grid.to_numpy()))),
+                               colorbar=dict(title="learned"),
+                               hovertemplate="epoch %{x}<br>%{y}<br>learned specificity %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(title_text="epoch (0 = initialisation)", type="category")
+    fig.update_yaxes(autorange="reversed", title_text="SE block (shallow at the top)")
+    return apply_layout(fig, "When each block becomes class-specific: learned class specificity",
+                        height=max(360, 22 * len(grid) + 160))
+
+
+def training_panels(history: TrainingHistory, epoch: int, classes: Sequence[str], blocks: Sequence[str],
+                    channels: str = "uniform", n: int | None = 50, seed: int = 0) -> list[Panel]:
+    """Return the view's panels: the overview (training_overview_panels) and the snapshot after `epoch`
+    (snapshot_panels)."""
+    return training_overview_panels(history) + snapshot_panels(history, epoch, classes, blocks, channels, n, seed)
+
+
+def training_overview_panels(history: TrainingHistory) -> list[Panel]:
+    """Return accuracy over the snapshots, the block × epoch emergence map and the emergence table."""
+    spec, table = specificity_by_epoch(history), emergence(history)
+    return [
+        Panel("training_accuracy", "Accuracy at each snapshot",
+              f"Over {history.source}, for every snapshot of {history.base} (epoch 0 is the initialisation); the "
+              "dashed line is the test-split accuracy recorded when the snapshot was saved.",
+              accuracy_figure(history),
+              pd.DataFrame({"epoch": history.epochs, "reference_accuracy": [s.accuracy for s in history.snapshots],
+                            "test_accuracy": [s.test_accuracy for s in history.snapshots]})),
+        Panel("training_emergence", "When each block becomes class-specific",
+              f"Over {history.source}. Each cell is a block's class specificity at a snapshot minus the untrained "
+              "control's (same architecture, seeded random weights, BatchNorm recalibrated): what training added. "
+              f"A block counts as class-specific from the first snapshot where this reaches {EMERGED_SHARE:.0%} of "
+              "its final value.", specificity_heatmap(history), spec),
+        Panel("training_emergence_table", "The epoch each block became class-specific",
+              f"From the snapshots of {history.base}: final class specificity, the untrained control's, and the "
+              f"first epoch at which the learned part reached {EMERGED_SHARE:.0%} of its final value (never when "
+              f"it ends below {MIN_LEARNED:.2f}).",
+              table_figure(_emergence_words(table), "The epoch each block became class-specific"), table),
+    ]
+
+
+def snapshot_panels(history: TrainingHistory, epoch: int, classes: Sequence[str], blocks: Sequence[str],
+                    channels: str = "uniform", n: int | None = 50, seed: int = 0) -> list[Panel]:
+    """Return the snapshot after `epoch`: its Fig. 6 and its depth profile beside the untrained control."""
+    snap = history.at(epoch)
+    frame = class_depth_frame(snap.stats, classes, blocks, channels, n, seed)
+    return [
+        Panel(f"training_fig6_epoch_{epoch:03d}", f"Mean excitation per class after epoch {epoch} (Fig. 6)",
+              f"Over {history.source}, the snapshot after epoch {epoch} (reference-set accuracy {snap.accuracy:.1%})."
+              " Each coloured line is one class's mean s, the dashed black line the mean over all images: where "
+              "they part, the block is class-specific.",
+              fig6(frame, title=f"Mean excitation per class after epoch {epoch} (the paper's Fig. 6)"), frame),
+        Panel(f"training_depth_epoch_{epoch:03d}", f"Depth profile after epoch {epoch}, beside the untrained control",
+              f"Over {history.source}, the snapshot after epoch {epoch}: four measures per SE block, solid; the "
+              "untrained control dashed; the learned part (trained − control) dotted.",
+              depth_profile(snap.measures, title=f"How the excitations depend on the class after epoch {epoch}"),
+              snap.measures),
+    ]

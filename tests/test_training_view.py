@@ -1,0 +1,92 @@
+"""The Training view: its numbers are a direct evaluation of the snapshots, and the app renders it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sevis.inference import split_batches
+from sevis.names import snapshot_epochs
+from sevis.recorder import ExcitationRecorder
+from sevis.zoo import load_model
+
+EPOCHS = snapshot_epochs("embedded")
+pytestmark = pytest.mark.skipif(len(EPOCHS) < 2, reason="the retrained model's snapshots are not there")
+
+
+@pytest.fixture(scope="module")
+def history():
+    from sevis.views.training import training_history
+    return training_history("embedded", [EPOCHS[0], EPOCHS[-1]])
+
+
+@torch.inference_mode()
+def _direct(epoch: int, block: str) -> tuple[float, np.ndarray]:
+    """Accuracy and the per-class mean s at `block` of snapshot `epoch`, computed here without sevis.views."""
+    loaded = load_model(f"embedded@{epoch}")
+    ref = loaded.reference_set()
+    correct, sums = 0, np.zeros((len(ref.classes), 0))
+    per_class: dict[int, list[np.ndarray]] = {}
+    with ExcitationRecorder(loaded.model) as rec:
+        for x, y in split_batches(loaded, ref):
+            correct += int((loaded.model(x).argmax(1).numpy() == y).sum())
+            s = rec.pop()[block].numpy()
+            for k in np.unique(y):
+                per_class.setdefault(int(k), []).append(s[y == k])
+    sums = np.stack([np.concatenate(per_class[k]).mean(0) for k in range(len(ref.classes))])
+    return correct / len(ref), sums
+
+
+def test_the_views_numbers_equal_a_direct_evaluation_of_each_snapshot(history):
+    for snap in history.snapshots:
+        block = snap.stats.blocks[-1]
+        accuracy, class_means = _direct(snap.epoch, block)
+        assert snap.accuracy == pytest.approx(accuracy, abs=1e-9)
+        np.testing.assert_allclose(snap.stats.mean(block), class_means, atol=1e-5)
+    recorded = [s.test_accuracy for s in history.snapshots]
+    assert recorded[0] < 0.3 and recorded[-1] > recorded[0] + 0.4  # chance at initialisation, then learned
+
+
+def test_emergence_and_takeaway_are_computed_from_the_snapshots(history):
+    from sevis.views.training import emergence, specificity_by_epoch, training_panels, training_takeaway
+    table = specificity_by_epoch(history)
+    last = history.snapshots[-1].measures.set_index("block")
+    part = table[table["epoch"] == EPOCHS[-1]].set_index("block")
+    np.testing.assert_allclose(part["class_specificity"], last["class_specificity"])
+    em = emergence(history)
+    assert set(em["class_specific_from_epoch"].dropna()) <= set(EPOCHS)
+    text = training_takeaway(history)
+    assert f"at epoch {EPOCHS[0]}" in text and f"at epoch {EPOCHS[-1]}" in text
+    assert "nan" not in text and "None" not in text
+    panels = training_panels(history, EPOCHS[-1], ["Trouser", "Bag"], list(history.snapshots[-1].stats.blocks[-2:]))
+    assert [p.key for p in panels][:3] == ["training_accuracy", "training_emergence", "training_emergence_table"]
+    fig6 = panels[3].data
+    assert set(fig6["class"]) == {"Trouser", "Bag", "all"}
+
+
+def _training_page() -> None:
+    """The Training view as the app shows it, with the default model picked."""
+    from sevis import find_se_blocks
+    from sevis.app import training
+    from sevis.app.common import Context, get_model
+    loaded = get_model("embedded")
+    training.render(Context(loaded, ("embedded", True, None), blocks=[b for b, _ in find_se_blocks(loaded.model)]))
+
+
+def test_the_app_renders_the_training_view():
+    import json
+
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_function(_training_page, default_timeout=600)
+    at.run(timeout=600)
+    assert not at.exception, [e.value for e in at.exception]
+    titles = [json.loads(el.proto.spec)["layout"]["title"]["text"] for el in at.get("plotly_chart")]
+    assert "Accuracy at each snapshot" in titles
+    assert any(t.startswith("When each block becomes class-specific") for t in titles)
+    assert any(t.startswith(f"Mean excitation per class after epoch {EPOCHS[-1]}") for t in titles)
+    assert any(i.value.startswith("**Takeaway.** Reference-set accuracy goes from") for i in at.info)
+    at.select_slider(key="tr_epoch").set_value(EPOCHS[0]).run(timeout=600)
+    titles = [json.loads(el.proto.spec)["layout"]["title"]["text"] for el in at.get("plotly_chart")]
+    assert any(t.startswith(f"Mean excitation per class after epoch {EPOCHS[0]}") for t in titles)
