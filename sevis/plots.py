@@ -105,7 +105,97 @@ def apply_layout(fig: go.Figure, title: str, height: int | None = None, subtitle
     fig.update_layout(legend_y=1 - (LEGEND_TOP + title_extra) / height)
     fig.update_yaxes(automargin=True)
     fig.update_xaxes(automargin=True)
+    return plain_heatmaps(thin_bars(fig))
+
+
+WIDE_BARS = 96  # more bars than this in one trace: narrower than their outline at 1280 px, so grey fog
+
+
+def _axis_keys(trace) -> tuple[str, str]:
+    """Return the layout keys of a trace's axes, e.g. ("xaxis2", "yaxis2")."""
+    x, y = getattr(trace, "xaxis", None) or "x", getattr(trace, "yaxis", None) or "y"
+    return "xaxis" + x[1:], "yaxis" + y[1:]
+
+
+def plain_heatmaps(fig: go.Figure) -> go.Figure:
+    """Turn gridlines off on every axis pair that holds a heat map or an image (lines drawn through the cells)."""
+    for t in fig.data:
+        if t.type in ("heatmap", "image"):
+            for key in _axis_keys(t):
+                fig.layout[key].update(showgrid=False, zeroline=False)
     return fig
+
+
+def thin_bars(fig: go.Figure) -> go.Figure:
+    """Draw bar traces with more than WIDE_BARS bars without outlines (plotly_white draws a white outline that,
+    on bars under a pixel wide, turns the chart grey)."""
+    for t in fig.data:
+        if t.type == "bar" and t.x is not None and len(t.x) > WIDE_BARS:
+            t.marker.line.width = 0
+    return fig
+
+
+# Lecture mode ("slides"): sizes for a projector at 1280×800, read from the back of a lecture hall.
+SLIDES_FONT, SLIDES_TITLE, SLIDES_MIN_TEXT = 18, 22, 16
+SORTED_AXIS = "channels sorted by value (highest first)"
+
+
+def sort_wide_bars(fig: go.Figure) -> go.Figure:
+    """Redraw each vertical bar trace with more than WIDE_BARS bars sorted by value, highest first (x = rank),
+    so hundreds of channels read as one profile; the channel stays in customdata and the hover text."""
+    for t in fig.data:
+        if t.type != "bar" or t.x is None or len(t.x) <= WIDE_BARS or t.orientation == "h":
+            continue
+        y = np.asarray(t.y, dtype=float)
+        order = np.argsort(-np.nan_to_num(y, nan=-np.inf), kind="stable")
+        x = np.asarray(t.x)
+        custom = np.asarray(t.customdata, dtype=object) if t.customdata is not None else x[:, None].astype(object)
+        colors = t.marker.color
+        if colors is not None and not isinstance(colors, str) and len(colors) == len(y):
+            t.marker.color = [colors[i] for i in order]
+        t.update(x=np.arange(len(y)), y=y[order], customdata=custom[order])
+        col = 1 if custom.ndim == 2 and custom.shape[1] > 1 else 0
+        t.hovertemplate = (t.hovertemplate or "%{x}: %{y:.3f}").replace("%{x}", f"%{{customdata[{col}]}}")
+        fig.layout[_axis_keys(t)[0]].title.text = SORTED_AXIS
+    return fig
+
+
+def slides_style(fig: go.Figure) -> go.Figure:
+    """Return a copy of `fig` for a projector: base font SLIDES_FONT px, title SLIDES_TITLE px, every other text
+    (subplot titles, annotations, ticks, legend, colour bars) at least SLIDES_MIN_TEXT px, no gridlines on
+    heat maps, wide bar charts sorted; taller, with room for the larger title and legend."""
+    out = go.Figure(fig)
+    lay = out.layout
+    out.update_layout(font=dict(family=FONT["family"], size=SLIDES_FONT), title_font_size=SLIDES_TITLE,
+                      legend_font_size=SLIDES_MIN_TEXT)
+    if lay.title.subtitle and lay.title.subtitle.text:
+        out.update_layout(title_subtitle_font_size=SLIDES_MIN_TEXT)
+    for a in lay.annotations or ():
+        a.font.size = max(a.font.size or 0, SLIDES_MIN_TEXT)
+    for key in list(lay.to_plotly_json()):
+        if key.startswith(("xaxis", "yaxis")):
+            lay[key].tickfont.size = SLIDES_MIN_TEXT
+            lay[key].title.font.size = SLIDES_MIN_TEXT + 1
+    for t in out.data:
+        if t.type == "heatmap":
+            t.colorbar.tickfont.size = SLIDES_MIN_TEXT
+            t.colorbar.title.font.size = SLIDES_MIN_TEXT
+        if t.type == "table":
+            t.header.font.size = SLIDES_MIN_TEXT
+            t.cells.font.size = SLIDES_MIN_TEXT
+            t.cells.height = max(t.cells.height or 0, 30)
+        if t.type == "bar" and getattr(t, "textfont", None) is not None:
+            t.textfont.size = SLIDES_MIN_TEXT
+    sort_wide_bars(out)
+    plain_heatmaps(out)
+    height = lay.height or 450
+    top = (lay.margin.t if lay.margin.t is not None else 95) + 24
+    grow = 1.12 if not any(t.type == "table" for t in out.data) else 1.3
+    new_height = int(height * grow) + 24
+    out.update_layout(height=new_height, margin_t=top)
+    if lay.legend.y is not None and lay.legend.yref == "container":
+        out.update_layout(legend_y=1 - (1 - lay.legend.y) * height / new_height - 22 / new_height)
+    return out
 
 
 def grid_shape(n: int, cols: int | None = None) -> tuple[int, int]:
