@@ -97,3 +97,23 @@ def test_predict_json_prints_top_classes_and_the_domain_verdict(tmp_path, capsys
         assert set(r) == {"name", "top", "domain"} and len(r["top"]) == 3
         assert set(r["domain"]) == {"in_domain", "score", "percentile"}
     assert out[0]["domain"]["in_domain"] is True and out[1]["domain"]["in_domain"] is False
+
+
+def test_the_live_view_says_what_was_done_and_what_was_measured(media):
+    import io
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+    buf = io.BytesIO()
+    _stripes()[4].save(buf, "PNG")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=600)
+    at.run(timeout=600)
+    at.multiselect(key="samples_fashion-mnist").set_value([])
+    at.file_uploader(key="uploads").set_value([("stripes.png", buf.getvalue(), "image/png")])
+    at.session_state["view"] = "Live inference"
+    at.run(timeout=600)
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("Read as a scene") and "96×96" in c for c in captions)
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Out of domain") and "reference set" in w for w in warnings)
