@@ -16,9 +16,10 @@ from pathlib import Path
 import streamlit as st
 
 from sevis import SevisError, find_se_blocks
+from sevis.app import families
 from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live, training
 from sevis.app.common import Context, content_hash, get_model, get_results, get_samples, remember
-from sevis.names import ABLATIONS, trained_ablations
+from sevis.names import ABLATIONS, FAMILY_RUNS, trained_ablations, trained_families
 from sevis.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
 from sevis.images import decode_uploads
 from sevis.reference import MIN_IMAGES_PER_CLASS
@@ -27,13 +28,14 @@ from sevis.views.architecture import model_summary
 st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon="🔬", layout="wide")
 
 # Tab order; every view module has TITLE and render(ctx) -> panels (Export: render(ctx, views)).
-VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, training]
+VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, families, training]
 VIEWS = [m.TITLE for m in VIEW_MODULES] + [export.TITLE]
 MODEL_KINDS = OrderedDict([
     ("Our SE-ResNet-50 layout (Fashion-MNIST in context)", "embedded"),
     ("Its plain twin, no SE", "embedded-plain"),
     ("Our first SE-ResNet (centred Fashion-MNIST)", "embedded-centred"),
     ("Ablation variant (trained by `sevis ablate`)", "ablation"),
+    ("Architecture model (trained by sevis family)", "family"),
     ("timm ImageNet model", "timm"),
     ("torchvision ImageNet model", "torchvision"),
     ("Uploaded checkpoint", "checkpoint"),
@@ -69,6 +71,11 @@ def model_picker():
         name = sb.selectbox("Variant", trained, key="ablation_name",
                             format_func=lambda n: f"{n}: {ABLATIONS[n]['change']}") if trained else None
         spec = f"ablation:{name}" if name else ""
+    elif kind == "family":
+        trained = trained_families()
+        name = sb.selectbox("Architecture", trained, key="family_name",
+                            format_func=lambda n: f"{n} (seed {FAMILY_RUNS[n]['seed']})") if trained else None
+        spec = f"family:{name}" if name else ""
     elif kind == "checkpoint":
         up = sb.file_uploader("Weights file (.safetensors, .pt, .pth)", type=["safetensors", "pt", "pth"],
                               key="ckpt_file")
@@ -96,6 +103,7 @@ def model_picker():
     else:
         error = ("upload a weights file to use it (the previous model stays active meanwhile)" if kind == "checkpoint"
                  else "no ablation variant is trained yet: run `sevis ablate`" if kind == "ablation"
+                 else "no architecture model is trained yet: run `sevis family`" if kind == "family"
                  else "choose a model name or upload a weights file")
     if loaded is None:
         (sb.info if not spec else sb.error)(error)

@@ -404,7 +404,7 @@ def _export_ablations(args: argparse.Namespace) -> int:
 
 # Kept literal so building the parser imports no plotting stack; tests check they match views/export.
 EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
-                "channel", "ablations", "training")
+                "channel", "ablations", "families", "training")
 EXPORT_FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
 
 
@@ -415,7 +415,8 @@ def _add_export(sub) -> None:
                                    "--format png csv --out figs/;  sevis export live photo.jpg --out figs/ --pack")
     p.add_argument("view", choices=EXPORT_VIEWS, help="class-depth (Fig. 6, Fig. 7 and the depth profile), fig6, "
                                                       "fig7, depth, live, compare, knockout, architecture, block, channel "
-                                                      "ablations (the paper's ablation table beside ours) or training "
+                                                      "ablations (the paper's ablation table beside ours), families (SE across "
+                                                      "architectures) or training "
                                                       "(how the excitations emerged, from the training snapshots)")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (live, compare, knockout)")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")

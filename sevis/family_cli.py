@@ -33,6 +33,12 @@ def _cmd_family(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in FAMILY_RUNS]
     if unknown:
         raise SevisError(f"unknown architecture model {unknown[0]!r}; known: {', '.join(FAMILY_RUNS)}")
+    if args.time:
+        from .family_grid import time_families
+        if not time_families(args.out_dir):
+            raise SevisError("no architecture has both its SE model and its plain twin trained yet (or another "
+                             "process is timing them): nothing to time")
+        return 0
     if args.list:
         for n in names:
             r = FAMILY_RUNS[n]
@@ -56,6 +62,8 @@ def add_family(sub) -> None:
                                    "until all are done. Weights and cards go to pretrained/families/.")
     p.add_argument("--models", nargs="+", metavar="NAME", help="only these runs (default: all; see --list)")
     p.add_argument("--list", action="store_true", help="list the runs and whether each is trained")
+    p.add_argument("--time", action="store_true", help="only time each trained SE model against its plain twin "
+                                                       "(alternating rounds) and update the cards; done at the end")
     p.add_argument("--epochs", type=_positive, help="epochs (default: the schedule's)")
     p.add_argument("--train-images", type=_count, metavar="N", help="training images (default: the schedule's; "
                                                                      "0: all 60,000)")
@@ -91,3 +99,4 @@ def add_check(sub) -> None:
                    help="images to run (Fashion-MNIST models: reference images; others: up to 8 random ones)")
     p.add_argument("--random-weights", action="store_true", help="random weights (seed 0) instead of trained ones")
     p.set_defaults(func=_cmd_check)
+

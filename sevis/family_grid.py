@@ -29,6 +29,8 @@ from .paper import CONSTANT_SPREAD
 FAMILY_SCHEDULE = {**ABLATION_SCHEDULE, "epochs": 4}
 TIMING_REPEATS = 200  # batch-1 forward passes timed per model (after TIMING_WARMUP untimed ones)
 TIMING_WARMUP = 20
+PAIRED_TIMING = (f"median of {TIMING_REPEATS} batch-1 forward passes, 1 torch thread, thread CPU time, in alternating "
+                 "rounds with its SE / plain twin (seed 0's weights)")
 SUMMARY_COLUMNS = ["name", "model", "family", "se", "seed", "test_accuracy", "test_accuracy_fp32", "parameters",
                    "se_parameters", "cpu_ms", "seconds", "epochs", "train_images", "constant_blocks"]
 
@@ -114,6 +116,60 @@ def cpu_ms_per_image(model, size: int = 36, repeats: int = TIMING_REPEATS) -> fl
     return statistics.median(times) / 1e6
 
 
+def paired_cpu_ms(se_model, plain_model, size: int = 36, rounds: int = 10, per_round: int = TIMING_REPEATS // 10
+                  ) -> tuple[float, float]:
+    """Return the median CPU ms per image (batch 1, one thread) of two models timed in alternating rounds, so that
+    both see the same load on the machine (timed apart, a busy core moves one and not the other)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x = torch.zeros(1, 1, size, size)
+    times: tuple[list[int], list[int]] = ([], [])
+    try:
+        with torch.inference_mode():
+            for model in (se_model, plain_model):
+                for _ in range(TIMING_WARMUP):
+                    model(x)
+            for _ in range(rounds):
+                for model, out in zip((se_model, plain_model), times):
+                    for _ in range(per_round):
+                        t0 = time.thread_time_ns()
+                        model(x)
+                        out.append(time.thread_time_ns() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times[0]) / 1e6, statistics.median(times[1]) / 1e6
+
+
+def time_families(out_dir: str | Path | None = None, log: Callable[[str], None] = print) -> list[str]:
+    """Time every architecture whose SE model and plain twin are trained (seed 0) in alternating rounds, write the
+    times into the cards of every run of both, and the summary; return the families timed. `sevis family` runs it
+    once the grid is complete (one process at a time, through a lock)."""
+    from .zoo import load_checkpoint
+    timed = []
+    lock = Path(out_dir or family_dir()) / "timing.lock"
+    if claim_lock(lock) is not None:
+        return timed
+    try:
+        for family in dict.fromkeys(r["family"] for r in FAMILY_RUNS.values()):
+            se, plain = f"se-{family}", family
+            if not (is_finished(se, out_dir) and is_finished(plain, out_dir)):
+                continue
+            ms = paired_cpu_ms(*(load_checkpoint(weights_file(n, out_dir)).model.eval() for n in (se, plain)))
+            for name, r in FAMILY_RUNS.items():
+                if r["model"] in (se, plain) and is_finished(name, out_dir):
+                    card = read_card(weights_file(name, out_dir))
+                    card["family"]["cpu_ms_per_image"] = round(ms[0] if r["se"] else ms[1], 4)
+                    card["family"]["cpu_timing"] = PAIRED_TIMING
+                    write_card(weights_file(name, out_dir), card)
+            log(f"{family}: {ms[0]:.2f} ms per image with SE, {ms[1]:.2f} without")
+            timed.append(family)
+        write_summary(out_dir)
+    finally:
+        lock.unlink(missing_ok=True)
+    return timed
+
+
 def train_run(name: str, out_dir: str | Path | None = None, log: Callable[[str], None] = print,
               evaluate_reference: bool = True, stop_after: int | None = None, threads: int = 1,
               **schedule) -> Path | None:
@@ -177,6 +233,10 @@ def train_families(names: Sequence[str] | None = None, out_dir: str | Path | Non
                 done.append(weights_file(n, out_dir))
         finally:
             lock.unlink(missing_ok=True)
+    if all(is_finished(n, out_dir) for n in FAMILY_RUNS) and not all(
+            read_card(weights_file(n, out_dir))["family"].get("cpu_timing") == PAIRED_TIMING for n in FAMILY_RUNS):
+        log("every run is trained: timing each SE model against its plain twin")
+        time_families(out_dir, log)
     return done
 
 

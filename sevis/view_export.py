@@ -18,6 +18,7 @@ from .views.architecture import architecture_panels
 from .views.channel import channel_panels, reference_excitations
 from .views.class_depth import class_depth_panels
 from .views.compare import compare_panels
+from .views.families import families_panels
 from .views.inside import anatomy_panels
 from .views.knockout import knockout_image, knockout_sweep_panel
 from .views.live import live_panels, with_input_images
@@ -26,7 +27,7 @@ from .zoo import LoadedModel
 
 
 EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
-                "channel", "ablations", "training")
+                "channel", "ablations", "families", "training")
 # ablations: sevis.views.ablations.lab_panels (it compares models, not one); training: the snapshots of the embedded
 # model picked (sevis.views.training)
 
@@ -49,6 +50,9 @@ def export_view_panels(loaded: LoadedModel, view: str, images: Sequence[NamedIma
     if view == "ablations":
         from .names import DEFAULT_ABLATION_PAIR
         return lab_panels(*DEFAULT_ABLATION_PAIR, list(classes) if classes else None)[0]
+    if view == "families":  # every architecture (sevis.views.families); Fig. 6 and the check of a family:<run>
+        run = loaded.spec.partition(":")[2] if loaded.spec.startswith("family:") else None
+        return families_panels(run, list(classes) if classes else None)[0]
     se_blocks = [b for b, _ in find_se_blocks(loaded.model)]
     names = [b.name for b in se_blocks]
     if view == "training":
