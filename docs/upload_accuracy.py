@@ -46,7 +46,8 @@ def main(argv=None) -> int:
             m = models[spec]
             if m.data_variant == "context":
                 mean, std = m.normalisation
-                models[f"{spec} (former path)"] = replace(m, preprocess=grayscale_transform(28, [mean], [std], canvas=36))
+                former = grayscale_transform(28, [mean], [std], canvas=36)
+                models[f"{spec} (former path)"] = replace(m, preprocess=former)
     rows = {"as in training (tensors, no upload path)": {s: tensor_accuracy(m, garments) for s, m in models.items()}}
     for key, label in CONDITIONS.items():
         rows[label] = {s: upload_accuracy(m, key, garments) for s, m in models.items()}

@@ -8,7 +8,8 @@ scored by means and covariances fitted on the other four fifths), so that a held
 garment are scored alike. An image is out of domain when it scores below OUT_OF_DOMAIN_PERCENTILE percent of
 the reference set. Calibrations are cached per model object.
 
-Only sevis's own Fashion-MNIST networks (SEResNet, which the reference set fits) get a verdict; others get None.
+Only sevis's own Fashion-MNIST networks (SEResNet and the family networks: forward_stem and stages, and a
+bundled reference set) get a verdict; others get None.
 """
 from __future__ import annotations
 
@@ -134,10 +135,10 @@ _LOCK = threading.Lock()
 
 def domain_calibration(loaded) -> DomainCalibration | None:
     """Return the model's calibration on its bundled reference set (computed once per model); None when sevis
-    has no reference set for it or it is not an SEResNet."""
+    has no reference set for it or cannot split it into stages."""
     from .errors import DatasetError
     from .inference import split_batches
-    if loaded.data_variant is None or not hasattr(loaded.model, "stages"):
+    if loaded.data_variant is None or not (hasattr(loaded.model, "stages") and hasattr(loaded.model, "forward_stem")):
         return None
     with _LOCK:
         if loaded.model in _CACHE:

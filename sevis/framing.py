@@ -121,7 +121,8 @@ def frame(img: Image.Image, canvas: int = 36, garment: int = GARMENT) -> tuple[F
 
 
 class SceneTransform:
-    """The in-context models' preprocessing as a picklable callable: PIL image → 1×canvas×canvas normalised tensor."""
+    """The in-context models' preprocessing as a picklable callable: PIL image → 1×canvas×canvas tensor,
+    normalised."""
 
     def __init__(self, canvas: int, mean: Sequence[float], std: Sequence[float], garment: int = GARMENT) -> None:
         self.canvas, self.garment = int(canvas), int(garment)
@@ -147,4 +148,5 @@ def describe_preprocessing(preprocess: Callable, img: Image.Image) -> str:
         return str(describe(img))
     shape = tuple(preprocess(img).shape)
     w, h = img.size
-    return f"The {w}×{h} image resized and centre-cropped to {shape[-1]}×{shape[-2]} px, as the model's training images were."
+    return (f"The {w}×{h} image resized and centre-cropped to {shape[-1]}×{shape[-2]} px, as the model's training "
+            "images were.")

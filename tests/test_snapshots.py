@@ -61,7 +61,8 @@ def test_unknown_snapshots_fail_with_one_clear_message(tiny_run, monkeypatch):
         load_model("embedded-centred@0")
 
 
-shipped = pytest.mark.skipif(len(snapshot_epochs("embedded")) < 2, reason="the retrained model's snapshots are not there")
+shipped = pytest.mark.skipif(len(snapshot_epochs("embedded")) < 2,
+                             reason="the retrained model's snapshots are not there")
 
 
 @shipped

@@ -1,7 +1,6 @@
 """The Training view: its numbers are a direct evaluation of the snapshots, and the app renders it."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +26,7 @@ def _direct(epoch: int, block: str) -> tuple[float, np.ndarray]:
     """Accuracy and the per-class mean s at `block` of snapshot `epoch`, computed here without sevis.views."""
     loaded = load_model(f"embedded@{epoch}")
     ref = loaded.reference_set()
-    correct, sums = 0, np.zeros((len(ref.classes), 0))
+    correct = 0
     per_class: dict[int, list[np.ndarray]] = {}
     with ExcitationRecorder(loaded.model) as rec:
         for x, y in split_batches(loaded, ref):
