@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -237,13 +238,14 @@ class ExcitationStats:
 
 
 def sample_channels(channels: int, n: int | None, mode: str = "uniform", seed: int = 0) -> np.ndarray:
-    """Return channel indices to plot: all, the first n, or n sampled uniformly at random (the paper: 50)."""
+    """Return channel indices to plot: all, the first n, or n evenly spaced from the first to the last channel
+    ("uniform", as the paper's 50 uniformly sampled channels; `seed` is kept for callers and unused)."""
     if n is None or n >= channels or mode == "all":
         return np.arange(channels)
     if mode == "first":
         return np.arange(n)
     if mode == "uniform":
-        return np.sort(np.random.default_rng(seed).choice(channels, n, replace=False))
+        return np.unique(np.linspace(0, channels - 1, max(n, 1)).round().astype(int))
     raise ValueError(f"unknown channel selection {mode!r}; use all, first or uniform")
 
 
@@ -276,18 +278,32 @@ MEASURES: "OrderedDict[str, str]" = OrderedDict([
 ])
 
 
-def depth_measures(stats: ExcitationStats, control: ExcitationStats | None = None,
+def depth_measures(stats: ExcitationStats, control: "ExcitationStats | Sequence[ExcitationStats] | None" = None,
                    stages: Mapping[str, int | None] | None = None) -> pd.DataFrame:
     """Return one row per block with the measures of MEASURES (and near_all_share, images per class),
     plus `control_<measure>` columns and learned_specificity when the untrained control's statistics are given.
-    `stages` maps block → stage (from the recorder's blocks)."""
+    `control` may be several controls (one per seed): then `control_<measure>` is their mean (NaN seeds left
+    out), `control_<measure>_min` / `_max` their range, `control_seeds` their number, and the learned part uses
+    the mean. `stages` maps block → stage (from the recorder's blocks)."""
     frame = stats.summary()
     frame.insert(1, "stage", [(stages or {}).get(b) for b in frame["block"]])
     frame["min_class_images"] = stats.min_class_count()
-    if control is not None:
-        ctrl = control.summary().set_index("block")
-        for col in ("class_specificity", "decorrelation", "between_class_spread", "saturation", "mean_s",
-                    "near_all_share"):
-            frame[f"control_{col}"] = frame["block"].map(ctrl[col])
+    controls = [] if control is None else [control] if isinstance(control, ExcitationStats) else list(control)
+    if controls:
+        summaries = [c.summary().set_index("block") for c in controls]
+        for col in CONTROL_MEASURES:
+            values = np.array([frame["block"].map(s[col]).to_numpy(np.float64) for s in summaries])
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a block undefined in every seed stays NaN
+                frame[f"control_{col}"] = np.nanmean(values, 0)
+                if len(controls) > 1:
+                    frame[f"control_{col}_min"] = np.nanmin(values, 0)
+                    frame[f"control_{col}_max"] = np.nanmax(values, 0)
+        frame["control_seeds"] = len(controls)
         frame["learned_specificity"] = frame["class_specificity"] - frame["control_class_specificity"]
     return frame
+
+
+# The measures the untrained control is summarised by (per seed, then their mean and range).
+CONTROL_MEASURES = ("class_specificity", "decorrelation", "between_class_spread", "saturation", "mean_s",
+                    "near_all_share")

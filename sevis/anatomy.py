@@ -97,11 +97,12 @@ def block_anatomy(loaded: LoadedModel, image, block: str) -> BlockAnatomy:
                         out.numpy(), topk, notes)
 
 
-def chain_text(a: BlockAnatomy) -> str:
-    """Return the block's computation as one line with shapes, for the view's header."""
+def chain_text(a: BlockAnatomy, gate: str = "σ") -> str:
+    """Return the block's computation as one line with shapes, for the view's header (`gate`: the symbol of
+    the block's gate, sevis.formula.block_formula)."""
     sh = a.shapes()
     parts = [f"U ({sh['U']})", f"z = squeeze(U) ({sh['z']})"]
     if "δ(W1·z)" in sh:
         parts.append(f"δ(W1·z) ({sh['δ(W1·z)']})")
-    parts += [f"s = σ(W2·…) ({sh['s']})", f"U·s ({sh['U·s']})", f"prediction: {a.topk[0][0]} ({a.topk[0][1]:.1%})"]
+    parts += [f"s = {gate}(W2·…) ({sh['s']})", f"U·s ({sh['U·s']})", f"prediction: {a.topk[0][0]} ({a.topk[0][1]:.1%})"]
     return " → ".join(parts)

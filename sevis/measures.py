@@ -18,6 +18,7 @@ from .recorder import SEBlock, find_se_blocks
 from .zoo import LoadedModel
 
 Batches = Sequence[tuple[torch.Tensor, np.ndarray]]
+CONTROL_SEEDS = (0, 1, 2)  # the untrained control is measured with each: its mean and range, not one draw
 
 
 @dataclass
@@ -26,7 +27,7 @@ class ModelMeasures:
 
     stats: ExcitationStats
     figures: dict  # accuracy, per_class_accuracy, images
-    control: ExcitationStats | None
+    control: list[ExcitationStats] | None  # one per seed of CONTROL_SEEDS
     knockout_identity: pd.DataFrame | None
     knockout_mean: pd.DataFrame | None
     measures: pd.DataFrame  # one row per block (sevis.analysis.depth_measures)
@@ -42,6 +43,13 @@ def control_statistics(loaded: LoadedModel, batches: Batches, calibration: Batch
     return collect_statistics(control, batches, progress=progress, classes=classes)[0]
 
 
+def control_statistics_seeds(loaded: LoadedModel, batches: Batches, calibration: Batches | None = None,
+                             seeds: Sequence[int] = CONTROL_SEEDS, progress: Callable[[int], None] | None = None,
+                             classes: Sequence[str] | None = None) -> list[ExcitationStats]:
+    """Return the untrained control's statistics for each seed in `seeds` (control_statistics, one per seed)."""
+    return [control_statistics(loaded, batches, calibration, seed, progress, classes) for seed in seeds]
+
+
 def measure_model(loaded: LoadedModel, batches: Batches, calibration: Batches | None = None,
                   control: bool = True, knockout: bool = True,
                   progress: Callable[[int], None] | None = None) -> ModelMeasures:
@@ -50,7 +58,8 @@ def measure_model(loaded: LoadedModel, batches: Batches, calibration: Batches | 
     `progress` is called with the number of images after each batch of each pass."""
     stats, figures = collect_statistics(loaded, batches, progress=progress)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
-    ctrl = control_statistics(loaded, batches, calibration, progress=progress) if control and blocks else None
+    ctrl = (control_statistics_seeds(loaded, batches, calibration, progress=progress) if control and blocks
+            else None)
     ko_id = ko_mean = None
     if knockout and blocks:
         ko_id = knockout_sweep(loaded, batches, "identity", progress=progress)
@@ -60,7 +69,8 @@ def measure_model(loaded: LoadedModel, batches: Batches, calibration: Batches | 
     return ModelMeasures(stats, figures, ctrl, ko_id, ko_mean, measures, paper)
 
 
-def measures_and_paper(stats: ExcitationStats, control: ExcitationStats | None, blocks: Sequence[SEBlock],
+def measures_and_paper(stats: ExcitationStats, control: "ExcitationStats | Sequence[ExcitationStats] | None",
+                       blocks: Sequence[SEBlock],
                        knockout_identity: pd.DataFrame | None = None,
                        knockout_mean: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (the depth measures per block with the knock-out changes, the paper-vs-model table)."""

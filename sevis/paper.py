@@ -64,6 +64,17 @@ def _specificity(measures: pd.DataFrame, block: str) -> str:
     return _f(v)
 
 
+def control_words(measures: pd.DataFrame, block: str, col: str = "class_specificity") -> str:
+    """Return the untrained control's value at `block`: the seed mean, with its range over the seeds when
+    several were measured, e.g. "0.08, range 0.05–0.14 over 3 seeds"."""
+    mean = _f(_row(measures, block, f"control_{col}"))
+    if f"control_{col}_min" not in measures:
+        return mean
+    lo, hi = _f(_row(measures, block, f"control_{col}_min")), _f(_row(measures, block, f"control_{col}_max"))
+    seeds = int(_row(measures, block, "control_seeds")) if "control_seeds" in measures else 0
+    return f"{mean}, range {lo}–{hi} over {seeds} seeds" if seeds and lo != "n/a" else mean
+
+
 def paper_vs_model(measures: pd.DataFrame, knockout_identity: pd.DataFrame | None = None,
                    knockout_mean: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return one row per finding of Section 7.2: finding, the paper's words, the blocks, this model's numbers,
@@ -79,7 +90,7 @@ def paper_vs_model(measures: pd.DataFrame, knockout_identity: pd.DataFrame | Non
     near, spec = _row(measures, e, "near_all_share"), _row(measures, e, "class_specificity")
     text = f"{_f(100 * near, '.0f')}% of class means within 0.05 of 'all'; class specificity {_specificity(measures, e)}"
     if has_control:
-        control = f"untrained control {_f(_row(measures, e, 'control_class_specificity'))}"
+        control = f"untrained control {control_words(measures, e)}"
         text = text[:-1] + f"; {control})" if text.endswith(")") else text + f" ({control})"
     rows.append(("class-agnostic early", "SE_2_3: nearly identical across classes", e, text,
                  f"most (≥ {NEAR_ALL_MAJORITY:.0%}) class means within 0.05 of 'all'",

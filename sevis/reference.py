@@ -18,7 +18,7 @@ from .errors import DatasetError
 from .folders import folder_images
 from .images import sample_photos
 from .inference import split_batches
-from .measures import control_statistics
+from .measures import control_statistics_seeds
 from .preprocess import open_image
 from .recorder import ExcitationRecorder, SEBlock, find_se_blocks
 from .stats import read_stats_file
@@ -115,13 +115,15 @@ def too_few_images(stats: ExcitationStats, minimum: int = MIN_IMAGES_PER_CLASS) 
             "images arranged by synset: sub-folders named n01443537 … are read as their class names).")
 
 
-def reference_control(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200) -> ExcitationStats | None:
-    """Return the untrained control's statistics over the same reference set as reference_statistics (same
-    architecture, seeded random weights, BatchNorm recalibrated on those images); None for a `sevis stats` file."""
+def reference_control(loaded: LoadedModel, folder: str | None = None,
+                      batch_size: int = 200) -> list[ExcitationStats] | None:
+    """Return the untrained control's statistics over the same reference set as reference_statistics, one per
+    seed of CONTROL_SEEDS (same architecture, seeded random weights, BatchNorm recalibrated on those images);
+    None for a `sevis stats` file."""
     if folder and str(folder).lower().endswith(".json"):
         return None
     classes, batches, _, _ = reference_inputs(loaded, folder, batch_size)
-    return control_statistics(loaded, list(batches), classes=classes)
+    return control_statistics_seeds(loaded, list(batches), classes=classes)
 
 
 def reference_batches(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200):

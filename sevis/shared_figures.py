@@ -117,6 +117,75 @@ def fig6(frame: pd.DataFrame, cols: int | None = None,
     return apply_layout(fig, title, height=panel_height(rows, 250, 130))
 
 
+NEAR_ALL_TOLERANCE = 0.05  # the paper's class-agnostic criterion: a class mean within this of the "all" curve
+
+
+def deviation_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return Fig. 6's deviations from a class_depth_frame: per block, class (not "all") and channel, the class
+    mean, the "all" mean, deviation = class mean − all, and rank: the channel's place when channels are sorted
+    by how much the shown class means differ (std over classes, largest first; ties by channel index)."""
+    cols = ["block", "depth", "class", "channel", "mean", "all_mean", "deviation", "rank"]
+    if not len(frame):
+        return pd.DataFrame(columns=cols)
+    parts = []
+    for block, part in frame.groupby("block", sort=False):
+        all_mean = part[part["class"] == "all"].set_index("channel")["mean"]
+        cls = part[part["class"] != "all"].copy()
+        cls["all_mean"] = cls["channel"].map(all_mean)
+        cls["deviation"] = cls["mean"] - cls["all_mean"]
+        spread = cls.groupby("channel")["mean"].std(ddof=0).fillna(0.0)
+        order = sorted(spread.index, key=lambda c: (-round(float(spread[c]), 12), c))
+        cls["rank"] = cls["channel"].map({c: i for i, c in enumerate(order)})
+        parts.append(cls)
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+def near_all_shares(deviations: pd.DataFrame, tolerance: float = NEAR_ALL_TOLERANCE) -> dict[str, float]:
+    """Return, per block, the share of the shown class means (class × channel) within `tolerance` of "all"."""
+    return {b: float((part["deviation"].abs() <= tolerance).mean())
+            for b, part in deviations.groupby("block", sort=False)}
+
+
+def fig6_deviation(deviations: pd.DataFrame, cols: int | None = None,
+                   title: str = "How far each class's mean excitation lies from the mean over all images "
+                                "(Fig. 6, as deviations)") -> go.Figure:
+    """One heat map per block (deviation_frame): rows are classes, columns channels sorted by how much the
+    class means differ, colour = class mean − "all" on one scale for every panel (white: the class gets the
+    same s as every image). Each panel's title carries the share of its cells within 0.05 of "all"."""
+    blocks = list(dict.fromkeys(deviations["block"]))
+    shares = near_all_shares(deviations)
+    titles = [f"{b}: {100 * shares[b]:.0f}% within {NEAR_ALL_TOLERANCE} of all" for b in blocks]
+    fig, rows, cols = subplot_grid(titles, cols)
+    finite = deviations["deviation"].to_numpy(np.float64)
+    finite = finite[np.isfinite(finite)]
+    zmax = max(float(np.abs(finite).max()) if finite.size else 0.0, NEAR_ALL_TOLERANCE)
+    classes = list(dict.fromkeys(deviations["class"]))
+    for i, block in enumerate(blocks):
+        r, c = grid_position(i, cols)
+        part = deviations[deviations["block"] == block]
+        ranks = int(part["rank"].max()) + 1
+        z = np.full((len(classes), ranks), np.nan)
+        data = np.zeros((len(classes), ranks, 3))
+        channels = np.zeros(ranks, int)
+        for k, cls in enumerate(classes):
+            p = part[part["class"] == cls]
+            rk = p["rank"].to_numpy(int)
+            z[k, rk] = p["deviation"].to_numpy()
+            data[k, rk] = np.stack([p["channel"], p["mean"], p["all_mean"]], axis=1)
+            channels[rk] = p["channel"].to_numpy(int)
+        fig.add_trace(go.Heatmap(
+            z=z, x=np.arange(ranks), y=classes, coloraxis="coloraxis", customdata=data,
+            meta={"block": block, "channels": channels.tolist()},
+            hovertemplate=(f"%{{y}} · {block} · channel %{{customdata[0]:.0f}}<br>class mean s = %{{customdata[1]:.3f}}"
+                           "<br>all = %{customdata[2]:.3f}<br>difference %{z:+.3f}<extra></extra>")), row=r, col=c)
+    fig.update_yaxes(autorange="reversed", type="category")
+    label_axes(fig, rows, cols, len(blocks), "channels, most class-dependent first", "class")
+    fig.update_layout(coloraxis=dict(colorscale="RdBu_r", cmin=-zmax, cmax=zmax,
+                                     colorbar=dict(title=dict(text="class mean − all", side="right"), thickness=10)))
+    fig.update_annotations(font_size=12)
+    return apply_layout(fig, title, height=panel_height(rows, 60 + 22 * len(classes), 130))
+
+
 # Panels of the depth profile: (title, measure column, y range); the untrained control is the same column
 # with a "control_" prefix, drawn dashed.
 DEPTH_PANELS = [
@@ -141,9 +210,18 @@ def depth_profile(measures: pd.DataFrame,
         fig.add_trace(go.Scatter(x=x, y=measures[col], mode="lines+markers", name="trained model",
                                  legendgroup="trained", showlegend=first, line=dict(color=PALETTE[3], width=2.4),
                                  hovertemplate="%{x}<br>%{y:.3f}<extra>trained</extra>"), r, c)
+        if f"control_{col}_min" in measures:  # the range over the control's seeds, as a band
+            lo, hi = measures[f"control_{col}_min"].to_numpy(), measures[f"control_{col}_max"].to_numpy()
+            seeds = int(measures["control_seeds"].iloc[0]) if "control_seeds" in measures else 0
+            fig.add_trace(go.Scatter(x=x + x[::-1], y=np.concatenate([hi, lo[::-1]]), fill="toself",
+                                     fillcolor="rgba(85,85,85,0.18)", line=dict(width=0), hoverinfo="skip",
+                                     name=f"untrained control: range over {seeds} seeds", legendgroup="control-range",
+                                     showlegend=first), r, c)
         if f"control_{col}" in measures:
+            seeds = int(measures["control_seeds"].iloc[0]) if "control_seeds" in measures else 1
             fig.add_trace(go.Scatter(x=x, y=measures[f"control_{col}"], mode="lines+markers",
-                                     name="untrained control (same architecture, random weights)",
+                                     name="untrained control (same architecture, random weights"
+                                          + (f"; mean of {seeds} seeds)" if seeds > 1 else ")"),
                                      legendgroup="control", showlegend=first,
                                      line=dict(color="#555555", width=1.8, dash="dash"), marker=dict(symbol="circle-open"),
                                      hovertemplate="%{x}<br>%{y:.3f}<extra>untrained control</extra>"), r, c)
@@ -197,11 +275,18 @@ def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
             z = np.asarray(trace.z, dtype=float)
             ys, xs = np.nonzero(np.isfinite(z))
             names = np.asarray(list(trace.y), dtype=object)
+            meta = trace.meta if isinstance(trace.meta, dict) and "block" in trace.meta else None
+            # Fig. 6's deviations: rows are classes, columns channels in sorted order (meta names both).
+            target = (np.stack([np.full(len(xs), meta["block"], dtype=object), np.asarray(meta["channels"])[xs],
+                                z[ys, xs]], axis=1) if meta else np.stack([names[ys], xs], axis=1))
+            hover = ("%{y} · block %{customdata[0]} · channel %{customdata[1]}<br>class mean − all = "
+                     "%{customdata[2]:+.3f}<br>click to open it<extra></extra>" if meta else
+                     "block %{customdata[0]}<br>channel %{customdata[1]}<br>click to open it<extra></extra>")
             extra.append(go.Scatter(
                 x=np.asarray(trace.x)[xs], y=names[ys], mode="markers", showlegend=False,
+                xaxis=trace.xaxis, yaxis=trace.yaxis,
                 marker=dict(size=8, opacity=0), selected=dict(marker=dict(opacity=0)),
-                unselected=dict(marker=dict(opacity=0)), customdata=np.stack([names[ys], xs], axis=1),
-                hovertemplate="block %{customdata[0]}<br>channel %{customdata[1]}<br>click to open it<extra></extra>"))
+                unselected=dict(marker=dict(opacity=0)), customdata=target, hovertemplate=hover))
         elif trace.type == "scatter" and trace.x is not None and trace.fill is None:
             k = int(trace.xaxis[1:] or 1) - 1 if trace.xaxis else 0
             if k < len(blocks):

@@ -149,7 +149,9 @@ def test_sample_channels():
     assert list(sample_channels(10, 3, "first")) == [0, 1, 2]
     picked = sample_channels(2048, 50)
     assert len(picked) == 50 == len(set(picked)) and np.all(np.diff(picked) > 0)
-    assert np.array_equal(picked, sample_channels(2048, 50))  # seeded
+    assert picked[0] == 0 and picked[-1] == 2047  # evenly spaced over every channel, not a random draw
+    assert np.ptp(np.diff(picked)) <= 1 and np.array_equal(picked, sample_channels(2048, 50, seed=7))
+    assert list(sample_channels(256, 5)) == [0, 64, 128, 191, 255]
     with pytest.raises(ValueError):
         sample_channels(10, 3, "random-walk")
 

@@ -171,8 +171,10 @@ def test_cli_export_fig6(tiny_checkpoint, tmp_path, capsys):
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["fig6_class_means.csv", "fig6_class_means.html"]
     df = pd.read_csv(out / "fig6_class_means.csv")
-    assert set(df["class"]) == {"Trouser", "Bag", "all"} and set(df["block"]) == {"SE_2_2", "SE_5_1"}
-    assert df["channel"].max() == 7
+    # Fig. 6 as deviations from "all": one row per (block, class, channel), the "all" mean beside each.
+    assert set(df["class"]) == {"Trouser", "Bag"} and set(df["block"]) == {"SE_2_2", "SE_5_1"}
+    assert df["channel"].max() == 7 and len(df) == 2 * 2 * 8
+    np.testing.assert_allclose(df["deviation"], df["mean"] - df["all_mean"], atol=1e-9)
     assert str(out / "fig6_class_means.csv") in capsys.readouterr().out
 
 

@@ -138,7 +138,13 @@ def test_knockout_takeaway_names_the_costliest_block(embedded):
                           "accuracy": 0.9, "change": [0.0] + [-0.117 if i == 0 else -0.004 for i in range(len(blocks))]})
     text = knockout_takeaway(sweep, blocks)
     assert text.startswith(f"Knocking out {blocks[0].name} costs 11.7 points")
-    assert "each block of the last stage costs at most 0.4" in text
+    assert f"In the last stage, knocking out {blocks[-3].name} costs the most, 0.4 points" in text
+    assert text.endswith("as the paper finds, late SE can be removed at little cost.")
+    # Where the last stage costs more than the paper's 1 point, the sentence says it contradicts the paper.
+    sweep.loc[sweep["block"] == blocks[-1].name, "change"] = -0.033
+    text = knockout_takeaway(sweep, blocks)
+    assert f"knocking out {blocks[-1].name} costs the most, 3.3 points" in text
+    assert text.endswith("unlike the paper's finding that late SE can be removed at little cost.")
 
 
 def test_export_block_and_channel(embedded, tmp_path, image):

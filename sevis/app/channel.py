@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
-from sevis.views.channel import channel_panels
+from sevis.views.channel import channel_panels, default_channel
 
 from .common import Context, get_reference_excitations, intro, show_panel, takeaway
 from sevis.plots import Panel
@@ -25,18 +25,30 @@ def render(ctx: Context) -> list[Panel]:
     names = [b.name for b in ctx.blocks]
     if st.session_state.get("ch_block") not in names:
         st.session_state["ch_block"] = names[-1]
-    c1, c2, c3 = st.columns([2, 1, 2])
-    block = c1.selectbox("SE block", names, key="ch_block")
-    channels = next(b.channels for b in ctx.blocks if b.name == block)
-    if not 0 <= int(st.session_state.get("ch_channel", 0)) < channels:
-        st.session_state["ch_channel"] = 0
-    channel = c2.number_input(f"Channel (0–{channels - 1})", 0, channels - 1, key="ch_channel", step=1)
-    options = [im.name for im in ctx.images] + [NO_IMAGE]
-    img_name = c3.selectbox("Image", options, key="ch_image")
-    image = next((im for im in ctx.images if im.name == img_name), None)
     folder = ctx.folder
     try:
         ref = get_reference_excitations(*ctx.key, folder)
+    except SevisError as e:
+        st.error(str(e))
+        return []
+    c1, c2, c3 = st.columns([2, 1, 2])
+    block = c1.selectbox("SE block", names, key="ch_block")
+    channels = next(b.channels for b in ctx.blocks if b.name == block)
+    # Open on the channel whose class means differ most, and again whenever only the block changes; a channel
+    # set together with its block (a click in another view) or typed in is kept.
+    shown = st.session_state.get("ch_shown")  # (block, channel) of the last run
+    channel_now = st.session_state.get("ch_channel")
+    only_block_changed = shown is not None and shown[0] != block and channel_now == shown[1]
+    if channel_now is None or only_block_changed or not 0 <= int(channel_now) < channels:
+        st.session_state["ch_channel"] = default_channel(ref, block)
+    channel = c2.number_input(f"Channel (0–{channels - 1})", 0, channels - 1, key="ch_channel", step=1)
+    st.session_state["ch_shown"] = (block, int(channel))
+    if int(channel) == default_channel(ref, block):
+        c2.caption("the channel whose class means differ most")
+    options = [im.name for im in ctx.images] + [NO_IMAGE]
+    img_name = c3.selectbox("Image", options, key="ch_image")
+    image = next((im for im in ctx.images if im.name == img_name), None)
+    try:
         result = channel_panels(ctx.loaded, ref, block, int(channel), image)
     except SevisError as e:
         st.error(str(e))

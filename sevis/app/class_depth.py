@@ -8,11 +8,12 @@ from sevis import SevisError
 from sevis.names import fig6_default_classes
 
 from .common import (Context, block_picker, download_menu, get_control, get_reference, get_sweep, intro, show_panel,
-                     takeaway)
+                     show_table, takeaway)
 from sevis.plots import Panel
 from sevis.reference import paper_blocks, too_few_images
 from sevis.shared_figures import add_channel_targets
-from sevis.views.class_depth import class_depth_measures, class_depth_takeaway, class_figure_panels, depth_profile_panels
+from sevis.views.class_depth import (FIG6_FORMS, class_depth_measures, class_depth_takeaway, class_figure_panels,
+                                     depth_profile_panels)
 
 TITLE = "Class × depth"
 
@@ -48,16 +49,18 @@ def render(ctx: Context) -> list[Panel]:
     sel = block_picker("Blocks (the paper: the last of each stage and all of the last stage)", names,
                        paper_blocks(blocks), "cd_blocks")
     mode = c2.radio("Channels", ["all", "first", "uniform"], horizontal=True, key="cd_mode",
-                    format_func={"all": "all", "first": "first N", "uniform": "N sampled uniformly"}.get,
+                    format_func={"all": "all", "first": "first N", "uniform": "N evenly spaced"}.get,
                     index=2 if max(b.channels for b in blocks) > 64 else 0)
     n = c2.slider("N", 5, max(b.channels for b in blocks), min(50, max(b.channels for b in blocks)), key="cd_n",
                   disabled=mode == "all")
-    f7 = st.selectbox("Fig. 7 class", picked or classes, key="cd_fig7")
+    c3, c4 = st.columns([3, 2])
+    form = c3.radio("Fig. 6 shows", list(FIG6_FORMS), horizontal=True, key="cd_form", format_func=FIG6_FORMS.get)
+    f7 = c4.selectbox("Fig. 7 class", picked or classes, key="cd_fig7")
     if not sel:
         st.info("Choose at least one block.")
         return []
     # Fig. 6 and 7 first; the untrained control and the knock-out sweeps behind the depth profile take longer.
-    panels = class_figure_panels(ref, picked, sel, mode, n, 0, f7)
+    panels = class_figure_panels(ref, picked, sel, mode, n, 0, f7, form)
     for i, p in enumerate(panels):
         if p.key == "fig6_class_means":
             show_panel(p, f"cd_{i}", clickable_blocks=sel, figure=add_channel_targets(p.figure, sel))
@@ -81,13 +84,14 @@ def render(ctx: Context) -> list[Panel]:
     for i, p in enumerate(profile, start=len(panels)):
         if p.key == "paper_vs_model":  # a table reads better as a table on screen; the export keeps the figure
             st.markdown(f"**{p.title}**")
-            st.dataframe(p.data[["finding", "paper", "blocks", "this_model", "criterion", "shows"]],
-                         hide_index=True, width="stretch",
-                         column_config={"this_model": st.column_config.TextColumn("this model", width="large")})
+            show_table(p.data[["finding", "paper", "blocks", "this_model", "criterion", "shows"]],
+                       hide_index=True, width="stretch",
+                       column_config={"this_model": st.column_config.TextColumn("this model", width="large")})
             st.caption(p.caption)
             download_menu(p, f"cd_{i}")
         else:
             show_panel(p, f"cd_{i}")
     panels += profile
-    takeaway(class_depth_takeaway(measures, None if ctx.random_weights else paper))
+    fig6_data = panels[0].data if form == "deviation" else None
+    takeaway(class_depth_takeaway(measures, None if ctx.random_weights else paper, sel, fig6_data))
     return panels

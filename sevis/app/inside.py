@@ -5,7 +5,8 @@ import streamlit as st
 
 from sevis import SevisError
 from sevis.anatomy import DEFAULT_K, block_anatomy, chain_text
-from sevis.views.inside import anatomy_panels, anatomy_takeaway
+from sevis.formula import block_formula
+from sevis.views.inside import anatomy_panels, anatomy_takeaway, default_block
 
 from .common import Context, intro, show_panel, takeaway
 from sevis.plots import Panel
@@ -27,8 +28,8 @@ def render(ctx: Context) -> list[Panel]:
     names = [b.name for b in ctx.blocks]
     c1, c2, c3 = st.columns([2, 2, 1])
     img_name = c1.selectbox("Image", [im.name for im in ctx.images], key="in_image")
-    default = st.session_state.get("ch_block") if st.session_state.get("ch_block") in names else names[-1]
-    block = c2.selectbox("SE block (shallow → deep)", names, index=names.index(default), key="in_block")
+    block = c2.selectbox("SE block (shallow → deep)", names, index=names.index(default_block(ctx.blocks)),
+                         key="in_block")
     k = c3.number_input("Channels each side", 1, 8, DEFAULT_K, key="in_k")
     image = next(im for im in ctx.images if im.name == img_name)
     try:
@@ -36,10 +37,12 @@ def render(ctx: Context) -> list[Panel]:
     except SevisError as e:
         st.error(str(e))
         return []
-    st.markdown(f"**{chain_text(a)}**")
+    gate, act = block_formula(ctx.loaded.model, a.block)
+    st.markdown(f"**{chain_text(a, gate)}**")
+    st.caption(f"This block computes s = {gate}(W₂·{act}(W₁·z))" if act else f"This block computes s = {gate}(W·z)")
     for note in a.notes:
         st.warning(note)
-    panels = anatomy_panels(a, int(k))
+    panels = anatomy_panels(a, int(k), gate, act)
     show_panel(panels[0], "in_chain", clickable_blocks=names)
     show_panel(panels[1], "in_maps")
     left, _ = st.columns([2, 1])

@@ -8,7 +8,9 @@ from sevis import DatasetError, SevisError
 from .common import Context, get_reference, get_sweep, intro, show_panel, takeaway
 from sevis.plots import Panel
 from sevis.reference import class_mean_excitations
-from sevis.views.knockout import knockout_image, knockout_image_takeaway, knockout_takeaway
+from sevis.sentences import pct
+from sevis.views.knockout import (block_effects, default_knockout, knockout_image, knockout_image_takeaway,
+                                  knockout_takeaway)
 
 TITLE = "SE knock-out"
 
@@ -23,9 +25,11 @@ def render(ctx: Context) -> list[Panel]:
         st.info("This model has no SE blocks to knock out.")
         return []
     names = [b.name for b in blocks]
-    last_stage = [b.name for b in blocks if b.stage == blocks[-1].stage] if blocks[-1].stage is not None else names[-1:]
+    image = None
+    if images:
+        img_name = st.selectbox("Image", [im.name for im in images], key="ko_image")
+        image = next(im for im in images if im.name == img_name)
     c1, c2 = st.columns([3, 2])
-    picked = c1.multiselect("Knock out these SE blocks", names, default=last_stage, key="ko_blocks")
     mode = c2.radio("Replace s by", ["identity", "mean"], horizontal=True, key="ko_mode",
                     format_func={"identity": "1 (identity)", "mean": "reference-set mean"}.get)
     folder = ctx.folder
@@ -36,14 +40,32 @@ def render(ctx: Context) -> list[Panel]:
         except SevisError as e:
             st.error(str(e))
             return []
+    note = None
+    if image is not None:
+        # Preselect the block whose knock-out alone changes this image's prediction most (once per image and
+        # mode; the user's own pick stays until then).
+        memo_key = (key, image.name, image.image.size, mode, folder, tuple(names))
+        memo = st.session_state.setdefault("ko_effects", {})
+        if memo_key not in memo:  # one pass per block: worth keeping across reruns of this session
+            memo.clear()
+            memo[memo_key] = block_effects(loaded, image, names, mode, means)
+        effects = memo[memo_key]
+        preselect, note = default_knockout(effects)
+        if st.session_state.get("ko_default_for") != memo_key:
+            st.session_state["ko_default_for"] = memo_key
+            st.session_state["ko_blocks"] = preselect
+    elif "ko_blocks" not in st.session_state:
+        last = [b.name for b in blocks if b.stage == blocks[-1].stage] if blocks[-1].stage is not None else names[-1:]
+        st.session_state["ko_blocks"] = last
+    picked = c1.multiselect("Knock out these SE blocks", names, key="ko_blocks")
     panels = []
-    if images:
-        img_name = st.selectbox("Image", [im.name for im in images], key="ko_image")
-        image = next(im for im in images if im.name == img_name)
+    if image is not None:
+        if note:
+            st.caption(note)
         res = knockout_image(loaded, image, [n for n in names if n in picked], mode, means)
         b, a = res.before[0], res.after[0]
         verdict = "**the prediction changes**" if res.changed else "the prediction stays the same"
-        st.markdown(f"Original: **{b[0]}** ({b[1]:.1%}) → knocked out: **{a[0]}** ({a[1]:.1%}): {verdict}.")
+        st.markdown(f"Original: **{b[0]}** ({pct(b[1])}) → knocked out: **{a[0]}** ({pct(a[1])}): {verdict}.")
         show_panel(res.panel, "ko_image")
         panels.append(res.panel)
         takeaway(knockout_image_takeaway(res, [n for n in names if n in picked]))

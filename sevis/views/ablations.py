@@ -23,6 +23,7 @@ from ..names import ABLATIONS, fig6_default_classes
 from ..paper import CONSTANT_SPREAD
 from ..plots import PALETTE, Panel, apply_layout, table_figure
 from ..recorder import find_se_blocks
+from ..sentences import difference, finish, rounded
 from ..reference import ReferenceStats, paper_blocks, reference_statistics
 from ..shared_figures import DEPTH_PANELS, class_depth_frame, fig6
 from ..zoo import LoadedModel, load_checkpoint
@@ -199,14 +200,21 @@ def pair_takeaway(table: pd.DataFrame, a: Variant, b: Variant) -> str | None:
     rows = table.set_index("name")
     if a.name not in rows.index or b.name not in rows.index:
         return None
-    floor = noise_floor(table)["range"]
-    acc_a, acc_b = float(rows.at[a.name, "test_accuracy"]), float(rows.at[b.name, "test_accuracy"])
-    diff = 100 * (acc_b - acc_a)
+    nf = noise_floor(table)
+    floor = nf["range"]
+
+    def shown(v: Variant) -> tuple[float, str]:
+        """The accuracy the table shows for `v` (the baseline: its seed mean) and its name in words."""
+        if v.name == "baseline" and nf["mean"] is not None:
+            return float(nf["mean"]), (f"the baseline (mean of {nf['seeds']} seeds)" if nf["seeds"] > 1 else "baseline")
+        return float(rows.at[v.name, "test_accuracy"]), v.name
+
+    (acc_a, name_a), (acc_b, name_b) = shown(a), shown(b)
+    text_b, text_a, diff = difference(100 * acc_b, 100 * acc_a)  # from the rounded numbers on screen
     verdict = ("no noise floor yet (train the baseline's extra seeds)" if floor is None
-               else f"inside the noise floor of {100 * floor:.2f} points" if abs(diff) <= 100 * floor
-               else f"outside the noise floor of {100 * floor:.2f} points")
-    parts = [f"{b.name} scores {100 * acc_b:.2f}% against {a.name}'s {100 * acc_a:.2f}% ({diff:+.2f} points, "
-             f"{verdict})."]
+               else f"inside the noise floor of {100 * floor:.2f} points"
+               if abs(rounded(diff)) <= rounded(100 * floor) else f"outside the noise floor of {100 * floor:.2f} points")
+    parts = [f"{name_b} scores {text_b}%, {name_a} {text_a}% ({diff} points, {verdict})."]
     note = gate_note(b) or gate_note(a)
     if note:
         parts.append(note)
@@ -226,7 +234,7 @@ def pair_takeaway(table: pd.DataFrame, a: Variant, b: Variant) -> str | None:
         parts.append(f"{a.name} has {len(sa)} SE blocks, {b.name} {len(sb)}.")
     extra_a, extra_b = (100 * float(rows.at[n, "se_share"]) for n in (a.name, b.name))
     parts.append(f"SE adds {extra_a:.1f}% parameters to {a.name} and {extra_b:.1f}% to {b.name}.")
-    return " ".join(parts)
+    return finish(" ".join(parts), capitalise=False)
 
 
 def lab_panels(a: str, b: str, classes: list[str] | None = None, out_dir: str | Path | None = None) -> tuple[list[Panel], str | None]:

@@ -25,6 +25,7 @@ from ..images import image_stem, sample_photos
 from ..inference import run_batch, split_batches
 from ..plots import PALETTE, Panel, S_AXIS, apply_layout, color_for, s_axis_range
 from ..preprocess import open_image
+from ..sentences import finish, listing, num, pct, same
 from ..recorder import ExcitationRecorder, SetChannels, find_se_blocks
 from ..shared_figures import feature_map_grid
 from ..zoo import LoadedModel
@@ -97,11 +98,29 @@ def reference_excitations(loaded: LoadedModel, folder: str | None = None, batch_
 
 def most_and_least(ref: ReferenceExcitations, block: str, channel: int, n: int = GALLERY) -> tuple[np.ndarray, np.ndarray]:
     """Return the indices of the n reference images with the highest s of (block, channel), highest first,
-    and of the n with the lowest, lowest first."""
+    and of the n with the lowest, lowest first; with fewer than 2n images each row gets half of them, so no
+    image is shown as both most and least exciting."""
     s = ref.excitations[block][:, channel]
     order = np.argsort(-s, kind="stable")
-    n = min(n, len(s))
+    n = min(n, len(s) // 2)
     return order[:n], order[::-1][:n]
+
+
+def class_spread(ref: ReferenceExcitations, block: str) -> np.ndarray:
+    """Return, per channel of `block`, the std over classes of the class mean of s (how much the channel depends
+    on the class); classes without images are left out."""
+    s = ref.excitations[block].astype(np.float64)
+    present = [k for k in range(len(ref.classes)) if (ref.labels == k).any()]
+    if len(present) < 2:
+        return np.zeros(s.shape[1])
+    means = np.stack([s[ref.labels == k].mean(0) for k in present])
+    return means.std(0)
+
+
+def default_channel(ref: ReferenceExcitations, block: str) -> int:
+    """Return the channel of `block` whose class means lie furthest apart (largest class_spread; lowest index
+    on ties): the channel where the per-class view shows most."""
+    return int(np.argmax(class_spread(ref, block)))
 
 
 def channel_from_point(point: Mapping, blocks: Sequence[str]) -> tuple[str, int] | None:
@@ -117,11 +136,6 @@ def channel_from_point(point: Mapping, blocks: Sequence[str]) -> tuple[str, int]
     if isinstance(y, str) and y in blocks and isinstance(x, (int, float)):
         return y, int(x)
     return None
-
-
-def _pct(p: float) -> str:
-    """Return a probability as a percentage with enough digits to show small changes near 0 or 1."""
-    return f"{p:.3%}" if p > 0.999 or p < 0.001 else f"{p:.1%}"
 
 
 @dataclass
@@ -169,8 +183,9 @@ def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, c
     per_class = pd.DataFrame({"index": np.arange(len(s_all)), "class": [ref.classes[y] for y in ref.labels],
                               "s": s_all.astype(float)})
     panels = [Panel(f"{key}_by_class", f"s of channel {channel} at {block} per class",
-                      f"Over {ref.source}: each point is one image, the box its class's quartiles. A channel whose "
-                      "boxes sit apart responds to the class; one whose boxes overlap does not.",
+                      f"Over {ref.source}: each point is one image; each box summarises its class (median line, "
+                      "quartiles, dashed line: the class mean). The boxes show classes on average; a channel whose "
+                      "boxes sit apart responds to the class, one whose boxes overlap does not.",
                       class_strip(per_class, f"Excitation s of channel {channel} at {block}, per class"), per_class)]
     top, bottom = most_and_least(ref, block, channel)
     gallery = pd.DataFrame(
@@ -181,16 +196,15 @@ def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, c
     labels = [f"{g['class'][:10]} · {g['s']:.2f}" for _, g in gallery.iterrows()]
     panels.append(Panel(
         f"{key}_gallery", f"Reference images that excite channel {channel} of {block} most and least",
-        f"Top row: the {len(top)} images of {ref.source} with the highest s for this channel; bottom row: the "
-        f"{len(bottom)} with the lowest. Each is labelled with its class and s.",
+        f"Top row: the {len(top)} single images of {ref.source} with the highest s for this channel; bottom "
+        f"row: the {len(bottom)} with the lowest. Each is labelled with its class and s. Single images at the "
+        "extremes can come from other classes than the box plot's highest and lowest class on average.",
         image_grid([ref.thumbnails[i] for i in top] + [ref.thumbnails[i] for i in bottom], labels,
                      [f"most (s ≥ {s_all[top[-1]]:.2f})", f"least (s ≤ {s_all[bottom[-1]]:.2f})"], len(top),
                      f"The {len(top)} reference images that excite channel {channel} of {block} most, and the "
                      f"{len(bottom)} least"), gallery))
     ko = pd.DataFrame(columns=["image", "class", "when", "probability"])
-    by_class = per_class.groupby("class", sort=False)["s"].median()
-    text = (f"Channel {channel} of {block} is excited most by {by_class.idxmax()} (median s = {by_class.max():.2f}) "
-            f"and least by {by_class.idxmin()} ({by_class.min():.2f}).")
+    text = channel_words(per_class, gallery, block, channel)
     if image is not None:
         a = block_anatomy(loaded, image, block)
         u, us = a.u[channel], a.scaled[channel]
@@ -222,16 +236,41 @@ def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, c
         top_class = a.topk[0][0]
         p = ko[ko["class"] == top_class].set_index("when")["probability"]
         whens = list(dict.fromkeys(ko["when"]))
-        text += (f" On {image.name} (s = {a.s[channel]:.2f}), setting it to 0 moves P({top_class}) from "
-                 f"{_pct(p[whens[0]])} to {_pct(p[whens[1]])}, setting it to 1 to {_pct(p[whens[2]])}.")
-    return ChannelResult(panels, text, top, bottom, ko)
+        p0, p_off, p_on = p[whens[0]], p[whens[1]], p[whens[2]]
+        off = (f"leaves P({top_class}) at {pct(p0)}" if pct(p_off) == pct(p0) else
+               f"moves P({top_class}) from {pct(p0)} to {pct(p_off)}")
+        on = "leaves it unchanged" if pct(p_on) == pct(p0) else f"moves it to {pct(p_on)}"
+        text += f" On {image.name} (s = {num(a.s[channel])}), setting it to 0 {off}; setting it to 1 {on}."
+    return ChannelResult(panels, finish(text, capitalise=False), top, bottom, ko)
+
+
+def channel_words(per_class: pd.DataFrame, gallery: pd.DataFrame, block: str, channel: int) -> str:
+    """Return what the box plot (class means) and the gallery (single images) each show for one channel, so the
+    sentence agrees with both: the classes with the highest and lowest mean s, and the classes of the most and
+    least exciting single images."""
+    by_class = per_class.groupby("class", sort=False)["s"].mean()
+    hi, lo = by_class.idxmax(), by_class.idxmin()
+    if same(by_class[hi], by_class[lo]):
+        text = (f"Channel {channel} of {block} gets the same mean s in every class ({num(by_class[hi])}): it does "
+                "not respond to the class.")
+    else:
+        text = (f"Channel {channel} of {block} is excited most by {hi} on average (mean s = {num(by_class[hi])}) and "
+                f"least by {lo} ({num(by_class[lo])}).")
+    for group, word in (("most exciting", "most"), ("least exciting", "least")):
+        part = gallery[gallery["group"] == group]
+        if not len(part):
+            continue
+        counts = part["class"].value_counts()
+        classes = listing([f"{n} {c}" for c, n in counts.items()][:3]) + (" and others" if len(counts) > 3 else "")
+        text += f" The {len(part)} single images that excite it {word} are {classes}."
+    return text
 
 
 def class_strip(frame: pd.DataFrame, title: str) -> go.Figure:
     """Box plot with every point of s per class (frame: class, s), classes in frame order."""
     fig = go.Figure()
     for j, (cls, part) in enumerate(frame.groupby("class", sort=False)):
-        fig.add_trace(go.Box(y=part["s"], name=str(cls), boxpoints="all", jitter=0.45, pointpos=0,
+        fig.add_trace(go.Box(y=part["s"], name=str(cls), boxpoints="all", jitter=0.45, pointpos=0, boxmean=True,
                              marker=dict(size=3, color=color_for(j), opacity=0.55), line=dict(color=color_for(j)),
                              fillcolor="rgba(0,0,0,0)", hovertemplate=f"{cls}<br>s = %{{y:.3f}}<extra></extra>"))
     fig.update_yaxes(title_text=S_AXIS, range=s_axis_range(frame["s"]) if len(frame) else [0, 1])

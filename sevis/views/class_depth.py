@@ -13,7 +13,8 @@ from ..measures import measures_and_paper
 from ..plots import CHANNEL_AXIS, MEAN_S_AXIS, Panel, apply_layout, class_colors, grid_position, label_axes, panel_height, s_axis_range, subplot_grid, table_figure
 from ..recorder import SEBlock
 from ..reference import ReferenceStats
-from ..shared_figures import class_depth_frame, depth_profile, fig6
+from ..sentences import curve, difference, finish, listing, num
+from ..shared_figures import class_depth_frame, depth_profile, deviation_frame, fig6, fig6_deviation, near_all_shares
 
 
 def class_depth_measures(ref: ReferenceStats, control: ExcitationStats | None, blocks: Sequence[SEBlock],
@@ -23,28 +24,51 @@ def class_depth_measures(ref: ReferenceStats, control: ExcitationStats | None, b
     return measures_and_paper(ref.stats, control, blocks, knockout_identity, knockout_mean)
 
 
+FIG6_FORMS = {"deviation": "deviation from all (sorted channels)", "paper": "the paper's form (mean s per class)"}
+
+
 def class_depth_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Sequence[str], channels: str = "uniform",
                        n: int | None = 50, seed: int = 0, fig7_class: str | None = None,
-                       measures: pd.DataFrame | None = None, paper: pd.DataFrame | None = None) -> list[Panel]:
-    """The paper's Fig. 6 (per-class means), Fig. 7 (mean ± std in one class), the depth profile (measures from
-    class_depth_measures; without them, the trained model's alone) and the paper-vs-model table."""
-    return (class_figure_panels(ref, classes, blocks, channels, n, seed, fig7_class)
+                       measures: pd.DataFrame | None = None, paper: pd.DataFrame | None = None,
+                       form: str = "deviation") -> list[Panel]:
+    """The paper's Fig. 6 (per-class means, as deviations from "all" or in the paper's form), Fig. 7 (mean ± std in
+    one class), the depth profile (measures from class_depth_measures; without them, the trained model's alone)
+    and the paper-vs-model table."""
+    return (class_figure_panels(ref, classes, blocks, channels, n, seed, fig7_class, form)
             + depth_profile_panels(ref, measures, paper))
 
 
 def class_figure_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Sequence[str], channels: str = "uniform",
-                        n: int | None = 50, seed: int = 0, fig7_class: str | None = None) -> list[Panel]:
-    """The paper's Fig. 6 (per-class means) and Fig. 7 (mean ± std within one class)."""
+                        n: int | None = 50, seed: int = 0, fig7_class: str | None = None,
+                        form: str = "deviation") -> list[Panel]:
+    """The paper's Fig. 6 and Fig. 7 (mean ± std within one class). `form` "deviation" (default): each class
+    mean minus the mean over all images, channels sorted by how much the classes differ, one colour scale, each
+    panel titled with its share of class means within 0.05 of "all"; "paper": the class means over channel
+    index, as the paper draws them."""
+    if form not in FIG6_FORMS:
+        raise ValueError(f"unknown Fig. 6 form {form!r}; use {' or '.join(FIG6_FORMS)}")
     stats = ref.stats
     frame = class_depth_frame(stats, classes, blocks, channels, n, seed)
     how = {"all": "all channels", "first": f"the first {n} channels",
-           "uniform": f"{n} channels sampled uniformly (seed {seed})"}.get(channels, channels)
-    panels = [Panel(
-        "fig6_class_means", "Mean excitation per class at each SE block (Fig. 6)",
-        f"Over {ref.source}; {how}. Each coloured line is the mean excitation s of one class, the dashed black "
-        "line the mean over all images. Where the lines coincide the block is class-agnostic; where they part "
-        "it is class-specific. The paper finds early blocks class-agnostic and late ones class-specific, with "
-        "some late blocks saturated near 1.", fig6(frame), frame)]
+           "uniform": f"{n} evenly spaced channels"}.get(channels, channels)
+    if form == "deviation":
+        dev = deviation_frame(frame)
+        panel = Panel(
+            "fig6_class_means", "How far each class's mean excitation lies from the mean over all images (Fig. 6)",
+            f"Over {ref.source}; {how}. Each row is one class, each column one channel, the colour the class's "
+            "mean s minus the mean over all images (white: this class gets the same s as every image; red: more; "
+            "blue: less), on one scale for every block. Channels are sorted by how much the shown classes differ "
+            "(most class-dependent first). Each title gives the share of the cells within 0.05 of 'all': near "
+            "100% the block is class-agnostic, lower it is class-specific. The paper finds early blocks "
+            "class-agnostic and late ones class-specific.", fig6_deviation(dev), dev)
+    else:
+        panel = Panel(
+            "fig6_class_means", "Mean excitation per class at each SE block (Fig. 6)",
+            f"Over {ref.source}; {how}. Each coloured line is the mean excitation s of one class, the dashed "
+            "black line the mean over all images. Where the lines coincide the block is class-agnostic; where "
+            "they part it is class-specific. The paper finds early blocks class-agnostic and late ones "
+            "class-specific, with some late blocks saturated near 1.", fig6(frame), frame)
+    panels = [panel]
     cls7 = fig7_class or (classes[0] if classes else None)
     if cls7 is not None:
         f7 = class_depth_frame(stats, [cls7], blocks, channels, n, seed)
@@ -80,32 +104,52 @@ def depth_profile_panels(ref: ReferenceStats, measures: pd.DataFrame | None = No
             "paper_vs_model", "The paper's findings (Section 7.2) in this model",
             f"Each finding of the paper's Section 7.2, checked on {ref.source}: the numbers are measured here, "
             "the verdict follows the criterion in its row.",
-            table_figure(paper[["finding", "paper", "blocks", "this_model", "shows"]],
+            table_figure(paper[["finding", "paper", "blocks", "this_model", "criterion", "shows"]],
                            "The paper's findings in this model"), paper))
     return panels
 
 
-def class_depth_takeaway(measures: pd.DataFrame, paper: pd.DataFrame | None = None) -> str | None:
-    """Return what the depth profile shows, in one or two sentences computed from `measures`
-    (class_depth_measures) and the paper table: where s depends on the class most and least, how much of it
-    the untrained control already has, and how many of the paper's findings this model shows."""
-    part = measures.dropna(subset=["class_specificity"])
+def class_depth_takeaway(measures: pd.DataFrame, paper: pd.DataFrame | None = None,
+                         blocks: Sequence[str] | None = None, fig6_data: pd.DataFrame | None = None) -> str | None:
+    """Return what the view shows, computed from `measures` (class_depth_measures), restricted to `blocks` (the
+    blocks on screen in Fig. 6; default all): how class specificity runs over them (a curve that is not monotonic
+    is called so), how much of it the untrained control already has (its seed mean) and what training added
+    (computed from the rounded numbers shown), Fig. 6's shares within 0.05 of "all" (`fig6_data`: its
+    deviation frame), and how many of the paper's findings this model shows."""
+    part = measures if blocks is None else measures[measures["block"].isin(list(blocks))]
     if part.empty:
         return None
-    first, last = part.iloc[0], part.iloc[-1]
-    text = (f"Class specificity goes from {first['class_specificity']:.2f} at {first['block']} to "
-            f"{last['class_specificity']:.2f} at {last['block']}")
-    if "learned_specificity" in part:
-        text += (f"; the untrained control already reaches {first['control_class_specificity']:.2f} and "
-                 f"{last['control_class_specificity']:.2f}, so training added {first['learned_specificity']:+.2f} "
-                 f"and {last['learned_specificity']:+.2f}")
-    text += "."
+    names = list(part["block"])
+    text = f"Over the blocks in Fig. 6, class specificity {curve(part['class_specificity'], names)}."
+    if "control_class_specificity" in part:
+        ends = [part.iloc[0]] if len(part) == 1 else [part.iloc[0], part.iloc[-1]]
+        seeds = int(part["control_seeds"].iloc[0]) if "control_seeds" in part else 1
+        what = f"the untrained control (mean of {seeds} seeds)" if seeds > 1 else "the untrained control"
+        reached, added, missing = [], [], []
+        for row in ends:
+            trained, control, diff = difference(row["class_specificity"], row["control_class_specificity"])
+            if "undefined" in (trained, control):
+                missing.append(row["block"])
+                continue
+            reached.append(f"{control} at {row['block']}")
+            added.append(f"{diff} ({trained} − {control})")
+        if reached:
+            text += f" {what[0].upper() + what[1:]} already reaches {listing(reached)}, so training added {listing(added)}."
+        if missing:
+            text += (f" At {listing(missing)} the learned part is undefined: the trained model's or the control's "
+                     "s is the same for every image there.")
+    if fig6_data is not None and len(fig6_data):
+        shares = near_all_shares(fig6_data)
+        lo, hi = min(shares, key=shares.get), max(shares, key=shares.get)
+        text += (f" In Fig. 6, {num(100 * shares[hi], '.0f')}% of the class means at {hi} lie within 0.05 of "
+                 f"'all', {num(100 * shares[lo], '.0f')}% at {lo}." if hi != lo else
+                 f" In Fig. 6, {num(100 * shares[hi], '.0f')}% of the class means at {hi} lie within 0.05 of 'all'.")
     if paper is not None and len(paper):
         judged = paper[paper["shows"] != "n/a"]
         shown = list(judged.loc[judged["shows"] == "yes", "finding"])
         text += (f" This model shows {len(shown)} of the paper's {len(judged)} judged findings"
                  + (f" ({', '.join(shown)})." if shown else "."))
-    return text
+    return finish(text)
 
 
 def fig7(frame: pd.DataFrame, cls: str, cols: int | None = None, title: str | None = None) -> go.Figure:

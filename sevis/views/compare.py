@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from ..analysis import similarity_by_depth
 from ..plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, color_for, grid_position, label_axes, panel_height, subplot_grid
+from ..sentences import finish, num, same
 from ..shared_figures import block_lines, excitation_frame
 
 
@@ -47,7 +48,8 @@ def compare_panels(items: Mapping[str, Mapping[str, np.ndarray]], blocks: Sequen
 
 
 def compare_takeaway(similarity: pd.DataFrame, measure: str = "pearson") -> str | None:
-    """Return where the first pair is most and least alike (frame from similarity_by_depth / compare_panels)."""
+    """Return where the first pair is most and least alike (frame from similarity_by_depth / compare_panels),
+    or that it is equally alike at every block."""
     part = similarity[similarity["pair"] == similarity["pair"].iloc[0]] if "pair" in similarity else similarity
     part = part.dropna(subset=[measure])
     if part.empty:
@@ -55,8 +57,11 @@ def compare_takeaway(similarity: pd.DataFrame, measure: str = "pearson") -> str 
     hi, lo = part.loc[part[measure].idxmax()], part.loc[part[measure].idxmin()]
     name = {"pearson": "r", "cosine": "cosine"}.get(measure, measure)
     pair = f"{part['pair'].iloc[0]}: " if "pair" in part else ""
-    return (f"{pair}the excitation patterns are most alike at {hi['block']} ({name} = {hi[measure]:.2f}) and least "
-            f"alike at {lo['block']} ({name} = {lo[measure]:.2f}).")
+    if same(hi[measure], lo[measure]):
+        return finish(capitalise=not pair, text=f"{pair}the excitation patterns are equally alike at every block where {name} is defined "
+                      f"({name} = {num(hi[measure])}).")
+    return finish(capitalise=not pair, text=f"{pair}the excitation patterns are most alike at {hi['block']} ({name} = {num(hi[measure])}) and "
+                  f"least alike at {lo['block']} ({name} = {num(lo[measure])}).")
 
 
 def difference_plot(frame: pd.DataFrame, a: str, b: str, blocks: Sequence[str] | None = None,

@@ -16,22 +16,25 @@ from plotly.subplots import make_subplots
 
 from ..anatomy import BlockAnatomy, DEFAULT_K
 from ..images import image_stem
+from ..sentences import finish, is_number, num, same
 from ..plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, s_axis_range
 from ..shared_figures import feature_map_grid, topk_bar, topk_frame
 
 
-def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K) -> list[Panel]:
+def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K, gate: str = "σ", act: str | None = "δ") -> list[Panel]:
     """Return the view's panels: the chain z → δ(W1·z) → s as bars, U and U·s for the k highest- and
-    k lowest-s channels on one colour scale, and the prediction."""
+    k lowest-s channels on one colour scale, and the prediction. `gate` and `act` name the block's own gate and
+    activation (sevis.formula.block_formula), so the labels show the formula this block computes."""
+    act = act or "δ"
     name, stem = a.block.name, image_stem(a.image)
     high, low = a.extremes(k)
     sh = a.shapes()
     rows = [pd.DataFrame({"quantity": "z", "label": f"z = squeeze(U): {sh['z']} values, one per channel",
                           "index": np.arange(len(a.z)), "value": a.z})]
     if a.hidden is not None:
-        rows.append(pd.DataFrame({"quantity": "hidden", "label": f"δ(W1·z): {sh['δ(W1·z)']} hidden units (C/r)",
+        rows.append(pd.DataFrame({"quantity": "hidden", "label": f"{act}(W1·z): {sh['δ(W1·z)']} hidden units (C/r)",
                                   "index": np.arange(len(a.hidden)), "value": a.hidden}))
-    rows.append(pd.DataFrame({"quantity": "s", "label": f"s = σ(W2·δ(W1·z)): {sh['s']} values, the excitation",
+    rows.append(pd.DataFrame({"quantity": "s", "label": f"s = {gate}(W2·{act}(W1·z)): {sh['s']} values, the excitation",
                               "index": np.arange(len(a.s)), "value": a.s}))
     chain = pd.concat(rows, ignore_index=True)
     chain.insert(0, "block", name)
@@ -71,15 +74,38 @@ def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K) -> list[Panel]:
     ]
 
 
+def default_block(blocks: Sequence) -> str:
+    """Return the block the view opens on: the first block of stage 2 (SE_2_1 in SE-ResNets: large feature
+    maps that still show the image), else the first block of the second stage present, else the first block."""
+    stage2 = [b.name for b in blocks if b.stage == 2]
+    if stage2:
+        return stage2[0]
+    stages = list(dict.fromkeys(b.stage for b in blocks))
+    second = [b.name for b in blocks if len(stages) > 1 and b.stage == stages[1]]
+    return (second or [blocks[0].name])[0]
+
+
+def energy_kept(a: BlockAnatomy) -> float:
+    """Return the share of U's energy (sum of squares) that U·s keeps; NaN when U is zero everywhere. A ratio
+    of sums, so it holds for feature maps of any size (random weights can leave U near 1e-22)."""
+    u2 = float((a.u.astype(np.float64) ** 2).sum())
+    return float((a.scaled.astype(np.float64) ** 2).sum() / u2) if u2 > 0 else float("nan")
+
+
 def anatomy_takeaway(a: BlockAnatomy, k: int = DEFAULT_K) -> str:
-    """Return one sentence computed from the block's numbers: which channels pass, which are muted, how
-    much of U's energy U·s keeps."""
+    """Return one sentence computed from the block's numbers: which channels pass, which are muted (or that
+    s is the same in every channel), how much of U's energy U·s keeps."""
     high, low = a.extremes(k)
+    name, n = a.block.name, len(a.s)
     below = int((a.s < 0.5).sum())
-    energy = float((a.scaled ** 2).sum() / max((a.u ** 2).sum(), 1e-12))
-    return (f"At {a.block.name}, channel {high[0]} is passed on most (s = {a.s[high[0]]:.2f}) and channel "
-            f"{low[0]} is scaled down most (s = {a.s[low[0]]:.2f}); {below} of {len(a.s)} channels get s < 0.5, "
-            f"and U·s keeps {energy:.0%} of U's energy (sum of squares).")
+    energy = energy_kept(a)
+    kept = ("U is zero everywhere, so there is no energy to keep" if not is_number(energy) else
+            f"U·s keeps {num(100 * energy, '.0f' if energy >= 0.01 else '.2g')}% of U's energy (sum of squares)")
+    if same(a.s[high[0]], a.s[low[0]]):
+        return finish(f"At {name}, s is {num(a.s[high[0]])} in every one of the {n} channels (to two decimals): "
+                      f"the block scales all channels alike and picks none out; {kept}.")
+    return finish(f"At {name}, channel {high[0]} is passed on most (s = {num(a.s[high[0]])}) and channel {low[0]} "
+                  f"is scaled down most (s = {num(a.s[low[0]])}); {below} of {n} channels get s < 0.5, and {kept}.")
 
 
 HIGH_COLOR, LOW_COLOR, OTHER_COLOR = "#2ca02c", "#d62728", "#9aa5b1"  # highest-s, lowest-s, other channels

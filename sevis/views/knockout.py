@@ -13,7 +13,9 @@ import torch
 from ..images import NamedImage, image_stem
 from ..inference import run_batch
 from ..knockout import Mode, knockout_overrides, knockout_sweep
+from ..paper import LITTLE_COST_POINTS
 from ..plots import PALETTE, Panel, apply_layout, short_labels
+from ..sentences import change, finish, listing, num, pct, rounded
 from ..recorder import SEBlock
 from ..zoo import LoadedModel
 
@@ -71,34 +73,83 @@ def knockout_sweep_panel(loaded: LoadedModel, batches, mode: Mode = "identity",
 
 
 def knockout_takeaway(sweep: pd.DataFrame, blocks: Sequence[SEBlock]) -> str | None:
-    """Return the costliest block to knock out and the largest cost within the last stage (sweep frame
-    from knockout_sweep), e.g. "Knocking out SE_2_1 costs 11.7 points; each block of the last stage costs
-    under 1"."""
+    """Return the costliest block to knock out and, checked against the paper's "late SE removable" (each
+    last-stage block under LITTLE_COST_POINTS), what the last stage costs (sweep frame from knockout_sweep)."""
     rows = sweep[sweep["block"] != "none"]
     if rows.empty:
         return None
-    cost = -100.0 * rows.set_index("block")["change"]
+    cost = (-100.0 * rows.set_index("block")["change"]).dropna()
+    if cost.empty:
+        return finish("The knock-out sweep measured no accuracy here (no labelled images of the model's classes).")
     worst = cost.idxmax()
-    text = (f"Knocking out {worst} costs {cost[worst]:.1f} points of accuracy" if cost[worst] > 0 else
-            f"No single block costs accuracy when knocked out (the largest change is {-cost.min():+.1f} points)")
+    if rounded(cost[worst], ".1f") > 0:
+        text = f"Knocking out {worst} costs {num(cost[worst], '.1f')} points of accuracy, the most of any single block"
+    else:
+        best = cost.idxmin()
+        text = ("No single block costs accuracy when knocked out"
+                + (f" (the largest gain is {num(-cost[best], '+.1f')} points, at {best})"
+                   if rounded(-cost[best], ".1f") > 0 else " (no change reaches 0.1 points)"))
     stage = blocks[-1].stage if blocks else None
     last = [b.name for b in blocks if b.stage == stage and b.name in cost.index] if stage is not None else []
-    if last and worst not in last and len(last) < len(cost):
-        bound = max(float(cost[last].max()), 0.0)
-        text += (f"; each block of the last stage costs at most {bound:.1f}" if len(last) > 1
-                 else f"; the last stage's {last[0]} costs {bound:.1f}")
-    return text + "."
+    if last and len(last) < len(cost):
+        top = cost[last].idxmax()
+        bound = float(cost[top])
+        verdict = ("as the paper finds, late SE can be removed at little cost" if bound < LITTLE_COST_POINTS else
+                   "unlike the paper's finding that late SE can be removed at little cost")
+        text += (f". In the last stage, knocking out {top} costs the most, {num(max(bound, 0.0), '.1f')} points "
+                 f"(the paper's criterion: under {LITTLE_COST_POINTS:g} point per block): {verdict}")
+    return finish(text)
 
 
 def knockout_image_takeaway(result: KnockoutResult, blocks: Sequence[str]) -> str:
-    """Return what knocking `blocks` out did to this image's top class."""
+    """Return what knocking `blocks` out did to this image's top class (or that it did nothing)."""
     (c, p), (c2, p2) = result.before[0], result.after[0]
     after_same = next((q for k, q in result.after if k == c), None)
-    what = ", ".join(blocks) if blocks else "no block"
+    what = listing(list(blocks)) if blocks else "no block"
+    if not blocks:
+        return finish(f"No block is knocked out, so the prediction stays {c} ({pct(p)}).")
     if result.changed:
-        return f"Knocking out {what} turns {c} ({p:.1%}) into {c2} ({p2:.1%})."
-    return (f"With {what} knocked out the image is still {c}; its probability goes from {p:.1%} to "
-            f"{(after_same if after_same is not None else p2):.1%}.")
+        return finish(f"Knocking out {what} turns {c} ({pct(p)}) into {c2} ({pct(p2)}).")
+    q = after_same if after_same is not None else p2
+    moved = change(p, q, formatter=pct)
+    return finish(f"With {what} knocked out the image is still {c}; its probability {moved}.")
+
+
+def block_effects(loaded: LoadedModel, image: NamedImage, blocks: Sequence[str], mode: Mode = "identity",
+                  means: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Return, for each block knocked out alone, how much the image's prediction changes: block, top class after,
+    its probability, whether the top class changes, and the total variation distance between the class
+    probabilities before and after (0: nothing changes, 1: disjoint), largest first."""
+    x = torch.stack([loaded.preprocess(image.image)])
+    base = run_batch(loaded, x).probs[0].double().numpy()
+    top = int(base.argmax())
+    rows = []
+    for block in blocks:
+        probs = run_batch(loaded, x, overrides=knockout_overrides([block], mode, means)).probs[0].double().numpy()
+        rows.append({"block": block, "class_after": loaded.classes[int(probs.argmax())],
+                     "top_changes": int(probs.argmax()) != top, "top_probability_after": float(probs[top]),
+                     "distance": float(0.5 * np.abs(probs - base).sum())})
+    frame = pd.DataFrame(rows, columns=["block", "class_after", "top_changes", "top_probability_after", "distance"])
+    return frame.sort_values(["top_changes", "distance"], ascending=False, kind="stable").reset_index(drop=True)
+
+
+def default_knockout(effects: pd.DataFrame) -> tuple[list[str], str]:
+    """Return (the blocks to preselect: the one whose knock-out changes the prediction most, a sentence saying
+    so, or that no single block changes anything) from block_effects."""
+    if effects.empty:
+        return [], "This model has no SE blocks to knock out."
+    best = effects.iloc[0]
+    if best["distance"] < NOTHING_CHANGES:
+        return [str(best["block"])], finish(
+            f"Knocking out any single SE block leaves this image's prediction as it is (the largest change, at "
+            f"{best['block']}, moves the class probabilities by {num(100 * best['distance'], '.2f')} points); "
+            "preselected: that block.")
+    what = (f"turns the prediction into {best['class_after']}" if best["top_changes"] else
+            f"moves the class probabilities most ({num(100 * best['distance'], '.1f')} points)")
+    return [str(best["block"])], finish(f"Preselected: {best['block']}, whose knock-out alone {what}.")
+
+
+NOTHING_CHANGES = 0.0005  # total variation below this (0.05 points): no visible change at the shown precision
 
 
 def knockout_bars(sweep: pd.DataFrame, mode: str = "identity", title: str | None = None) -> go.Figure:
