@@ -9,9 +9,7 @@ cached with st.cache_data (sevis/app/common.py).
 """
 from __future__ import annotations
 
-import tempfile
 from collections import OrderedDict
-from pathlib import Path
 
 import streamlit as st
 
@@ -43,7 +41,6 @@ MODEL_KINDS = OrderedDict([
 CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet50", "sevis:fmnist_se_resnet", "sevis:se_resnet50", "sevis:se_resnet18", "timm:seresnet50",
                     "timm:legacy_seresnet50", "timm:efficientnet_b0", "torchvision:efficientnet_b0",
                     "torchvision:mobilenet_v3_large", "(from its model card)"]
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "sevis_uploaded_checkpoints"
 PAGE_CSS = """<style>
 [data-testid="stMainBlockContainer"] {padding: 1.5rem 2rem 2rem 2rem; max-width: 100%;}
 [data-testid="stMainBlockContainer"] h2 {padding-top: 0;}
@@ -54,6 +51,7 @@ PAGE_CSS = """<style>
 # ---------------------------------------------------------------------------------------- sidebar
 def model_picker():
     """Return (loaded model, (spec, pretrained, arch)); a failed load keeps the previous model."""
+    from sevis.app import guard
     sb = st.sidebar
     sb.header("Model")
     label = sb.selectbox("Network", list(MODEL_KINDS), key="model_kind")
@@ -61,7 +59,7 @@ def model_picker():
     spec, pretrained, arch = kind, True, None
     if kind in ("timm", "torchvision"):
         names = list(TIMM_SE_MODELS if kind == "timm" else TORCHVISION_SE_MODELS)
-        name = sb.selectbox(f"{kind} model", names + ["other…"], key=f"{kind}_name")
+        name = sb.selectbox(f"{kind} model", names + (["other…"] if guard.free_names() else []), key=f"{kind}_name")
         if name == "other…":
             name = sb.text_input(f"{kind} model name", key=f"{kind}_other").strip()
         pretrained = not sb.checkbox("Random weights (no download; for architecture views)", key=f"{kind}_random")
@@ -82,24 +80,24 @@ def model_picker():
         arch_label = sb.selectbox("Architecture", CHECKPOINT_ARCHS, key="ckpt_arch")
         arch = None if arch_label.startswith("(") else arch_label
         spec = ""
-        if up is not None:
-            data = up.getvalue()
-            suffix = Path(up.name).suffix.lower() if Path(up.name).suffix.lower() in (".safetensors", ".pt", ".pth") else ".pt"
-            UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
-            path = UPLOAD_DIR / f"{content_hash(data)}{suffix}"
-            if not path.exists():
-                path.write_bytes(data)
-            spec = str(path)
+        if up is None:
+            guard.release_upload()
+        else:
+            try:
+                spec = guard.store_upload(up.name, up.getvalue())
+            except SevisError as e:
+                sb.error(str(e))
     requested = (spec, pretrained, arch)
     loaded, error = None, None
+    listed = {f"timm:{n}" for n in TIMM_SE_MODELS} | {f"torchvision:{n}" for n in TORCHVISION_SE_MODELS}
     if spec:
         try:
-            loaded = get_model(*requested)
+            guard.check_model(spec, listed)
+            with st.spinner("Loading the model…"):
+                loaded = get_model(*requested)
             st.session_state["model_ok"] = requested
-        except SevisError as e:
-            error = str(e)
         except Exception as e:  # a broken third-party model must not take the app down
-            error = f"{spec} could not be loaded ({type(e).__name__}: {e})"
+            error = guard.user_message(spec, e)
     else:
         error = ("upload a weights file to use it (the previous model stays active meanwhile)" if kind == "checkpoint"
                  else "no ablation variant is trained yet: run `sevis ablate`" if kind == "ablation"
@@ -152,17 +150,18 @@ def folder_picker(loaded) -> str:
     """Sidebar: the labelled reference set every per-class view uses (Class × depth, knock-out, channel)."""
     sb = st.sidebar
     sb.header("Reference set")
+    from sevis.app import guard
     bundled = loaded.dataset == "fashion-mnist"
-    folder = sb.text_input(
+    folder = guard.folder_field(
         "Labelled images: a folder with one sub-folder per class, or a `sevis stats` JSON file",
         key="ref_folder", placeholder="empty: the bundled reference set" if bundled else "empty: the sample photos",
         help="Per-class statistics (Fig. 6, class specificity, the knock-out sweep) need at least "
              f"{MIN_IMAGES_PER_CLASS} images in each class. ImageNet validation images arranged by synset "
              "(n01443537/…) are read with their class names.")
-    if not folder.strip():
+    if not folder:
         sb.caption("Using the bundled Fashion-MNIST reference set (100 test images per class)." if bundled else
                    "No labelled set: the sample photos stand in, one per 'class', too few for per-class statistics.")
-    return folder.strip()
+    return folder
 
 
 def results_for(key, images):

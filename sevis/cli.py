@@ -32,10 +32,21 @@ def _command_line(argv: Sequence[str] | None) -> str:
     return "sevis " + shlex.join(sys.argv[1:] if argv is None else list(argv))
 
 
+def _check_arch(args: argparse.Namespace) -> None:
+    """Refuse --arch with a model name: it names the architecture of a weights file without a sevis card, and a
+    named model (embedded, timm:…, sevis:…) has its own, so it would be silently ignored."""
+    model = str(getattr(args, "model", "") or "")
+    is_file = Path(model).suffix.lower() in (".safetensors", ".pt", ".pth", ".bin", ".ckpt") or Path(model).exists()
+    if getattr(args, "arch", None) and not is_file:
+        raise SevisError(f"--arch names the architecture of a weights file without a sevis model card; {model} "
+                         "has its own, so leave --arch out")
+
+
 def _load(args: argparse.Namespace):
     """Return the LoadedModel that --model/--arch/--random-weights name (random weights: seed 0, reproducible)."""
     from .zoo import load_model
 
+    _check_arch(args)
     if not getattr(args, "random_weights", False):
         return load_model(args.model, arch=args.arch)
     prefix = str(args.model).partition(":")[0]
@@ -170,6 +181,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if target is None:
             raise SevisError(f"--write-card needs a sevis weights file (embedded, embedded-plain or a "
                              f".safetensors path); {args.model} has no model card to write")
+    _check_arch(args)
     loaded = load_model(args.model, arch=args.arch)
     split_size = {"test": 10_000, "train": 60_000, "reference": 1000}[args.split]
     control, knockout = not args.no_control, not args.no_knockout
@@ -233,8 +245,8 @@ def _add_stats(sub) -> None:
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
     p.add_argument("--random-weights", action="store_true",
                    help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
-    p.add_argument("--out", required=True, metavar="FILE.json", help="where to write the statistics")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--out", required=True, type=_out_path, metavar="FILE.json", help="where to write the statistics")
+    p.add_argument("--batch-size", type=_batch_size, default=64)
     p.add_argument("--workers", type=_nonnegative_int, default=2,
                    help="DataLoader worker processes decoding images, per process (0: decode in the main process)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -261,7 +273,7 @@ def _add_excite(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
-    p.add_argument("--out", required=True, metavar="FILE",
+    p.add_argument("--out", required=True, type=_out_path, metavar="FILE",
                    help=".csv (long format: image,block,channel,s), .json or .npz")
     p.add_argument("--random-weights", action="store_true",
                    help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
@@ -275,7 +287,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--arch", help="architecture of a weights file without a sevis card (sevis:<arch>)")
     p.add_argument("--split", choices=("test", "train", "reference"), default="test",
                    help="test (10k), train (60k) or the bundled reference set; default test")
-    p.add_argument("--batch-size", type=_positive_int, default=250)
+    p.add_argument("--batch-size", type=_batch_size, default=250)
     p.add_argument("--no-control", action="store_true", help="skip the untrained control (faster)")
     p.add_argument("--no-knockout", action="store_true", help="skip the knock-out sweeps (faster)")
     p.add_argument("--write-card", action="store_true",
@@ -288,8 +300,8 @@ def _add_models(sub) -> None:
     p.set_defaults(func=_cmd_models)
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """Return an argparse type that reads an integer of at least `low` (one clear message otherwise)."""
+def _int_at_least(low: int, high: int = 2**31 - 1) -> Callable[[str], int]:
+    """Return an argparse type that reads an integer from `low` to `high` (one clear message otherwise)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -297,11 +309,21 @@ def _int_at_least(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {text if len(text) < 30 else text[:27] + '…'}")
         return value
     return parse
 
 
-_positive_int, _nonnegative_int = _int_at_least(1), _int_at_least(0)
+MAX_BATCH = 65_536  # images per forward pass; beyond this no machine has the memory
+_positive_int, _nonnegative_int, _batch_size = _int_at_least(1), _int_at_least(0), _int_at_least(1, MAX_BATCH)
+
+
+def _out_path(text: str) -> str:
+    """An argparse type for --out: a non-empty path (an empty one would silently mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a file or folder to write to")
+    return text
 
 
 def _add_train(sub) -> None:
@@ -312,7 +334,7 @@ def _add_train(sub) -> None:
     p.add_argument("--data", choices=("context", "centred"), default="context",
                    help="context: garments at random positions on random backgrounds (default); centred: the originals")
     p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=_batch_size, default=128)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--se-weight-decay", type=float, default=0.0)
@@ -332,7 +354,7 @@ def _add_train(sub) -> None:
                    help="in context: garment size drawn uniformly from MIN..MAX times 28 px (default 1 1)")
     p.add_argument("--snapshots", type=_nonnegative_int, nargs="+", metavar="EPOCH",
                    help="keep fp16 weights after these epochs (0: the initialisation) in <out>.snapshots/")
-    p.add_argument("--out", help="weights path (.safetensors); default pretrained/<arch>.safetensors")
+    p.add_argument("--out", type=_out_path, help="weights path (.safetensors); default pretrained/<arch>.safetensors")
     p.set_defaults(func=_cmd_train)
 
 
@@ -371,7 +393,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             loaded, args.view, images, classes=args.classes, blocks=args.blocks, channels=args.channels, n=args.n,
             seed=args.seed, fig7_class=args.fig7_class, folder=args.folder, knockout_blocks=args.knockout,
             mode=args.mode, progress=progress, channel=args.channel)
-    written = write_panels(panels, args.out, args.format, pack=args.pack, view=args.view,
+    written = write_panels(panels, args.out, args.format, pack=args.pack, view=args.view, force=args.force,
                            context=f"Model: {loaded.name} ({loaded.spec}). Command: {_command_line(args.argv)}")
     for path in written:
         print(path)
@@ -397,7 +419,8 @@ def _export_ablations(args: argparse.Namespace) -> int:
     if takeaway:
         context += f"\n\nTakeaway: {takeaway}"
         print(f"takeaway: {takeaway}")
-    for path in write_panels(panels, args.out, args.format, pack=args.pack, view="ablations", context=context):
+    for path in write_panels(panels, args.out, args.format, pack=args.pack, view="ablations", context=context,
+                             force=args.force):
         print(path)
     return 0
 
@@ -421,7 +444,9 @@ def _add_export(sub) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (live, compare, knockout)")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--out", required=True, type=_out_path, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--force", action="store_true", help="replace files already in --out (without it, an export that "
+                                                        "would replace a file stops and names them)")
     p.add_argument("--random-weights", action="store_true",
                    help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
     p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=["png", "html", "csv"],
@@ -473,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SevisError as e:
-        print(f"sevis: error: {e}", file=sys.stderr)
+        print(f"sevis: error: {e}{getattr(e, 'cli_hint', '')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sevis: interrupted", file=sys.stderr)

@@ -2,7 +2,12 @@
 
 
 class SevisError(Exception):
-    """An error whose message is meant for the user as it is (no traceback)."""
+    """An error whose message is meant for the user as it is (no traceback). `cli_hint` is said after it on the
+    command line only (a flag to try, which means nothing to a student in the app)."""
+
+    def __init__(self, *args, cli_hint: str = "") -> None:
+        super().__init__(*args)
+        self.cli_hint = cli_hint
 
 
 class ImageError(SevisError):

@@ -342,29 +342,44 @@ def teaching_pack(panels: Sequence[Panel], view: str, formats: Iterable[str] = (
     return buf.getvalue()
 
 
+def export_file_names(panels: Sequence[Panel], formats: Iterable[str], prefix: str = "", pack: bool = False,
+                      view: str = "figures") -> list[str]:
+    """Return the names write_panels gives its files (before anything is rendered)."""
+    keys = _unique_keys(panels)
+    names = [safe_filename(safe_filename(prefix + key, fmt)) for fmt in (f.lower() for f in formats) for key in keys]
+    return names + ([safe_filename(f"{prefix}sevis_{view}_teaching_pack", "zip")] if pack else [])
+
+
 def write_panels(panels: Sequence[Panel], out_dir: str | os.PathLike, formats: Iterable[str],
-                 prefix: str = "", pack: bool = False, view: str = "figures", context: str = "") -> list[Path]:
+                 prefix: str = "", pack: bool = False, view: str = "figures", context: str = "",
+                 force: bool = False) -> list[Path]:
     """Write every panel in every format into `out_dir` (created if needed); return the paths written.
 
     Only sanitised file names are joined to `out_dir`. With pack=True a teaching-pack zip is written as well.
-    Raises ExportError when a requested static format cannot be made (the others are still written).
+    Each file is written atomically (a temporary file beside it, then one rename), so an export stopped half-way
+    leaves every file whole: new, or as it was. Without `force`, an export that would replace files stops
+    before rendering anything, naming them. Raises ExportError when a requested static format cannot be made
+    (the others are still written).
     """
+    from .files import existing, write_atomic
     out = Path(out_dir)
+    formats = list(formats)
+    taken = existing([out / n for n in export_file_names(panels, formats, prefix, pack, view)])
+    if taken and not force:
+        names = ", ".join(p.name for p in taken[:5]) + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
+        raise ExportError(f"{out} already holds {len(taken)} of the files this export writes ({names}); nothing "
+                          "was written", cli_hint=". Pass --force to replace them, or name another --out folder.")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExportError(f"cannot create output folder {out}: {e.strerror or e}") from None
-    formats = list(formats)
     files, notes = _render_files(panels, formats, prefix)
     written = []
     for name, data in files.items():
-        path = out / safe_filename(name)
-        path.write_bytes(data)
-        written.append(path)
+        written.append(write_atomic(out / safe_filename(name), data, error=ExportError))
     if pack:
         path = out / safe_filename(f"{prefix}sevis_{view}_teaching_pack", "zip")
-        path.write_bytes(teaching_pack(panels, view, formats, context))
-        written.append(path)
+        written.append(write_atomic(path, teaching_pack(panels, view, formats, context), error=ExportError))
     if notes:
         raise ExportError("; ".join(notes) + f" (the other files are in {out})")
     return written

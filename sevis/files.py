@@ -55,18 +55,20 @@ def read_regular(path: str | os.PathLike, limit: int, label: str | None = None,
         raise error(f"{label} is a folder, not a file") from None
     except OSError as e:
         raise error(f"{label}: cannot be read ({e.strerror or 'error'})") from None
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                kind = describe_kind(st.st_mode)
-                raise error(f"{label} is {kind}, not a file" if kind.startswith("a ") else f"{label}: {kind}")
-            if st.st_size > limit:
-                raise error(f"{label}: file is larger than {limit // 2**20} MB")
-            os.set_blocking(fd, True)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = describe_kind(st.st_mode)
+            raise error(f"{label} is {kind}, not a file" if kind.startswith("a ") else f"{label}: {kind}")
+        if st.st_size > limit:
+            raise error(f"{label}: file is larger than {limit // 2**20} MB")
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as fh:
             data = fh.read(limit + 1)
-        except OSError as e:
-            raise error(f"{label}: cannot be read ({e.strerror or 'error'})") from None
+    except OSError as e:
+        raise error(f"{label}: cannot be read ({e.strerror or 'error'})") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise error(f"{label}: file is larger than {limit // 2**20} MB")
     return data

@@ -103,36 +103,45 @@ class ExcitationRecords:
 
 
 def write_excitations(records: ExcitationRecords, out: str | os.PathLike) -> Path:
-    """Write `records` as .csv (long: image,block,channel,s), .json or .npz; return the path."""
+    """Write `records` as .csv (long: image,block,channel,s), .json or .npz, atomically (a temporary file beside
+    it, then one rename: a run stopped half-way leaves the previous file whole); return the path."""
+    from .files import atomic_path
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in EXCITATION_FORMATS:
         raise ExportError(f"cannot write excitations to {out.name}: use a .csv, .json or .npz file name")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".csv":
-            records.long_frame().to_csv(out, index=False, float_format="%.8g", quoting=csv.QUOTE_MINIMAL)
-        elif suffix == ".json":
-            doc = {
-                "model": records.model,
-                "blocks": [{"name": b.name, "stage": b.stage, "channels": b.channels, "path": b.path,
-                            "kind": b.kind} for b in records.blocks],
-                "images": [
-                    {"image": img,
-                     **({"prediction": records.predictions[i]} if records.predictions else {}),
-                     "excitations": {name: [float(v) for v in s[i]] for name, s in records.excitations.items()}}
-                    for i, img in enumerate(records.images)
-                ],
-            }
-            out.write_text(json.dumps(doc, indent=1) + "\n")
-        else:
-            arrays = {f"s/{name}": np.asarray(s, np.float32) for name, s in records.excitations.items()}
-            np.savez_compressed(out, images=np.asarray(records.images, dtype=str),
-                                blocks=np.asarray(list(records.excitations), dtype=str),
-                                model=np.asarray(records.model), **arrays)
+        with atomic_path(out) as tmp:
+            _write_records(records, tmp, suffix)
     except OSError as e:
         raise ExportError(f"cannot write {out}: {e.strerror or e}") from None
     return out
+
+
+def _write_records(records: ExcitationRecords, out: Path, suffix: str) -> None:
+    """Write `records` to `out` in the format `suffix` names."""
+    if suffix == ".csv":
+        records.long_frame().to_csv(out, index=False, float_format="%.8g", quoting=csv.QUOTE_MINIMAL)
+    elif suffix == ".json":
+        doc = {
+            "model": records.model,
+            "blocks": [{"name": b.name, "stage": b.stage, "channels": b.channels, "path": b.path,
+                        "kind": b.kind} for b in records.blocks],
+            "images": [
+                {"image": img,
+                 **({"prediction": records.predictions[i]} if records.predictions else {}),
+                 "excitations": {name: [float(v) for v in s[i]] for name, s in records.excitations.items()}}
+                for i, img in enumerate(records.images)
+            ],
+        }
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+    else:
+        arrays = {f"s/{name}": np.asarray(s, np.float32) for name, s in records.excitations.items()}
+        with open(out, "wb") as fh:  # a file object: numpy would add .npz to the temporary file's name
+            np.savez_compressed(fh, images=np.asarray(records.images, dtype=str),
+                                blocks=np.asarray(list(records.excitations), dtype=str),
+                                model=np.asarray(records.model), **arrays)
 
 
 def read_excitations(path: str | os.PathLike) -> ExcitationRecords:

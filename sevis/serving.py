@@ -69,13 +69,13 @@ def check_free_model(spec: str, listed: set[str]) -> None:
     if not free_model_names():
         raise ModelError("this server offers only the listed models; pick one of them")
     params, se_blocks = model_size(spec)
-    if se_blocks == 0:
-        raise ModelError(f"{spec} has no Squeeze-and-Excitation blocks, so there is nothing to show here; pick a "
-                         "model with SE blocks (the listed ones all have them)")
     limit = max_model_params()
     if params > limit:
         raise ModelError(f"{spec} has {params / 1e6:,.0f} million parameters, more than this server allows "
                          f"({limit / 1e6:,.0f} million); pick a smaller model")
+    if se_blocks == 0:
+        raise ModelError(f"{spec} has no Squeeze-and-Excitation blocks, so there is nothing to show here; pick a "
+                         "model with SE blocks (the listed ones all have them)")
 
 
 def model_size(spec: str) -> tuple[int, int]:

@@ -199,27 +199,29 @@ def finish() -> None:
 
 def write_stats_file(result: dict, out: str | os.PathLike) -> Path:
     """Write `result` (from folder_statistics) as JSON, atomically; return the path."""
+    from .files import write_atomic
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1, default=_plain, allow_nan=False))
-        tmp.replace(out)
     except OSError as e:
         raise SevisError(f"cannot write {out}: {e.strerror or e}") from None
-    return out
+    text = json.dumps(result, indent=1, default=_plain, allow_nan=False)
+    return write_atomic(out, text)  # a temporary file beside it, then one rename; removed if anything fails
+
+
+MAX_STATS_BYTES = 2**30  # 1 GiB: ImageNet's 1000 classes over a large model's blocks take a few hundred MB
 
 
 def read_stats_file(path: str | os.PathLike) -> tuple[ExcitationStats, dict]:
     """Return (the statistics, the whole file's data) of a file `sevis stats` wrote."""
-    path = Path(path).expanduser()
+    from .files import read_regular
+    path = Path(path) if getattr(path, "root", None) else Path(path).expanduser()
+    text = read_regular(path, MAX_STATS_BYTES, path.name, error=DatasetError)  # a FIFO named x.json: refused
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(text)
         if data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file")
         return ExcitationStats.from_dict(data["statistics"]), data
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise DatasetError(f"{path.name} is not a statistics file written by `sevis stats` "
                            f"({type(e).__name__}: {e})") from None

@@ -107,6 +107,10 @@ class UploadStore:
         for holder in [h for h in list(self._held) if h not in alive]:
             self.release(holder)
 
+    def holders(self) -> list[str]:
+        """Return the holders that hold a file now."""
+        return list(self._held)
+
     def files(self) -> list[Path]:
         """Return the files stored now."""
         return sorted(self._digests)

@@ -75,11 +75,12 @@ class LoadedModel:
 
 
 def _offline_hint(spec: str, err: BaseException) -> ModelError:
+    # The cause is said in words ("offline"): an exception's class name means nothing to a student.
     return ModelError(
-        f"weights for {spec} cannot be had: they are not in the local cache and downloading failed "
-        f"({type(err).__name__}). Connect to the internet once to cache them, or load a local weights file "
-        f"(safetensors) with the architecture named, e.g. `--model FILE.safetensors --arch {spec}`."
-    )
+        f"weights for {spec} cannot be had: they are not in the local cache and this computer is offline (their "
+        f"host cannot be reached). Connect to the internet once to cache them, or load a local weights file "
+        f"(safetensors) with the architecture named",
+        cli_hint=f", e.g. `--model FILE.safetensors --arch {spec}`.")
 
 
 # ---------------------------------------------------------------------------- offline: fail fast

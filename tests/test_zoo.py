@@ -111,8 +111,11 @@ def test_pretrained_weights_offline_give_one_clear_error(offline, spec):
         load_model(spec, pretrained=True)
     msg = str(info.value)
     assert spec in msg and "cannot be had" in msg and "cache" in msg
-    assert "--arch" in msg and ".safetensors" in msg  # what to do instead
-    assert "\n" not in msg
+    assert "offline" in msg and "Error" not in msg  # the cause in words, not an exception's name
+    assert "--" not in msg  # the app shows it too: no command-line flags there
+    hint = info.value.cli_hint  # the CLI adds what to type instead
+    assert "--arch" in hint and ".safetensors" in hint
+    assert "\n" not in msg + hint
 
 
 # ------------------------------------------------------------------------------ checkpoints

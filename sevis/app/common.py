@@ -40,10 +40,19 @@ class Context:
 
 
 # ---------------------------------------------------------------------------------------- cached work
-@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+@st.cache_resource
+def model_cache():
+    """Return the server's one model cache: shared by every session, bounded by the bytes of the models'
+    weights (SEVIS_MODEL_CACHE_MB), least recently used first out."""
+    from sevis.budget import ByteBudgetCache
+    from sevis.serving import model_cache_bytes
+    return ByteBudgetCache(model_cache_bytes)
+
+
 def get_model(spec: str, pretrained: bool = True, arch: str | None = None) -> LoadedModel:
     """Return the loaded model for (spec, pretrained, arch), shared by every session."""
-    return load_model(spec, pretrained=pretrained, arch=arch)
+    return model_cache().get_or_make((spec, pretrained, arch),
+                                     lambda: load_model(spec, pretrained=pretrained, arch=arch))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -52,11 +61,12 @@ def get_samples(spec: str, pretrained: bool, arch: str | None):
     return sample_images(get_model(spec, pretrained, arch))
 
 
-@st.cache_data(show_spinner=False, max_entries=32, ttl="1h")
 def get_results(spec: str, pretrained: bool, arch: str | None, keys: tuple, _images: list):
     """Return one ImageResult per image (keyed on the images' hashes in `keys`). Entries hold the decoded images,
-    so besides the count, an hour's ttl bounds how long large uploads of finished sessions stay in memory."""
-    return analyse_images(get_model(spec, pretrained, arch), _images)
+    so they are kept in this session only, within SEVIS_RESULT_CACHE_MB: they end with the session."""
+    from sevis.app.guard import session_results
+    return session_results((spec, pretrained, arch, keys),
+                           lambda: analyse_images(get_model(spec, pretrained, arch), _images))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
