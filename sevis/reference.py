@@ -19,6 +19,7 @@ from .folders import folder_images
 from .images import sample_photos
 from .inference import split_batches
 from .measures import control_statistics_seeds
+from .precomputed import load_precomputed
 from .preprocess import open_image
 from .recorder import ExcitationRecorder, SEBlock, find_se_blocks
 from .stats import read_stats_file
@@ -32,6 +33,7 @@ class ReferenceStats:
     images: int
     source: str  # what the statistics were computed over, in words
     per_class_accuracy: dict | None = None
+    note: str | None = None  # e.g. why a shipped model's precomputed statistics were not used
 
 
 def _batches_from_pils(loaded: LoadedModel, images: Sequence[Image.Image], labels: Sequence[int],
@@ -64,16 +66,22 @@ def reference_inputs(loaded: LoadedModel, folder: str | None = None, batch_size:
 
 def reference_statistics(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200,
                          progress: Callable[[float], None] | None = None,
-                         photos: Mapping[str, bytes] | None = None) -> ReferenceStats:
+                         photos: Mapping[str, bytes] | None = None, use_precomputed: bool = True) -> ReferenceStats:
     """Per-class excitation statistics (and accuracy where labels match) over a reference set.
 
     Fashion-MNIST models: the bundled reference set (100 test images per class). A `folder` with one
     sub-folder per class works for any model. ImageNet models without a folder: the sample photos, each
     its own "class" (a stand-in; name a folder for real class statistics). A `folder` ending in .json is a
-    file `sevis stats` wrote: read, not recomputed.
+    file `sevis stats` wrote: read, not recomputed. Shipped models read their bundled-set statistics from their
+    current precomputed file (sevis.precomputed); a stale one is recomputed, with a `note` saying so.
     """
     if folder and str(folder).lower().endswith(".json"):
         return reference_from_stats_file(loaded, folder)
+    note = None
+    if use_precomputed and not folder and photos is None:
+        pre, note = load_precomputed(loaded)  # shipped models: computed once, beside the model card
+        if pre is not None:
+            return ReferenceStats(pre.stats, pre.accuracy, pre.images, pre.source, pre.per_class_accuracy)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
     classes, batches, total, source = reference_inputs(loaded, folder, batch_size, photos)
     stats = ExcitationStats(classes, OrderedDict((b.name, b.channels) for b in blocks))
@@ -95,7 +103,7 @@ def reference_statistics(loaded: LoadedModel, folder: str | None = None, batch_s
                 progress(min(done / max(total, 1), 1.0))
     acc = float(correct.sum() / max(seen.sum(), 1)) if matched else None
     per_class = {c: float(correct[k] / seen[k]) for k, c in enumerate(classes) if seen[k]} if matched else None
-    return ReferenceStats(stats, acc, int(seen.sum()), source, per_class)
+    return ReferenceStats(stats, acc, int(seen.sum()), source, per_class, note)
 
 
 MIN_IMAGES_PER_CLASS = 5  # below this, per-class means and every index built on them mean nothing
@@ -115,13 +123,18 @@ def too_few_images(stats: ExcitationStats, minimum: int = MIN_IMAGES_PER_CLASS) 
             "images arranged by synset: sub-folders named n01443537 … are read as their class names).")
 
 
-def reference_control(loaded: LoadedModel, folder: str | None = None,
-                      batch_size: int = 200) -> list[ExcitationStats] | None:
+def reference_control(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200,
+                      use_precomputed: bool = True) -> list | None:
     """Return the untrained control's statistics over the same reference set as reference_statistics, one per
     seed of CONTROL_SEEDS (same architecture, seeded random weights, BatchNorm recalibrated on those images);
-    None for a `sevis stats` file."""
+    None for a `sevis stats` file. A shipped model's current precomputed file gives each seed's per-block summary
+    instead (sevis.precomputed.StoredSummary)."""
     if folder and str(folder).lower().endswith(".json"):
         return None
+    if use_precomputed and not folder:
+        pre, _ = load_precomputed(loaded)
+        if pre is not None:
+            return list(pre.control)  # per-seed summaries: all the depth measures read
     classes, batches, _, _ = reference_inputs(loaded, folder, batch_size)
     return control_statistics_seeds(loaded, list(batches), classes=classes)
 

@@ -146,3 +146,28 @@ def test_untrained_control_is_deterministic_and_recalibrated(embedded):
         np.testing.assert_array_equal(sa.mean(blk), sb.mean(blk))
     assert 0.05 < fa["accuracy"] < 0.3  # untrained: about chance, never the trained model's accuracy
     assert all(0.05 < sa.overall_mean(blk).mean() < 0.95 for blk in sa.blocks)
+
+
+def test_control_from_three_seeds_is_deterministic_and_summarised_by_mean_and_range(embedded):
+    from sevis.measures import CONTROL_SEEDS, control_statistics_seeds
+    batches = list(split_batches(embedded, embedded.reference_set(), 250))[:2]  # 500 images: quick
+    a = control_statistics_seeds(embedded, batches)
+    b = control_statistics_seeds(embedded, batches)
+    assert len(a) == len(CONTROL_SEEDS) >= 3
+    for x, y in zip(a, b):  # the same seeds give the same control, bit for bit
+        for blk in x.blocks:
+            np.testing.assert_array_equal(x.mean(blk), y.mean(blk))
+    specs = np.array([[s.class_specificity(blk) for blk in a[0].blocks] for s in a])
+    assert not np.allclose(specs[0], specs[1]) and not np.allclose(specs[1], specs[2])  # seeds differ
+    trained, _ = collect_statistics(embedded, batches)
+    m = depth_measures(trained, a)
+    np.testing.assert_allclose(m["control_class_specificity"], np.nanmean(specs, 0))
+    np.testing.assert_allclose(m["control_class_specificity_min"], np.nanmin(specs, 0))
+    np.testing.assert_allclose(m["control_class_specificity_max"], np.nanmax(specs, 0))
+    np.testing.assert_allclose(m["learned_specificity"], m["class_specificity"] - np.nanmean(specs, 0))
+    assert (m["control_seeds"] == 3).all()
+    # The paper table quotes the seed mean and range.
+    table = paper_vs_model(m.assign(stage=[int(b.split("_")[1]) for b in m["block"]])).set_index("finding")
+    e = m.iloc[2]  # SE_2_3, the last block of the first stage
+    assert (f"untrained control {e['control_class_specificity']:.2f}, range {e['control_class_specificity_min']:.2f}–"
+            f"{e['control_class_specificity_max']:.2f} over 3 seeds") in table.loc["class-agnostic early", "this_model"]

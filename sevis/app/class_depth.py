@@ -37,6 +37,8 @@ def render(ctx: Context) -> list[Panel]:
         return []
     acc = f" · accuracy {ref.accuracy:.1%}" if ref.accuracy is not None else ""
     st.caption(f"Statistics over {ref.source}{acc} (change it in the sidebar).")
+    if ref.note:
+        st.caption(ref.note)
     problem = too_few_images(ref.stats)
     if problem:
         st.warning(problem)

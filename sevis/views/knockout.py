@@ -15,6 +15,7 @@ from ..inference import run_batch
 from ..knockout import Mode, knockout_overrides, knockout_sweep
 from ..paper import LITTLE_COST_POINTS
 from ..plots import PALETTE, Panel, apply_layout, short_labels
+from ..precomputed import load_precomputed
 from ..sentences import change, finish, listing, num, pct, rounded
 from ..recorder import SEBlock
 from ..zoo import LoadedModel
@@ -64,7 +65,20 @@ def knockout_sweep_panel(loaded: LoadedModel, batches, mode: Mode = "identity",
         if progress and total:
             progress(min(done[0] / total, 1.0))
 
-    sweep = knockout_sweep(loaded, batches, mode=mode, means=means, progress=step)
+    return sweep_panel(knockout_sweep(loaded, batches, mode=mode, means=means, progress=step), mode, source)
+
+
+def precomputed_sweep_panel(loaded: LoadedModel, mode: Mode = "identity") -> Panel | None:
+    """Return the sweep panel over the bundled reference set from a shipped model's current precomputed file
+    (sevis.precomputed), or None when there is none."""
+    pre, _ = load_precomputed(loaded)
+    if pre is None or mode not in pre.sweeps:
+        return None
+    return sweep_panel(pre.sweeps[mode], mode, pre.sweep_source)
+
+
+def sweep_panel(sweep: pd.DataFrame, mode: Mode = "identity", source: str = "the reference set") -> Panel:
+    """Return the panel of a knock-out sweep frame (sevis.knockout.knockout_sweep)."""
     return Panel("knockout_sweep", "Accuracy with each SE block knocked out",
                    f"Accuracy over {source} when one SE block at a time has its s replaced by "
                    f"{'1 (identity)' if mode == 'identity' else 'its reference-set mean'}; bars show the change "
