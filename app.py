@@ -15,24 +15,25 @@ import streamlit as st
 
 from sevis import SevisError, find_se_blocks
 from sevis.app import families
-from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live, training
-from sevis.app.common import Context, content_hash, get_model, get_results, get_samples, remember
+from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live, tour, training
+from sevis.app.common import (LECTURE_CSS, LECTURE_KEY, Context, content_hash, get_model, get_results, get_samples,
+                              remember)
 from sevis.names import ABLATIONS, FAMILY_RUNS, trained_ablations, trained_families
 from sevis.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
 from sevis.images import decode_uploads
 from sevis.reference import MIN_IMAGES_PER_CLASS
 from sevis.views.architecture import model_summary
 
-st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon=":material/biotech:", layout="wide")
 
 # Tab order; every view module has TITLE and render(ctx) -> panels (Export: render(ctx, views)).
-VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, families, training]
+VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, families, tour, training]
 VIEWS = [m.TITLE for m in VIEW_MODULES] + [export.TITLE]
 MODEL_KINDS = OrderedDict([
     ("Our SE-ResNet-50 layout (Fashion-MNIST in context)", "embedded"),
     ("Its plain twin, no SE", "embedded-plain"),
     ("Our first SE-ResNet (centred Fashion-MNIST)", "embedded-centred"),
-    ("Ablation variant (trained by `sevis ablate`)", "ablation"),
+    ("Ablation variant (trained by sevis ablate)", "ablation"),
     ("Architecture model (trained by sevis family)", "family"),
     ("timm ImageNet model", "timm"),
     ("torchvision ImageNet model", "torchvision"),
@@ -174,17 +175,20 @@ def results_for(key, images):
 # ---------------------------------------------------------------------------------------- page
 def main() -> None:
     loaded, key = model_picker()
+    lecture = st.sidebar.toggle("Lecture mode", key=LECTURE_KEY,
+                                help="For a projector: figure text at least 16 px and titles 20 px, tables that wrap, "
+                                     "wide bar charts sorted, no download menus (the Export view keeps them).")
     images, errors = image_picker(loaded, key)
     folder = folder_picker(loaded)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
-    st.markdown(PAGE_CSS, unsafe_allow_html=True)
+    st.markdown(PAGE_CSS + (LECTURE_CSS if lecture else ""), unsafe_allow_html=True)
     st.markdown("## Inside Squeeze-and-Excitation")
     st.caption("How SE blocks rescale channels (excitation s = σ(W₂·ReLU(W₁·z)), one value per channel), "
                f"for **{loaded.name}**: from one image, over classes and depth, knocked out, and what they cost.")
     if not key[1]:
         st.warning(f"**{loaded.name} has random weights** (nothing was learned): its predictions are meaningless, "
                    "and its excitations show only what the architecture does with an image. Views that need a trained "
-                   "model say so.", icon="🎲")
+                   "model say so.", icon=":material/casino:")
     for line in errors:
         st.error(line)
     try:
@@ -192,15 +196,16 @@ def main() -> None:
     except SevisError as e:
         st.error(str(e))
         results, images = [], []
-    ctx = Context(loaded, key, images, errors, results, blocks, folder)
+    ctx = Context(loaded, key, images, errors, results, blocks, folder, lecture=lecture)
     tabs = st.tabs(VIEWS, key="view", on_change="rerun")
     for tab, module in zip(tabs, VIEW_MODULES):
         with tab:
             if tab.open:
-                remember(module.TITLE, module.render(ctx))
+                with st.spinner(f"Computing {module.TITLE}…", show_time=True):
+                    remember(module.TITLE, module.render(ctx))
     with tabs[-1]:
         if tabs[-1].open:
-            export.render(ctx, VIEWS[:-1])
+            export.render(ctx, VIEW_MODULES)
 
 
 main()

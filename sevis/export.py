@@ -25,7 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .errors import ExportError
-from .plots import Panel
+from .plots import Panel, slides_style
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
 DATA_FORMATS = ("csv", "json")
@@ -278,16 +278,20 @@ def _unique_keys(panels: Sequence[Panel]) -> list[str]:
 
 
 def readme_text(panels: Sequence[Panel], view: str, context: str = "", notes: Sequence[str] = (),
-                files: Iterable[str] = ()) -> str:
-    """Return the teaching pack's README: what each figure shows and which files hold it."""
+                files: Iterable[str] = (), takeaways: Sequence[str] = ()) -> str:
+    """Return the teaching pack's README: the view's takeaways (the sentences it ended with, computed from what it
+    showed), what each figure shows and which files hold it."""
     files = sorted(files)
     lines = [f"# sevis teaching pack: {view}", ""]
     if context:
         lines += [context, ""]
     lines += ["Squeeze-and-Excitation (SE) blocks (Hu et al., 'Squeeze-and-Excitation Networks') rescale each "
-              "channel c of a feature map by an excitation s_c in [0, 1], computed from the globally pooled "
-              "feature map: s = sigmoid(W2 · ReLU(W1 · z)). The figures below show s for this model.", "",
-              "## Figures", ""]
+              "channel c of a feature map by an excitation s_c (between 0 and 1 for the usual sigmoid gate), computed "
+              "from the globally pooled feature map: s = sigmoid(W2 · ReLU(W1 · z)). The figures below show s for "
+              "this model.", ""]
+    if takeaways:
+        lines += ["## Takeaways", ""] + [f"- {t}" for t in takeaways] + [""]
+    lines += ["## Figures", ""]
     for key, p, extra in zip(_unique_keys(panels), panels, _attachments(panels)):
         mine = [f for f in files if f.rsplit(".", 1)[0] == key] + [f for f in extra if f in files]
         lines += [f"### {p.title}", "", p.caption, "", "Files: " + (", ".join(mine) if mine else "(none)"), ""]
@@ -307,14 +311,18 @@ def readme_text(panels: Sequence[Panel], view: str, context: str = "", notes: Se
 
 
 def teaching_pack(panels: Sequence[Panel], view: str, formats: Iterable[str] = ("png", "html", "csv"),
-                  context: str = "", scale: float = 2.0, progress: Callable[[float], None] | None = None) -> bytes:
+                  context: str = "", scale: float = 2.0, progress: Callable[[float], None] | None = None,
+                  takeaways: Sequence[str] = (), slides: bool = False) -> bytes:
     """Return a zip of the view's figures (each in `formats`) and a README.md saying what each shows.
 
     When static images cannot be made (no Chrome), the pack still holds HTML and data and the README says why.
-    `progress` gets the fraction of files made (0 to 1) after each file.
+    `progress` gets the fraction of files made (0 to 1) after each file. `takeaways` go into the README;
+    slides=True draws every figure at lecture mode's projector size (plots.slides_style).
     """
     if not panels:
         raise ExportError("this view has no figures to export yet")
+    if slides:
+        panels = [as_slides(p) for p in panels]
     formats = list(formats)
     todo, done = max(len(panels) * len(formats), 1), [0]
 
@@ -336,10 +344,15 @@ def teaching_pack(panels: Sequence[Panel], view: str, formats: Iterable[str] = (
     buf = io.BytesIO()
     folder = safe_filename(f"sevis_{view}", default="sevis")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{folder}/README.md", readme_text(panels, view, context, notes, files))
+        zf.writestr(f"{folder}/README.md", readme_text(panels, view, context, notes, files, takeaways))
         for name, data in files.items():
             zf.writestr(f"{folder}/{name}", data)
     return buf.getvalue()
+
+
+def as_slides(panel: Panel) -> Panel:
+    """Return a copy of `panel` whose figure has lecture mode's projector sizes (plots.slides_style)."""
+    return Panel(panel.key, panel.title, panel.caption, slides_style(panel.figure), panel.data, dict(panel.files))
 
 
 def export_file_names(panels: Sequence[Panel], formats: Iterable[str], prefix: str = "", pack: bool = False,

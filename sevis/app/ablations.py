@@ -9,7 +9,7 @@ from sevis.views import ablations as L
 from sevis.ablations import NOISE_SEEDS, grid_findings, noise_floor, summary
 from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR as DEFAULT_PAIR, fig6_default_classes
 
-from .common import download_menu, intro, show_panel, takeaway
+from .common import download_menu, intro, show_panel, show_table, takeaway
 from sevis.plots import Panel
 
 TITLE = "Ablations"
@@ -45,8 +45,8 @@ def render(ctx) -> list[Panel]:
     if stale:
         st.warning(stale)
     st.markdown(f"**{panels[0].title}**")
-    st.dataframe(L.display_table(panels[0].data), hide_index=True, width="stretch",
-                 column_config={"paper's row": st.column_config.TextColumn(width="medium")})
+    show_table(L.display_table(panels[0].data), hide_index=True, width="stretch",
+               column_config={"paper's row": st.column_config.TextColumn(width="medium")})
     st.caption(panels[0].caption)
     download_menu(panels[0], "ab_table")
     show_panel(panels[1], "ab_deltas")

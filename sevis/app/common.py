@@ -13,7 +13,7 @@ from sevis import SEBlock, load_model
 from sevis import export as E
 from sevis.zoo import LoadedModel
 from sevis.images import analyse_images, sample_images
-from sevis.plots import Panel
+from sevis.plots import Panel, slides_style
 from sevis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
 from sevis.views.architecture import architecture_panels
 from sevis.views.knockout import knockout_sweep_panel
@@ -33,6 +33,7 @@ class Context:
     results: list = field(default_factory=list)  # ImageResult, one per image
     blocks: list[SEBlock] = field(default_factory=list)
     folder: str = ""  # the sidebar's labelled reference set ("" = bundled set or sample photos)
+    lecture: bool = False  # lecture mode: projector-sized figures and tables, fewer controls
 
     @property
     def random_weights(self) -> bool:
@@ -161,6 +162,9 @@ def show_panel(panel: Panel, key: str, clickable_blocks: list[str] | None = None
     if clickable_blocks:
         st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG,
                         on_select=lambda: open_channel(chart_key, clickable_blocks), selection_mode="points")
+    lecture = lecture_mode()
+    if lecture:
+        figure = slides_style(figure or panel.figure)
     else:
         st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG)
     st.caption(panel.caption)
@@ -168,8 +172,36 @@ def show_panel(panel: Panel, key: str, clickable_blocks: list[str] | None = None
 
 
 def download_menu(panel: Panel, key: str) -> None:
-    """A popover with the panel as PNG/SVG/PDF (rendered on click), HTML, and its data as CSV/JSON."""
+    """A popover with the panel as PNG/SVG/PDF (rendered on click), HTML, and its data as CSV/JSON; none in lecture
+    mode (fewer controls in front of a class: the Export view still has every file)."""
+    if lecture_mode():
+        return
     with st.popover("⬇ Download", key=f"dl_{key}"):
+def lecture_mode() -> bool:
+    """Return True when the sidebar's lecture-mode switch is on."""
+    return bool(st.session_state.get(LECTURE_KEY))
+
+
+LECTURE_KEY = "lecture"
+# Lecture mode's page style: larger body text and captions in a dark grey, tables that wrap instead of scrolling.
+LECTURE_CSS = """<style>
+[data-testid="stMainBlockContainer"] p, [data-testid="stMainBlockContainer"] li {font-size: 1.15rem;}
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p {color: #333 !important; font-size: 1.05rem;}
+[data-testid="stTable"] table {table-layout: auto; width: 100%;}
+[data-testid="stTable"] td, [data-testid="stTable"] th {white-space: normal !important; word-break: break-word;
+  font-size: 1.05rem; vertical-align: top;}
+</style>"""
+
+
+def show_table(frame, key: str | None = None, **dataframe_kw) -> None:
+    """Show a table: in lecture mode as a static table whose cells wrap (every column fits 1280 px, no
+    horizontal scrolling); otherwise as Streamlit's interactive data frame (sortable, `dataframe_kw`)."""
+    if lecture_mode():
+        st.table(frame, hide_index=dataframe_kw.get("hide_index"))
+    else:
+        st.dataframe(frame, key=key, **dataframe_kw)
+
+
         st.caption(panel.caption)
         cols = st.columns(3)
         if static_ok():
@@ -195,6 +227,7 @@ def remember(view: str, panels: list[Panel]) -> None:
     if panels:
         st.session_state["last_view"] = view
 
+    st.session_state.setdefault("takeaways", {})[view] = st.session_state.pop(PENDING_TAKEAWAYS, [])
 
 def display_image(img: Image.Image, size: int = 160) -> Image.Image:
     """Return `img` enlarged with hard pixels when small (28 px garments), so students see what the model saw."""
@@ -219,3 +252,7 @@ def takeaway(text: str | None) -> None:
     """The sentence a view ends with, computed from what is on screen."""
     if text:
         st.info(f"**Takeaway.** {text}")
+        st.session_state.setdefault(PENDING_TAKEAWAYS, []).append(text)  # for the teaching pack's README
+
+
+PENDING_TAKEAWAYS = "pending_takeaways"  # takeaways shown during this run, until remember() files them

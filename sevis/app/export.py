@@ -7,41 +7,55 @@ import streamlit as st
 
 from sevis import export as E
 
-from .common import Context, show_panel, static_ok
+from .common import Context, remember, show_panel, static_ok
 
 TITLE = "Export"
 
 
-def render(ctx: Context, views: Sequence[str]) -> None:
-    """Offer the teaching pack of any of `views` that has shown figures in this session."""
-    st.markdown("Every figure has its own **⬇ Download** menu. Here you can take a whole view at once as a "
-                "**teaching pack**: a zip with each figure, the data behind it, and a README saying what each "
-                "figure shows.")
+def render(ctx: Context, modules: Sequence) -> None:
+    """Offer the teaching pack of every view (`modules`: each has TITLE and render(ctx)); a view not opened in this
+    session is computed here, on demand, with its default settings."""
+    st.markdown("Every figure has its own **Download** menu. Here you can take a whole view at once as a "
+                "**teaching pack**: a zip with each figure, the data behind it, and a README with the view's "
+                "takeaways and what each figure shows. Every view is listed: one you have not opened yet is computed "
+                "when you pick it, with its default settings (open the view first to choose its settings).")
     stored = st.session_state.get("panels", {})
-    available = [v for v in views if stored.get(v)]
+    titles = [m.TITLE for m in modules]
     if not static_ok():
         st.warning(E.NO_CHROME)
-    if not available:
-        st.info("Open a view first (e.g. Live inference or Class × depth); its figures can then be packed here.")
-        return
     last = st.session_state.get("last_view")
-    view = st.selectbox("View", available, key="ex_view", index=available.index(last) if last in available else 0)
+    view = st.selectbox("View", titles, key="ex_view", index=titles.index(last) if last in titles else 0,
+                        format_func=lambda t: t if stored.get(t) else f"{t} (computed on demand)")
+    if not stored.get(view):
+        module = modules[titles.index(view)]
+        st.caption(f"{view} has not been opened in this session: computing it now with its default settings.")
+        with st.spinner(f"Computing {view}…", show_time=True), st.expander(f"{view}, as computed for the pack"):
+            remember(view, module.render(ctx))
+        stored = st.session_state.get("panels", {})
+    panels = stored.get(view) or []
+    if not panels:
+        st.info(f"{view} has no figures for this model and these inputs (its message is in the box above).")
+        return
     formats_all = list(E.ALL_FORMATS) if static_ok() else ["html", "csv", "json"]
     formats = st.multiselect("Formats in the pack", formats_all,
                              default=[f for f in ("png", "html", "csv") if f in formats_all], key="ex_formats")
-    panels = stored[view]
+    slides = st.checkbox("Slides size (lecture mode's fonts, for a projector)", value=ctx.lecture, key="ex_slides")
+    takeaways = st.session_state.get("takeaways", {}).get(view, [])
+    if takeaways:
+        st.markdown("**Takeaways** (they go into the README)\n\n" + "\n".join(f"- {t}" for t in takeaways))
     st.markdown("\n".join(f"- **{p.title}**: {p.caption}" for p in panels))
-    pack_button(ctx, view, panels, formats or ["html"])
+    pack_button(ctx, view, panels, formats or ["html"], takeaways, slides)
     for i, p in enumerate(panels):
         with st.expander(p.title):
             show_panel(p, f"ex_{i}")
 
 
-def pack_button(ctx: Context, view: str, panels: list, formats: list[str]) -> None:
+def pack_button(ctx: Context, view: str, panels: list, formats: list[str], takeaways: Sequence[str] = (),
+                slides: bool = False) -> None:
     """'Build teaching pack' renders every file under a progress bar, then offers the zip's download; the built
     pack (one per session) stays until the view's figures or the formats change."""
     loaded = ctx.loaded
-    want = (view, tuple(formats), id(panels), tuple(p.caption for p in panels))
+    want = (view, tuple(formats), id(panels), tuple(p.caption for p in panels), slides)
     built = st.session_state.get("ex_built")
     if built is not None and built[0] != want:
         built = st.session_state["ex_built"] = None
@@ -49,7 +63,8 @@ def pack_button(ctx: Context, view: str, panels: list, formats: list[str]) -> No
                  type="primary" if built is None else "secondary"):
         bar = st.progress(0.0, text="Rendering the teaching pack…")
         data = E.teaching_pack(panels, view, formats, context=f"Model: {loaded.name} ({loaded.spec}).",
-                               progress=lambda f: bar.progress(f, text=f"Rendering the teaching pack: {f:.0%}"))
+                               progress=lambda f: bar.progress(f, text=f"Rendering the teaching pack: {f:.0%}"),
+                               takeaways=takeaways, slides=slides)
         bar.empty()
         built = st.session_state["ex_built"] = (want, data)
     if built is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from sevis.gates import range_words
 
 from .common import Context, block_picker, display_image, intro, show_panel, takeaway
 from sevis.plots import Panel
@@ -19,8 +20,8 @@ def render(ctx: Context) -> list[Panel]:
     """Show the live view for the picked images; return its panels."""
     results, blocks = ctx.results, ctx.blocks
     intro("The model's prediction for an image and the excitation s of every SE block: one row per block in the "
-          "heat strip (shallow at the top), one value per channel, 0 = suppressed, 1 = passed on. Click a cell to "
-          "open that channel.")
+          f"heat strip (shallow at the top), one value per channel, {range_words(ctx.loaded.model)}. Click a cell "
+          "to open that channel.")
     if not ctx.images:
         st.info("Upload one or more images in the sidebar, or pick sample images.")
         return []

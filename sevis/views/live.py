@@ -12,24 +12,25 @@ import torch
 from PIL import Image
 
 from ..images import ImageResult, image_stem
+from ..overlay import model_input_image
 from ..plots import CHANNEL_AXIS, Panel, apply_layout, s_axis_range
 from ..shared_figures import block_lines, excitation_frame, topk_bar, topk_frame
 from ..zoo import LoadedModel
 
 
-def model_input_image(loaded: LoadedModel, image: Image.Image) -> Image.Image:
-    """Return the image exactly as the model receives it (after its preprocessing), back in pixel space."""
-    x = loaded.preprocess(image).float()
-    pp = loaded.card.get("preprocessing") or {}
-    if x.shape[0] == 1:
-        mean, std = loaded.normalisation
-    else:  # ImageNet models: the usual channel statistics unless the model says otherwise
-        mean = torch.tensor(pp.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32)[:, None, None]
-        std = torch.tensor(pp.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32)[:, None, None]
-    pixels = (x * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
-    if pixels.shape[0] == 1:
-        return Image.fromarray(pixels[0].numpy(), "L")
-    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
+def value_words(s) -> str:
+    """Return how to read the values `s` of a heat strip: 0 and 1, and what values above 1 or below 0 mean."""
+    s = np.asarray(s, np.float64)
+    s = s[np.isfinite(s)]
+    words = "0 = suppressed, 1 = passed on unchanged"
+    if s.size and s.max() > 1:
+        words += f", above 1 = amplified (here up to {s.max():.2f})"
+    if s.size and s.min() < 0:
+        words += f", below 0 = sign flipped (here down to {s.min():.2f})"
+    return words
+
+
+MIN_MODEL_INPUT_PX = 256  # a teaching pack's model-input image is enlarged (nearest) to at least this, for slides
 
 
 def domain_note(loaded: LoadedModel, image: Image.Image) -> str | None:
@@ -60,7 +61,7 @@ def live_panels(result: ImageResult, blocks: Sequence[str] | None = None) -> lis
         panels.append(Panel(
             f"{key}_heat_strip", f"Excitations of {result.name} at every SE block",
             "Each row is one SE block (shallow at the top, deep at the bottom), each column a channel; the colour "
-            "is the excitation s the block multiplies that channel by (0 = suppressed, 1 = passed on unchanged).",
+            f"is the excitation s the block multiplies that channel by ({value_words(frame['s'])}).",
             heat_strip(frame, f"Excitations at every SE block: {result.name}"), frame))
         sel = frame if blocks is None else frame[frame["block"].isin(list(blocks))]
         panels.append(Panel(
@@ -74,7 +75,11 @@ def input_image_files(loaded: LoadedModel, name: str, image: Image.Image) -> dic
     """Return the image as given and as the model saw it (after its preprocessing), as PNG files for a teaching
     pack: {stem}_input.png and {stem}_model_input.png."""
     files = {}
-    for suffix, img in (("input", image), ("model_input", model_input_image(loaded, image))):
+    seen = model_input_image(loaded, image)
+    factor = -(-MIN_MODEL_INPUT_PX // max(min(seen.size), 1))  # hard pixels, so students see what the model saw
+    if factor > 1:
+        seen = seen.resize((seen.width * factor, seen.height * factor), Image.NEAREST)
+    for suffix, img in (("input", image), ("model_input", seen)):
         buf = io.BytesIO()
         img.save(buf, "PNG")
         files[f"{image_stem(name)}_{suffix}.png"] = buf.getvalue()
