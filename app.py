@@ -174,10 +174,10 @@ def results_for(key, images):
 
 # ---------------------------------------------------------------------------------------- page
 def main() -> None:
-    loaded, key = model_picker()
     lecture = st.sidebar.toggle("Lecture mode", key=LECTURE_KEY,
                                 help="For a projector: figure text at least 16 px and titles 20 px, tables that wrap, "
                                      "wide bar charts sorted, no download menus (the Export view keeps them).")
+    loaded, key = model_picker()
     images, errors = image_picker(loaded, key)
     folder = folder_picker(loaded)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]

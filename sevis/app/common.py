@@ -159,24 +159,18 @@ def show_panel(panel: Panel, key: str, clickable_blocks: list[str] | None = None
     With `clickable_blocks` a click on a channel (a point with customdata [block, channel]) opens the
     Channel view, through Streamlit's selection events."""
     chart_key = f"chart_{key}"
-    if clickable_blocks:
-        st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG,
-                        on_select=lambda: open_channel(chart_key, clickable_blocks), selection_mode="points")
     lecture = lecture_mode()
     if lecture:
         figure = slides_style(figure or panel.figure)
+    if clickable_blocks:
+        st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG,
+                        on_select=lambda: open_channel(chart_key, clickable_blocks), selection_mode="points")
     else:
         st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG)
     st.caption(panel.caption)
     download_menu(panel, key)
 
 
-def download_menu(panel: Panel, key: str) -> None:
-    """A popover with the panel as PNG/SVG/PDF (rendered on click), HTML, and its data as CSV/JSON; none in lecture
-    mode (fewer controls in front of a class: the Export view still has every file)."""
-    if lecture_mode():
-        return
-    with st.popover("⬇ Download", key=f"dl_{key}"):
 def lecture_mode() -> bool:
     """Return True when the sidebar's lecture-mode switch is on."""
     return bool(st.session_state.get(LECTURE_KEY))
@@ -202,6 +196,12 @@ def show_table(frame, key: str | None = None, **dataframe_kw) -> None:
         st.dataframe(frame, key=key, **dataframe_kw)
 
 
+def download_menu(panel: Panel, key: str) -> None:
+    """A popover with the panel as PNG/SVG/PDF (rendered on click), HTML, and its data as CSV/JSON; none in lecture
+    mode (fewer controls in front of a class: the Export view still has every file)."""
+    if lecture_mode():
+        return
+    with st.popover("⬇ Download", key=f"dl_{key}"):
         st.caption(panel.caption)
         cols = st.columns(3)
         if static_ok():
@@ -224,10 +224,10 @@ def show_table(frame, key: str | None = None, **dataframe_kw) -> None:
 def remember(view: str, panels: list[Panel]) -> None:
     """Keep the panels a view last showed, for the Export tab's teaching pack."""
     st.session_state.setdefault("panels", {})[view] = panels
+    st.session_state.setdefault("takeaways", {})[view] = st.session_state.pop(PENDING_TAKEAWAYS, [])
     if panels:
         st.session_state["last_view"] = view
 
-    st.session_state.setdefault("takeaways", {})[view] = st.session_state.pop(PENDING_TAKEAWAYS, [])
 
 def display_image(img: Image.Image, size: int = 160) -> Image.Image:
     """Return `img` enlarged with hard pixels when small (28 px garments), so students see what the model saw."""
