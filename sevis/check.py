@@ -7,8 +7,6 @@ SE layers never ran) or whose output is thrown away looks like any other in the 
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 import pandas as pd
 import torch
@@ -132,5 +130,3 @@ def check_loaded(loaded: LoadedModel, images: int = 100) -> tuple[pd.DataFrame, 
     x, inputs = check_inputs(loaded, images)
     return check_model(loaded.model, x), inputs
 
-
-__all__: Sequence[str] = ["check_failed", "check_loaded", "check_model", "check_summary", "format_check"]

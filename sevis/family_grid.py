@@ -20,7 +20,7 @@ import pandas as pd
 from .ablations import ABLATION_SCHEDULE, claim_lock, lock_owner, read_state_dtypes, save_trained
 from .checkpoint import card_path, read_card, write_card
 from .errors import ModelError
-from .names import FAMILY_MODELS, FAMILY_RUNS, family_dir
+from .names import FAMILY_RUNS, family_dir
 from .paper import CONSTANT_SPREAD
 
 # One schedule for every architecture: the ablation grid's 30k training garments (fresh in-context samples every
@@ -302,7 +302,3 @@ def write_summary(out_dir: str | Path | None = None) -> Path:
     path.write_text(json.dumps(doc, indent=1) + "\n")
     return path
 
-
-def model_names() -> list[str]:
-    """Return the model names (without seeds), SE models before their plain twins."""
-    return list(FAMILY_MODELS)

@@ -19,7 +19,7 @@ from ..check import check_loaded, check_summary
 from ..checkpoint import read_card
 from ..errors import ModelError
 from ..families import FAMILY_TITLES
-from ..family_grid import FAMILY_SCHEDULE, PAPER_ROWS, architecture_table, summary, weights_file
+from ..family_grid import PAPER_ROWS, architecture_table, summary, weights_file
 from ..names import FAMILY_RUNS, fig6_default_classes
 from ..plots import PALETTE, Panel, apply_layout, table_figure
 from ..recorder import find_se_blocks
@@ -271,5 +271,3 @@ def families_panels(run: str | None = None, classes: list[str] | None = None,
         panels[0] = replace(panels[0], caption=f"{panels[0].caption} Takeaway: {takeaway}")
     return panels, takeaway
 
-
-__all__ = ["FAMILY_SCHEDULE", "families_panels", "families_takeaway"]
