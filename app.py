@@ -14,6 +14,7 @@ from collections import OrderedDict
 import streamlit as st
 
 from sevis import SevisError, find_se_blocks
+from sevis.formula import excitation_formula
 from sevis.app import families
 from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live, tour, training
 from sevis.app.common import (LECTURE_CSS, LECTURE_KEY, Context, content_hash, get_model, get_results, get_samples,
@@ -183,7 +184,8 @@ def main() -> None:
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
     st.markdown(PAGE_CSS + (LECTURE_CSS if lecture else ""), unsafe_allow_html=True)
     st.markdown("## Inside Squeeze-and-Excitation")
-    st.caption("How SE blocks rescale channels (excitation s = σ(W₂·ReLU(W₁·z)), one value per channel), "
+    formula = excitation_formula(loaded.model, blocks) or "no SE blocks in this model"
+    st.caption(f"How SE blocks rescale channels (excitation {formula}, one value per channel), "
                f"for **{loaded.name}**: from one image, over classes and depth, knocked out, and what they cost.")
     if not key[1]:
         st.warning(f"**{loaded.name} has random weights** (nothing was learned): its predictions are meaningless, "

@@ -232,7 +232,8 @@ def evaluate(loaded, split_name: str = "test", batch_size: int = 250, control: b
 
 def evaluation_passes(control: bool, knockout: bool) -> int:
     """Return how many times `evaluate` reports a full split to its progress callback."""
-    return 1 + int(control) + 2 * int(knockout)
+    from .measures import CONTROL_SEEDS
+    return 1 + len(CONTROL_SEEDS) * int(control) + 2 * int(knockout)
 
 
 def evaluation_report(mm, classes: Sequence[str], split: str, command: str) -> dict:

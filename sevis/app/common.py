@@ -16,7 +16,7 @@ from sevis.images import analyse_images, sample_images
 from sevis.plots import Panel, slides_style
 from sevis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
 from sevis.views.architecture import architecture_panels
-from sevis.views.knockout import knockout_sweep_panel
+from sevis.views.knockout import knockout_sweep_panel, precomputed_sweep_panel
 
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 ModelKey = tuple  # (spec, pretrained, arch): what every cached function is keyed on
@@ -92,6 +92,9 @@ def get_control(spec: str, pretrained: bool, arch: str | None, folder: str):
 def get_sweep(spec: str, pretrained: bool, arch: str | None, folder: str, mode: str):
     """Return the knock-out sweep panel (one pass over the reference set per SE block)."""
     loaded = get_model(spec, pretrained, arch)
+    panel = precomputed_sweep_panel(loaded, mode) if pretrained and not folder else None
+    if panel is not None:  # a shipped model: computed once, beside its card
+        return panel
     means = None
     if mode == "mean":
         means = class_mean_excitations(get_reference(spec, pretrained, arch, folder).stats, "all")

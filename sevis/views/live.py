@@ -14,6 +14,7 @@ from PIL import Image
 from ..images import ImageResult, image_stem
 from ..overlay import model_input_image
 from ..plots import CHANNEL_AXIS, Panel, apply_layout, s_axis_range
+from ..sentences import finish, num, pct, same
 from ..shared_figures import block_lines, excitation_frame, topk_bar, topk_frame
 from ..zoo import LoadedModel
 
@@ -95,15 +96,21 @@ def with_input_images(loaded: LoadedModel, result: ImageResult, panels: list[Pan
 
 # One sentence per view, computed from what the view shows (never hard-coded numbers), for its end.
 def live_takeaway(result: ImageResult) -> str | None:
-    """Return which block spreads s the most and which the least for this image, and the prediction."""
+    """Return which block spreads s the most and which the least for this image, and the prediction (or that s
+    hardly varies across channels anywhere)."""
     if not result.excitations:
         return None
     spread = {b: float(np.std(s)) for b, s in result.excitations.items()}
     hi, lo = max(spread, key=spread.get), min(spread, key=spread.get)
     muted = {b: int((np.asarray(s) < 0.1).sum()) for b, s in result.excitations.items()}
-    return (f"{result.name} is predicted {result.topk[0][0]} ({result.topk[0][1]:.1%}). Its excitations vary most "
-            f"across channels at {hi} (std {spread[hi]:.2f}) and least at {lo} (std {spread[lo]:.2f}); "
-            f"{muted[hi]} of {len(result.excitations[hi])} channels at {hi} are nearly switched off (s < 0.1).")
+    head = f"{result.name} is predicted {result.topk[0][0]} ({pct(result.topk[0][1])})."
+    if same(spread[hi], spread[lo]) or len(spread) == 1:
+        return finish(capitalise=False, text=f"{head} Its excitations vary about as much across channels at every block (std "
+                      f"{num(spread[hi])}, at most, at {hi})" + (": s is nearly the same for every channel, "
+                      "so the SE blocks pick no channel out." if num(spread[hi]) == num(0) else "."))
+    return finish(capitalise=False, text=f"{head} Its excitations vary most across channels at {hi} (std {num(spread[hi])}) and least at "
+                  f"{lo} (std {num(spread[lo])}); {muted[hi]} of {len(result.excitations[hi])} channels at {hi} are "
+                  "nearly switched off (s < 0.1).")
 
 
 def heat_strip(frame: pd.DataFrame, title: str = "Excitations at every SE block") -> go.Figure:
