@@ -122,6 +122,9 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
     out["class_depth"] = {"cold_s": stats_cold + panels_cold, "stats_cold_s": stats_cold, "panels_s": panels_cold,
                           "cached_s": statistics.median(cached), "cache_hit_only_s": hit}
 
+    # ---------------------------------------------------------------- cold Class × depth vs cold Live (issue 17)
+    out["cold_views"] = cold_views(loaded, blocks, threads)
+
     # ---------------------------------------------------------------- knock-out sweep
     batches, pre_s = _timed(lambda: list(split_batches(loaded, loaded.reference_set(), 200)))
     times: dict[bool, list[float]] = {True: [], False: []}
@@ -143,4 +146,58 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
     ko["app_cached_s"] = statistics.median(
         _timed(lambda: len(get_sweep("embedded", "", "identity").figure.to_json()))[1] for _ in range(repeats))
     out["knockout"] = ko
+    return out
+
+
+def cold_view_work(loaded, blocks, view: str):
+    """Return the work of a view as the app does it on a new server (empty caches, model loaded): "live" = a new
+    upload's prediction, excitations and figures; "class_depth" = reference statistics, the untrained control (3
+    seeds), both knock-out sweeps, measures and every panel. With a current precomputed file beside the card
+    (sevis.precomputed) the reference results are read, not computed."""
+    from sevis.measures import measures_and_paper
+    from sevis.reference import class_mean_excitations, reference_control
+    from sevis.views.class_depth import class_depth_takeaway, class_figure_panels, depth_profile_panels
+    from sevis.views.knockout import precomputed_sweep_panel
+
+    def live() -> int:
+        images, _ = decode_uploads([("x.png", uploads()["garment 28×28 PNG"])])
+        return _json_bytes(live_panels(analyse_images(loaded, images)[0]))
+
+    def class_depth() -> int:
+        ref = reference_statistics(loaded)
+        control = reference_control(loaded)
+        sweeps = {}
+        for mode in ("identity", "mean"):
+            panel = precomputed_sweep_panel(loaded, mode)
+            if panel is None:
+                batches, _ = reference_batches(loaded)
+                means = class_mean_excitations(ref.stats, "all") if mode == "mean" else None
+                panel = knockout_sweep_panel(loaded, batches, mode, means)
+            sweeps[mode] = panel.data
+        classes = [c for c in ("Trouser", "Sneaker", "Bag", "Coat") if c in ref.stats.classes]
+        sel = paper_blocks(blocks)
+        panels = class_figure_panels(ref, classes, sel, "uniform", 50, 0, classes[0])
+        measures, paper = measures_and_paper(ref.stats, control, blocks, sweeps["identity"], sweeps["mean"])
+        panels += depth_profile_panels(ref, measures, paper)
+        class_depth_takeaway(measures, paper, sel, panels[0].data)
+        return _json_bytes(panels)
+
+    return {"live": live, "class_depth": class_depth}[view]
+
+
+def cold_views(loaded, blocks, threads: int | None = None) -> dict:
+    """Return a cold Class × depth against a cold Live inference: each in a fresh process (interpreter, imports,
+    model load, then the view's work, as on a new server), and in this process with the model loaded."""
+    from sevis.precomputed import load_precomputed
+    pre, note = load_precomputed(loaded)
+    fresh = {v: run_worker("cold_view", {"view": v, "threads": threads}) for v in ("live", "class_depth")}
+    _, live_s = _timed(cold_view_work(loaded, blocks, "live"))
+    _, cd_s = _timed(cold_view_work(loaded, blocks, "class_depth"))
+    out = {"live_loaded_s": live_s, "class_depth_loaded_s": cd_s, "precomputed": pre is not None,
+           "precomputed_note": note}
+    if not any("error" in r for r in fresh.values()):
+        out.update(live_cold_s=fresh["live"]["process_wall_s"], class_depth_cold_s=fresh["class_depth"]["process_wall_s"])
+        out["ratio"] = out["class_depth_cold_s"] / out["live_cold_s"]
+    else:
+        out["error"] = "; ".join(r["error"] for r in fresh.values() if "error" in r)
     return out

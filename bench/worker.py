@@ -173,7 +173,21 @@ def task_load(args: dict) -> dict:
             "sevis_version": sevis.__version__}
 
 
-TASKS = {"peers": task_peers, "peers_head_to_head": task_peers_head_to_head, "stats_memory": task_stats_memory, "load": task_load}
+def task_cold_view(args: dict) -> dict:
+    """A view as a fresh server first computes it (imports, model load, every number and figure): "live" (one
+    upload) or "class_depth" (bench.latency.cold_views' class_depth); the process wall time is its cold cost."""
+    t0 = time.perf_counter()
+    from sevis import find_se_blocks, load_model
+    from .latency import cold_view_work
+    _threads(args)
+    loaded = load_model(args.get("spec", "embedded"))
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    size = cold_view_work(loaded, blocks, args["view"])()
+    return {"view": args["view"], "in_process_s": time.perf_counter() - t0, "figure_json_bytes": size}
+
+
+TASKS = {"peers": task_peers, "peers_head_to_head": task_peers_head_to_head, "stats_memory": task_stats_memory, "load": task_load,
+         "cold_view": task_cold_view}
 
 if __name__ == "__main__":
     task, raw = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "{}")
