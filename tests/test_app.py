@@ -68,8 +68,8 @@ def app() -> AppTest:
 def test_live_view_shows_prediction_heat_strip_and_lines(app):
     at = _run(app, "Live inference")
     assert [t.label for t in at.tabs] == ["Live inference", "Compare", "Class × depth", "SE knock-out",
-                                          "Inside a block", "Channel", "Architecture", "Ablations", "Training",
-                                          "Export"]
+                                          "Inside a block", "Channel", "Architecture", "Ablations", "Architectures",
+                                          "Tour", "Training", "Export"]
     assert any(m.value.startswith("**Prediction:") for m in at.markdown)
     titles = _chart_titles(at)
     assert any(t.startswith("Top-5 predictions") for t in titles)
@@ -250,7 +250,9 @@ def test_live_teaching_pack_holds_the_input_images(app):
     from sevis import load_model
     from sevis.names import DEFAULT_SPEC
     x = load_model(DEFAULT_SPEC, pretrained=False).preprocess(given)  # the app's model's preprocessing
-    assert seen.size == (x.shape[-1], x.shape[-2]) and len(seen.getbands()) == x.shape[0]
+    factor = seen.size[0] // x.shape[-1]  # enlarged with hard pixels (nearest) to at least 256 px, for slides
+    assert min(seen.size) >= 256 and seen.size == (x.shape[-1] * factor, x.shape[-2] * factor)
+    assert len(seen.getbands()) == x.shape[0]
 
 
 def test_failed_model_load_keeps_previous_model(app):

@@ -24,8 +24,10 @@ def render(ctx: Context, modules: Sequence) -> None:
     if not static_ok():
         st.warning(E.NO_CHROME)
     last = st.session_state.get("last_view")
-    view = st.selectbox("View", titles, key="ex_view", index=titles.index(last) if last in titles else 0,
-                        format_func=lambda t: t if stored.get(t) else f"{t} (computed on demand)")
+    view = st.selectbox("View", titles, key="ex_view", index=titles.index(last) if last in titles else 0)
+    waiting = [t for t in titles if not stored.get(t)]
+    if waiting:
+        st.caption(f"Not opened in this session yet, so computed on demand when picked: {', '.join(waiting)}.")
     if not stored.get(view):
         module = modules[titles.index(view)]
         st.caption(f"{view} has not been opened in this session: computing it now with its default settings.")

@@ -119,7 +119,8 @@ def render(ctx: Context) -> list[Panel]:
     st.subheader(f"{i + 1}. {step.title}")
     if step.formula:
         st.latex(step.formula)
-    st.markdown("\n\n".join(f"##### {s}" for s in step.sentences))
+    for sentence in step.sentences:  # large type: read from the back of a lecture hall
+        st.markdown(f"##### {sentence}")
     if step.needs:
         st.warning(step.needs)
     for j, panel in enumerate(step.panels):
