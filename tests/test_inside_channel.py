@@ -161,3 +161,30 @@ def test_export_block_and_channel(embedded, tmp_path, image):
     assert {f"{block}_ch7_by_class.csv", f"{block}_ch7_gallery.json", f"garment_{block}_ch7_knockout.csv"} <= names
     assert main(["export", "channel", "--block", block, "--out", str(tmp_path / "d")]) == 2  # no --channel
     assert main(["export", "block", "--block", block, "SE_2_1", "--out", str(tmp_path / "d")]) == 2
+
+
+def test_channel_view_with_few_reference_images_never_shows_one_image_as_most_and_least(embedded):
+    """Six reference images (as the sample photos give an ImageNet model): three most and three least, disjoint;
+    the takeaway says what the class means and what the single images show, and they agree with the panels."""
+    from collections import OrderedDict
+
+    from sevis.views.channel import ReferenceExcitations, channel_panels, default_channel, most_and_least
+    rng = np.random.default_rng(0)
+    s = rng.uniform(0, 1, (6, 4))
+    ref = ReferenceExcitations(["cat", "cup", "rocket"], np.array([0, 0, 1, 1, 2, 2]),
+                               [np.zeros((8, 8, 3), np.uint8)] * 6, OrderedDict([("B", s)]), "six photos")
+    top, bottom = most_and_least(ref, "B", 1)
+    assert len(top) == len(bottom) == 3 and not set(top) & set(bottom)
+    result = channel_panels(embedded, ref, "B", 1)
+    gallery = result.panels[1].data
+    assert set(gallery.loc[gallery["group"] == "most exciting", "index"]).isdisjoint(
+        gallery.loc[gallery["group"] == "least exciting", "index"])
+    means = {c: s[ref.labels == k, 1].mean() for k, c in enumerate(ref.classes)}
+    best = max(means, key=means.get)
+    assert f"excited most by {best} on average (mean s = {means[best]:.2f})" in result.takeaway
+    most = gallery[gallery["group"] == "most exciting"]["class"].value_counts()
+    assert "The 3 single images that excite it most are" in result.takeaway
+    assert all(f"{n} {c}" in result.takeaway for c, n in most.items())
+    assert "box" in result.panels[0].caption and "single images" in result.panels[1].caption
+    spread = np.array([[s[ref.labels == k, c].mean() for k in range(3)] for c in range(4)]).std(1)
+    assert default_channel(ref, "B") == int(np.argmax(spread))
