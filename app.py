@@ -51,12 +51,20 @@ PAGE_CSS = """<style>
 
 
 # ---------------------------------------------------------------------------------------- sidebar
+def model_name(loaded) -> str:
+    """Return the one name a model goes by in the app and README: a shipped model's spec ("embedded"), else its
+    own name."""
+    return loaded.spec if loaded.spec in EMBEDDED else loaded.name
+
+
 def model_picker():
     """Return (loaded model, (spec, pretrained, arch)); a failed load keeps the previous model."""
     from sevis.app import guard
     sb = st.sidebar
     sb.header("Model")
-    label = sb.selectbox("Network", list(MODEL_KINDS), key="model_kind")
+    # Shipped models are called by their spec everywhere (picker, header, README): "embedded", "embedded-plain", …
+    label = sb.selectbox("Network", list(MODEL_KINDS), key="model_kind",
+                         format_func=lambda k: f"{MODEL_KINDS[k]}: {k}" if MODEL_KINDS[k] in EMBEDDED else k)
     kind = MODEL_KINDS[label]
     spec, pretrained, arch = kind, True, None
     if kind in ("timm", "torchvision"):
@@ -110,14 +118,14 @@ def model_picker():
         previous = st.session_state.get("model_ok")
         if previous and previous != requested:
             loaded, requested = get_model(*previous), previous
-            sb.caption(f"Still showing **{loaded.name}**.")
+            sb.caption(f"Still showing **{model_name(loaded)}**.")
         elif kind in EMBEDDED or previous is None:
             fallback = (kind if kind in EMBEDDED else "embedded", False, None)
             loaded, requested = get_model(*fallback), fallback
             sb.warning("Showing the same architecture with untrained (random) weights, so every view still works; "
                        "its predictions are meaningless.")
     facts = model_summary(loaded)
-    sb.caption(f"**{facts['name']}** · {facts['parameters']:,} parameters · {facts['se_blocks']} SE blocks "
+    sb.caption(f"**{model_name(loaded)}** · {facts['parameters']:,} parameters · {facts['se_blocks']} SE blocks "
                f"({facts['se_parameters']:,} parameters) · {facts['classes']} classes"
                + ("" if requested[1] else " · random weights"))
     return loaded, requested
@@ -186,9 +194,9 @@ def main() -> None:
     st.markdown("## Inside Squeeze-and-Excitation")
     formula = excitation_formula(loaded.model, blocks) or "no SE blocks in this model"
     st.caption(f"How SE blocks rescale channels (excitation {formula}, one value per channel), "
-               f"for **{loaded.name}**: from one image, over classes and depth, knocked out, and what they cost.")
+               f"for **{model_name(loaded)}**: from one image, over classes and depth, knocked out, and what they cost.")
     if not key[1]:
-        st.warning(f"**{loaded.name} has random weights** (nothing was learned): its predictions are meaningless, "
+        st.warning(f"**{model_name(loaded)} has random weights** (nothing was learned): its predictions are meaningless, "
                    "and its excitations show only what the architecture does with an image. Views that need a trained "
                    "model say so.", icon=":material/casino:")
     for line in errors:

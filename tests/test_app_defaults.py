@@ -94,6 +94,10 @@ def test_inside_a_block_opens_on_the_first_block_of_stage_2_with_its_formula(app
     first_of_stage_2 = next(b.name for b, _ in find_se_blocks(embedded.model) if b.stage == 2)
     assert at.selectbox(key="in_block").value == first_of_stage_2 == "SE_2_1"
     assert any(c.value == "This block computes s = σ(W₂·ReLU(W₁·z))" for c in at.caption)
+    # The header's formula is the model's own, and the model goes by one name: the README's and the picker's.
+    header = next(c.value for c in at.caption if c.value.startswith("How SE blocks rescale channels"))
+    assert "excitation s = σ(W₂·ReLU(W₁·z))" in header and "for **embedded**" in header
+    assert "embedded: " in at.selectbox(key="model_kind").options[0]
 
 
 def test_channel_opens_on_the_channel_whose_class_means_differ_most(embedded):
