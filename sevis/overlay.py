@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import torch
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from .plots import apply_layout
+from .anatomy import BlockAnatomy
+from .plots import Panel, apply_layout
 from .zoo import LoadedModel
 
 # Transparent where a channel is silent, then yellow to red: the image shows through wherever nothing responds.
@@ -72,3 +74,25 @@ def overlay_figure(base: np.ndarray, columns: Sequence[str], before: Sequence[np
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     per = max(150, min(230, 900 // max(n, 1)))
     return apply_layout(fig, title, height=150 + 2 * per, subtitle=subtitle, margin=dict(l=20, r=40, t=100, b=10))
+
+
+def overlay_panel(loaded: LoadedModel, a: BlockAnatomy, image, k: int = 2) -> Panel:
+    """Return U and U·s laid over the model's view of the image: the mean over channels, the k highest-s and the k
+    lowest-s channels (CAM-style), one colour scale per column, as a Panel (`image`: the NamedImage the anatomy
+    was computed for)."""
+    base = np.asarray(model_input_image(loaded, image.image).convert("RGB"))
+    high, low = a.extremes(k)
+    cols = ["mean over all channels"] + [f"ch {c} (s = {a.s[c]:.2f})" for c in high + low]
+    before = [np.abs(a.u).mean(0)] + [a.u[c] for c in high + low]
+    after = [np.abs(a.scaled).mean(0)] + [a.scaled[c] for c in high + low]
+    title = f"Where {a.block.name} responds on {image.name}, before and after scaling"
+    fig = overlay_figure(base, cols, before, after, title,
+                         subtitle=f"left: mean |U| over channels; then the {len(high)} highest-s and {len(low)} lowest-s channels")
+    data = pd.DataFrame({"column": cols, "channel": [None] + high + low,
+                         "s": [None] + [float(a.s[c]) for c in high + low],
+                         "mean_before": [float(np.maximum(m, 0).mean()) for m in before],
+                         "mean_after": [float(np.maximum(m, 0).mean()) for m in after]})
+    return Panel(f"tour_overlay_{a.block.name}", title,
+                 "The block's feature maps, enlarged to the image and laid over it (positive activations; yellow to "
+                 "red = stronger): top row before scaling (U), bottom row after (U·s), on one scale per column, so a "
+                 "channel that s mutes fades in the bottom row.", fig, data)

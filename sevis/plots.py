@@ -4,6 +4,7 @@ label shortening and the table figure.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -137,6 +138,35 @@ def thin_bars(fig: go.Figure) -> go.Figure:
 
 # Lecture mode ("slides"): sizes for a projector at 1280×800, read from the back of a lecture hall.
 SLIDES_FONT, SLIDES_TITLE, SLIDES_MIN_TEXT = 18, 22, 16
+SLIDES_WIDTH = 1000  # px: about the main column of a 1280 px window
+SLIDES_ROW_EXTRA = 40  # px added per row of subplots, for the larger subplot titles and tick labels
+
+
+def wrap_text(text: str, chars: int) -> str:
+    """Return `text` with <br> at spaces so that no line is much longer than `chars` characters (HTML tags and
+    existing <br> kept)."""
+    if len(re.sub(r"<[^>]+>", "", text)) <= chars:
+        return text
+    out = []
+    for part in text.split("<br>"):
+        line, lines = "", []
+        for word in part.split(" "):
+            if line and len(re.sub(r"<[^>]+>", "", line + " " + word)) > chars:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+        out.append("<br>".join(lines))
+    return "<br>".join(out)
+
+
+def _grid_columns(fig: go.Figure) -> tuple[int, int]:
+    """Return (columns, rows) of a figure's subplot grid, from its axes' domains."""
+    lay = fig.layout.to_plotly_json()
+    xs = {tuple(v.get("domain", (0, 1))) for k, v in lay.items() if k.startswith("xaxis") and isinstance(v, dict)}
+    ys = {tuple(v.get("domain", (0, 1))) for k, v in lay.items() if k.startswith("yaxis") and isinstance(v, dict)}
+    return max(len(xs), 1), max(len(ys), 1)
 SORTED_AXIS = "channels sorted by value (highest first)"
 
 
@@ -170,8 +200,16 @@ def slides_style(fig: go.Figure) -> go.Figure:
                       legend_font_size=SLIDES_MIN_TEXT)
     if lay.title.subtitle and lay.title.subtitle.text:
         out.update_layout(title_subtitle_font_size=SLIDES_MIN_TEXT)
+    cols, rows = _grid_columns(out)
+    per_col = max(8, int(SLIDES_WIDTH / cols / (0.55 * SLIDES_MIN_TEXT)))  # characters that fit over one column
     for a in lay.annotations or ():
         a.font.size = max(a.font.size or 0, SLIDES_MIN_TEXT)
+        if a.text and a.xref == "paper" and not a.textangle and a.yanchor == "bottom":  # a subplot title
+            a.text = wrap_text(a.text.replace(" · ", "<br>") if cols > 4 else a.text, per_col)
+    title_lines = 1
+    if lay.title.text:
+        out.layout.title.text = wrap_text(lay.title.text, int(SLIDES_WIDTH / (0.55 * SLIDES_TITLE)))
+        title_lines = out.layout.title.text.count("<br>") + 1
     for key in list(lay.to_plotly_json()):
         if key.startswith(("xaxis", "yaxis")):
             lay[key].tickfont.size = SLIDES_MIN_TEXT
@@ -189,12 +227,13 @@ def slides_style(fig: go.Figure) -> go.Figure:
     sort_wide_bars(out)
     plain_heatmaps(out)
     height = lay.height or 450
-    top = (lay.margin.t if lay.margin.t is not None else 95) + 24
+    title_extra = 28 * (title_lines - 1)
+    top = (lay.margin.t if lay.margin.t is not None else 95) + 24 + title_extra
     grow = 1.12 if not any(t.type == "table" for t in out.data) else 1.3
-    new_height = int(height * grow) + 24
+    new_height = int(height * grow) + 24 + title_extra + SLIDES_ROW_EXTRA * (rows - 1)
     out.update_layout(height=new_height, margin_t=top)
     if lay.legend.y is not None and lay.legend.yref == "container":
-        out.update_layout(legend_y=1 - (1 - lay.legend.y) * height / new_height - 22 / new_height)
+        out.update_layout(legend_y=1 - (1 - lay.legend.y) * height / new_height - (22 + title_extra) / new_height)
     return out
 
 

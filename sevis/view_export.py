@@ -10,6 +10,7 @@ from .errors import SevisError
 from .images import NamedImage, analyse_images
 from .knockout import Mode
 from .names import DEFAULT_SPEC, EMBEDDED, fig6_default_classes, snapshot_epochs
+from .overlay import overlay_panel
 from .plots import Panel
 from .recorder import find_se_blocks
 from .reference import class_mean_excitations, paper_blocks, reference_batches, reference_statistics
@@ -132,7 +133,8 @@ def _block_or_channel_panels(loaded: LoadedModel, view: str, images: Sequence[Na
             raise SevisError("the block view needs exactly one image file")
         if channel is not None:
             raise SevisError("--channel belongs to the channel view (sevis export channel --block B --channel C)")
-        return anatomy_panels(block_anatomy(loaded, images[0], blocks[0]))
+        a = block_anatomy(loaded, images[0], blocks[0])
+        return anatomy_panels(a) + [overlay_panel(loaded, a, images[0])]
     if channel is None:
         raise SevisError("the channel view needs --channel N")
     if len(images) > 1:

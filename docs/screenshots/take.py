@@ -1,5 +1,5 @@
 """Full-page screenshots of every app view, as a new user sees them: `python docs/screenshots/take.py [--sizes
-1280x800 1920x1080] [--model-kind LABEL]`. Starts `streamlit run app.py`, drives Debian's Chromium (playwright),
+1280x800 1920x1080] [--lecture] [--out DIR]`. Starts `streamlit run app.py`, drives Debian's Chromium (playwright),
 writes docs/screenshots/<n>_<view>_<W>x<H>.png."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bench.server import StreamlitServer  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 TABS = ["Live inference", "Compare", "Class × depth", "SE knock-out", "Inside a block", "Channel", "Architecture",
-        "Ablations", "Export"]
+        "Ablations", "Architectures", "Tour", "Training", "Export"]
 
 
 BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"], [data-testid="stProgress"]'
@@ -38,7 +38,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", default=["1280x800", "1920x1080"])
     ap.add_argument("--tabs", nargs="+", default=TABS)
+    ap.add_argument("--lecture", action="store_true", help="switch lecture mode on first (file names get _lecture)")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "_lecture" if args.lecture else ""
     with StreamlitServer() as server:
         url = server.url
         with sync_playwright() as p:
@@ -49,8 +53,11 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": w, "height": h})
                 page.goto(url, timeout=600_000)
                 _wait_idle(page)
+                if args.lecture:
+                    page.locator('[data-testid="stSidebar"]').get_by_text("Lecture mode").click()
+                    _wait_idle(page)
                 for tab in args.tabs:
-                    page.get_by_role("tab", name=tab).click()
+                    page.get_by_role("tab", name=tab, exact=True).click()
                     _wait_idle(page)
                     n = TABS.index(tab) + 1
                     name = re.sub(r"[^a-z0-9]+", "_", tab.lower()).strip("_")
@@ -59,9 +66,10 @@ def main() -> None:
                                          "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)")
                     page.set_viewport_size({"width": w, "height": max(h, int(tall) + 40)})
                     time.sleep(2)
-                    page.screenshot(path=str(OUT / f"{n}_{name}_{w}x{h}.png"), full_page=True)
+                    shot = args.out / f"{n}_{name}_{w}x{h}{suffix}.png"
+                    page.screenshot(path=str(shot), full_page=True)
                     page.set_viewport_size({"width": w, "height": h})
-                    print("wrote", OUT / f"{n}_{name}_{w}x{h}.png", flush=True)
+                    print("wrote", shot, flush=True)
                 page.close()
             browser.close()
 

@@ -6,6 +6,7 @@ import streamlit as st
 from sevis import SevisError
 from sevis.anatomy import DEFAULT_K, block_anatomy, chain_text
 from sevis.formula import block_formula
+from sevis.overlay import overlay_panel
 from sevis.views.inside import anatomy_panels, anatomy_takeaway, default_block
 
 from .common import Context, intro, show_panel, takeaway
@@ -45,6 +46,8 @@ def render(ctx: Context) -> list[Panel]:
     panels = anatomy_panels(a, int(k), gate, act)
     show_panel(panels[0], "in_chain", clickable_blocks=names)
     show_panel(panels[1], "in_maps")
+    panels.append(overlay_panel(ctx.loaded, a, image))  # the same channels laid over the image (CAM-style)
+    show_panel(panels[-1], "in_overlay")
     left, _ = st.columns([2, 1])
     with left:
         show_panel(panels[2], "in_pred")

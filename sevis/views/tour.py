@@ -19,7 +19,7 @@ from ..anatomy import BlockAnatomy
 from ..images import NamedImage
 from ..inference import InferenceResult
 from ..names import fig6_default_classes
-from ..overlay import input_pixels, model_input_image, overlay_figure
+from ..overlay import input_pixels, overlay_panel
 from ..params import count_parameters, se_parameters
 from ..plots import PALETTE, Panel, apply_layout, short_labels, table_figure
 from ..recorder import SEBlock
@@ -161,27 +161,6 @@ def block_step(loaded: LoadedModel, a: BlockAnatomy, image: NamedImage) -> TourS
     h = len(hidden) if hidden is not None else None
     formula = FORMULA + (rf",\quad W_1\in\mathbb{{R}}^{{{h}\times {c}}},\; W_2\in\mathbb{{R}}^{{{c}\times {h}}}" if h else "")
     return TourStep("block", STEP_TITLES["block"], [first, second], panels, formula)
-
-
-def overlay_panel(loaded: LoadedModel, a: BlockAnatomy, image: NamedImage, k: int = 2) -> Panel:
-    """U and U·s laid over the model's view of the image: the mean over channels, the k highest-s and the k
-    lowest-s channels (CAM-style), one colour scale per column."""
-    base = np.asarray(model_input_image(loaded, image.image).convert("RGB"))
-    high, low = a.extremes(k)
-    cols = ["mean over all channels"] + [f"ch {c} (s = {a.s[c]:.2f})" for c in high + low]
-    before = [np.abs(a.u).mean(0)] + [a.u[c] for c in high + low]
-    after = [np.abs(a.scaled).mean(0)] + [a.scaled[c] for c in high + low]
-    title = f"Where {a.block.name} responds on {image.name}, before and after scaling"
-    fig = overlay_figure(base, cols, before, after, title,
-                         subtitle=f"left: mean |U| over channels; then the {len(high)} highest-s and {len(low)} lowest-s channels")
-    data = pd.DataFrame({"column": cols, "channel": [None] + high + low,
-                         "s": [None] + [float(a.s[c]) for c in high + low],
-                         "mean_before": [float(np.maximum(m, 0).mean()) for m in before],
-                         "mean_after": [float(np.maximum(m, 0).mean()) for m in after]})
-    return Panel(f"tour_overlay_{a.block.name}", title,
-                 "The block's feature maps, enlarged to the image and laid over it (positive activations; yellow to "
-                 "red = stronger): top row before scaling (U), bottom row after (U·s), on one scale per column, so a "
-                 "channel that s mutes fades in the bottom row.", fig, data)
 
 
 # ---------------------------------------------------------------------------------------- 3. image
