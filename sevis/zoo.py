@@ -271,6 +271,9 @@ def _create_timm(name: str, pretrained: bool) -> nn.Module:
         except TypeError:
             return timm.create_model(name, pretrained=False)
     cached, url, hub_off = _timm_weights_source(name)
+    if not url:  # timm has no weights for it anywhere: say so before building it (not "offline" after)
+        raise ModelError(f"timm:{name} has no pretrained weights to download; only its architecture can be shown, "
+                         "with random weights")
     problem = (OSError("HF_HUB_OFFLINE is set") if hub_off else _unreachable(url)) if url else None
     if problem is not None:
         if cached is None:  # offline and not cached: say so now, before the hub client's retries

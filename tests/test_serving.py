@@ -165,6 +165,16 @@ def test_a_huge_model_name_is_refused_without_allocating(monkeypatch):
     check_free_model("timm:seresnet50", {"timm:seresnet50"})
 
 
+def test_a_name_without_weights_says_so_before_building_it(monkeypatch):
+    import timm
+    from sevis import load_model
+    built = []
+    monkeypatch.setattr(timm, "create_model", lambda *a, **kw: built.append(a) or None)
+    with pytest.raises(ModelError, match="seresnet18 has no pretrained weights to download") as e:
+        load_model("timm:seresnet18")  # timm ships no weights for it
+    assert not built and "offline" not in str(e.value) and "Error" not in str(e.value)
+
+
 def test_model_cache_is_bounded_by_bytes():
     import torch
     cache = ByteBudgetCache(3 * 4 * 1000)  # room for three 1000-parameter float32 models
