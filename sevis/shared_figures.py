@@ -179,11 +179,14 @@ def fig6_deviation(deviations: pd.DataFrame, cols: int | None = None,
             hovertemplate=(f"%{{y}} · {block} · channel %{{customdata[0]:.0f}}<br>class mean s = %{{customdata[1]:.3f}}"
                            "<br>all = %{customdata[2]:.3f}<br>difference %{z:+.3f}<extra></extra>")), row=r, col=c)
     fig.update_yaxes(autorange="reversed", type="category")
-    label_axes(fig, rows, cols, len(blocks), "channels, most class-dependent first", "class")
+    # Column numbers are ranks, not channel indices (hover names the channel): no ticks, one x title.
+    fig.update_xaxes(showticklabels=False, ticks="")
+    label_axes(fig, rows, cols, len(blocks), "", "class")
+    fig.update_xaxes(title_text="channels, most class-dependent left", row=rows, col=1)
     fig.update_layout(coloraxis=dict(colorscale="RdBu_r", cmin=-zmax, cmax=zmax,
                                      colorbar=dict(title=dict(text="class mean − all", side="right"), thickness=10)))
     fig.update_annotations(font_size=12)
-    return apply_layout(fig, title, height=panel_height(rows, 60 + 22 * len(classes), 130))
+    return apply_layout(fig, title, height=panel_height(rows, 70 + 22 * len(classes), 130))
 
 
 # Panels of the depth profile: (title, measure column, y range); the untrained control is the same column

@@ -87,9 +87,12 @@ def depth_profile_panels(ref: ReferenceStats, measures: pd.DataFrame | None = No
     panels: list[Panel] = []
     if measures is None:
         measures = depth_measures(ref.stats)
+    seeds = int(measures["control_seeds"].iloc[0]) if "control_seeds" in measures and len(measures) else 1
     control_words = ("; the dashed line is the untrained control (same architecture, seeded random weights, "
                      "BatchNorm recalibrated on the same images), what the data and the architecture give "
-                     "without any learning" if "control_class_specificity" in measures else "")
+                     "without any learning" + (f": the mean of {seeds} seeds, the grey band their range"
+                                               if seeds > 1 else "")
+                     if "control_class_specificity" in measures else "")
     panels.append(Panel(
         "depth_profile", "How the excitations depend on the class, from shallow to deep blocks",
         f"Over {ref.source}. Four measures per SE block, trained model solid{control_words}. Class specificity: "
