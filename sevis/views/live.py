@@ -106,7 +106,7 @@ def live_takeaway(result: ImageResult) -> str | None:
     head = f"{result.name} is predicted {result.topk[0][0]} ({pct(result.topk[0][1])})."
     if same(spread[hi], spread[lo]) or len(spread) == 1:
         return finish(capitalise=False, text=f"{head} Its excitations vary about as much across channels at every block (std "
-                      f"{num(spread[hi])}, at most, at {hi})" + (": s is nearly the same for every channel, "
+                      f"at most {num(spread[hi])}, at {hi})" + (": s is nearly the same for every channel, "
                       "so the SE blocks pick no channel out." if num(spread[hi]) == num(0) else "."))
     return finish(capitalise=False, text=f"{head} Its excitations vary most across channels at {hi} (std {num(spread[hi])}) and least at "
                   f"{lo} (std {num(spread[lo])}); {muted[hi]} of {len(result.excitations[hi])} channels at {hi} are "
