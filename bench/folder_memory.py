@@ -46,6 +46,15 @@ def make_folder(images: int, size: tuple[int, int] = (1024, 768), where: str | N
     return root
 
 
+def _decoded_mib(folder: Path) -> float:
+    """Return the MiB the folder's images take decoded at full size in RGB (what holding them all would cost)."""
+    total = 0
+    for path in folder.rglob("*.jpg"):
+        with Image.open(path) as img:
+            total += img.size[0] * img.size[1] * 3
+    return total / 2**20
+
+
 def _worker(args: dict) -> dict:
     """In a fresh process: one pass of `args['what']` over the folder; return peak and held memory growth."""
     import torch
@@ -79,7 +88,7 @@ def run(quick: bool = False, threads: int | None = None, images: int | None = No
     t0 = time.perf_counter()
     folder = make_folder(images, where=scratch)
     out: dict = {"images": images, "size": "1024×768 JPEG", "folder_s": time.perf_counter() - t0,
-                 "target_mb": TARGET_MB, "passes": {}}
+                 "target_mb": TARGET_MB, "passes": {}, "decoded_at_once_mib": _decoded_mib(folder)}
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
     for what in ("class-depth", "channel"):
@@ -109,6 +118,7 @@ def report(res: dict) -> str:
             continue
         out.append(f"| {names[what]} | {r['images']} | {r['peak_growth_mib']:.0f} MiB | {r['held_mib']:.0f} MiB | "
                    f"{r['seconds']:.0f} s | {'yes' if r['under_target'] else '**no**'} |")
+    out += ["", f"Holding every image decoded at full size would take {res['decoded_at_once_mib']:,.0f} MiB."]
     return "\n".join(out)
 
 
