@@ -168,13 +168,15 @@ def _grid_columns(fig: go.Figure) -> tuple[int, int]:
     ys = {tuple(v.get("domain", (0, 1))) for k, v in lay.items() if k.startswith("yaxis") and isinstance(v, dict)}
     return max(len(xs), 1), max(len(ys), 1)
 SORTED_AXIS = "channels sorted by value (highest first)"
+ORDERED = "ordered"  # a trace's meta when its bars already come in a deliberate order: slides keep it
 
 
 def sort_wide_bars(fig: go.Figure) -> go.Figure:
     """Redraw each vertical bar trace with more than WIDE_BARS bars sorted by value, highest first (x = rank),
-    so hundreds of channels read as one profile; the channel stays in customdata and the hover text."""
+    so hundreds of channels read as one profile; the channel stays in customdata and the hover text. Traces whose
+    meta is ORDERED (already in a deliberate order, e.g. several rows sharing one channel order) are left alone."""
     for t in fig.data:
-        if t.type != "bar" or t.x is None or len(t.x) <= WIDE_BARS or t.orientation == "h":
+        if t.type != "bar" or t.x is None or len(t.x) <= WIDE_BARS or t.orientation == "h" or t.meta == ORDERED:
             continue
         y = np.asarray(t.y, dtype=float)
         order = np.argsort(-np.nan_to_num(y, nan=-np.inf), kind="stable")
@@ -210,9 +212,13 @@ def slides_style(fig: go.Figure) -> go.Figure:
     if lay.title.text:
         out.layout.title.text = wrap_text(lay.title.text, int(SLIDES_WIDTH / (0.55 * SLIDES_TITLE)))
         title_lines = out.layout.title.text.count("<br>") + 1
+        if title_lines > 1:  # plotly grows a top-anchored multi-line title upwards: push it down by the extra lines
+            out.layout.title.pad.t = (lay.title.pad.t or 0) + 28 * (title_lines - 1)
     for key in list(lay.to_plotly_json()):
         if key.startswith(("xaxis", "yaxis")):
             lay[key].tickfont.size = SLIDES_MIN_TEXT
+            if lay[key].tickangle not in (None, 0, -90, 90):  # slanted labels collide at 16 px: stand them up
+                lay[key].tickangle = -90
             lay[key].title.font.size = SLIDES_MIN_TEXT + 1
     for t in out.data:
         if t.type == "heatmap":
@@ -227,13 +233,18 @@ def slides_style(fig: go.Figure) -> go.Figure:
     sort_wide_bars(out)
     plain_heatmaps(out)
     height = lay.height or 450
-    title_extra = 28 * (title_lines - 1)
+    # The legend at 16 px wraps into more rows than apply_layout counted at 13 px: room for each extra row.
+    scale = SLIDES_MIN_TEXT / FONT["size"]
+    width = lay.width or LEGEND_WRAP_WIDTH
+    more_rows = max(legend_rows(out, int(width / scale)) - legend_rows(out, width), 0)
+    title_shift = 28 * (title_lines - 1)
+    title_extra = title_shift + (LEGEND_ROW + 6) * more_rows
     top = (lay.margin.t if lay.margin.t is not None else 95) + 24 + title_extra
-    grow = 1.12 if not any(t.type == "table" for t in out.data) else 1.3
+    grow = 1.12 if not any(t.type == "table" for t in out.data) else 1.15
     new_height = int(height * grow) + 24 + title_extra + SLIDES_ROW_EXTRA * (rows - 1)
     out.update_layout(height=new_height, margin_t=top)
     if lay.legend.y is not None and lay.legend.yref == "container":
-        out.update_layout(legend_y=1 - (1 - lay.legend.y) * height / new_height - (22 + title_extra) / new_height)
+        out.update_layout(legend_y=1 - (1 - lay.legend.y) * height / new_height - (22 + title_shift) / new_height)
     return out
 
 

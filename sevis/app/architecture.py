@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 
-from .common import Context, download_menu, get_architecture, intro, show_panel, takeaway
+from .common import Context, download_menu, get_architecture, intro, show_panel, show_table, takeaway
 from sevis.plots import Panel
 from sevis.views.architecture import architecture_takeaway, model_summary
 
@@ -24,7 +24,7 @@ def render(ctx: Context) -> list[Panel]:
     m3.metric("SE's extra parameters", f"{facts['se_parameters']:,}", f"+{share:.1%} of the plain model",
               delta_color="off", delta_arrow="off")
     st.markdown("**SE blocks** (name, stage, channels C, squeeze width C/r as the model rounds it, parameters)")
-    st.dataframe(panels[0].data, hide_index=True, height=min(38 + 35 * len(panels[0].data), 400))
+    show_table(panels[0].data, hide_index=True, height=min(38 + 35 * len(panels[0].data), 400))
     st.caption(panels[0].caption)
     download_menu(panels[0], "arch_table")
     if not ctx.blocks:

@@ -110,7 +110,8 @@ def render(ctx: Context) -> list[Panel]:
     back.button("← Back", key="tour_back", on_click=_go, args=(i - 1,), disabled=i == 0, width="stretch")
     nxt.button("Next →", key="tour_next", on_click=_go, args=(i + 1,), disabled=i == len(T.STEPS) - 1,
                width="stretch")
-    where.progress((i + 1) / len(T.STEPS), text=f"Step {i + 1} of {len(T.STEPS)}: {T.STEP_TITLES[T.STEPS[i]]}")
+    where.markdown(f"**Step {i + 1} of {len(T.STEPS)}** · " + " · ".join(
+        f"**{k + 1}**" if k == i else str(k + 1) for k in range(len(T.STEPS))))  # where we are, not a progress bar
     try:
         step = compute_step(ctx, T.STEPS[i])
     except SevisError as e:

@@ -21,7 +21,7 @@ from ..inference import InferenceResult
 from ..names import fig6_default_classes
 from ..overlay import input_pixels, overlay_panel
 from ..params import count_parameters, se_parameters
-from ..plots import PALETTE, Panel, apply_layout, short_labels, table_figure
+from ..plots import ORDERED, PALETTE, Panel, apply_layout, short_labels, table_figure
 from ..recorder import SEBlock
 from ..reference import ReferenceStats, paper_blocks, too_few_images
 from ..se_diagram import unit_figure, unit_sentences, unit_shapes
@@ -131,9 +131,9 @@ def block_step(loaded: LoadedModel, a: BlockAnatomy, image: NamedImage) -> TourS
     for i, (title, values, axis) in enumerate(rows):
         x = np.arange(len(values))
         if title.startswith("6."):
-            fig.add_trace(go.Bar(x=x, y=energy_u[order], marker_color="#c8c8c8", showlegend=False,
+            fig.add_trace(go.Bar(x=x, y=energy_u[order], marker_color="#c8c8c8", showlegend=False, meta=ORDERED,
                                  hovertemplate="U: %{y:.3f}<extra></extra>"), row=i + 1, col=1)
-        fig.add_trace(go.Bar(x=x, y=values, marker_color=PALETTE[i % len(PALETTE)], showlegend=False,
+        fig.add_trace(go.Bar(x=x, y=values, marker_color=PALETTE[i % len(PALETTE)], showlegend=False, meta=ORDERED,
                              customdata=order if axis != "hidden unit" else None,
                              hovertemplate=("channel %{customdata}: %{y:.3f}<extra></extra>" if axis != "hidden unit"
                                             else "unit %{x}: %{y:.3f}<extra></extra>")), row=i + 1, col=1)
@@ -296,9 +296,11 @@ def channel_step(loaded: LoadedModel, ref: ReferenceStats, sel: SelectiveChannel
     apply_layout(gallery, f"The {n} reference images that excite channel {sel.channel} of {sel.block} most",
                  height=300, margin=dict(l=10, r=10, t=110, b=10))
     same = sum(1 for l in labels if l == sel.top_class)
-    first = (f"Channel {sel.channel} of {sel.block} is the most class-selective: the class explains "
-             f"{sel.share:.0%} of the variance of its s, with a mean s of {num(sel.top_mean)} for {sel.top_class} "
-             f"against {num(sel.rest_mean)} over the other classes.")
+    low = names[-1]
+    first = (f"Channel {sel.channel} of {sel.block} depends most on the class: the class explains {sel.share:.0%} "
+             + (f"of the variance of its s, whose class means run from {num(sel.class_means[order[-1]])} ({low}) to "
+                f"{num(sel.top_mean)} ({sel.top_class})." if num(sel.class_means[order[-1]]) != num(sel.top_mean) else
+                f"of the variance of its s, and every class mean is {num(sel.top_mean)}."))
     second = (f"{same} of the {n} reference images that excite it most are {sel.top_class}"
               + (f"; the others are {listing(sorted(set(l for l in labels if l != sel.top_class)))}." if same < n else "."))
     data = pd.DataFrame({"class": names, "mean_s": sel.class_means[order]})
