@@ -87,7 +87,8 @@ def overlay_panel(loaded: LoadedModel, a: BlockAnatomy, image, k: int = 2) -> Pa
     after = [np.abs(a.scaled).mean(0)] + [a.scaled[c] for c in high + low]
     title = f"Where {a.block.name} responds on {image.name}, before and after scaling"
     fig = overlay_figure(base, cols, before, after, title,
-                         subtitle=f"left: mean |U| over channels; then the {len(high)} highest-s and {len(low)} lowest-s channels")
+                         subtitle=f"left: mean |U| over channels; then the {len(high)} highest-s and {len(low)} "
+                                  "lowest-s channels")
     data = pd.DataFrame({"column": cols, "channel": [None] + high + low,
                          "s": [None] + [float(a.s[c]) for c in high + low],
                          "mean_before": [float(np.maximum(m, 0).mean()) for m in before],

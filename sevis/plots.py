@@ -236,9 +236,11 @@ def slides_style(fig: go.Figure) -> go.Figure:
     # The legend at 16 px wraps into more rows than apply_layout counted at 13 px: room for each extra row.
     scale = SLIDES_MIN_TEXT / FONT["size"]
     width = lay.width or LEGEND_WRAP_WIDTH
-    more_rows = max(legend_rows(out, int(width / scale)) - legend_rows(out, width), 0)
+    rows_now = legend_rows(out, int(width / scale))
+    more_rows = max(rows_now - legend_rows(out, width), 0)
     title_shift = 28 * (title_lines - 1)
-    title_extra = title_shift + (LEGEND_ROW + 6) * more_rows
+    wrapped = any("<br>" in (a.text or "") for a in out.layout.annotations or ())  # two-line subplot titles
+    title_extra = title_shift + (LEGEND_ROW + 8) * more_rows + 8 * rows_now + (18 if wrapped else 0)
     top = (lay.margin.t if lay.margin.t is not None else 95) + 24 + title_extra
     grow = 1.12 if not any(t.type == "table" for t in out.data) else 1.15
     new_height = int(height * grow) + 24 + title_extra + SLIDES_ROW_EXTRA * (rows - 1)

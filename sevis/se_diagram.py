@@ -88,7 +88,8 @@ def unit_shapes(loaded: LoadedModel, block: str | None = None, prefer: str | Non
         return None
     candidates = [b for b, _ in found if block is None or b.name == block]
     if prefer == "inception":
-        candidates = [b for b in candidates if _is_inception(loaded.model.get_submodule(_unit_path(loaded.model, b.path)))]
+        candidates = [b for b in candidates
+                      if _is_inception(loaded.model.get_submodule(_unit_path(loaded.model, b.path)))]
     if not candidates:
         return None
     b = candidates[0]
@@ -103,7 +104,8 @@ def unit_shapes(loaded: LoadedModel, block: str | None = None, prefer: str | Non
     io: dict[str, tuple] = {}
     hooks.append(unit.register_forward_hook(lambda mod, inp, out: io.update(i=_shape(inp[0]), o=_shape(out))))
     se_module = loaded.model.get_submodule(b.path)
-    hooks.append(se_module.register_forward_hook(lambda mod, inp, out: None if "u" in io else io.update(u=_shape(inp[0]))))
+    hooks.append(se_module.register_forward_hook(
+        lambda mod, inp, out: None if "u" in io else io.update(u=_shape(inp[0]))))  # None: keep the output
     try:
         size = loaded.input_size if isinstance(loaded.input_size, int) else 224
         loaded.model(torch.stack([loaded.preprocess(Image.new("RGB", (size, size), (128, 128, 128)))]))
@@ -273,7 +275,8 @@ def unit_sentences(u: UnitShapes) -> list[str]:
         first = (f"In {u.block.name} SE sits on the residual branch, after its {len(u.branches[0])} layers and "
                  f"before the addition of {short}: it rescales the branch's {c} channels, never the shortcut."
                  if u.integration == "standard" else
-                 f"In {u.block.name} SE sits '{u.integration}' (an ablation of the paper's placement), on {c} channels.")
+                 f"In {u.block.name} SE sits '{u.integration}' (an ablation of the paper's placement), on {c} "
+                 "channels.")
     else:
         n = len(u.branches[0])
         first = (f"In {u.block.name} SE follows {n} layer{'s' if n != 1 else ''} of its block and rescales "

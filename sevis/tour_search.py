@@ -132,7 +132,8 @@ def most_selective_channel(stats: ExcitationStats) -> SelectiveChannel | None:
     block, c, share, means = best
     k = int(np.argmax(means))
     rest = np.delete(np.arange(len(means)), k)
-    rest_mean = float(np.average(means[rest], weights=counts[rest])) if len(rest) and counts[rest].sum() else float("nan")
+    rest_mean = (float(np.average(means[rest], weights=counts[rest])) if len(rest) and counts[rest].sum()
+                 else float("nan"))
     return SelectiveChannel(block, c, share, stats.classes[k], float(means[k]), rest_mean, means, list(stats.classes))
 
 

@@ -86,7 +86,8 @@ def compute_step(ctx: Context, key: str) -> T.TourStep:
         return T.knockout_step(loaded, flip, searched, len(ctx.blocks), random)
     ref = get_reference(*ctx.key, ctx.folder)
     if key == "channel":
-        sel, images, s, labels = get_selective(*ctx.key, ctx.folder) if not too_few_images(ref.stats) else (None, [], [], [])
+        few = too_few_images(ref.stats)
+        sel, images, s, labels = (None, [], [], []) if few else get_selective(*ctx.key, ctx.folder)
         return T.channel_step(loaded, ref, sel, images, s, labels, random)
     measures, paper = reference_measures(ctx, ref)
     if key == "class_depth":

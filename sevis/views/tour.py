@@ -18,6 +18,7 @@ from ..analysis import ExcitationStats
 from ..anatomy import BlockAnatomy
 from ..images import NamedImage
 from ..inference import InferenceResult
+from ..formula import block_formula
 from ..names import fig6_default_classes
 from ..overlay import input_pixels, overlay_panel
 from ..params import count_parameters, se_parameters
@@ -35,11 +36,13 @@ STEP_TITLES = {
     "class_depth": "Class × depth: Fig. 6 and the depth profile", "knockout": "A knock-out that flips a prediction",
     "channel": "The most class-selective channel", "paper": "What this model does not show of the paper",
     "cost": "What SE costs: its parameters"}
-FORMULA = r"s = \sigma\big(W_2\,\delta(W_1 z)\big),\quad z_c = \frac{1}{HW}\sum_{i,j} u_c(i,j),\quad \tilde u_c = s_c\,u_c"
+FORMULA = (r"s = \sigma\big(W_2\,\delta(W_1 z)\big),\quad z_c = \frac{1}{HW}\sum_{i,j} u_c(i,j),"
+           r"\quad \tilde u_c = s_c\,u_c")
 FORMULA_TEXT = "s = σ(W2 · δ(W1 · z)), with z_c the mean of channel c of U over H×W; output channel c = s_c · u_c"
 NEEDS_LABELS = ("This step needs a labelled reference set with at least two classes of 5 or more images: name a "
                 "folder with one sub-folder per class in the sidebar.")
-NEEDS_TRAINING = "This model has random weights, so this step shows what the architecture alone does; nothing here was learned."
+NEEDS_TRAINING = ("This model has random weights, so this step shows what the architecture alone does; nothing here "
+                  "was learned.")
 
 
 @dataclass
@@ -81,6 +84,13 @@ def pct(p: float) -> str:
     return "under 0.1%" if 0 < p < 0.001 else f"{p:.1%}" if p < 0.1 else f"{p:.0%}"
 
 
+def energy_words(ratio: float) -> str:
+    """Return what scaling did to U's energy (sum of squares): keeps a share, or multiplies it (gates above 1)."""
+    if not math.isfinite(ratio):
+        return "leaves U's energy undefined"
+    return f"keeps {ratio:.0%} of U's energy" if ratio <= 1 else f"multiplies U's energy by {ratio:.1f}"
+
+
 def quoted(items) -> list[str]:
     return [f"'{i}'" for i in items]
 
@@ -94,7 +104,8 @@ def where_step(loaded: LoadedModel) -> TourStep:
     """The unit around the first SE block drawn from the model's shapes (and an Inception module where there is one)."""
     u = unit_shapes(loaded)
     if u is None:
-        return TourStep("where", STEP_TITLES["where"], [f"{loaded.name} has no SE blocks.", "There is nothing to show."])
+        return TourStep("where", STEP_TITLES["where"],
+                        [f"{loaded.name} has no SE blocks.", "There is nothing to show."])
     units = [u]
     inc = unit_shapes(loaded, prefer="inception")
     if inc is not None and inc.unit_path != u.unit_path:
@@ -146,20 +157,24 @@ def block_step(loaded: LoadedModel, a: BlockAnatomy, image: NamedImage) -> TourS
                     "this image, channels ordered by their s (highest first), so the rows line up.", fig, chain),
               overlay_panel(loaded, a, image)]
     hidden = a.hidden
+    gate, act = block_formula(loaded.model, a.block)
     active = int((hidden > 0).sum()) if hidden is not None else None
     energy = float((a.scaled ** 2).sum() / max(float((a.u ** 2).sum()), 1e-12))
     first = (f"At {name}, the squeeze turns U ({a.shapes()['U']}) into {c} averages z, {span(a.z.min(), a.z.max())}"
-             + (f"; W1 compresses them to {len(hidden)} hidden units, and δ leaves {active} of them above 0."
+             + (f"; W1 compresses them to {len(hidden)} hidden units, and δ ({act or 'the activation'}) leaves "
+                f"{active} of them above 0."
                 if hidden is not None else "; this implementation has no readable hidden layer."))
     if num(a.s.min()) == num(a.s.max()):
-        second = (f"W2 and σ give every one of the {c} channels the same factor s = {num(a.s[0])}, so this block "
-                  f"rescales all channels alike and keeps {energy:.0%} of U's energy.")
+        second = (f"W2 and {gate} give every one of the {c} channels the same factor s = {num(a.s[0])}, so this "
+                  f"block rescales all channels alike and {energy_words(energy)}.")
     else:
         low = int(order[-1])
-        second = (f"W2 and σ turn them into {c} factors s {span(a.s.min(), a.s.max())}; scaling keeps {energy:.0%} "
-                  f"of U's energy and mutes channel {low} most (s = {num(a.s[low])}).")
+        second = (f"W2 and {gate} turn them into {c} factors s {span(a.s.min(), a.s.max())}; scaling "
+                  f"{energy_words(energy)} and mutes channel {low} most (s = {num(a.s[low])}).")
     h = len(hidden) if hidden is not None else None
-    formula = FORMULA + (rf",\quad W_1\in\mathbb{{R}}^{{{h}\times {c}}},\; W_2\in\mathbb{{R}}^{{{c}\times {h}}}" if h else "")
+    sizes = rf",\quad W_1\in\mathbb{{R}}^{{{h}\times {c}}},\; W_2\in\mathbb{{R}}^{{{c}\times {h}}}"
+    symbol = {"σ": r"\sigma", "tanh": r"\tanh"}.get(gate, rf"\mathrm{{{gate}}}")
+    formula = FORMULA.replace(r"s = \sigma", f"s = {symbol}", 1) + (sizes if h else "")
     return TourStep("block", STEP_TITLES["block"], [first, second], panels, formula)
 
 
@@ -230,7 +245,8 @@ def class_depth_step(ref: ReferenceStats, measures: pd.DataFrame | None, blocks:
 
 
 # ---------------------------------------------------------------------------------------- 5. knock-out
-def knockout_step(loaded: LoadedModel, flip: Flip | None, searched: int, n_blocks: int, random_weights: bool) -> TourStep:
+def knockout_step(loaded: LoadedModel, flip: Flip | None, searched: int, n_blocks: int,
+                  random_weights: bool) -> TourStep:
     """A knock-out (s := 1) that flips a reference image's prediction, found by search."""
     needs = NEEDS_TRAINING if random_weights else None
     if flip is None:
@@ -246,7 +262,8 @@ def knockout_step(loaded: LoadedModel, flip: Flip | None, searched: int, n_block
                         subplot_titles=["the image as the model sees it", "class probabilities"])
     fig.add_trace(go.Image(z=input_pixels(loaded, flip.pixels), hoverinfo="skip"), row=1, col=1)
     labels = short_labels(classes)
-    for name, probs, color in (("intact", flip.before_probs, PALETTE[0]), (f"{what} knocked out", flip.after_probs, PALETTE[3])):
+    for name, probs, color in (("intact", flip.before_probs, PALETTE[0]),
+                               (f"{what} knocked out", flip.after_probs, PALETTE[3])):
         fig.add_trace(go.Bar(y=labels, x=probs[idx], orientation="h", name=name, marker_color=color,
                              hovertemplate="%{y}: %{x:.1%}<extra>" + name + "</extra>"), row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=2)
@@ -288,7 +305,8 @@ def channel_step(loaded: LoadedModel, ref: ReferenceStats, sel: SelectiveChannel
     apply_layout(bars, f"Channel {sel.channel} of {sel.block}: mean s per class", height=380, showlegend=False)
     n = len(images)
     gallery = make_subplots(rows=1, cols=max(n, 1), horizontal_spacing=0.01,
-                            subplot_titles=[f"{short_labels([l], 12)[0]}<br>s = {v:.2f}" for l, v in zip(labels, s_values)])
+                            subplot_titles=[f"{short_labels([l], 12)[0]}<br>s = {v:.2f}"
+                                            for l, v in zip(labels, s_values)])
     for i in range(n):
         gallery.add_trace(go.Image(z=input_pixels(loaded, images[i]), hoverinfo="skip"), row=1, col=i + 1)
     gallery.update_xaxes(showticklabels=False)
@@ -302,7 +320,8 @@ def channel_step(loaded: LoadedModel, ref: ReferenceStats, sel: SelectiveChannel
                 f"{num(sel.top_mean)} ({sel.top_class})." if num(sel.class_means[order[-1]]) != num(sel.top_mean) else
                 f"of the variance of its s, and every class mean is {num(sel.top_mean)}."))
     second = (f"{same} of the {n} reference images that excite it most are {sel.top_class}"
-              + (f"; the others are {listing(sorted(set(l for l in labels if l != sel.top_class)))}." if same < n else "."))
+              + (f"; the others are {listing(sorted(set(l for l in labels if l != sel.top_class)))}."
+                 if same < n else "."))
     data = pd.DataFrame({"class": names, "mean_s": sel.class_means[order]})
     return TourStep("channel", STEP_TITLES["channel"], [first, second], [
         Panel("tour_channel_classes", f"Channel {sel.channel} of {sel.block} per class",
@@ -319,7 +338,8 @@ def paper_step(paper: pd.DataFrame | None, source: str, random_weights: bool) ->
     if random_weights:
         return TourStep("paper", STEP_TITLES["paper"], [
             "The paper's findings are about trained networks, and these weights are random.",
-            "So none of them can be checked on this model: pick a trained model to see which hold."], needs=NEEDS_TRAINING)
+            "So none of them can be checked on this model: pick a trained model to see which hold."],
+            needs=NEEDS_TRAINING)
     if paper is None or not len(paper):
         return TourStep("paper", STEP_TITLES["paper"], [
             f"The paper's findings are checked per class, and {source} has too few labelled images per class.",
