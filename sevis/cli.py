@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from .cli_args import batch_size as _batch_size, check_arch as _check_arch, nonnegative_int as _nonnegative_int
+from .cli_args import out_path as _out_path, positive_int as _positive_int
 from .errors import SevisError
 from .family_cli import add_check, add_family
 from .names import FIG6_DEFAULT_CLASSES
@@ -30,16 +32,6 @@ def _progress(total: int | None, desc: str, unit: str = "img"):
 
 def _command_line(argv: Sequence[str] | None) -> str:
     return "sevis " + shlex.join(sys.argv[1:] if argv is None else list(argv))
-
-
-def _check_arch(args: argparse.Namespace) -> None:
-    """Refuse --arch with a model name: it names the architecture of a weights file without a sevis card, and a
-    named model (embedded, timm:…, sevis:…) has its own, so it would be silently ignored."""
-    model = str(getattr(args, "model", "") or "")
-    is_file = Path(model).suffix.lower() in (".safetensors", ".pt", ".pth", ".bin", ".ckpt") or Path(model).exists()
-    if getattr(args, "arch", None) and not is_file:
-        raise SevisError(f"--arch names the architecture of a weights file without a sevis model card; {model} "
-                         "has its own, so leave --arch out")
 
 
 def _load(args: argparse.Namespace):
@@ -298,32 +290,6 @@ def _add_evaluate(sub) -> None:
 def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the model specs one can pick")
     p.set_defaults(func=_cmd_models)
-
-
-def _int_at_least(low: int, high: int = 2**31 - 1) -> Callable[[str], int]:
-    """Return an argparse type that reads an integer from `low` to `high` (one clear message otherwise)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        if value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {text if len(text) < 30 else text[:27] + '…'}")
-        return value
-    return parse
-
-
-MAX_BATCH = 65_536  # images per forward pass; beyond this no machine has the memory
-_positive_int, _nonnegative_int, _batch_size = _int_at_least(1), _int_at_least(0), _int_at_least(1, MAX_BATCH)
-
-
-def _out_path(text: str) -> str:
-    """An argparse type for --out: a non-empty path (an empty one would silently mean the current folder)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty; name a file or folder to write to")
-    return text
 
 
 def _add_train(sub) -> None:

@@ -8,7 +8,6 @@ import os
 import stat
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
