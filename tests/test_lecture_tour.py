@@ -131,7 +131,8 @@ def test_tour_sentences_change_with_the_model():
     assert any("256×" in s or "64×" in s for s in timm["1. Where SE sits"]["sentences"])
     needs = {t: step["warnings"] for t, step in timm.items()}
     assert any("labelled reference set" in w for w in needs["4. Class × depth: Fig. 6 and the depth profile"])
-    assert any("random weights" in w for w in needs["7. What this model does not show of the paper"])
+    assert any(T.NEEDS_TRAINING in w for w in needs["7. What this model does not show of the paper"])
+    assert not any(T.NEEDS_TRAINING in w for w in needs["1. Where SE sits"])  # the architecture needs no training
     for title in timm:
         assert timm[title]["sentences"] != default[title]["sentences"], title
 
