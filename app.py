@@ -60,6 +60,7 @@ def model_name(loaded) -> str:
 def model_picker():
     """Return (loaded model, (spec, pretrained, arch)); a failed load keeps the previous model."""
     from sevis.app import guard
+    guard.forget_ended_sessions()  # uploads of closed sessions go now, not at the next upload
     sb = st.sidebar
     sb.header("Model")
     # Shipped models are called by their spec everywhere (picker, header, README): "embedded", "embedded-plain", …

@@ -13,6 +13,7 @@ No torch here: the sidebar reads these before any model is built.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from .errors import ModelError
 
@@ -78,6 +79,7 @@ def check_free_model(spec: str, listed: set[str]) -> None:
                          "model with SE blocks (the listed ones all have them)")
 
 
+@lru_cache(maxsize=256)  # the sidebar asks on every rerun while a typed name stays
 def model_size(spec: str) -> tuple[int, int]:
     """Return (parameters, SE blocks) of timm/torchvision model `spec`, built on the meta device: nothing is
     allocated and no weights are fetched, so a billion-parameter name costs a fraction of a second."""

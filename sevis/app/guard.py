@@ -10,8 +10,8 @@ from typing import Callable
 
 import streamlit as st
 
-from sevis.errors import ModelError, SevisError
-from sevis.folders import ConfinedFolder, confine
+from sevis.errors import SevisError
+from sevis.folders import confine
 from sevis.serving import check_free_model, data_roots, result_cache_bytes
 from sevis.uploads import upload_store
 
@@ -25,7 +25,7 @@ def session_id() -> str:
     return ctx.session_id if ctx is not None else ""
 
 
-def _sweep_ended_sessions() -> None:
+def forget_ended_sessions() -> None:
     """Release the uploads of sessions the server no longer has (closed tabs, expired sessions)."""
     from streamlit import runtime
     if not runtime.exists():
@@ -36,7 +36,7 @@ def _sweep_ended_sessions() -> None:
 
 def store_upload(name: str, data: bytes) -> str:
     """Write an uploaded weights file to the private store for this session; return its path (the model spec)."""
-    _sweep_ended_sessions()
+    forget_ended_sessions()
     path = str(upload_store().put(data, name, session_id()))
     st.session_state.setdefault(UPLOAD_NAMES, {})[path] = name
     upload_store().check(path)
@@ -110,6 +110,3 @@ def session_results(key: tuple, compute: Callable[[], list]) -> list:
         cache = st.session_state["_results_cache"] = ByteBudgetCache(result_cache_bytes)
     return cache.get_or_make(key, compute)
 
-
-__all__ = ["ConfinedFolder", "ModelError", "check_model", "folder_field", "free_names", "release_upload",
-           "session_results", "shown", "store_upload", "user_message"]
