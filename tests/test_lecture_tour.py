@@ -128,6 +128,8 @@ def test_tour_sentences_change_with_the_model():
     at = _select_model(_run(AppTest.from_file(APP, default_timeout=TIMEOUT)), "timm ImageNet model",
                        "legacy_seresnet18")
     timm = _walk_tour(at)
+    banner = [w for w in at.warning if "has random weights" in w.value]
+    assert banner and banner[0].icon == ":material/casino:"  # an icon font glyph, not an emoji
     assert any("256×" in s or "64×" in s for s in timm["1. Where SE sits"]["sentences"])
     needs = {t: step["warnings"] for t, step in timm.items()}
     assert any("labelled reference set" in w for w in needs["4. Class × depth: Fig. 6 and the depth profile"])
@@ -182,6 +184,9 @@ def test_tour_handout_renders_in_chromium(tmp_path, embedded):
             assert "Where SE sits" in tab.locator(".js-plotly-plot").first.inner_text()
         finally:
             browser.close()
+    from sevis.handout import handout_pdf
+    pdf = handout_pdf(page, CHROMIUM)  # printed by headless Chromium after plotly has drawn
+    assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
 
 
 # ---------------------------------------------------------------------------------------- pieces underneath
