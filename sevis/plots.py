@@ -168,6 +168,7 @@ def _grid_columns(fig: go.Figure) -> tuple[int, int]:
     ys = {tuple(v.get("domain", (0, 1))) for k, v in lay.items() if k.startswith("yaxis") and isinstance(v, dict)}
     return max(len(xs), 1), max(len(ys), 1)
 SORTED_AXIS = "channels sorted by value (highest first)"
+SORTED_AXIS_SHORT = "channels, sorted"
 ORDERED = "ordered"  # a trace's meta when its bars already come in a deliberate order: slides keep it
 
 
@@ -188,7 +189,9 @@ def sort_wide_bars(fig: go.Figure) -> go.Figure:
         t.update(x=np.arange(len(y)), y=y[order], customdata=custom[order])
         col = 1 if custom.ndim == 2 and custom.shape[1] > 1 else 0
         t.hovertemplate = (t.hovertemplate or "%{x}: %{y:.3f}").replace("%{x}", f"%{{customdata[{col}]}}")
-        fig.layout[_axis_keys(t)[0]].title.text = SORTED_AXIS
+        axis = fig.layout[_axis_keys(t)[0]]
+        if axis.title.text:  # only where the axis was labelled (a grid labels its bottom row only)
+            axis.title.text = SORTED_AXIS if _grid_columns(fig)[0] < 3 else SORTED_AXIS_SHORT
     return fig
 
 

@@ -201,7 +201,8 @@ def test_slides_style_sizes_and_sorted_wide_bars():
     import plotly.graph_objects as go
     from sevis.plots import SORTED_AXIS, apply_layout
     y = np.random.default_rng(0).random(300)
-    fig = apply_layout(go.Figure(go.Bar(x=np.arange(300), y=y, hovertemplate="channel %{x}: %{y}")), "wide")
+    fig = go.Figure(go.Bar(x=np.arange(300), y=y, hovertemplate="channel %{x}: %{y}"))
+    fig = apply_layout(fig.update_xaxes(title_text="channel index"), "wide")
     assert fig.data[0].marker.line.width == 0  # no grey fog from outlines
     s = slides_style(fig)
     assert s.layout.font.size == SLIDES_FONT and s.layout.title.font.size == SLIDES_TITLE
