@@ -245,6 +245,8 @@ def slides_style(fig: go.Figure) -> go.Figure:
     wrapped = any("<br>" in (a.text or "") for a in out.layout.annotations or ())  # two-line subplot titles
     title_extra = title_shift + (LEGEND_ROW + 8) * more_rows + 8 * rows_now + (18 if wrapped else 0)
     top = (lay.margin.t if lay.margin.t is not None else 95) + 24 + title_extra
+    if rows_now == 0:  # no legend: the row kept for it under the title would only push the plot down
+        top = min(top, 80 + (18 if wrapped else 0) + title_shift)
     grow = 1.12 if not any(t.type == "table" for t in out.data) else 1.15
     new_height = int(height * grow) + 24 + title_extra + SLIDES_ROW_EXTRA * (rows - 1)
     out.update_layout(height=new_height, margin_t=top)
