@@ -43,6 +43,39 @@ def _batches_from_pils(loaded: LoadedModel, images: Sequence[Image.Image], label
                np.asarray(labels[i:i + batch_size], np.int64))
 
 
+KEEP_BATCHES_BYTES = 256 * 2**20  # a folder's preprocessed batches are kept between passes up to this size
+
+
+class FolderBatches:
+    """A folder's labelled batches for views that pass over them several times (the knock-out sweep, the
+    control's seeds): after the first full pass they are kept when they fit KEEP_BATCHES_BYTES (a small model's
+    inputs), otherwise decoded and preprocessed again on every pass, a batch at a time (224 px inputs of a large
+    folder), so the folder is never held in memory whole."""
+
+    def __init__(self, loaded: LoadedModel, images: Sequence[Image.Image], labels: Sequence[int],
+                 batch_size: int, keep_bytes: int = KEEP_BATCHES_BYTES) -> None:
+        self.loaded, self.images, self.labels, self.batch_size = loaded, images, list(labels), batch_size
+        self.keep_bytes = keep_bytes
+        self._kept: list | None = None
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        if self._kept is not None:
+            yield from self._kept
+            return
+        kept: list | None = []
+        size = 0
+        for x, y in _batches_from_pils(self.loaded, self.images, self.labels, self.batch_size):
+            size += x.numel() * x.element_size()
+            kept = kept if kept is not None and size <= self.keep_bytes else None
+            if kept is not None:
+                kept.append((x, y))
+            yield x, y
+        self._kept = kept  # only a pass that ran to the end gets here
+
+
 def reference_inputs(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200,
                      photos: Mapping[str, bytes] | None = None) -> tuple[list[str], Iterator, int, str]:
     """Return (classes, labelled batches in those classes' indices, number of images, description) of the
@@ -51,6 +84,7 @@ def reference_inputs(loaded: LoadedModel, folder: str | None = None, batch_size:
     if folder:
         classes, images, labels, _ = folder_images(folder)
         source = f"folder {folder} ({len(images)} images, {len(classes)} classes)"
+        return classes, FolderBatches(loaded, images, labels, batch_size), len(images), source
     elif loaded.dataset == "fashion-mnist":
         ref = loaded.reference_set()
         return (list(ref.classes), split_batches(loaded, ref, batch_size), len(ref),
@@ -136,7 +170,8 @@ def reference_control(loaded: LoadedModel, folder: str | None = None, batch_size
         if pre is not None:
             return list(pre.control)  # per-seed summaries: all the depth measures read
     classes, batches, _, _ = reference_inputs(loaded, folder, batch_size)
-    return control_statistics_seeds(loaded, list(batches), classes=classes)
+    return control_statistics_seeds(loaded, batches if isinstance(batches, FolderBatches) else list(batches),
+                                    classes=classes)
 
 
 def reference_batches(loaded: LoadedModel, folder: str | None = None, batch_size: int = 200):
@@ -151,7 +186,7 @@ def reference_batches(loaded: LoadedModel, folder: str | None = None, batch_size
             raise DatasetError(f"folder classes {', '.join(missing[:5])} are not classes of this model, so accuracy "
                                "cannot be measured; name the sub-folders after the model's classes")
         labels = [loaded.classes.index(classes[k]) for k in labels]
-        return list(_batches_from_pils(loaded, images, labels, batch_size)), f"folder {folder}"
+        return FolderBatches(loaded, images, labels, batch_size), f"folder {folder}"
     if loaded.dataset == "fashion-mnist":
         ref = loaded.reference_set()
         return list(split_batches(loaded, ref, batch_size)), f"the bundled reference set ({len(ref)} images)"

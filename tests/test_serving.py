@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from sevis.budget import ByteBudgetCache, nbytes
@@ -141,6 +142,22 @@ def test_folder_images_decode_lazily_and_downscaled(tmp_path):
     batch = images[0:4]  # only what is indexed is decoded
     assert len(batch) == 4 and all(isinstance(im, Image.Image) for im in batch)
     assert max(min(im.size) for im in batch) <= 512  # downscaled at decode to what the views need
+
+
+def test_a_folders_batches_are_kept_only_when_small(tmp_path):
+    from sevis import load_model
+    from sevis.reference import FolderBatches, reference_batches
+    _labelled(tmp_path)
+    loaded = load_model("embedded")
+    batches, _ = reference_batches(loaded, str(tmp_path), batch_size=4)
+    assert isinstance(batches, FolderBatches) and len(batches) == 3
+    first = [(x.clone(), y.copy()) for x, y in batches]
+    assert batches._kept is not None  # 12 small inputs: kept after the first pass
+    large = FolderBatches(loaded, batches.images, batches.labels, 4, keep_bytes=first[0][0].nbytes)
+    again = [list(large), list(large)]  # over the budget: decoded again on every pass, the same batches
+    assert large._kept is None
+    for one in again:
+        assert all(torch.equal(a[0], b[0]) and (a[1] == b[1]).all() for a, b in zip(one, first))
 
 
 # ---------------------------------------------------------------------------------------------- models
