@@ -5,6 +5,7 @@ student typed or uploaded, never a server path or a hash, and never suggest comm
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -57,7 +58,8 @@ def user_message(spec: str, error: BaseException) -> str:
     """Return the sentence a failed load shows: a SevisError's own sentence with any stored upload's path (or
     the folder named by its hash) replaced by the student's file name; anything else without its internals."""
     name = shown(spec)
-    if not isinstance(error, SevisError):
+    if not isinstance(error, SevisError):  # the details go to the server's console, for the operator
+        logging.getLogger("sevis.app").warning("loading %s failed", spec, exc_info=error)
         return f"{name} could not be loaded: it does not work with this app."
     text = str(error)
     if name != spec:
