@@ -12,6 +12,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from .anatomy import BlockAnatomy
+from .images import image_stem
 from .plots import Panel, apply_layout
 from .zoo import LoadedModel
 
@@ -93,7 +94,7 @@ def overlay_panel(loaded: LoadedModel, a: BlockAnatomy, image, k: int = 2) -> Pa
                          "s": [None] + [float(a.s[c]) for c in high + low],
                          "mean_before": [float(np.maximum(m, 0).mean()) for m in before],
                          "mean_after": [float(np.maximum(m, 0).mean()) for m in after]})
-    return Panel(f"tour_overlay_{a.block.name}", title,
+    return Panel(f"{image_stem(image.name)}_{a.block.name}_overlay", title,
                  "The block's feature maps, enlarged to the image and laid over it (positive activations; yellow to "
                  "red = stronger): top row before scaling (U), bottom row after (U·s), on one scale per column, so a "
                  "channel that s mutes fades in the bottom row.", fig, data)

@@ -154,7 +154,7 @@ def test_export_block_and_channel(embedded, tmp_path, image):
     block = _names(embedded)[-2]
     assert main(["export", "block", str(path), "--block", block, "--format", "csv", "--out", str(tmp_path / "b")]) == 0
     files = sorted(p.name for p in (tmp_path / "b").iterdir())
-    assert files == sorted(f"garment_{block}_{k}.csv" for k in ("chain", "feature_maps", "prediction"))
+    assert files == sorted(f"garment_{block}_{k}.csv" for k in ("chain", "feature_maps", "prediction", "overlay"))
     assert main(["export", "channel", "--block", block, "--channel", "7", str(path), "--format", "csv", "json",
                  "--out", str(tmp_path / "c")]) == 0
     names = {p.name for p in (tmp_path / "c").iterdir()}
