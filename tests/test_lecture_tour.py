@@ -139,6 +139,17 @@ def test_tour_sentences_change_with_the_model():
         assert timm[title]["sentences"] != default[title]["sentences"], title
 
 
+def test_live_intro_matches_the_gate_range():
+    """The gate-relu ablation's s runs past 1: the Live view's intro and heat-strip caption say what that means."""
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT), "Live inference")
+    assert not any("above 1" in m.value for m in at.markdown)  # sigmoid gates: 0 to 1
+    at.session_state["ablation_name"] = "gate-relu"
+    at.selectbox(key="model_kind").set_value("Ablation variant (trained by sevis ablate)")
+    _run(at)
+    assert any("above 1 = amplified" in m.value for m in at.markdown)
+    assert any("above 1 = amplified (here up to" in c.value for c in at.caption)
+
+
 def test_export_lists_every_view_in_a_fresh_session(media):
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT), "Export")
     options = at.selectbox(key="ex_view").options
