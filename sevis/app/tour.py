@@ -14,6 +14,7 @@ from sevis.plots import Panel
 from sevis.reference import ReferenceStats, reference_inputs, too_few_images
 from sevis.tour_search import SEARCH_IMAGES, find_flip, most_selective_channel, top_images
 from sevis.views import tour as T
+from sevis.zoo import EMBEDDED
 
 from .common import (PENDING_TAKEAWAYS, Context, get_control, get_model, get_reference, get_samples, get_sweep, intro,
                      show_panel, static_ok)
@@ -95,13 +96,18 @@ def compute_step(ctx: Context, key: str) -> T.TourStep:
     return T.paper_step(paper, ref.source, random)
 
 
+def shown_name(ctx: Context) -> str:
+    """Return the name the app calls the model by: a shipped model's spec ("embedded"), else its own name."""
+    return ctx.loaded.spec if ctx.loaded.spec in EMBEDDED else ctx.loaded.name
+
+
 def _go(step: int) -> None:
     st.session_state[STEP_KEY] = step
 
 
 def render(ctx: Context) -> list[Panel]:
     """Show one step of the tour with Back / Next, and the handout export; return the step's panels."""
-    intro(f"A guided walk through what SE blocks do, on **{ctx.loaded.name}**, in {len(T.STEPS)} steps: each with "
+    intro(f"A guided walk through what SE blocks do, on **{shown_name(ctx)}**, in {len(T.STEPS)} steps: each with "
           "a figure and two sentences computed from this model. Steps that need labels or trained weights say so.")
     if not ctx.blocks:
         st.info("This model has no SE blocks, so there is no tour to give.")
@@ -148,7 +154,7 @@ def handout(ctx: Context) -> None:
                                            step.needs, T.formula_text(step) if step.formula else None))
             bar.progress((n + 1) / len(T.STEPS), text=f"Computed step {n + 1} of {len(T.STEPS)}")
         bar.empty()
-        page = handout_html(f"What SE blocks do in {ctx.loaded.name}: a tour",
+        page = handout_html(f"What SE blocks do in {shown_name(ctx)}: a tour",
                             f"Model: {ctx.loaded.name} ({ctx.loaded.spec}). Every number below was computed on this "
                             "model; the figures are interactive (hover for values) and work offline.", sections)
         built = st.session_state["tour_handout"] = (want, page)
