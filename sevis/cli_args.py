@@ -3,8 +3,10 @@ where it means something. Each refusal is one clear sentence (argparse prints it
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from .errors import SevisError
 
@@ -46,3 +48,35 @@ def check_arch(args: argparse.Namespace) -> None:
     if getattr(args, "arch", None) and not is_file:
         raise SevisError(f"--arch names the architecture of a weights file without a sevis model card; {model} "
                          "has its own, so leave --arch out")
+
+
+def progress_bar(total: int | None, desc: str, unit: str = "img"):
+    """Return a tqdm progress bar on stderr (hidden when stderr is not a terminal; total None: a counter)."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
+
+
+def command_line(argv: Sequence[str] | None) -> str:
+    """Return the command as typed (argv, or sys.argv), for model cards and teaching packs."""
+    return "sevis " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+
+
+def load_from_args(args: argparse.Namespace):
+    """Return the LoadedModel that --model/--arch/--random-weights name (random weights: seed 0, reproducible)."""
+    from .zoo import load_model
+
+    check_arch(args)
+    if not getattr(args, "random_weights", False):
+        return load_model(args.model, arch=args.arch)
+    prefix = str(args.model).partition(":")[0]
+    if args.arch or (prefix not in ("timm", "torchvision", "sevis") and args.model not in embedded_names()):
+        raise SevisError(f"--random-weights needs a model name (timm:<name>, torchvision:<name>, sevis:<arch> or "
+                         f"embedded), not a weights file: {args.model}")
+    import torch
+    torch.manual_seed(0)
+    return load_model(args.model, pretrained=False)
+
+
+def embedded_names() -> tuple[str, ...]:
+    from .names import EMBEDDED
+    return tuple(EMBEDDED)
