@@ -146,10 +146,10 @@ def training_takeaway(history: TrainingHistory) -> str:
     and when the blocks became class-specific, by stage."""
     first, last = history.snapshots[0], history.snapshots[-1]
     if len(history.snapshots) == 1:
-        text = f"One snapshot only (epoch {first.epoch}): reference-set accuracy {first.accuracy:.1%}."
-    else:
-        text = (f"Reference-set accuracy goes from {first.accuracy:.1%} at epoch {first.epoch} to "
-                f"{last.accuracy:.1%} at epoch {last.epoch}.")
+        return (f"One snapshot only (epoch {first.epoch}): reference-set accuracy {first.accuracy:.1%}; when the "
+                "blocks became class-specific needs two or more.")
+    text = (f"Reference-set accuracy goes from {first.accuracy:.1%} at epoch {first.epoch} to "
+            f"{last.accuracy:.1%} at epoch {last.epoch}.")
     table = emergence(history)
     if table.empty:
         return text + " This model has no SE blocks, so there are no excitations to follow."
@@ -158,15 +158,20 @@ def training_takeaway(history: TrainingHistory) -> str:
     if emerged.empty:
         return text + (f" No block's class specificity ends {MIN_LEARNED:.2f} or more above the untrained control's:"
                        " the excitations never became class-specific beyond what the data and architecture give.")
-    by_stage = emerged.groupby("stage", sort=True)["class_specific_from_epoch"]
-    when = emerged["class_specific_from_epoch"]
-    if when.min() == when.max():
-        text += (f" Every block that becomes class-specific (half of its final learned specificity reached) does so "
-                 f"by epoch {int(when.min())}.")
-    else:
+    at_init = emerged[emerged["class_specific_from_epoch"] == 0]  # the untrained network already had it
+    trained = emerged[emerged["class_specific_from_epoch"] > 0]
+    if len(at_init):
+        text += (f" {_blocks_words(at_init['block'])} {'is' if len(at_init) == 1 else 'are'} already at half of "
+                 f"{'its' if len(at_init) == 1 else 'their'} final learned specificity at initialisation.")
+    when = trained["class_specific_from_epoch"]
+    if len(trained) and when.min() == when.max():
+        text += (f" Every {'other ' if len(at_init) else ''}block that becomes class-specific (half of its final "
+                 f"learned specificity reached) does so by epoch {int(when.min())}.")
+    elif len(trained):
         stages = [f"stage {int(st)} by epoch {int(e.min())}" if e.min() == e.max() else
-                  f"stage {int(st)} between epochs {int(e.min())} and {int(e.max())}" for st, e in by_stage]
-        earliest = emerged.loc[when == when.min(), "block"]
+                  f"stage {int(st)} between epochs {int(e.min())} and {int(e.max())}"
+                  for st, e in trained.groupby("stage", sort=True)["class_specific_from_epoch"]]
+        earliest = trained.loc[when == when.min(), "block"]
         text += (f" Blocks become class-specific (half of their final learned specificity reached): "
                  f"{'; '.join(stages)}; first {_blocks_words(earliest)} (epoch {int(when.min())}).")
     text += _first_epoch_shares(history, emerged)
