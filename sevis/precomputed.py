@@ -147,6 +147,9 @@ def load_precomputed(loaded: LoadedModel) -> tuple[Precomputed | None, str | Non
     path = precomputed_path(weights) if weights else None
     if path is None or not path.is_file():
         return None, None
+    from .data import REFERENCE_PATHS
+    if not REFERENCE_PATHS.get(loaded.data_variant, REFERENCE_PATHS["centred"]).is_file():
+        return None, None  # no bundled reference set to check against: loading it says what is missing
     try:
         pre = read_precomputed(path)
     except Exception as e:  # a damaged file is recomputed, never a failure

@@ -385,7 +385,7 @@ def test_app_ablations_view_renders_a_pair_and_a_download(media):
     csv = media["ablation_table.csv"].decode()
     assert csv.splitlines()[0].startswith("axis,variant,paper")
     # The ablation variants are in the sidebar's model picker too.
-    at.selectbox(key="model_kind").set_value("Ablation variant (trained by `sevis ablate`)")
+    at.selectbox(key="model_kind").set_value("Ablation variant (trained by sevis ablate)")
     at.run()
     assert not at.exception
     assert at.selectbox(key="ablation_name").options[0].startswith("baseline")
