@@ -236,19 +236,36 @@ def evaluation_passes(control: bool, knockout: bool) -> int:
     return 1 + len(CONTROL_SEEDS) * int(control) + 2 * int(knockout)
 
 
+def paper_from_rows(rows: Sequence[Mapping], paper):
+    """Return the paper-vs-model table computed from the card's own (rounded) rows, so that a card's table follows
+    from the measures it stores (a knock-out cost of 0.75 points must not read 0.7 from 0.7499999); `paper` where
+    the rows hold no knock-out sweeps."""
+    import pandas as pd
+
+    from .paper import paper_vs_model
+    if not rows or not {"knockout_identity", "knockout_mean"} <= set(rows[0]):
+        return paper
+    m = pd.DataFrame(list(rows))
+
+    def sweep(column: str) -> pd.DataFrame:
+        return pd.DataFrame({"block": ["none"] + list(m["block"]), "change": [0.0] + list(m[column])})
+    return paper_vs_model(m, sweep("knockout_identity"), sweep("knockout_mean"))
+
+
 def evaluation_report(mm, classes: Sequence[str], split: str, command: str) -> dict:
     """Return the "evaluation" section of a model card: accuracy, per-class accuracy, the measures per block,
     and the paper-vs-model table."""
     table = mm.measures
     per_class = np.asarray(mm.figures["per_class_accuracy"], np.float64)
+    rows = [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")]
     report = {
         "command": command,
         "split": split,
         "images": int(mm.figures["images"]),
         "accuracy": round(float(mm.figures["accuracy"]), 6),
         "per_class_accuracy": {c: (None if math.isnan(a) else round(float(a), 6)) for c, a in zip(classes, per_class)},
-        "excitation": [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")],
-        "paper_vs_model": mm.paper.to_dict("records"),
+        "excitation": rows,
+        "paper_vs_model": paper_from_rows(rows, mm.paper).to_dict("records"),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if len(table) and table["stage"].notna().all():
