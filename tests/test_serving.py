@@ -467,3 +467,15 @@ def test_uploaded_weights_are_private_and_messages_name_the_students_file(tmp_pa
     store = upload_store()
     assert stat.S_IMODE(store.root.stat().st_mode) == 0o700 and len(store.files()) >= 1
     assert store.root.name.startswith("sevis-uploads-") and store.root.name != "sevis_uploaded_checkpoints"
+
+
+def test_pack_and_handout_model_line_never_shows_the_private_upload_path(tmp_path):
+    """Teaching packs and the tour handout name an uploaded model by the student's file, not the server path."""
+    from types import SimpleNamespace
+
+    from sevis.app.common import model_line
+    private = tmp_path / "sevis-uploads-x1y2" / "0123abcd" / "my_net.safetensors"
+    line = model_line(SimpleNamespace(source="checkpoint", spec=str(private), name="my_net"))
+    assert "my_net.safetensors" in line and str(tmp_path) not in line and "0123abcd" not in line
+    shipped = model_line(SimpleNamespace(source="embedded", spec="embedded", name="fmnist_se_resnet50"))
+    assert shipped == "Model: fmnist_se_resnet50 (embedded)."

@@ -49,6 +49,15 @@ def model_cache():
     from sevis.serving import model_cache_bytes
     return ByteBudgetCache(model_cache_bytes)
 
+def model_line(loaded: LoadedModel) -> str:
+    """Return "Model: …" for packs and handouts: the model's name and spec, an uploaded file by its own name only
+    (its spec is a path in the server's private upload folder, which a student must never see)."""
+    from pathlib import Path
+    if loaded.source == "checkpoint":
+        return f"Model: {Path(str(loaded.spec)).name} (an uploaded weights file)."
+    return f"Model: {loaded.name} ({loaded.spec})."
+
+
 
 def get_model(spec: str, pretrained: bool = True, arch: str | None = None) -> LoadedModel:
     """Return the loaded model for (spec, pretrained, arch), shared by every session."""

@@ -7,7 +7,7 @@ import streamlit as st
 
 from sevis import export as E
 
-from .common import Context, remember, show_panel, static_ok
+from .common import Context, model_line, remember, show_panel, static_ok
 
 TITLE = "Export"
 
@@ -64,7 +64,7 @@ def pack_button(ctx: Context, view: str, panels: list, formats: list[str], takea
     if st.button(f"Build teaching pack: {view} ({len(panels)} figures × {len(formats)} formats)", key="ex_build",
                  type="primary" if built is None else "secondary"):
         bar = st.progress(0.0, text="Rendering the teaching pack…")
-        data = E.teaching_pack(panels, view, formats, context=f"Model: {loaded.name} ({loaded.spec}).",
+        data = E.teaching_pack(panels, view, formats, context=model_line(loaded),
                                progress=lambda f: bar.progress(f, text=f"Rendering the teaching pack: {f:.0%}"),
                                takeaways=takeaways, slides=slides)
         bar.empty()

@@ -17,7 +17,7 @@ from sevis.views import tour as T
 from sevis.zoo import EMBEDDED
 
 from .common import (PENDING_TAKEAWAYS, Context, get_control, get_model, get_reference, get_samples, get_sweep, intro,
-                     show_panel, static_ok)
+                     model_line, show_panel, static_ok)
 
 TITLE = "Tour"
 STEP_KEY = "tour_step"
@@ -30,7 +30,7 @@ def get_flip(spec: str, pretrained: bool, arch: str | None, folder: str):
     loaded = get_model(spec, pretrained, arch)
     classes, batches, total, _ = reference_inputs(loaded, folder or None)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
-    return find_flip(loaded, list(batches), blocks, classes), min(total, SEARCH_IMAGES)
+    return find_flip(loaded, batches, blocks, classes), min(total, SEARCH_IMAGES)  # decodes only what it searches
 
 
 @st.cache_data(show_spinner="Finding the most class-selective channel and its images…", max_entries=8)
@@ -155,7 +155,7 @@ def handout(ctx: Context) -> None:
             bar.progress((n + 1) / len(T.STEPS), text=f"Computed step {n + 1} of {len(T.STEPS)}")
         bar.empty()
         page = handout_html(f"What SE blocks do in {shown_name(ctx)}: a tour",
-                            f"Model: {ctx.loaded.name} ({ctx.loaded.spec}). Every number below was computed on this "
+                            f"{model_line(ctx.loaded)} Every number below was computed on this "
                             "model; the figures are interactive (hover for values) and work offline.", sections)
         built = st.session_state["tour_handout"] = (want, page)
     if built is None:
