@@ -219,10 +219,11 @@ def families_takeaway(table: pd.DataFrame, out_dir: str | Path | None = None) ->
         return None
     parts = []
     names = {f: FAMILY_TITLES[f] for f in arch["family"]}
-    floor_known = arch["noise_floor"].notna()
-    better = arch[floor_known & (arch["delta"] > arch["noise_floor"])]
-    worse = arch[floor_known & (arch["delta"] < -arch["noise_floor"])]
-    inside = arch[floor_known & (arch["delta"].abs() <= arch["noise_floor"])]
+    floor = pd.to_numeric(arch["noise_floor"], errors="coerce")  # None (one seed) becomes NaN
+    floor_known = floor.notna()
+    better = arch[floor_known & (arch["delta"] > floor)]
+    worse = arch[floor_known & (arch["delta"] < -floor)]
+    inside = arch[floor_known & (arch["delta"].abs() <= floor)]
     if floor_known.any():
         bits = []
         if len(better):
