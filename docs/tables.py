@@ -124,8 +124,25 @@ def ablation_table() -> str:
     return "\n".join(lines)
 
 
+def families_table() -> str:
+    """Return SE against its plain twin per architecture beside the paper's rows (sevis.family_grid), from the cards."""
+    from sevis.family_grid import architecture_table, summary
+    from sevis.views.families import display_table, families_takeaway, schedule_words
+    table = summary()
+    if table.empty:
+        return "(no architecture model is trained yet: `sevis family`)"
+    shown = display_table(architecture_table(table))
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    lines += ["", f"{schedule_words(table)} Training took {table['seconds'].sum() / 60:.0f} CPU-minutes for the "
+              f"{len(table)} runs ({table['seconds'].min() / 60:.1f}-{table['seconds'].max() / 60:.1f} min each, one "
+              "thread).", "", f"Takeaway (computed from the cards): {families_takeaway(table)}"]
+    return "\n".join(lines)
+
+
 TABLES = {"models": models_table, "se-vs-plain": se_vs_plain, "accuracy-target": accuracy_target, "paper-embedded": lambda: paper_table("embedded"),
-          "paper-embedded-centred": lambda: paper_table("embedded-centred"), "ablations": ablation_table}
+          "paper-embedded-centred": lambda: paper_table("embedded-centred"), "ablations": ablation_table,
+          "families": families_table}
 
 
 def render(text: str) -> str:

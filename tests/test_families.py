@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -187,6 +188,28 @@ def test_sevis_family_killed_after_an_epoch_resumes_to_the_same_weights(tmp_path
     assert [r["name"] for r in summary["runs"]] == ["se-mobilenet"]
 
 
+def test_each_se_model_is_timed_against_its_twin_in_alternating_rounds(tmp_path):
+    tiny = dict(epochs=1, train_images=256, test_images=50, evaluate_reference=False)
+    assert len(G.train_families(["se-vgg", "vgg"], tmp_path, **tiny)) == 2
+    alone = {n: read_card(tmp_path / f"{n}.safetensors")["family"] for n in ("se-vgg", "vgg")}
+    assert all(c["cpu_timing"] != G.PAIRED_TIMING and c["cpu_ms_per_image"] > 0 for c in alone.values())
+    assert G.time_families(tmp_path) == ["vgg"]  # the only architecture with both models trained
+    paired = {n: read_card(tmp_path / f"{n}.safetensors")["family"] for n in ("se-vgg", "vgg")}
+    assert all(c["cpu_timing"] == G.PAIRED_TIMING and c["cpu_ms_per_image"] > 0 for c in paired.values())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    row = summary["architectures"][0]
+    assert row["family"] == "vgg" and row["se_cpu_ms"] == round(paired["se-vgg"]["cpu_ms_per_image"], 3)
+    assert row["time_change"] == pytest.approx(100 * (paired["se-vgg"]["cpu_ms_per_image"]
+                                                      / paired["vgg"]["cpu_ms_per_image"] - 1), abs=0.1)
+    assert row["seeds"] == 1 and row["noise_floor"] is None  # one seed each: no floor yet
+    from sevis.views.families import display_table, families_takeaway
+    text = families_takeaway(G.summary(tmp_path), tmp_path)
+    assert text.startswith("With one seed per model there is no noise floor yet") and "nan" not in text
+    assert f"SE costs {row['time_change']:+.0f}% CPU time per image" in text
+    shown = display_table(G.architecture_table(G.summary(tmp_path)))
+    assert shown.at[0, "noise floor (points)"] == "—" and shown.at[0, "inside noise?"] == "—"
+
+
 def test_a_run_held_by_a_live_process_is_left_to_it(tmp_path, capsys):
     (tmp_path / "vgg.lock").write_text(str(os.getppid()))  # a live process that is not us
     assert G.train_families(["vgg"], tmp_path, epochs=1, train_images=256, test_images=50,
@@ -263,6 +286,24 @@ def test_check_on_a_plain_model_and_an_saturated_gate():
 
 
 # ------------------------------------------------------------------------------------------ shipped models
+def test_the_whole_grid_is_shipped_small_listed_and_timed_in_pairs():
+    from sevis.ablations import MAX_BYTES
+    from sevis.names import FAMILY_GROUP, list_se_models
+    assert trained_families() == list(FAMILY_RUNS)  # 8 models x 2 seeds
+    for name in FAMILY_RUNS:
+        path = family_dir() / f"{name}.safetensors"
+        assert path.stat().st_size <= MAX_BYTES
+        assert {t.dtype for t in load_file(path).values() if t.is_floating_point()} in ({torch.float16}, {torch.float32})
+        assert read_card(path)["family"]["cpu_timing"] == G.PAIRED_TIMING
+    assert list_se_models()[FAMILY_GROUP] == [f"family:{n}" for n in FAMILY_RUNS]
+    summary = json.loads((family_dir() / "summary.json").read_text())
+    assert [r["name"] for r in summary["runs"]] == list(FAMILY_RUNS)
+    arch = summary["architectures"]
+    assert [r["family"] for r in arch] == ["inception", "resnext", "mobilenet", "vgg"]
+    assert all(r["seeds"] == 2 and r["noise_floor"] is not None for r in arch)
+    assert all(r["se_cpu_ms"] > 0 and r["plain_cpu_ms"] > 0 for r in arch)
+
+
 @pytest.mark.parametrize("name", trained_families())
 def test_shipped_card_reproduces_through_sevis_evaluate(name, capsys):
     from sevis.ablations import HALF_TOLERANCE, read_state_dtypes
@@ -278,3 +319,52 @@ def test_shipped_card_reproduces_through_sevis_evaluate(name, capsys):
         assert abs(fam["test_accuracy"] - fam["test_accuracy_fp32"]) <= HALF_TOLERANCE
     assert card["architecture"] == _random(FAMILY_RUNS[name]["model"]).cfg.to_dict()
     assert card["seed"] == FAMILY_RUNS[name]["seed"]
+
+
+# ------------------------------------------------------------------------------------------ view and export
+def test_sevis_export_families_writes_the_table_profiles_fig6_and_check(tmp_path, capsys):
+    from sevis.cli import main
+    from sevis.family_grid import architecture_table, summary
+    assert main(["export", "families", "--model", "family:se-vgg", "--format", "csv", "--out", str(tmp_path)]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"architectures_table.csv", "architectures_delta.csv", "architectures_depth_profiles.csv",
+            "fig6_se-vgg.csv", "check_se-vgg.csv"} <= names
+    table = pd.read_csv(tmp_path / "architectures_table.csv")
+    expected = architecture_table(summary())
+    assert list(table["family"]) == list(expected["family"]) and len(table) == 4
+    for _, row in table.iterrows():  # SE − plain is the difference of the seed means, in points
+        runs = summary()
+        fam = runs[runs["family"] == row["family"]]
+        delta = 100 * (fam[fam["se"]]["test_accuracy"].mean() - fam[~fam["se"]]["test_accuracy"].mean())
+        assert row["delta"] == pytest.approx(delta, abs=0.006)
+    check = pd.read_csv(tmp_path / "check_se-vgg.csv")
+    assert len(check) == 9 and set(check["verdict"]) <= {"ok", "ok (the same s for every image)"}
+    profiles = pd.read_csv(tmp_path / "architectures_depth_profiles.csv")
+    assert set(profiles["model"]) == {"se-inception", "se-resnext", "se-mobilenet", "se-vgg"}
+    from sevis.views.families import families_panels
+    panels, takeaway = families_panels("se-vgg")
+    assert takeaway.startswith("On 4 architectures with two seeds each, SE") and panels[0].caption.endswith(takeaway)
+
+
+def test_app_architectures_view_renders(media):
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["view"] = "Architectures"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="fam_run").set_value("se-resnext")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert list(table["architecture"]) == ["Inception", "ResNeXt", "MobileNet", "VGG"]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "Depth profiles of every architecture" in titles and "SE-ResNeXt: mean excitation per class" in titles
+    check = at.dataframe[1].value
+    assert len(check) == 16 and (check["runs"]).all()
+    takeaway = [m.value for m in at.info if m.value.startswith("**Takeaway.**")]
+    assert takeaway and "extra parameters" in takeaway[0]
+    # the family models are in the sidebar's model picker too
+    at.selectbox(key="model_kind").set_value("Architecture model (trained by sevis family)")
+    at.run()
+    assert not at.exception and at.selectbox(key="family_name").options[0].startswith("se-inception")
