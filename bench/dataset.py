@@ -12,8 +12,8 @@ import time
 import numpy as np
 import torch
 
-from sevis.data import Split, load_fashion_mnist
-from sevis.inference import collect_statistics, split_batches
+from sevis.data.fashion_mnist import Split, load_fashion_mnist
+from sevis.analysis.inference import collect_statistics, split_batches
 
 from .common import interleaved, run_worker
 from .overhead import load

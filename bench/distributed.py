@@ -25,7 +25,7 @@ def make_folder(root: Path, per_class: int | None = None) -> int:
     """Write the reference set as PNG files, one sub-folder per class; return how many images."""
     from PIL import Image
 
-    from sevis.data import load_reference_set
+    from sevis.data.fashion_mnist import load_reference_set
 
     ref = load_reference_set()
     n = 0

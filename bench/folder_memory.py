@@ -1,6 +1,6 @@
 """8. Memory of a large labelled folder in the app's views: a folder of N JPEGs (default 1,500 at 1024×768, 10
 classes named after Fashion-MNIST's) streamed through the embedded model by the Class × depth statistics
-(sevis.reference.reference_statistics) and the Channel view's reference excitations (thumbnails kept), each in
+(sevis.analysis.reference.reference_statistics) and the Channel view's reference excitations (thumbnails kept), each in
 a fresh process after a warm-up pass. Reported: peak resident memory growth over the memory before the pass
 (VmHWM reset through /proc/self/clear_refs) and what is still held after it. Target: growth < 400 MB.
 
@@ -60,7 +60,7 @@ def _worker(args: dict) -> dict:
     import torch
     torch.set_num_threads(int(args.get("threads") or 1))
     from sevis import load_model
-    from sevis.folders import ConfinedFolder
+    from sevis.data.folders import ConfinedFolder
 
     from .common import PeakRSS
     loaded = load_model("embedded")
@@ -69,7 +69,7 @@ def _worker(args: dict) -> dict:
         folder = ConfinedFolder(folder, os.path.realpath(folder))
     warm = make_folder(20, where=args["scratch"])
     if args["what"] == "class-depth":
-        from sevis.reference import reference_statistics as run
+        from sevis.analysis.reference import reference_statistics as run
     else:
         from sevis.views.channel import reference_excitations as run
     run(loaded, str(warm))  # warm-up: lazy kernels, allocator pools

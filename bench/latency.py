@@ -22,15 +22,15 @@ import statistics
 import numpy as np
 from PIL import Image
 
-from sevis.data import load_reference_set
-from sevis.inference import split_batches
-from sevis.knockout import knockout_sweep
-from sevis.recorder import find_se_blocks
+from sevis.data.fashion_mnist import load_reference_set
+from sevis.analysis.inference import split_batches
+from sevis.analysis.knockout import knockout_sweep
+from sevis.core.recorder import find_se_blocks
 
 from .common import run_worker, timed as _timed
 from .overhead import load
-from sevis.images import analyse_images, decode_uploads
-from sevis.reference import paper_blocks, reference_batches, reference_statistics
+from sevis.analysis.images import analyse_images, decode_uploads
+from sevis.analysis.reference import paper_blocks, reference_batches, reference_statistics
 from sevis.views.class_depth import class_depth_panels
 from sevis.views.knockout import knockout_sweep_panel
 from sevis.views.live import live_panels
@@ -153,9 +153,9 @@ def cold_view_work(loaded, blocks, view: str):
     """Return the work of a view as the app does it on a new server (empty caches, model loaded): "live" = a new
     upload's prediction, excitations and figures; "class_depth" = reference statistics, the untrained control (3
     seeds), both knock-out sweeps, measures and every panel. With a current precomputed file beside the card
-    (sevis.precomputed) the reference results are read, not computed."""
-    from sevis.measures import measures_and_paper
-    from sevis.reference import class_mean_excitations, reference_control
+    (sevis.analysis.precomputed) the reference results are read, not computed."""
+    from sevis.analysis.measures import measures_and_paper
+    from sevis.analysis.reference import class_mean_excitations, reference_control
     from sevis.views.class_depth import class_depth_takeaway, class_figure_panels, depth_profile_panels
     from sevis.views.knockout import precomputed_sweep_panel
 
@@ -188,7 +188,7 @@ def cold_view_work(loaded, blocks, view: str):
 def cold_views(loaded, blocks, threads: int | None = None) -> dict:
     """Return a cold Class × depth against a cold Live inference: each in a fresh process (interpreter, imports,
     model load, then the view's work, as on a new server), and in this process with the model loaded."""
-    from sevis.precomputed import load_precomputed
+    from sevis.analysis.precomputed import load_precomputed
     pre, note = load_precomputed(loaded)
     fresh = {v: run_worker("cold_view", {"view": v, "threads": threads}) for v in ("live", "class_depth")}
     _, live_s = _timed(cold_view_work(loaded, blocks, "live"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sevis import ExcitationRecorder, load_model
-from sevis.recorder import find_se_blocks
+from sevis.core.recorder import find_se_blocks
 
 from .common import calibrate, interleaved, timed
 
@@ -54,7 +54,7 @@ def variants(model, x):
         store.clear()
         return out
 
-    def recorder():  # what the app does per upload (sevis.inference.run_batch)
+    def recorder():  # what the app does per upload (sevis.analysis.inference.run_batch)
         with ExcitationRecorder(model) as r:
             model(x)
         return r.excitations

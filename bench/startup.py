@@ -3,7 +3,7 @@ in a fresh process, against `python -c "import torch"` (and import torch + one f
 interleaved rounds.
 
 Targets (issue 10): --help, models and usage errors at most 0.3× `import torch`; predict on one image at most
-1.5× (import torch + one forward pass of the same network, built from sevis.resnet and its safetensors file).
+1.5× (import torch + one forward pass of the same network, built from sevis.models.resnet and its safetensors file).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from .common import ROOT, interleaved
 FORWARD = """
 import torch
 from safetensors.torch import load_file
-from sevis.resnet import SEResNet, architecture_config
+from sevis.models.resnet import SEResNet, architecture_config
 model = SEResNet(architecture_config("fmnist_se_resnet")).eval()
-model.load_state_dict(load_file("pretrained/fmnist_se_resnet.safetensors"))
+model.load_state_dict(load_file("sevis/pretrained/fmnist_se_resnet.safetensors"))
 with torch.inference_mode():
     model(torch.zeros(1, 1, 28, 28))
 """
@@ -40,7 +40,7 @@ def _runner(argv: list[str]):
 def run(quick: bool = False, threads: int | None = None) -> dict:
     from PIL import Image
 
-    from sevis.data import load_reference_set
+    from sevis.data.fashion_mnist import load_reference_set
 
     tmp = Path(tempfile.mkdtemp(prefix="sevis-bench-"))
     image = tmp / "garment.png"

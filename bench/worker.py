@@ -24,7 +24,7 @@ def peer_variant(name: str, loaded, x):
     import torch
 
     from sevis import ExcitationRecorder
-    from sevis.recorder import find_se_blocks
+    from sevis.core.recorder import find_se_blocks
 
     from .overhead import variants
 
@@ -128,8 +128,8 @@ def task_stats_memory(args: dict) -> dict:
     """Peak RSS growth of collect_statistics streaming over n test images (split_batches, lazily)."""
     import torch
 
-    from sevis.data import load_fashion_mnist
-    from sevis.inference import collect_statistics, split_batches
+    from sevis.data.fashion_mnist import load_fashion_mnist
+    from sevis.analysis.inference import collect_statistics, split_batches
 
     from .common import PeakRSS
     from .overhead import load
@@ -138,7 +138,7 @@ def task_stats_memory(args: dict) -> dict:
     loaded = load("embedded")
     test = load_fashion_mnist("test")
     n = int(args["images"])
-    from sevis.data import Split
+    from sevis.data.fashion_mnist import Split
     split = Split(test.images[:n].copy(), test.labels[:n].copy())
     del test
     # warm: one small pass so lazy kernels and allocator state do not count

@@ -13,9 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sevis.checkpoint import read_card  # noqa: E402
+from sevis.models.checkpoint import read_card  # noqa: E402
 from sevis.names import EMBEDDED  # noqa: E402
-from sevis.zoo import PRETRAINED_DIR  # noqa: E402
+from sevis.models.zoo import PRETRAINED_DIR  # noqa: E402
 
 README = ROOT / "README.md"
 MODEL_LABELS = {
@@ -85,8 +85,8 @@ def paper_table(spec: str) -> str:
 
 
 def ablation_table() -> str:
-    """Return the paper's ablation rows beside ours (sevis.ablations.comparison_table), from the variants' cards."""
-    from sevis.ablations import NOISE_SEEDS, comparison_table, noise_floor, summary
+    """Return the paper's ablation rows beside ours (sevis.train.ablations.comparison_table), from the variants' cards."""
+    from sevis.train.ablations import NOISE_SEEDS, comparison_table, noise_floor, summary
     table = summary()
     if table.empty:
         return "(no ablation variant is trained yet: `sevis ablate`)"
@@ -117,7 +117,7 @@ def ablation_table() -> str:
     note = stale_note(table)
     if note:
         lines += ["", f"**Stale.** {note}"]
-    from sevis.ablations import grid_findings
+    from sevis.train.ablations import grid_findings
     findings = grid_findings(table)
     if findings:
         lines += ["", "What the grid says (computed from the cards):", ""] + [f"- {line}" for line in findings]
@@ -125,8 +125,8 @@ def ablation_table() -> str:
 
 
 def families_table() -> str:
-    """Return SE against its plain twin per architecture beside the paper's rows (sevis.family_grid), from the cards."""
-    from sevis.family_grid import architecture_table, summary
+    """Return SE against its plain twin per architecture beside the paper's rows (sevis.train.family_grid), from the cards."""
+    from sevis.train.family_grid import architecture_table, summary
     from sevis.views.families import display_table, families_takeaway, schedule_words
     table = summary()
     if table.empty:

@@ -1,6 +1,6 @@
 """Accuracy through the upload path on held-out garments: python docs/upload_accuracy.py [--model SPEC ...] [--n N]
 
-Each held-out test garment (sevis.heldout: none is in the reference set) is rendered as a user might send it,
+Each held-out test garment (sevis.data.heldout: none is in the reference set) is rendered as a user might send it,
 encoded as PNG and sent through open_image → the model's preprocess → the model, exactly as the app and
 `sevis predict` do. The first row feeds the in-context tensors straight to the model, as in training, for scale.
 Prints a Markdown table (one column per model); --out also writes it to a file.
@@ -16,10 +16,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sevis.heldout import CONDITIONS, _in_context, heldout_split, upload_accuracy  # noqa: E402
-from sevis.preprocess import grayscale_transform  # noqa: E402
-from sevis.train import normalise  # noqa: E402
-from sevis.zoo import load_model  # noqa: E402
+from sevis.data.heldout import CONDITIONS, _in_context, heldout_split, upload_accuracy  # noqa: E402
+from sevis.data.preprocess import grayscale_transform  # noqa: E402
+from sevis.train.trainer import normalise  # noqa: E402
+from sevis.models.zoo import load_model  # noqa: E402
 
 
 @torch.inference_mode()

@@ -5,11 +5,11 @@ imports no torch.
 """
 from importlib import import_module
 
-from .errors import DatasetError, ExportError, ImageError, ModelError, SevisError
+from sevis.errors import DatasetError, ExportError, ImageError, ModelError, SevisError
 
 _LAZY = {
-    "ExcitationRecorder": "recorder", "SEBlock": "recorder", "find_se_blocks": "recorder",
-    "LoadedModel": "zoo", "load_model": "zoo", "list_se_models": "names",
+    "ExcitationRecorder": "core.recorder", "SEBlock": "core.recorder", "find_se_blocks": "core.recorder",
+    "LoadedModel": "models.zoo", "load_model": "models.zoo", "list_se_models": "names",
 }
 
 __all__ = [

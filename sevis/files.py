@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import re
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .errors import SevisError
+from sevis.errors import SevisError
 
 
 def describe_kind(mode: int) -> str:
@@ -111,3 +113,26 @@ def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[Path], N
 def existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
     """Return those of `paths` that exist (as anything, a dangling link included)."""
     return [Path(p) for p in paths if os.path.lexists(p)]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+def safe_filename(name: str, ext: str | None = None, default: str = "figure", max_len: int = 80) -> str:
+    """Return `name` as a plain file name: ASCII letters, digits, '.', '_' and '-' only, no path parts,
+    no leading dot, at most `max_len` characters, with `ext` appended. Never a path."""
+    text = unicodedata.normalize("NFKD", str(name or "")).encode("ascii", "ignore").decode()
+    text = _UNSAFE.sub("_", text.replace("/", "_").replace("\\", "_"))
+    text = re.sub(r"\.{2,}", ".", text).strip("._-")
+    text = re.sub(r"_{2,}", "_", text)
+    stem = text[:max_len].rstrip("._-") or default
+    # Windows treats CON, NUL, COM1, ... as devices whatever follows the first dot ("nul.txt" too).
+    if stem.upper().split(".")[0] in _WINDOWS_DEVICES:
+        stem = f"_{stem}"
+    if ext:
+        # Windows drops trailing dots, so an extension of dots alone would leave "figure.".
+        ext = _UNSAFE.sub("", ext).strip(".").lower()[:10].rstrip(".")
+        if ext and not stem.lower().endswith("." + ext):
+            stem = f"{stem}.{ext}"
+    return stem

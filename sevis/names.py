@@ -1,14 +1,18 @@
 """Model names the CLI and the app offer, as plain constants: importing this module imports no torch.
 
-sevis.zoo imports these; tests/test_startup.py checks SEVIS_ARCHITECTURES and SEVIS_PLAIN_ARCHITECTURES
-against sevis.resnet's registry.
+sevis.models.zoo imports these; tests/test_startup.py checks SEVIS_ARCHITECTURES and SEVIS_PLAIN_ARCHITECTURES
+against sevis.models.resnet's registry.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-# The default model and its plain twin see Fashion-MNIST in context (sevis.context); the first embedded model,
+# The shipped models, their cards and reference files travel inside the package (package data), so an installed
+# sevis finds them without the checkout.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+# The default model and its plain twin see Fashion-MNIST in context (sevis.data.context); the first embedded model,
 # trained on the centred originals, stays beside them: it shows how the data shape early excitations.
 EMBEDDED = {"embedded": "fmnist_se_resnet50", "embedded-plain": "fmnist_resnet50",
             "embedded-centred": "fmnist_se_resnet", "embedded-centred-plain": "fmnist_resnet"}
@@ -34,7 +38,7 @@ TIMM_SE_MODELS = (
 )
 TORCHVISION_SE_MODELS = ("efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf")
 
-# sevis.resnet.list_architectures(), kept literal so that listing them needs no torch (a test checks they match),
+# sevis.models.resnet.list_architectures(), kept literal so that listing them needs no torch (a test checks they match),
 # and those of them built without SE (ResNetConfig.se False): the plain twins, for comparison.
 SEVIS_ARCHITECTURES = ("fmnist_resnet", "fmnist_resnet50", "fmnist_se_resnet", "fmnist_se_resnet50", "resnet101",
                        "resnet18", "resnet50", "se_resnet101", "se_resnet18", "se_resnet50")
@@ -42,7 +46,7 @@ SEVIS_PLAIN_ARCHITECTURES = ("fmnist_resnet", "fmnist_resnet50", "resnet101", "r
 NO_SE_GROUP = "sevis (no SE, for comparison)"
 ABLATION_GROUP = "ablations (trained)"
 
-# The paper's ablations (Tables 10-16) as variants of the default model (sevis.ablations trains them): each changes
+# The paper's ablations (Tables 10-16) as variants of the default model (sevis.train.ablations trains them): each changes
 # the default's ResNetConfig by `overrides` (or its seed: the baseline's extra seeds give the noise floor).
 # Loaded as "ablation:<name>" once pretrained/ablations/<name>.safetensors exists.
 ABLATION_AXES = ("baseline", "reduction", "squeeze", "excitation", "stages", "integration", "no SE")
@@ -81,7 +85,7 @@ ABLATIONS: dict[str, dict] = {
 DEFAULT_ABLATION_PAIR = ("baseline", "gate-tanh")
 
 
-# The paper's other SE architectures (Tables 2-3), small (sevis.families): model name -> registered architecture.
+# The paper's other SE architectures (Tables 2-3), small (sevis.models.families): model name -> registered architecture.
 # Each SE model sits beside its plain twin; `sevis family` trains every one with FAMILY_SEEDS (the spread between
 # seeds is the noise floor). Loaded as "family:<run>" once pretrained/families/<run>.safetensors exists.
 FAMILY_MODELS = {"se-inception": "fmnist_se_inception", "inception": "fmnist_inception",
@@ -106,7 +110,7 @@ FAMILY_RUNS: dict[str, dict] = _family_runs()
 def family_dir() -> Path:
     """Return the folder of the trained family models: $SEVIS_FAMILY_DIR, else pretrained/families."""
     import os
-    return Path(os.environ.get("SEVIS_FAMILY_DIR") or Path(__file__).resolve().parent.parent / "pretrained" / "families")
+    return Path(os.environ.get("SEVIS_FAMILY_DIR") or PRETRAINED_DIR / "families")
 
 
 def trained_families() -> list[str]:
@@ -123,7 +127,7 @@ SNAPSHOT_GROUP = "training snapshots"
 def snapshot_dir(spec: str = DEFAULT_SPEC) -> Path:
     """Return the folder of embedded model `spec`'s training snapshots (under $SEVIS_SNAPSHOT_DIR if set)."""
     import os
-    root = os.environ.get("SEVIS_SNAPSHOT_DIR") or Path(__file__).resolve().parent.parent / "pretrained"
+    root = os.environ.get("SEVIS_SNAPSHOT_DIR") or PRETRAINED_DIR
     return Path(root) / f"{EMBEDDED[spec]}.snapshots"
 
 
@@ -146,7 +150,7 @@ def snapshot_specs() -> list[str]:
 def ablation_dir() -> Path:
     """Return the folder of the trained ablation variants: $SEVIS_ABLATION_DIR, else pretrained/ablations."""
     import os
-    return Path(os.environ.get("SEVIS_ABLATION_DIR") or Path(__file__).resolve().parent.parent / "pretrained" / "ablations")
+    return Path(os.environ.get("SEVIS_ABLATION_DIR") or PRETRAINED_DIR / "ablations")
 
 
 def trained_ablations() -> list[str]:

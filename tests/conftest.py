@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sevis.checkpoint import save_checkpoint
-from sevis.data import FASHION_MNIST_CLASSES
+from sevis.models.checkpoint import save_checkpoint
+from sevis.data.fashion_mnist import FASHION_MNIST_CLASSES
 
 
 def _garment(size: int = 28, light_background: bool = False) -> np.ndarray:
@@ -59,7 +59,7 @@ def image_files(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def embedded():
-    """The shipped SE-ResNet (pretrained/fmnist_se_resnet.safetensors)."""
+    """The shipped SE-ResNet (sevis/pretrained/fmnist_se_resnet.safetensors)."""
     from sevis import load_model
     return load_model("embedded")
 

@@ -17,14 +17,14 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from sevis import ablations as A
-from sevis.checkpoint import read_card
+from sevis.train import ablations as A
+from sevis.models.checkpoint import read_card
 from sevis.names import ABLATIONS, ablation_dir, trained_ablations
-from sevis.paper import CONSTANT_SPREAD
-from sevis.recorder import find_se_blocks
-from sevis.se import SqueezeExcite, make_divisible
-from sevis.train import resume_path
-from sevis.zoo import load_model
+from sevis.analysis.paper import CONSTANT_SPREAD
+from sevis.core.recorder import find_se_blocks
+from sevis.core.se import SqueezeExcite, make_divisible
+from sevis.train.trainer import resume_path
+from sevis.models.zoo import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(900)
@@ -126,7 +126,7 @@ def test_shipped_variants_are_small_listed_and_summarised():
 
 @pytest.mark.parametrize("name", list(ABLATIONS))
 def test_card_accuracy_reproduces_through_sevis_evaluate(name, capsys):
-    from sevis.cli import main
+    from sevis.cli.main import main
     card = read_card(ablation_dir() / f"{name}.safetensors")
     assert main(["evaluate", "--model", f"ablation:{name}", "--split", "reference", "--no-control",
                  "--no-knockout"]) == 0
@@ -143,8 +143,8 @@ def test_card_accuracy_reproduces_through_sevis_evaluate(name, capsys):
 
 
 def test_test_accuracy_of_two_variants_reproduces_on_the_test_split():
-    from sevis.data import load_split
-    from sevis.train import accuracy
+    from sevis.data.fashion_mnist import load_split
+    from sevis.train.trainer import accuracy
     test = load_split("test", "context")
     for name in ("baseline", "gate-tanh"):
         loaded = load_model(f"ablation:{name}")
@@ -212,7 +212,7 @@ def test_grid_findings_on_synthetic_rows():
 
 
 def test_every_variant_card_paper_table_follows_from_its_measures():
-    from sevis.paper import paper_vs_model
+    from sevis.analysis.paper import paper_vs_model
     for name in trained_ablations():
         ev = read_card(ablation_dir() / f"{name}.safetensors")["evaluation"]
         m = pd.DataFrame(ev["excitation"])
@@ -260,7 +260,7 @@ def test_grid_findings_of_the_shipped_grid_name_each_axis_best():
 def test_a_variant_from_an_older_data_pipeline_is_marked_stale_and_retrained(tmp_path, capsys):
     import shutil
     from sevis.views.ablations import stale_note
-    from sevis.cli import main
+    from sevis.cli.main import main
     for name in ("baseline", "r4"):
         for ext in (".safetensors", ".json"):
             shutil.copy(ablation_dir() / f"{name}{ext}", tmp_path / f"{name}{ext}")
@@ -324,7 +324,7 @@ def test_a_variant_held_by_a_live_process_is_left_to_it(tmp_path, capsys):
 
 
 def test_sevis_ablate_rejects_unknown_variants(capsys):
-    from sevis.cli import main
+    from sevis.cli.main import main
     assert main(["ablate", "--variants", "r3"]) == 2
     assert "unknown ablation 'r3'" in capsys.readouterr().err
 
@@ -350,7 +350,7 @@ def test_pair_takeaway_and_gate_facts_are_measured():
 
 
 def test_sevis_export_ablations_writes_table_and_pair(tmp_path, capsys):
-    from sevis.cli import main
+    from sevis.cli.main import main
     assert main(["export", "ablations", "--variants", "baseline", "plain", "--format", "csv", "html",
                  "--out", str(tmp_path)]) == 0
     names = {p.name for p in tmp_path.iterdir()}

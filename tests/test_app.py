@@ -16,7 +16,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from conftest import garment_png_bytes  # noqa: E402
-from sevis.recorder import find_se_blocks  # noqa: E402
+from sevis.core.recorder import find_se_blocks  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 300  # seconds per script run: the machine may be busy
@@ -169,8 +169,8 @@ def test_class_depth_view_fig6_fig7_depth(app):
 
 
 def test_fig6_default_classes_are_the_same_in_app_and_cli(tiny_checkpoint, tmp_path):
-    from sevis.cli import main
-    from sevis.data import FASHION_MNIST_CLASSES
+    from sevis.cli.main import main
+    from sevis.data.fashion_mnist import FASHION_MNIST_CLASSES
     from sevis.names import fig6_default_classes
     at = _run(_new_app(), "Class × depth")  # a fresh session: nobody has touched the class picker
     app_default = list(at.multiselect(key="cd_classes").value)
@@ -200,9 +200,9 @@ def test_knockout_view_and_sweep(app, embedded):
 
 def test_architecture_view(app):
     from sevis.names import DEFAULT_SPEC, EMBEDDED
-    from sevis.params import squeeze_widths
-    from sevis.resnet import architecture_config
-    from sevis.se import make_divisible
+    from sevis.models.params import squeeze_widths
+    from sevis.models.resnet import architecture_config
+    from sevis.core.se import make_divisible
     cfg = architecture_config(EMBEDDED[DEFAULT_SPEC])  # the app opens on the default model
     at = _run(app, "Architecture")
     table = at.dataframe[0].value
@@ -247,7 +247,7 @@ def test_export_view_offers_teaching_pack(app, media):
 def test_live_teaching_pack_holds_the_input_images(app):
     import zipfile
 
-    from sevis import export as E
+    from sevis.figures import export as E
     at = _run(app, "Live inference")
     panels = at.session_state["panels"]["Live inference"]  # what the Export view packs
     at = _run(at, "Export")

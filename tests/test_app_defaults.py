@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from sevis.recorder import ExcitationRecorder, find_se_blocks  # noqa: E402
+from sevis.core.recorder import ExcitationRecorder, find_se_blocks  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 600  # seconds per script run: the machine may be busy
@@ -50,8 +50,8 @@ def _reference_stats(embedded):
     """The per-class statistics of the bundled reference set, computed here with the recorder (not the app's)."""
     from collections import OrderedDict
 
-    from sevis.analysis import ExcitationStats
-    from sevis.inference import split_batches
+    from sevis.core.statistics import ExcitationStats
+    from sevis.analysis.inference import split_batches
     blocks = [b for b, _ in find_se_blocks(embedded.model)]
     ref = embedded.reference_set()
     stats = ExcitationStats(list(ref.classes), OrderedDict((b.name, b.channels) for b in blocks))
@@ -117,7 +117,7 @@ def test_channel_opens_on_the_channel_whose_class_means_differ_most(embedded):
 
 
 def test_knockout_preselects_the_block_that_changes_the_prediction_most(app, embedded):
-    from sevis.images import decode_uploads, sample_images
+    from sevis.analysis.images import decode_uploads, sample_images
     at = _run(app, "SE knock-out")
     name = at.selectbox(key="ko_image").value
     samples = sample_images(embedded)

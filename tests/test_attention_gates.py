@@ -8,8 +8,8 @@ import pytest
 import timm
 import torch
 
-from sevis.check import check_failed, check_model
-from sevis.recorder import ExcitationRecorder, find_se_blocks
+from sevis.analysis.check import check_failed, check_model
+from sevis.core.recorder import ExcitationRecorder, find_se_blocks
 
 
 def _eca():

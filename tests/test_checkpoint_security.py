@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from sevis import load_model
-from sevis.checkpoint import read_state_dict, save_checkpoint
+from sevis.models.checkpoint import read_state_dict, save_checkpoint
 from sevis.errors import ModelError, SevisError
-from sevis.zoo import load_checkpoint
+from sevis.models.zoo import load_checkpoint
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -149,7 +149,7 @@ def test_refusal_holds_even_when_torch_is_told_to_skip_weights_only(tmp_path, mo
 
 def test_cli_refuses_with_one_line_and_nonzero_exit(tmp_path, capsys):
     from PIL import Image
-    from sevis.cli import main
+    from sevis.cli.main import main
     marker = tmp_path / "PWNED"
     path = write_malicious(tmp_path / "weights.pt", marker)
     image = tmp_path / "x.png"
@@ -335,7 +335,7 @@ def test_card_asking_for_a_huge_model_is_refused_before_allocating(tmp_path, sma
 
 
 # ---------------------------------------------------------------------------------------------- export names
-export = pytest.importorskip("sevis.export", reason="sevis/export.py (the app helper's) is not there yet")
+export = pytest.importorskip("sevis.figures.export", reason="sevis/figures/export.py (the app helper's) is not there yet")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 
 
@@ -383,7 +383,7 @@ def test_written_exports_stay_in_their_folder(tmp_path):
     """write_panels / teaching_pack with hostile keys, prefixes and view names write only inside out_dir."""
     import pandas as pd
     import plotly.graph_objects as go
-    from sevis.plots import Panel
+    from sevis.figures.plots import Panel
     import zipfile
     import io
 

@@ -21,9 +21,9 @@ import torch
 from PIL import Image
 
 from sevis import ExcitationRecorder, load_model
-from sevis.inference import predict_images, run_batch
-from sevis.recorder import _ACTIVE, count_hooks, find_se_blocks
-from sevis.zoo import EMBEDDED, PRETRAINED_DIR
+from sevis.analysis.inference import predict_images, run_batch
+from sevis.core.recorder import _ACTIVE, count_hooks, find_se_blocks
+from sevis.models.zoo import EMBEDDED, PRETRAINED_DIR
 
 pytestmark = pytest.mark.timeout(600, method="thread")
 
@@ -376,7 +376,7 @@ def test_app_sessions_share_the_cached_model_and_match_single_sessions(monkeypat
     in_flight = [0, 0]  # now, most at once
     lock = threading.Lock()
     meet = threading.Barrier(SESSIONS)
-    import sevis.images as views  # analyse_images calls predict_images from there
+    import sevis.analysis.images as views  # analyse_images calls predict_images from there
     real_predict = views.predict_images
 
     def predict_together(loaded, imgs, *args, **kwargs):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from sevis.context import ContextConfig, compose, place, render_split, sample_params
-from sevis.data import CONTEXT_MEAN, CONTEXT_STD, load_fashion_mnist, load_reference_set, load_split
+from sevis.data.context import ContextConfig, compose, place, render_split, sample_params
+from sevis.data.fashion_mnist import CONTEXT_MEAN, CONTEXT_STD, load_fashion_mnist, load_reference_set, load_split
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_the_bundled_context_test_split_is_the_seeded_one(test_images):
     assert np.array_equal(split.images[:50], load_split("test", "context").images[:50])
     # The reference set holds the same garments as the centred one, rendered exactly as in the test split.
     ref, centred = load_reference_set(variant="context"), load_reference_set(variant="centred")
-    idx = np.load("pretrained/fmnist_context_reference.npz")["test_indices"]
+    idx = np.load("sevis/pretrained/fmnist_context_reference.npz")["test_indices"]
     assert np.array_equal(ref.images, split.images[idx]) and np.array_equal(ref.labels, centred.labels)
     assert np.bincount(ref.labels).tolist() == [100] * 10  # balanced
 

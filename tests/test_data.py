@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sevis import DatasetError
-from sevis.data import (DEBIAN_DIR, FASHION_MNIST_CLASSES, dataset_dir, load_fashion_mnist, load_reference_set,
+from sevis.data.fashion_mnist import (DEBIAN_DIR, FASHION_MNIST_CLASSES, dataset_dir, load_fashion_mnist, load_reference_set,
                         read_idx)
 
 
@@ -39,7 +39,7 @@ def test_splits(test_split):
 
 
 def test_dataset_licence_is_shipped():
-    from sevis.zoo import PRETRAINED_DIR
+    from sevis.models.zoo import PRETRAINED_DIR
     text = (PRETRAINED_DIR / "FASHION-MNIST-LICENSE").read_text()
     assert "MIT" in text or "Permission is hereby granted" in text
 
@@ -104,7 +104,7 @@ def test_reference_set(test_split):
     counts = np.bincount(ref.labels, minlength=10)
     assert np.all(counts >= 80) and np.all(counts <= 120)
     assert ref.classes == FASHION_MNIST_CLASSES
-    from sevis.data import REFERENCE_PATHS
+    from sevis.data.fashion_mnist import REFERENCE_PATHS
     with np.load(REFERENCE_PATHS["centred"]) as raw:
         idx = raw["test_indices"]
     assert len(set(idx.tolist())) == len(idx)

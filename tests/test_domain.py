@@ -6,12 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from sevis.domain import OUT_OF_DOMAIN_PERCENTILE, domain_calibration, domain_verdicts, stage_features
-from sevis.heldout import heldout_split, upload_batches
-from sevis.images import sample_photos
-from sevis.inference import split_batches
-from sevis.preprocess import open_image
-from sevis.zoo import load_model
+from sevis.analysis.domain import OUT_OF_DOMAIN_PERCENTILE, domain_calibration, domain_verdicts, stage_features
+from sevis.data.heldout import heldout_split, upload_batches
+from sevis.analysis.images import sample_photos
+from sevis.analysis.inference import split_batches
+from sevis.data.preprocess import open_image
+from sevis.models.zoo import load_model
 
 
 def test_calibration_on_the_reference_set(embedded):
@@ -84,8 +84,8 @@ def test_verdict_as_json_and_random_weights_read_as_sentences(embedded_random):
 def test_predict_json_prints_top_classes_and_the_domain_verdict(tmp_path, capsys):
     import json
 
-    from sevis.cli import main
-    from sevis.heldout import png_bytes, render
+    from sevis.cli.main import main
+    from sevis.data.heldout import png_bytes, render
     garment = tmp_path / "garment.png"
     garment.write_bytes(png_bytes(render("photo-144", heldout_split(10))[0]))
     stripes = tmp_path / "stripes.png"

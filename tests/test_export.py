@@ -13,9 +13,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from sevis import export as E
+from sevis.figures import export as E
 from sevis.errors import ExportError
-from sevis.plots import Panel
+from sevis.figures.plots import Panel
 from sevis.views.architecture import architecture_panels
 from sevis.views.live import model_input_image
 
@@ -157,13 +157,14 @@ def test_write_panels_reports_missing_chrome_but_writes_the_rest(no_chrome, tmp_
 
 # ---------------------------------------------------------------------------------------- CLI
 def test_cli_constants_match_package():
-    from sevis import cli, view_export as views
+    from sevis.cli import main as cli
+    from sevis.views import registry as views
     assert cli.EXPORT_VIEWS == views.EXPORT_VIEWS
     assert set(cli.EXPORT_FORMATS) == set(E.ALL_FORMATS)
 
 
 def test_cli_export_fig6(tiny_checkpoint, tmp_path, capsys):
-    from sevis.cli import main
+    from sevis.cli.main import main
     out = tmp_path / "out"
     rc = main(["export", "fig6", "--model", str(tiny_checkpoint), "--classes", "Trouser", "Bag",
                "--blocks", "SE_2_2", "SE_5_1", "--channels", "first", "--n", "8", "--format", "csv", "html",
@@ -179,7 +180,7 @@ def test_cli_export_fig6(tiny_checkpoint, tmp_path, capsys):
 
 
 def test_cli_export_errors_are_one_line(tiny_checkpoint, tmp_path, capsys):
-    from sevis.cli import main
+    from sevis.cli.main import main
     rc = main(["export", "fig6", "--model", str(tiny_checkpoint), "--blocks", "SE_9_9", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and "SE_9_9" in err and "Traceback" not in err
@@ -188,7 +189,7 @@ def test_cli_export_errors_are_one_line(tiny_checkpoint, tmp_path, capsys):
 
 
 def test_cli_export_architecture_and_live(tiny_checkpoint, tmp_path, image_files):
-    from sevis.cli import main
+    from sevis.cli.main import main
     assert main(["export", "architecture", "--model", str(tiny_checkpoint), "--format", "csv",
                  "--out", str(tmp_path / "a")]) == 0
     assert {"se_blocks.csv", "se_params_per_stage.csv", "se_params_vs_r.csv"} <= {p.name for p in (tmp_path / "a").iterdir()}
@@ -209,7 +210,7 @@ def _zip_files(data: bytes) -> dict[str, bytes]:
 def test_pack_html_files_share_one_plotly_js_and_standalone_html_embeds_it(tmp_path, image_files):
     from plotly.offline import get_plotlyjs
 
-    from sevis.zoo import load_model
+    from sevis.models.zoo import load_model
     loaded = load_model("embedded-centred")  # the shipped model
     panels = architecture_panels(loaded)
     files = _zip_files(E.teaching_pack(panels, "Architecture", ["html", "csv"]))
@@ -226,7 +227,7 @@ def test_pack_html_files_share_one_plotly_js_and_standalone_html_embeds_it(tmp_p
     single = E.panel_bytes(panels[0], "html").decode()
     assert get_plotlyjs()[:2000] in single and f'src="{E.PLOTLY_JS}"' not in single
     # The CLI writes standalone HTML files and a pack that shares plotly.js.
-    from sevis.cli import main
+    from sevis.cli.main import main
     out = tmp_path / "cli"
     assert main(["export", "architecture", "--model", "embedded-centred", "--format", "html", "--out", str(out),
                  "--pack"]) == 0
@@ -239,8 +240,8 @@ def test_pack_html_files_share_one_plotly_js_and_standalone_html_embeds_it(tmp_p
 def test_live_pack_holds_the_input_images(tmp_path, image_files):
     from PIL import Image
 
-    from sevis.cli import main
-    from sevis.zoo import load_model
+    from sevis.cli.main import main
+    from sevis.models.zoo import load_model
     loaded = load_model("embedded-centred")
     out = tmp_path / "live"
     given = {"rgb": image_files["rgb.png"], "gray": image_files["gray.png"]}

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 
 from conftest import garment_png_bytes
 from sevis import load_model
-from sevis.checkpoint import read_state_dict, save_checkpoint
+from sevis.models.checkpoint import read_state_dict, save_checkpoint
 from sevis.errors import DatasetError, ExportError, ModelError
 
 pytestmark = pytest.mark.timeout(600)
@@ -46,7 +46,7 @@ WEIGHTS_MISSING = "the embedded weights"
 @pytest.fixture
 def no_chrome(monkeypatch, tmp_path):
     """No Chrome anywhere the export module looks: $CHROME_PATH, $BROWSER_PATH, PATH, the usual places."""
-    export = pytest.importorskip("sevis.export")
+    export = pytest.importorskip("sevis.figures.export")
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.delenv("CHROME_PATH", raising=False)
@@ -99,7 +99,7 @@ def one_line(msg: str) -> str:
 def _panels():
     import pandas as pd
     import plotly.graph_objects as go
-    from sevis.plots import Panel
+    from sevis.figures.plots import Panel
     fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]))
     return [Panel("fig_a", "Figure A", "What A shows.", fig, pd.DataFrame({"x": ["a", "b"], "y": [1, 2]}))]
 
@@ -130,7 +130,7 @@ def test_no_chromium_packs_and_folders_still_get_the_other_formats(no_chrome, tm
 
 
 def test_a_chrome_that_crashes_gives_an_export_error(monkeypatch, tmp_path):
-    export = pytest.importorskip("sevis.export")
+    export = pytest.importorskip("sevis.figures.export")
     pytest.importorskip("kaleido")
     fake = tmp_path / "chromium"
     fake.write_text("#!/bin/sh\necho 'chromium: cannot open display' >&2\nexit 1\n")
@@ -147,7 +147,7 @@ def test_a_chrome_that_crashes_gives_an_export_error(monkeypatch, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- dataset
 def test_dataset_package_missing(monkeypatch, tmp_path):
-    from sevis.data import load_fashion_mnist
+    from sevis.data.fashion_mnist import load_fashion_mnist
     monkeypatch.setenv("SEVIS_FASHION_MNIST_DIR", str(tmp_path))
     for split in ("test", "train"):
         with pytest.raises(DatasetError) as info:
@@ -157,7 +157,7 @@ def test_dataset_package_missing(monkeypatch, tmp_path):
 
 
 def test_dataset_package_missing_cli(monkeypatch, tmp_path, small, capsys):
-    from sevis.cli import main
+    from sevis.cli.main import main
     ckpt = save_checkpoint(small.model, tmp_path / "m.safetensors",
                            {"name": "m", "architecture": small.model.cfg.to_dict(), "classes": small.classes})
     monkeypatch.setenv("SEVIS_FASHION_MNIST_DIR", str(tmp_path / "nothing-here"))
@@ -326,7 +326,7 @@ def test_app_without_the_dataset_package(app, monkeypatch, tmp_path):
     """The app needs no dataset package (bundled reference set); with that gone too, the view that needs it
     says so once and the rest keeps working."""
     import streamlit as st
-    import sevis.data as data
+    import sevis.data.fashion_mnist as data
     at, before = app
     monkeypatch.setenv("SEVIS_FASHION_MNIST_DIR", str(tmp_path / "no-dataset"))
     at.session_state["view"] = "Class × depth"

@@ -18,16 +18,16 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from sevis import family_grid as G
-from sevis.check import check_failed, check_loaded, check_model
-from sevis.checkpoint import read_card
+from sevis.train import family_grid as G
+from sevis.analysis.check import check_failed, check_loaded, check_model
+from sevis.models.checkpoint import read_card
 from sevis.errors import ModelError
-from sevis.families.inception import InceptionModule, ReductionModule
+from sevis.models.families.inception import InceptionModule, ReductionModule
 from sevis.names import FAMILY_MODELS, FAMILY_RUNS, family_dir, trained_families
-from sevis.recorder import find_se_blocks
-from sevis.se import SqueezeExcite
-from sevis.train import resume_path
-from sevis.zoo import load_model
+from sevis.core.recorder import find_se_blocks
+from sevis.core.se import SqueezeExcite
+from sevis.train.trainer import resume_path
+from sevis.models.zoo import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(900)
@@ -140,7 +140,7 @@ def test_unknown_and_untrained_family_models_say_so(tmp_path, monkeypatch):
 
 
 def test_a_family_card_that_asks_for_an_unknown_family_is_refused(tmp_path):
-    from sevis.checkpoint import save_checkpoint
+    from sevis.models.checkpoint import save_checkpoint
     net = _random("vgg")
     path = save_checkpoint(net, tmp_path / "x.safetensors", {"architecture": {**net.cfg.to_dict(), "family": "lenet"}})
     with pytest.raises(ModelError, match="cannot build"):
@@ -218,7 +218,7 @@ def test_a_run_held_by_a_live_process_is_left_to_it(tmp_path, capsys):
 
 
 def test_sevis_family_lists_runs_and_rejects_unknown_ones(capsys):
-    from sevis.cli import main
+    from sevis.cli.main import main
     assert main(["family", "--list", "--models", "se-vgg", "vgg-seed1"]) == 0
     out = capsys.readouterr().out
     assert "se-vgg" in out and "fmnist_vgg, seed 1" in out
@@ -252,14 +252,15 @@ def test_check_finds_se_that_never_runs_or_changes_nothing(broken, verdict, monk
     assert rows.at["SE_3_2", "verdict"] == verdict and check_failed(table)
     assert (rows.drop("SE_3_2")["verdict"] == "ok").all()
     assert rows.at["SE_3_2", "runs"] == (broken is _Discarded)
-    from sevis import cli, zoo
+    from sevis.cli import main as cli
+    from sevis.models import zoo
     monkeypatch.setattr(zoo, "load_model", lambda *a, **k: loaded)
     assert cli.main(["check", "family:se-inception", "--random-weights", "--images", "20"]) == 1
     assert f"{verdict}: SE_3_2" in capsys.readouterr().out
 
 
 def test_check_passes_se_on_the_identity_branch_and_reads_its_gates(capsys):
-    from sevis.cli import main
+    from sevis.cli.main import main
     loaded = load_model("ablation:integration-identity")
     table, _ = check_loaded(loaded, images=100)
     assert len(table) == 16 and table["runs"].all() and table["matters"].all() and not check_failed(table)
@@ -287,7 +288,7 @@ def test_check_on_a_plain_model_and_an_saturated_gate():
 
 # ------------------------------------------------------------------------------------------ shipped models
 def test_the_whole_grid_is_shipped_small_listed_and_timed_in_pairs():
-    from sevis.ablations import MAX_BYTES
+    from sevis.train.ablations import MAX_BYTES
     from sevis.names import FAMILY_GROUP, list_se_models
     assert trained_families() == list(FAMILY_RUNS)  # 8 models x 2 seeds
     for name in FAMILY_RUNS:
@@ -306,8 +307,8 @@ def test_the_whole_grid_is_shipped_small_listed_and_timed_in_pairs():
 
 @pytest.mark.parametrize("name", trained_families())
 def test_shipped_card_reproduces_through_sevis_evaluate(name, capsys):
-    from sevis.ablations import HALF_TOLERANCE, read_state_dtypes
-    from sevis.cli import main
+    from sevis.train.ablations import HALF_TOLERANCE, read_state_dtypes
+    from sevis.cli.main import main
     path = family_dir() / f"{name}.safetensors"
     card = read_card(path)
     assert main(["evaluate", "--model", f"family:{name}", "--split", "reference", "--no-control",
@@ -323,8 +324,8 @@ def test_shipped_card_reproduces_through_sevis_evaluate(name, capsys):
 
 # ------------------------------------------------------------------------------------------ view and export
 def test_sevis_export_families_writes_the_table_profiles_fig6_and_check(tmp_path, capsys):
-    from sevis.cli import main
-    from sevis.family_grid import architecture_table, summary
+    from sevis.cli.main import main
+    from sevis.train.family_grid import architecture_table, summary
     assert main(["export", "families", "--model", "family:se-vgg", "--format", "csv", "--out", str(tmp_path)]) == 0
     names = {p.name for p in tmp_path.iterdir()}
     assert {"architectures_table.csv", "architectures_delta.csv", "architectures_depth_profiles.csv",

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sevis import export as E
-from sevis.data import Split, load_reference_set
-from sevis.inference import split_batches
-from sevis.knockout import knockout_sweep
-from sevis.recorder import find_se_blocks
-from sevis.plots import LABEL_WIDTH, Panel, short_labels
-from sevis.shared_figures import topk_bar, topk_frame
+from sevis.figures import export as E
+from sevis.data.fashion_mnist import Split, load_reference_set
+from sevis.analysis.inference import split_batches
+from sevis.analysis.knockout import knockout_sweep
+from sevis.core.recorder import find_se_blocks
+from sevis.figures.plots import LABEL_WIDTH, Panel, short_labels
+from sevis.figures.shared_figures import topk_bar, topk_frame
 from sevis.views.knockout import knockout_sweep_panel, prediction_change
 
 # timm's ImageNet names: synonym lists, some very long, and two classes both called "crane".

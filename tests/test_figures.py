@@ -9,9 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from sevis.analysis import ExcitationStats, similarity_by_depth
-from sevis.plots import LEGEND_ROW, LEGEND_TOP, TITLE_LINE, ALL_COLOR, legend_rows, table_figure
-from sevis.shared_figures import block_lines, class_depth_frame, depth_profile, excitation_frame, fig6, topk_bar, topk_frame
+from sevis.core.statistics import ExcitationStats, similarity_by_depth
+from sevis.figures.plots import LEGEND_ROW, LEGEND_TOP, TITLE_LINE, ALL_COLOR, legend_rows, table_figure
+from sevis.figures.shared_figures import block_lines, class_depth_frame, depth_profile, excitation_frame, fig6, topk_bar, topk_frame
 from sevis.views.architecture import blocks_frame, params_vs_r, se_params_by_stage
 from sevis.views.class_depth import fig7
 from sevis.views.compare import difference_plot, similarity_plot
@@ -152,7 +152,7 @@ def test_fig7_band_is_mean_plus_minus_std(stats):
 
 
 def test_depth_profile_reads_class_specific_late(stats):
-    from sevis.analysis import depth_measures
+    from sevis.core.statistics import depth_measures
     measures = depth_measures(stats)
     fig = depth_profile(measures)
     spec = np.asarray(fig.data[0].y, float)
@@ -164,7 +164,7 @@ def test_depth_profile_reads_class_specific_late(stats):
 
 
 def test_depth_profile_draws_the_untrained_control_dashed(stats):
-    from sevis.analysis import depth_measures
+    from sevis.core.statistics import depth_measures
     measures = depth_measures(stats, control=stats)  # the control is the model itself: learned part 0
     fig = depth_profile(measures)
     control = [t for t in fig.data if t.name.startswith("untrained control")]
@@ -227,7 +227,7 @@ def _fig6_for(classes: list[str]) -> go.Figure:
 
 
 def test_fig6_wrapped_legend_stays_between_title_and_panels():
-    from sevis.data import FASHION_MNIST_CLASSES
+    from sevis.data.fashion_mnist import FASHION_MNIST_CLASSES
     ten, two = _fig6_for(list(FASHION_MNIST_CLASSES)), _fig6_for(list(FASHION_MNIST_CLASSES[:2]))
     rows = legend_rows(ten)
     assert rows >= 2 and legend_rows(two) == 1  # ten classes and "all" do not fit one row of the app's column

@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from sevis.data import data_normalisation, load_reference_set
-from sevis.framing import SceneTransform, describe_preprocessing, frame
-from sevis.preprocess import GrayscaleTransform
-from sevis.zoo import load_model
+from sevis.data.fashion_mnist import data_normalisation, load_reference_set
+from sevis.data.framing import SceneTransform, describe_preprocessing, frame
+from sevis.data.preprocess import GrayscaleTransform
+from sevis.models.zoo import load_model
 
 
 @pytest.fixture(scope="module")

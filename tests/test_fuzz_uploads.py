@@ -31,9 +31,9 @@ from PIL import Image, features
 
 from sevis import load_model
 from sevis.errors import ImageError, SevisError
-from sevis.inference import predict_images
-from sevis.preprocess import MAX_ASPECT, MAX_PIXELS, open_image
-from sevis.zoo import EMBEDDED, PRETRAINED_DIR
+from sevis.analysis.inference import predict_images
+from sevis.data.preprocess import MAX_ASPECT, MAX_PIXELS, open_image
+from sevis.models.zoo import EMBEDDED, PRETRAINED_DIR
 
 pytestmark = pytest.mark.timeout(300, method="thread")  # a hang inside a C decoder still ends the run
 
@@ -462,7 +462,7 @@ def test_file_paths_and_streams_take_the_same_path(model, tmp_path):
 def test_the_apps_upload_helpers_take_this_same_path(model, sample):
     """The app decodes uploads with images.decode_uploads and predicts with images.analyse_images: same
     outcome as open_image + predict_images for the same bytes (error line or pixels and probabilities)."""
-    views = pytest.importorskip("sevis.images")
+    views = pytest.importorskip("sevis.analysis.images")
     data, _ = sample
     good, errors = views.decode_uploads([("upload.bin", data)])
     try:

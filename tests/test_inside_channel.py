@@ -8,13 +8,13 @@ import torch
 
 from sevis import ExcitationRecorder, SevisError, find_se_blocks
 from sevis.views.channel import channel_from_point, channel_panels, most_and_least, one_channel_knockout, reference_excitations
-from sevis.inference import run_batch
+from sevis.analysis.inference import run_batch
 from sevis.views.inside import anatomy_panels, anatomy_takeaway
-from sevis.anatomy import block_anatomy
-from sevis.images import NamedImage, decode_uploads, sample_images
+from sevis.analysis.anatomy import block_anatomy
+from sevis.analysis.images import NamedImage, decode_uploads, sample_images
 
 from conftest import garment_png_bytes
-from sevis.images import analyse_images
+from sevis.analysis.images import analyse_images
 from sevis.views.architecture import architecture_takeaway
 from sevis.views.knockout import knockout_takeaway
 from sevis.views.live import live_takeaway
@@ -148,7 +148,7 @@ def test_knockout_takeaway_names_the_costliest_block(embedded):
 
 
 def test_export_block_and_channel(embedded, tmp_path, image):
-    from sevis.cli import main
+    from sevis.cli.main import main
     path = tmp_path / "garment.png"
     image.image.save(path)
     block = _names(embedded)[-2]

@@ -22,10 +22,10 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from sevis import find_se_blocks, load_model  # noqa: E402
-from sevis.anatomy import block_anatomy  # noqa: E402
-from sevis.images import NamedImage  # noqa: E402
-from sevis.inference import predict_images  # noqa: E402
-from sevis.plots import SLIDES_FONT, SLIDES_MIN_TEXT, SLIDES_TITLE, slides_style  # noqa: E402
+from sevis.analysis.anatomy import block_anatomy  # noqa: E402
+from sevis.analysis.images import NamedImage  # noqa: E402
+from sevis.analysis.inference import predict_images  # noqa: E402
+from sevis.figures.plots import SLIDES_FONT, SLIDES_MIN_TEXT, SLIDES_TITLE, slides_style  # noqa: E402
 from sevis.views import tour as T  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -172,7 +172,7 @@ def test_export_lists_every_view_in_a_fresh_session(media):
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium (apt-get install chromium)")
 def test_tour_handout_renders_in_chromium(tmp_path, embedded):
     playwright_api = pytest.importorskip("playwright.sync_api")
-    from sevis.handout import HandoutSection, handout_html
+    from sevis.figures.handout import HandoutSection, handout_html
     blocks = [b for b, _ in find_se_blocks(embedded.model)]
     image = NamedImage("garment", Image.fromarray(_garment(), "L").convert("RGB"))
     result = predict_images(embedded, [image.image])
@@ -195,7 +195,7 @@ def test_tour_handout_renders_in_chromium(tmp_path, embedded):
             assert "Where SE sits" in tab.locator(".js-plotly-plot").first.inner_text()
         finally:
             browser.close()
-    from sevis.handout import handout_pdf
+    from sevis.figures.handout import handout_pdf
     pdf = handout_pdf(page, CHROMIUM)  # printed by headless Chromium after plotly has drawn
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
 
@@ -210,7 +210,7 @@ def _garment() -> np.ndarray:
 
 def test_slides_style_sizes_and_sorted_wide_bars():
     import plotly.graph_objects as go
-    from sevis.plots import SORTED_AXIS, apply_layout
+    from sevis.figures.plots import SORTED_AXIS, apply_layout
     y = np.random.default_rng(0).random(300)
     fig = go.Figure(go.Bar(x=np.arange(300), y=y, hovertemplate="channel %{x}: %{y}"))
     fig = apply_layout(fig.update_xaxes(title_text="channel index"), "wide")
@@ -224,7 +224,7 @@ def test_slides_style_sizes_and_sorted_wide_bars():
 
 
 def test_unit_diagram_from_the_model_shapes(embedded):
-    from sevis.se_diagram import unit_shapes
+    from sevis.figures.se_diagram import unit_shapes
     u = unit_shapes(embedded)
     assert u.kind == "residual" and u.block.name == "SE_2_1"
     assert u.se_input[0] == u.block.channels and u.output_shape[0] == u.block.channels
@@ -236,7 +236,7 @@ def test_unit_diagram_from_the_model_shapes(embedded):
 
 
 def test_gate_range_words():
-    from sevis.gates import range_words
+    from sevis.core.gates import range_words
     assert "above 1" not in range_words(load_model("embedded", pretrained=False).model)
     relu = load_model("ablation:gate-relu")  # the gate-relu ablation: s = ReLU(...), no upper bound
     assert "above 1 = amplified" in range_words(relu.model)

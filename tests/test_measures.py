@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from sevis.analysis import ExcitationStats, depth_measures
-from sevis.control import untrained_control
-from sevis.inference import collect_statistics, split_batches
-from sevis.paper import paper_vs_model
+from sevis.core.statistics import ExcitationStats, depth_measures
+from sevis.analysis.control import untrained_control
+from sevis.analysis.inference import collect_statistics, split_batches
+from sevis.analysis.paper import paper_vs_model
 
 CLASSES = ["a", "b", "c"]
 
@@ -149,7 +149,7 @@ def test_untrained_control_is_deterministic_and_recalibrated(embedded):
 
 
 def test_control_from_three_seeds_is_deterministic_and_summarised_by_mean_and_range(embedded):
-    from sevis.measures import CONTROL_SEEDS, control_statistics_seeds
+    from sevis.analysis.measures import CONTROL_SEEDS, control_statistics_seeds
     batches = list(split_batches(embedded, embedded.reference_set(), 250))[:2]  # 500 images: quick
     a = control_statistics_seeds(embedded, batches)
     b = control_statistics_seeds(embedded, batches)

@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sevis.cli import main
-from sevis.data import load_reference_set
+from sevis.cli.main import main
+from sevis.data.fashion_mnist import load_reference_set
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there, connections are refused at once

@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from sevis.params import (TOTAL, build_on_meta, count_parameters, floor_ratio, paper_estimate, parameter_breakdown,
+from sevis.models.params import (TOTAL, build_on_meta, count_parameters, floor_ratio, paper_estimate, parameter_breakdown,
                           reduction_sweep, se_parameters, squeeze_floor, squeeze_widths)
-from sevis.resnet import ResNetConfig, architecture_config
+from sevis.models.resnet import ResNetConfig, architecture_config
 from sevis.views.architecture import architecture_panels
 
 
@@ -100,7 +100,7 @@ def test_plain_config_still_reports_what_se_would_add():
 
 
 def test_total_rows_have_a_value_in_every_cell():
-    from sevis.zoo import load_model
+    from sevis.models.zoo import load_model
     loaded = load_model("embedded-centred")  # the shipped ResNet-18-layout model (r = 4, se_divisor = 8)
     for table in (se_parameters(loaded.model), paper_estimate("fmnist_se_resnet"),
                   parameter_breakdown("fmnist_se_resnet")):
@@ -111,8 +111,8 @@ def test_total_rows_have_a_value_in_every_cell():
 
 
 def test_squeeze_widths_follow_the_models_rounding():
-    from sevis.se import SqueezeExcite
-    from sevis.zoo import load_model
+    from sevis.core.se import SqueezeExcite
+    from sevis.models.zoo import load_model
     loaded = load_model("embedded-centred")
     cfg = loaded.model.cfg
     built = [m.squeeze_channels for m in loaded.model.modules() if isinstance(m, SqueezeExcite)]
@@ -142,7 +142,7 @@ def test_floor_ratio_is_where_the_real_count_stops_shrinking():
 
 
 def test_architecture_view_explains_rounding_and_floor_from_the_config():
-    from sevis.zoo import load_model
+    from sevis.models.zoo import load_model
     loaded = load_model("embedded-centred")
     cfg = loaded.model.cfg
     table_panel, per_stage, vs_r = architecture_panels(loaded)

@@ -1,4 +1,4 @@
-"""Shipped models' precomputed reference results (sevis.precomputed): the numbers equal a direct computation, a file
+"""Shipped models' precomputed reference results (sevis.analysis.precomputed): the numbers equal a direct computation, a file
 whose weights, reference set or version differ is detected as stale and recomputed with a note, and random weights
 under a shipped name never use it."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from sevis import load_model
-from sevis import precomputed as P
-from sevis.knockout import knockout_sweep
-from sevis.reference import reference_batches, reference_control, reference_statistics
+from sevis.analysis import precomputed as P
+from sevis.analysis.knockout import knockout_sweep
+from sevis.analysis.reference import reference_batches, reference_control, reference_statistics
 
 SPEC = "embedded-centred"  # the smaller shipped model: its file is quick to recompute
 
@@ -26,7 +26,7 @@ def loaded():
 @pytest.fixture
 def private_file(loaded, tmp_path, monkeypatch):
     """A copy of the shipped file (or a fresh one) that the test may damage, read in place of the shipped one."""
-    from sevis.precompute import write_precomputed
+    from sevis.cli.precompute import write_precomputed
     weights = P.weights_file(loaded)
     assert weights is not None
     target = tmp_path / P.precomputed_path(weights).name

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from sevis import ImageError
-from sevis.preprocess import MAX_PIXELS, InvertIfLightBackground, grayscale_transform, images_to_batch, open_image
+from sevis.data.preprocess import MAX_PIXELS, InvertIfLightBackground, grayscale_transform, images_to_batch, open_image
 
 
 def _png_bytes(img: Image.Image, **kw) -> bytes:

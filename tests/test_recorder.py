@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from sevis import ExcitationRecorder, find_se_blocks, load_model
-from sevis.recorder import SE_GATE_ATTRIBUTES, count_hooks
-from sevis.resnet import ResNetConfig, SEResNet, architecture_config
+from sevis.core.recorder import SE_GATE_ATTRIBUTES, count_hooks
+from sevis.models.resnet import ResNetConfig, SEResNet, architecture_config
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -116,7 +116,7 @@ def ref_timm_cbam_channel(m, x):  # CBAM: one MLP on the average- and on the max
 
 
 REFERENCES = {
-    "sevis.se.SqueezeExcite": ref_sevis,
+    "sevis.core.se.SqueezeExcite": ref_sevis,
     "timm.layers.squeeze_excite.SEModule": ref_timm_se,
     "timm.layers.squeeze_excite.EffectiveSEModule": ref_timm_ese,
     "timm.layers.squeeze_excite.SqueezeExciteCl": ref_timm_se_cl,
@@ -197,8 +197,8 @@ DEFAULT_INPUT = (2, 3, 64, 64)
 
 # (SE class, model) pairs: every known class appears at least once.
 CASES = [
-    ("sevis.se.SqueezeExcite", "sevis:centred"),
-    ("sevis.se.SqueezeExcite", "sevis:variant"),
+    ("sevis.core.se.SqueezeExcite", "sevis:centred"),
+    ("sevis.core.se.SqueezeExcite", "sevis:variant"),
     ("timm.layers.squeeze_excite.SEModule", "timm:seresnet50"),
     ("timm.layers.squeeze_excite.EffectiveSEModule", "timm:ese_vovnet19b_dw"),
     ("timm.layers.squeeze_excite.SqueezeExciteCl", "channels-last"),
@@ -525,7 +525,7 @@ def test_vector_override_channels_last(models):
 
 # ---------------------------------------------------------------------------------------- internals (issue 9)
 def _se_implementations():
-    from sevis.se import SqueezeExcite
+    from sevis.core.se import SqueezeExcite
     mods = {"sevis": lambda: SqueezeExcite(16, 4)}
     try:
         from timm.layers.squeeze_excite import EffectiveSEModule, SEModule
@@ -547,7 +547,7 @@ def _se_implementations():
 @pytest.mark.parametrize("kind", list(_se_implementations()))
 def test_capture_internals_for_every_implementation(kind):
     """U, z, δ(W1·z) and U·s are captured; U·s is exactly the module's output; hooks are all removed."""
-    from sevis.recorder import count_hooks
+    from sevis.core.recorder import count_hooks
     torch.manual_seed(0)
     se = _se_implementations()[kind]()
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), se, torch.nn.Conv2d(16, 2, 1)).eval()
@@ -574,7 +574,7 @@ def test_capture_internals_for_every_implementation(kind):
 
 
 def test_capture_internals_off_by_default_and_per_call(embedded_random, fmnist_batch):
-    from sevis.recorder import count_hooks
+    from sevis.core.recorder import count_hooks
     model = embedded_random.model
     base = count_hooks(model)
     with ExcitationRecorder(model) as plain:
@@ -590,7 +590,7 @@ def test_capture_internals_off_by_default_and_per_call(embedded_random, fmnist_b
 
 
 def test_set_channels_override_changes_only_that_channel(embedded_random, fmnist_batch):
-    from sevis.recorder import SetChannels
+    from sevis.core.recorder import SetChannels
     model = embedded_random.model
     with torch.no_grad(), ExcitationRecorder(model) as clean:
         model(fmnist_batch)

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from sevis.anatomy import BlockAnatomy
-from sevis.images import ImageResult
-from sevis.paper import paper_vs_model
-from sevis.plots import Panel
-from sevis.recorder import SEBlock
-from sevis.sentences import broken, change, curve, difference, finish, num, pct
-from sevis.shared_figures import deviation_frame
+from sevis.analysis.anatomy import BlockAnatomy
+from sevis.analysis.images import ImageResult
+from sevis.analysis.paper import paper_vs_model
+from sevis.figures.plots import Panel
+from sevis.core.recorder import SEBlock
+from sevis.figures.sentences import broken, change, curve, difference, finish, num, pct
+from sevis.figures.shared_figures import deviation_frame
 from sevis.views.channel import channel_words
 from sevis.views.class_depth import class_depth_takeaway
 from sevis.views.compare import compare_takeaway

@@ -12,16 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from sevis.budget import ByteBudgetCache, nbytes
+from sevis.serving.budget import ByteBudgetCache, nbytes
 from sevis.errors import DatasetError, ModelError, SevisError
 from sevis.files import read_regular, write_atomic
-from sevis.folders import ConfinedFolder, confine, folder_files, folder_images
-from sevis.uploads import UploadStore, safe_upload_name
+from sevis.data.folders import ConfinedFolder, confine, folder_files, folder_images
+from sevis.serving.uploads import UploadStore, safe_upload_name
 
 
 def _labelled(root: Path, classes=("Trouser", "Bag"), per_class: int = 6, size=(28, 28)) -> Path:
     """A labelled folder of real garments (the bundled reference set's), one sub-folder per class."""
-    from sevis.data import load_reference_set
+    from sevis.data.fashion_mnist import load_reference_set
     ref = load_reference_set()
     for cls in classes:
         d = root / cls
@@ -96,10 +96,10 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
         confine("x.json", [str(tmp_path)])
     with pytest.raises(SevisError, match="x.json is a FIFO"):
         read_regular(fifo, 1024)  # would hang forever if it were opened for reading the ordinary way
-    from sevis.stats import read_stats_file
+    from sevis.analysis.stats import read_stats_file
     with pytest.raises(DatasetError, match="FIFO"):
         read_stats_file(fifo)
-    from sevis.preprocess import open_image
+    from sevis.data.preprocess import open_image
     from sevis.errors import ImageError
     os.mkfifo(tmp_path / "y.png")
     with pytest.raises(ImageError, match="y.png is a FIFO"):
@@ -146,7 +146,7 @@ def test_folder_images_decode_lazily_and_downscaled(tmp_path):
 
 def test_a_folders_batches_are_kept_only_when_small(tmp_path):
     from sevis import load_model
-    from sevis.reference import FolderBatches, reference_batches
+    from sevis.analysis.reference import FolderBatches, reference_batches
     _labelled(tmp_path)
     loaded = load_model("embedded")
     batches, _ = reference_batches(loaded, str(tmp_path), batch_size=4)
@@ -163,7 +163,7 @@ def test_a_folders_batches_are_kept_only_when_small(tmp_path):
 # ---------------------------------------------------------------------------------------------- models
 def test_a_huge_model_name_is_refused_without_allocating(monkeypatch):
     import resource
-    from sevis.serving import check_free_model
+    from sevis.serving.settings import check_free_model
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(ModelError, match=r"1,013 million parameters, more than this server allows \(150 million\)"):
         check_free_model("timm:vit_giant_patch14_224", set())
@@ -264,7 +264,7 @@ def test_write_atomic_leaves_the_old_file_whole_on_failure(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- CLI
 def _cli(args: list[str], capsys) -> tuple[int, str]:
-    from sevis.cli import main
+    from sevis.cli.main import main
     try:
         rc = main(args)
     except SystemExit as e:  # argparse refusals
@@ -448,7 +448,7 @@ def test_uploaded_weights_are_private_and_messages_name_the_students_file(tmp_pa
     from safetensors.torch import save_file
 
     from sevis import load_model
-    from sevis.uploads import upload_store
+    from sevis.serving.uploads import upload_store
     torch.manual_seed(0)
     state = {k: v.contiguous() for k, v in load_model("embedded", pretrained=False).model.state_dict().items()}
     for key in list(state)[-2:]:

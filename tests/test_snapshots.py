@@ -6,9 +6,9 @@ import torch
 
 from sevis.errors import ModelError
 from sevis.names import snapshot_epochs
-from sevis.resnet import create_resnet
-from sevis.train import TrainConfig, resume_path, seed_everything, train
-from sevis.zoo import load_model
+from sevis.models.resnet import create_resnet
+from sevis.train.trainer import TrainConfig, resume_path, seed_everything, train
+from sevis.models.zoo import load_model
 
 
 def _seeded_initialisation(arch: str, seed: int) -> dict[str, torch.Tensor]:
@@ -45,7 +45,7 @@ def test_a_run_keeps_its_snapshots_and_they_load(tiny_run, monkeypatch, capsys):
     assert _same_as_fp16(_seeded_initialisation(cfg.arch, cfg.seed), models[0].model)  # epoch 0 = the init
     first = {e: m.model.conv1.weight for e, m in models.items()}
     assert not torch.equal(first[0], first[1]) and not torch.equal(first[1], first[2])  # training moved them
-    from sevis.cli import main
+    from sevis.cli.main import main
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "training snapshots:" in out and "embedded@2" in out

@@ -18,10 +18,10 @@ HEAVY = ("torch", "torchvision", "timm", "pandas", "plotly", "streamlit")
 
 
 def _modules_after(argv: list[str]) -> dict:
-    """Run sevis.cli.main(argv) in a fresh interpreter; return its exit code, output and the heavy modules loaded."""
+    """Run sevis.cli.main.main(argv) in a fresh interpreter; return its exit code, output and the heavy modules loaded."""
     code = f"""
 import contextlib, io, json, sys
-from sevis.cli import main
+from sevis.cli.main import main
 out, err = io.StringIO(), io.StringIO()
 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     try:
@@ -52,10 +52,11 @@ def test_help_models_and_usage_errors_import_no_torch(argv):
 
 
 def test_models_names_match_the_registry_and_zoo():
-    from sevis import names, zoo
-    from sevis.resnet import list_architectures
+    from sevis import names
+    from sevis.models import zoo
+    from sevis.models.resnet import list_architectures
     assert names.SEVIS_ARCHITECTURES == tuple(list_architectures())
-    from sevis.resnet import architecture_config
+    from sevis.models.resnet import architecture_config
     assert names.SEVIS_PLAIN_ARCHITECTURES == tuple(a for a in list_architectures() if not architecture_config(a).se)
     assert zoo.list_se_models is names.list_se_models and zoo.EMBEDDED is names.EMBEDDED
     for spec in names.list_se_models()["sevis"] + names.list_se_models()["embedded"]:
@@ -63,10 +64,10 @@ def test_models_names_match_the_registry_and_zoo():
 
 
 def _torchvision_grayscale(size, mean, std, auto_invert=True, canvas=None):
-    """The torchvision pipeline sevis.preprocess.grayscale_transform replaced (the reference to match)."""
+    """The torchvision pipeline sevis.data.preprocess.grayscale_transform replaced (the reference to match)."""
     from torchvision import transforms as T
 
-    from sevis.preprocess import InvertIfLightBackground
+    from sevis.data.preprocess import InvertIfLightBackground
     steps = [T.Grayscale(1)] + ([InvertIfLightBackground()] if auto_invert else [])
     steps += [T.Resize(size), T.CenterCrop(size)]
     if canvas and canvas > size:
@@ -77,7 +78,7 @@ def _torchvision_grayscale(size, mean, std, auto_invert=True, canvas=None):
 
 def _test_images() -> list[Image.Image]:
     """Reference-set garments, plus photos-like images of many shapes (wide, tall, tiny, light background)."""
-    from sevis.data import load_reference_set
+    from sevis.data.fashion_mnist import load_reference_set
     ref = load_reference_set()
     rng = np.random.default_rng(0)
     images = [Image.fromarray(a, "L").convert("RGB") for a in ref.images[::97]]
@@ -92,7 +93,7 @@ def _test_images() -> list[Image.Image]:
                                     dict(size=28, mean=[0.3571], std=[0.2322], canvas=36),
                                     dict(size=32, mean=[0.0], std=[1.0])])
 def test_grayscale_transform_equals_torchvision_bit_for_bit(kwargs):
-    from sevis.preprocess import grayscale_transform
+    from sevis.data.preprocess import grayscale_transform
     ours, theirs = grayscale_transform(**kwargs), _torchvision_grayscale(**kwargs)
     for img in _test_images():
         a, b = ours(img), theirs(img)

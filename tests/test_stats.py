@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sevis.analysis import ExcitationStats
-from sevis.cli import main
-from sevis.data import load_reference_set
+from sevis.core.statistics import ExcitationStats
+from sevis.cli.main import main
+from sevis.data.fashion_mnist import load_reference_set
 from sevis.names import EMBEDDED
-from sevis.stats import read_stats_file
+from sevis.analysis.stats import read_stats_file
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "embedded-centred" if "embedded-centred" in EMBEDDED else "embedded"  # the model trained on centred garments
@@ -101,8 +101,8 @@ def test_two_processes_give_the_same_statistics_as_one(single_and_torchrun):
 
 
 def test_statistics_match_the_app_computation_on_the_same_folder(single_and_torchrun, folder):
-    from sevis.reference import reference_statistics
-    from sevis.zoo import load_model
+    from sevis.analysis.reference import reference_statistics
+    from sevis.models.zoo import load_model
 
     one, _ = single_and_torchrun
     loaded = load_model(MODEL)

@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sevis.checkpoint import read_card
+from sevis.models.checkpoint import read_card
 from sevis.errors import SevisError
-from sevis.train import TrainConfig, resume_path, train
+from sevis.train.trainer import TrainConfig, resume_path, train
 
 pytestmark = pytest.mark.timeout(900)
 TINY = dict(epochs=2, train_images=512, test_images=200, batch_size=64, threads=1)
@@ -72,9 +72,9 @@ def test_in_context_training_composes_the_28px_garments_afresh(monkeypatch):
     """Each training image is a 28 px garment composed onto a fresh background, exactly like a test image, never a
     seeded 36 px rendering shrunk onto a second background (the bug of data version 1)."""
     import numpy as np
-    from sevis import train as T
-    from sevis.context import ContextConfig, compose, sample_params
-    from sevis.data import data_normalisation, load_fashion_mnist
+    from sevis.train import trainer as T
+    from sevis.data.context import ContextConfig, compose, sample_params
+    from sevis.data.fashion_mnist import data_normalisation, load_fashion_mnist
     seen = []
     real = T._batches
 
@@ -101,8 +101,8 @@ def test_in_context_training_composes_the_28px_garments_afresh(monkeypatch):
 
 
 def test_batchnorm_recalibration_after_the_last_epoch_is_deterministic():
-    from sevis.data import Split, load_split
-    from sevis.train import recalibrate_batchnorm
+    from sevis.data.fashion_mnist import Split, load_split
+    from sevis.train.trainer import recalibrate_batchnorm
     cfg = TrainConfig(epochs=1, train_images=512, test_images=100, batch_size=128, threads=1, bn_images=500)
     model, history = train(cfg)
     assert history["log"][-1].startswith("BatchNorm statistics re-estimated over 500 fresh training images")

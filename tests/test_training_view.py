@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from sevis.inference import split_batches
+from sevis.analysis.inference import split_batches
 from sevis.names import snapshot_epochs
-from sevis.recorder import ExcitationRecorder
-from sevis.zoo import load_model
+from sevis.core.recorder import ExcitationRecorder
+from sevis.models.zoo import load_model
 
 EPOCHS = snapshot_epochs("embedded")
 pytestmark = pytest.mark.skipif(len(EPOCHS) < 2, reason="the retrained model's snapshots are not there")

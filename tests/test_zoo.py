@@ -11,12 +11,12 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from sevis import ModelError, load_model, list_se_models
-from sevis.checkpoint import read_card, save_checkpoint
-from sevis.data import FASHION_MNIST_CLASSES
-from sevis.recorder import find_se_blocks
-from sevis.resnet import ResNetConfig, SEResNet
+from sevis.models.checkpoint import read_card, save_checkpoint
+from sevis.data.fashion_mnist import FASHION_MNIST_CLASSES
+from sevis.core.recorder import find_se_blocks
+from sevis.models.resnet import ResNetConfig, SEResNet
 from sevis.names import NO_SE_GROUP
-from sevis.zoo import EMBEDDED, PRETRAINED_DIR, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
+from sevis.models.zoo import EMBEDDED, PRETRAINED_DIR, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

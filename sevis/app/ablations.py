@@ -6,11 +6,11 @@ import streamlit as st
 
 from sevis import SevisError
 from sevis.views import ablations as L
-from sevis.ablations import NOISE_SEEDS, grid_findings, noise_floor, summary
+from sevis.train.ablations import NOISE_SEEDS, grid_findings, noise_floor, summary
 from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR as DEFAULT_PAIR, fig6_default_classes
 
-from .common import download_menu, intro, show_panel, show_table, takeaway
-from sevis.plots import Panel
+from sevis.app.common import download_menu, intro, show_panel, show_table, takeaway
+from sevis.figures.plots import Panel
 
 TITLE = "Ablations"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 
-from .common import Context, download_menu, get_architecture, intro, show_panel, show_table, takeaway
-from sevis.plots import Panel
+from sevis.app.common import Context, download_menu, get_architecture, intro, show_panel, show_table, takeaway
+from sevis.figures.plots import Panel
 from sevis.views.architecture import architecture_takeaway, model_summary
 
 TITLE = "Architecture"

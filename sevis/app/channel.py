@@ -6,8 +6,8 @@ import streamlit as st
 from sevis import SevisError
 from sevis.views.channel import channel_panels, default_channel
 
-from .common import Context, get_reference_excitations, intro, show_panel, takeaway
-from sevis.plots import Panel
+from sevis.app.common import Context, get_reference_excitations, intro, show_panel, takeaway
+from sevis.figures.plots import Panel
 
 TITLE = "Channel"
 NO_IMAGE = "(no image)"

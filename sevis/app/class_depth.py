@@ -7,11 +7,11 @@ import streamlit as st
 from sevis import SevisError
 from sevis.names import fig6_default_classes
 
-from .common import (Context, block_picker, download_menu, get_control, get_reference, get_sweep, intro, show_panel,
+from sevis.app.common import (Context, block_picker, download_menu, get_control, get_reference, get_sweep, intro, show_panel,
                      show_table, takeaway)
-from sevis.plots import Panel
-from sevis.reference import paper_blocks, too_few_images
-from sevis.shared_figures import add_channel_targets
+from sevis.figures.plots import Panel
+from sevis.analysis.reference import paper_blocks, too_few_images
+from sevis.figures.shared_figures import add_channel_targets
 from sevis.views.class_depth import (FIG6_FORMS, class_depth_measures, class_depth_takeaway, class_figure_panels,
                                      depth_profile_panels)
 

@@ -10,11 +10,11 @@ import streamlit as st
 from PIL import Image
 
 from sevis import SEBlock, load_model
-from sevis import export as E
-from sevis.zoo import LoadedModel
-from sevis.images import analyse_images, sample_images
-from sevis.plots import Panel, slides_style
-from sevis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
+from sevis.figures import export as E
+from sevis.models.zoo import LoadedModel
+from sevis.analysis.images import analyse_images, sample_images
+from sevis.figures.plots import Panel, slides_style
+from sevis.analysis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
 from sevis.views.architecture import architecture_panels
 from sevis.views.knockout import knockout_sweep_panel, precomputed_sweep_panel
 
@@ -45,8 +45,8 @@ class Context:
 def model_cache():
     """Return the server's one model cache: shared by every session, bounded by the bytes of the models'
     weights (SEVIS_MODEL_CACHE_MB), least recently used first out."""
-    from sevis.budget import ByteBudgetCache
-    from sevis.serving import model_cache_bytes
+    from sevis.serving.budget import ByteBudgetCache
+    from sevis.serving.settings import model_cache_bytes
     return ByteBudgetCache(model_cache_bytes)
 
 def model_line(loaded: LoadedModel) -> str:

@@ -6,9 +6,9 @@ from collections import OrderedDict
 import streamlit as st
 
 
-from .common import Context, block_picker, get_reference, intro, show_panel, takeaway
-from sevis.plots import Panel
-from sevis.reference import class_mean_excitations, paper_blocks
+from sevis.app.common import Context, block_picker, get_reference, intro, show_panel, takeaway
+from sevis.figures.plots import Panel
+from sevis.analysis.reference import class_mean_excitations, paper_blocks
 from sevis.views.compare import compare_panels, compare_takeaway
 
 TITLE = "Compare"

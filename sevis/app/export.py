@@ -5,9 +5,9 @@ from typing import Sequence
 
 import streamlit as st
 
-from sevis import export as E
+from sevis.figures import export as E
 
-from .common import Context, model_line, remember, show_panel, static_ok
+from sevis.app.common import Context, model_line, remember, show_panel, static_ok
 
 TITLE = "Export"
 

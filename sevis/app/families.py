@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
-from sevis.family_grid import summary
+from sevis.train.family_grid import summary
 from sevis.names import FAMILY_RUNS, fig6_default_classes, trained_families
-from sevis.plots import Panel
+from sevis.figures.plots import Panel
 from sevis.views import families as F
 
-from .common import download_menu, intro, show_panel, takeaway
+from sevis.app.common import download_menu, intro, show_panel, takeaway
 
 TITLE = "Architectures"
 

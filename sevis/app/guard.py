@@ -1,4 +1,4 @@
-"""What the sidebar lets a student reach when the app is served to a class (settings in sevis.serving): server
+"""What the sidebar lets a student reach when the app is served to a class (settings in sevis.serving.settings): server
 folders only under SEVIS_DATA_DIRS, typed model names only when allowed and small enough, uploaded weights in
 the process's private store, per-image results kept per session within a byte budget. Messages name what the
 student typed or uploaded, never a server path or a hash, and never suggest command-line flags.
@@ -12,9 +12,9 @@ from typing import Callable
 import streamlit as st
 
 from sevis.errors import SevisError
-from sevis.folders import confine
-from sevis.serving import check_free_model, data_roots, result_cache_bytes
-from sevis.uploads import upload_store
+from sevis.data.folders import confine
+from sevis.serving.settings import check_free_model, data_roots, result_cache_bytes
+from sevis.serving.uploads import upload_store
 
 UPLOAD_NAMES = "_upload_names"  # session state: stored upload path -> the name the student gave the file
 
@@ -75,7 +75,7 @@ def check_model(spec: str, listed: set[str]) -> None:
 
 def free_names() -> bool:
     """Return whether typed model names are on for this server."""
-    from sevis.serving import free_model_names
+    from sevis.serving.settings import free_model_names
     return free_model_names()
 
 
@@ -106,7 +106,7 @@ def folder_field(label: str, key: str, placeholder: str, help: str) -> str:
 def session_results(key: tuple, compute: Callable[[], list]) -> list:
     """Return the per-image results for `key`, kept in this session within SEVIS_RESULT_CACHE_MB (a finished
     session takes its decoded images with it)."""
-    from sevis.budget import ByteBudgetCache
+    from sevis.serving.budget import ByteBudgetCache
     cache = st.session_state.get("_results_cache")
     if cache is None:
         cache = st.session_state["_results_cache"] = ByteBudgetCache(result_cache_bytes)

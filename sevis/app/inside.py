@@ -4,13 +4,13 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
-from sevis.anatomy import DEFAULT_K, block_anatomy, chain_text
-from sevis.formula import block_formula
-from sevis.overlay import overlay_panel
+from sevis.analysis.anatomy import DEFAULT_K, block_anatomy, chain_text
+from sevis.core.formula import block_formula
+from sevis.figures.overlay import overlay_panel
 from sevis.views.inside import anatomy_panels, anatomy_takeaway, default_block
 
-from .common import Context, intro, show_panel, takeaway
-from sevis.plots import Panel
+from sevis.app.common import Context, intro, show_panel, takeaway
+from sevis.figures.plots import Panel
 
 TITLE = "Inside a block"
 

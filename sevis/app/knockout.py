@@ -5,10 +5,10 @@ import streamlit as st
 
 from sevis import DatasetError, SevisError
 
-from .common import Context, get_reference, get_sweep, intro, show_panel, takeaway
-from sevis.plots import Panel
-from sevis.reference import class_mean_excitations
-from sevis.sentences import pct
+from sevis.app.common import Context, get_reference, get_sweep, intro, show_panel, takeaway
+from sevis.figures.plots import Panel
+from sevis.analysis.reference import class_mean_excitations
+from sevis.figures.sentences import pct
 from sevis.views.knockout import (block_effects, default_knockout, knockout_image, knockout_image_takeaway,
                                   knockout_takeaway)
 

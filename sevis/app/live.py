@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sevis.gates import range_words
+from sevis.core.gates import range_words
 
-from .common import Context, block_picker, display_image, intro, show_panel, takeaway
-from sevis.plots import Panel
-from sevis.reference import paper_blocks
-from sevis.shared_figures import add_channel_targets
-from sevis.domain import domain_verdict
-from sevis.framing import describe_preprocessing
+from sevis.app.common import Context, block_picker, display_image, intro, show_panel, takeaway
+from sevis.figures.plots import Panel
+from sevis.analysis.reference import paper_blocks
+from sevis.figures.shared_figures import add_channel_targets
+from sevis.analysis.domain import domain_verdict
+from sevis.data.framing import describe_preprocessing
 from sevis.views.live import domain_note, live_panels, live_takeaway, model_input_image, with_input_images
 
 TITLE = "Live inference"

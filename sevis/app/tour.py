@@ -5,18 +5,18 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError, find_se_blocks
-from sevis.anatomy import block_anatomy
-from sevis.handout import HandoutSection, handout_html, handout_pdf
-from sevis.images import decode_uploads
-from sevis.inference import predict_images
-from sevis.measures import measures_and_paper
-from sevis.plots import Panel
-from sevis.reference import ReferenceStats, reference_inputs, too_few_images
-from sevis.tour_search import SEARCH_IMAGES, find_flip, most_selective_channel, top_images
+from sevis.analysis.anatomy import block_anatomy
+from sevis.figures.handout import HandoutSection, handout_html, handout_pdf
+from sevis.analysis.images import decode_uploads
+from sevis.analysis.inference import predict_images
+from sevis.analysis.measures import measures_and_paper
+from sevis.figures.plots import Panel
+from sevis.analysis.reference import ReferenceStats, reference_inputs, too_few_images
+from sevis.analysis.tour_search import SEARCH_IMAGES, find_flip, most_selective_channel, top_images
 from sevis.views import tour as T
-from sevis.zoo import EMBEDDED
+from sevis.models.zoo import EMBEDDED
 
-from .common import (PENDING_TAKEAWAYS, Context, get_control, get_model, get_reference, get_samples, get_sweep, intro,
+from sevis.app.common import (PENDING_TAKEAWAYS, Context, get_control, get_model, get_reference, get_samples, get_sweep, intro,
                      model_line, show_panel, static_ok)
 
 TITLE = "Tour"

@@ -5,11 +5,11 @@ import streamlit as st
 
 from sevis import SevisError
 from sevis.names import DEFAULT_SPEC, EMBEDDED, fig6_default_classes, snapshot_epochs
-from sevis.plots import Panel
-from sevis.reference import paper_blocks
+from sevis.figures.plots import Panel
+from sevis.analysis.reference import paper_blocks
 from sevis.views.training import training_history, training_panels, training_takeaway
 
-from .common import Context, block_picker, download_menu, intro, show_panel, takeaway
+from sevis.app.common import Context, block_picker, download_menu, intro, show_panel, takeaway
 
 TITLE = "Training"
 

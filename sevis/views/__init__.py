@@ -2,5 +2,5 @@
 out, and the view's computed takeaway. No Streamlit here, so every view is testable and scriptable.
 
 A view imports only the layers below it (reference, images, shared_figures, plots, analysis, recorder, zoo),
-never another view; sevis.view_export sits above them all; sevis/app/<view>.py holds each view's widgets.
+never another view; sevis.views.registry sits above them all; sevis/app/<view>.py holds each view's widgets.
 """

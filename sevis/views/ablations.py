@@ -1,6 +1,6 @@
 """The Ablations view's computation: the paper's ablation table beside ours, and two variants side by side.
 
-The table and the depth profiles come from the variants' model cards (sevis.ablations wrote them when it trained
+The table and the depth profiles come from the variants' model cards (sevis.train.ablations wrote them when it trained
 each variant: accuracy on the 10k test split, the measures and knock-out sweeps on the reference set); Fig. 6 and
 what each gate lets s do are measured here over the bundled reference set.
 """
@@ -15,18 +15,18 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..ablations import NOISE_SEEDS, comparison_table, noise_floor, summary, weights_file
-from ..analysis import ExcitationStats
-from ..checkpoint import read_card
-from ..errors import ModelError
-from ..names import ABLATIONS, fig6_default_classes
-from ..paper import CONSTANT_SPREAD
-from ..plots import PALETTE, Panel, apply_layout, table_figure
-from ..recorder import find_se_blocks
-from ..sentences import difference, finish, rounded
-from ..reference import ReferenceStats, paper_blocks, reference_statistics
-from ..shared_figures import DEPTH_PANELS, class_depth_frame, fig6
-from ..zoo import LoadedModel, load_checkpoint
+from sevis.train.ablations import NOISE_SEEDS, comparison_table, noise_floor, summary, weights_file
+from sevis.core.statistics import ExcitationStats
+from sevis.models.checkpoint import read_card
+from sevis.errors import ModelError
+from sevis.names import ABLATIONS, fig6_default_classes
+from sevis.analysis.paper import CONSTANT_SPREAD
+from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.core.recorder import find_se_blocks
+from sevis.figures.sentences import difference, finish, rounded
+from sevis.analysis.reference import ReferenceStats, paper_blocks, reference_statistics
+from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
+from sevis.models.zoo import LoadedModel, load_checkpoint
 
 
 DISPLAY_COLUMNS = ["axis", "variant", "paper's row", "paper top-1 err %", "paper Δ err", "paper params (M)",
@@ -69,7 +69,7 @@ def gate_facts(stats: ExcitationStats) -> pd.DataFrame:
 
 
 def table_panel(table: pd.DataFrame | None = None, out_dir: str | Path | None = None) -> Panel:
-    """Return the paper's ablation rows beside ours (sevis.ablations.comparison_table) as a panel."""
+    """Return the paper's ablation rows beside ours (sevis.train.ablations.comparison_table) as a panel."""
     table = summary(out_dir) if table is None else table
     cmp = comparison_table(table)
     floor = noise_floor(table)
@@ -250,7 +250,7 @@ def lab_panels(a: str, b: str, classes: list[str] | None = None, out_dir: str | 
 
 def ablation_deltas(table: pd.DataFrame, seeds: int,
                     title: str = "Accuracy change against the baseline, ours and the paper's") -> go.Figure:
-    """Bars per variant (sevis.ablations.comparison_table): our accuracy change vs the baseline in points, the
+    """Bars per variant (sevis.train.ablations.comparison_table): our accuracy change vs the baseline in points, the
     paper's top-1 error change with the sign flipped (so up is better in both), and the noise floor as a band."""
     rows = table[table["variant"] != "baseline"]
     x = list(rows["variant"])

@@ -7,20 +7,20 @@ from typing import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..plots import PALETTE, Panel, apply_layout, table_figure
-from ..recorder import find_se_blocks
-from ..zoo import LoadedModel
+from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.core.recorder import find_se_blocks
+from sevis.models.zoo import LoadedModel
 
 
 def _resnet_config(loaded: LoadedModel):
-    from ..resnet import ResNetConfig
+    from sevis.models.resnet import ResNetConfig
     arch = (loaded.card or {}).get("architecture")
     return ResNetConfig.from_dict(arch) if arch else None
 
 
 def architecture_panels(loaded: LoadedModel, ratios: Sequence[int] = (2, 4, 8, 16, 32, 64)) -> list[Panel]:
     """SE block table, SE's extra parameters per stage (real and the paper's estimate), and against r."""
-    from .. import params as P
+    from sevis.models import params as P
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
     table = blocks_frame(blocks)
     cfg = _resnet_config(loaded)
@@ -66,7 +66,7 @@ def _rounding_words(cfg) -> str:
 def _rounded_squeeze_table(table: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str]:
     """Return the block table with C/r exact beside the rounded squeeze width, and a caption saying how the model
     rounds (from its config: the hidden width is C/r rounded to a multiple of se_divisor, never below it)."""
-    from .. import params as P
+    from sevis.models import params as P
     table = table.copy()
     rounded = f"squeeze width (rounded to {_rounding_words(cfg)})"
     table.insert(table.columns.get_loc("squeeze width"), "C/r exact", table["channels"] / cfg.reduction)
@@ -90,7 +90,7 @@ def _floor_words(cfg, sweep: pd.DataFrame) -> str:
     width cannot fall below its minimum (se_divisor, at least one channel)."""
     from dataclasses import replace
 
-    from .. import params as P
+    from sevis.models import params as P
     floor, start = P.squeeze_floor(cfg), P.floor_ratio(cfg, sweep["r"])
     unit = "channel" if floor == 1 else "channels"
     why = (f"the hidden width is C/r rounded to {_rounding_words(cfg)}, and never below {floor} {unit}")
@@ -117,7 +117,7 @@ def model_summary(loaded: LoadedModel) -> dict:
 
 def architecture_takeaway(loaded: LoadedModel) -> str | None:
     """Return SE's parameter cost and where most of it sits."""
-    from .. import params as P
+    from sevis.models import params as P
     facts = model_summary(loaded)
     if not facts["se_blocks"]:
         return None
@@ -130,7 +130,7 @@ def architecture_takeaway(loaded: LoadedModel) -> str | None:
 
 
 def blocks_frame(blocks: Sequence) -> pd.DataFrame:
-    """Return the SE blocks (sevis.recorder.SEBlock) as a table for the architecture view."""
+    """Return the SE blocks (sevis.core.recorder.SEBlock) as a table for the architecture view."""
     return pd.DataFrame([{
         "block": b.name, "depth": b.index, "stage": b.stage, "channels": b.channels,
         "squeeze width": b.squeeze_channels, "parameters": b.parameters, "type": b.kind, "module path": b.path,
@@ -140,7 +140,7 @@ def blocks_frame(blocks: Sequence) -> pd.DataFrame:
 
 def se_params_by_stage(frame: pd.DataFrame, estimate: pd.DataFrame | None = None,
                        title: str = "SE's extra parameters per stage") -> go.Figure:
-    """Bars of SE's real extra parameters per stage (from sevis.params.se_parameters), with the paper's
+    """Bars of SE's real extra parameters per stage (from sevis.models.params.se_parameters), with the paper's
     estimate (2/r)·N_s·C_s² beside them when given."""
     rows = frame[frame["stage"].astype(str) != "total"]
     stages = [f"stage {s}" for s in rows["stage"]]
@@ -156,7 +156,7 @@ def se_params_by_stage(frame: pd.DataFrame, estimate: pd.DataFrame | None = None
 
 
 def params_vs_r(sweep: pd.DataFrame, title: str = "SE's extra parameters against the reduction ratio r") -> go.Figure:
-    """Lines of SE's exact extra parameters and the paper's estimate against r (sevis.params.reduction_sweep)."""
+    """Lines of SE's exact extra parameters and the paper's estimate against r (sevis.models.params.reduction_sweep)."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=sweep["r"], y=sweep["se_parameters"], mode="lines+markers", name="real count",
                              line=dict(color=PALETTE[0], width=2.4), customdata=100 * sweep["se_share"],

@@ -18,17 +18,17 @@ import torch
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from ..anatomy import block_anatomy
-from ..errors import DatasetError, SevisError
-from ..folders import folder_images
-from ..images import image_stem, sample_photos
-from ..inference import run_batch, split_batches
-from ..plots import PALETTE, Panel, S_AXIS, apply_layout, color_for, s_axis_range
-from ..preprocess import open_image
-from ..sentences import finish, listing, num, pct, same
-from ..recorder import ExcitationRecorder, SetChannels, find_se_blocks
-from ..shared_figures import feature_map_grid
-from ..zoo import LoadedModel
+from sevis.analysis.anatomy import block_anatomy
+from sevis.errors import DatasetError, SevisError
+from sevis.data.folders import folder_images
+from sevis.analysis.images import image_stem, sample_photos
+from sevis.analysis.inference import run_batch, split_batches
+from sevis.figures.plots import PALETTE, Panel, S_AXIS, apply_layout, color_for, s_axis_range
+from sevis.data.preprocess import open_image
+from sevis.figures.sentences import finish, listing, num, pct, same
+from sevis.core.recorder import ExcitationRecorder, SetChannels, find_se_blocks
+from sevis.figures.shared_figures import feature_map_grid
+from sevis.models.zoo import LoadedModel
 
 
 GALLERY = 9  # images that excite the channel most, and least

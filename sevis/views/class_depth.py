@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..analysis import ExcitationStats, depth_measures
-from ..measures import measures_and_paper
-from ..plots import CHANNEL_AXIS, MEAN_S_AXIS, Panel, apply_layout, class_colors, grid_position, label_axes, panel_height, s_axis_range, subplot_grid, table_figure
-from ..recorder import SEBlock
-from ..reference import ReferenceStats
-from ..sentences import curve, difference, finish, listing, num
-from ..shared_figures import class_depth_frame, depth_profile, deviation_frame, fig6, fig6_deviation, near_all_shares
+from sevis.core.statistics import ExcitationStats, depth_measures
+from sevis.analysis.measures import measures_and_paper
+from sevis.figures.plots import CHANNEL_AXIS, MEAN_S_AXIS, Panel, apply_layout, class_colors, grid_position, label_axes, panel_height, s_axis_range, subplot_grid, table_figure
+from sevis.core.recorder import SEBlock
+from sevis.analysis.reference import ReferenceStats
+from sevis.figures.sentences import curve, difference, finish, listing, num
+from sevis.figures.shared_figures import class_depth_frame, depth_profile, deviation_frame, fig6, fig6_deviation, near_all_shares
 
 
 def class_depth_measures(ref: ReferenceStats, control: ExcitationStats | None, blocks: Sequence[SEBlock],

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..analysis import similarity_by_depth
-from ..plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, color_for, grid_position, label_axes, panel_height, subplot_grid
-from ..sentences import finish, num, same
-from ..shared_figures import block_lines, excitation_frame
+from sevis.core.statistics import similarity_by_depth
+from sevis.figures.plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, color_for, grid_position, label_axes, panel_height, subplot_grid
+from sevis.figures.sentences import finish, num, same
+from sevis.figures.shared_figures import block_lines, excitation_frame
 
 
 def compare_panels(items: Mapping[str, Mapping[str, np.ndarray]], blocks: Sequence[str] | None = None) -> list[Panel]:

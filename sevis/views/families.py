@@ -15,17 +15,17 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..check import check_loaded, check_summary
-from ..checkpoint import read_card
-from ..errors import ModelError
-from ..families import FAMILY_TITLES
-from ..family_grid import PAPER_ROWS, architecture_table, summary, weights_file
-from ..names import FAMILY_RUNS, fig6_default_classes
-from ..plots import PALETTE, Panel, apply_layout, table_figure
-from ..recorder import find_se_blocks
-from ..reference import ReferenceStats, paper_blocks, reference_statistics
-from ..shared_figures import DEPTH_PANELS, class_depth_frame, fig6
-from ..zoo import LoadedModel, load_checkpoint
+from sevis.analysis.check import check_loaded, check_summary
+from sevis.models.checkpoint import read_card
+from sevis.errors import ModelError
+from sevis.models.families import FAMILY_TITLES
+from sevis.train.family_grid import PAPER_ROWS, architecture_table, summary, weights_file
+from sevis.names import FAMILY_RUNS, fig6_default_classes
+from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.core.recorder import find_se_blocks
+from sevis.analysis.reference import ReferenceStats, paper_blocks, reference_statistics
+from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
+from sevis.models.zoo import LoadedModel, load_checkpoint
 
 DISPLAY_COLUMNS = ["architecture", "SE accuracy %", "plain accuracy %", "SE − plain (points)", "noise floor (points)",
                    "inside noise?", "params SE / plain", "SE extra params %", "CPU ms/image SE / plain", "time SE %",

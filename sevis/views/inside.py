@@ -14,17 +14,17 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..anatomy import BlockAnatomy, DEFAULT_K
-from ..images import image_stem
-from ..sentences import finish, is_number, num, same
-from ..plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, s_axis_range
-from ..shared_figures import feature_map_grid, topk_bar, topk_frame
+from sevis.analysis.anatomy import BlockAnatomy, DEFAULT_K
+from sevis.analysis.images import image_stem
+from sevis.figures.sentences import finish, is_number, num, same
+from sevis.figures.plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, s_axis_range
+from sevis.figures.shared_figures import feature_map_grid, topk_bar, topk_frame
 
 
 def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K, gate: str = "σ", act: str | None = "δ") -> list[Panel]:
     """Return the view's panels: the chain z → δ(W1·z) → s as bars, U and U·s for the k highest- and
     k lowest-s channels on one colour scale, and the prediction. `gate` and `act` name the block's own gate and
-    activation (sevis.formula.block_formula), so the labels show the formula this block computes."""
+    activation (sevis.core.formula.block_formula), so the labels show the formula this block computes."""
     act = act or "δ"
     name, stem = a.block.name, image_stem(a.image)
     high, low = a.extremes(k)

@@ -10,15 +10,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from ..images import NamedImage, image_stem
-from ..inference import run_batch
-from ..knockout import Mode, knockout_overrides, knockout_sweep
-from ..paper import LITTLE_COST_POINTS
-from ..plots import PALETTE, Panel, apply_layout, short_labels
-from ..precomputed import load_precomputed
-from ..sentences import change, finish, listing, num, pct, rounded
-from ..recorder import SEBlock
-from ..zoo import LoadedModel
+from sevis.analysis.images import NamedImage, image_stem
+from sevis.analysis.inference import run_batch
+from sevis.analysis.knockout import Mode, knockout_overrides, knockout_sweep
+from sevis.analysis.paper import LITTLE_COST_POINTS
+from sevis.figures.plots import PALETTE, Panel, apply_layout, short_labels
+from sevis.analysis.precomputed import load_precomputed
+from sevis.figures.sentences import change, finish, listing, num, pct, rounded
+from sevis.core.recorder import SEBlock
+from sevis.models.zoo import LoadedModel
 
 
 @dataclass
@@ -70,7 +70,7 @@ def knockout_sweep_panel(loaded: LoadedModel, batches, mode: Mode = "identity",
 
 def precomputed_sweep_panel(loaded: LoadedModel, mode: Mode = "identity") -> Panel | None:
     """Return the sweep panel over the bundled reference set from a shipped model's current precomputed file
-    (sevis.precomputed), or None when there is none."""
+    (sevis.analysis.precomputed), or None when there is none."""
     pre, _ = load_precomputed(loaded)
     if pre is None or mode not in pre.sweeps:
         return None
@@ -78,7 +78,7 @@ def precomputed_sweep_panel(loaded: LoadedModel, mode: Mode = "identity") -> Pan
 
 
 def sweep_panel(sweep: pd.DataFrame, mode: Mode = "identity", source: str = "the reference set") -> Panel:
-    """Return the panel of a knock-out sweep frame (sevis.knockout.knockout_sweep)."""
+    """Return the panel of a knock-out sweep frame (sevis.analysis.knockout.knockout_sweep)."""
     return Panel("knockout_sweep", "Accuracy with each SE block knocked out",
                    f"Accuracy over {source} when one SE block at a time has its s replaced by "
                    f"{'1 (identity)' if mode == 'identity' else 'its reference-set mean'}; bars show the change "

@@ -11,12 +11,12 @@ import plotly.graph_objects as go
 import torch
 from PIL import Image
 
-from ..images import ImageResult, image_stem
-from ..overlay import model_input_image
-from ..plots import CHANNEL_AXIS, Panel, apply_layout, s_axis_range
-from ..sentences import finish, num, pct, same
-from ..shared_figures import block_lines, excitation_frame, topk_bar, topk_frame
-from ..zoo import LoadedModel
+from sevis.analysis.images import ImageResult, image_stem
+from sevis.figures.overlay import model_input_image
+from sevis.figures.plots import CHANNEL_AXIS, Panel, apply_layout, s_axis_range
+from sevis.figures.sentences import finish, num, pct, same
+from sevis.figures.shared_figures import block_lines, excitation_frame, topk_bar, topk_frame
+from sevis.models.zoo import LoadedModel
 
 
 def value_words(s) -> str:
@@ -41,7 +41,7 @@ def domain_note(loaded: LoadedModel, image: Image.Image) -> str | None:
     if loaded.dataset == "fashion-mnist":
         arr = np.asarray(image.convert("RGB"), np.float32)
         colour = float(np.abs(arr - arr.mean(2, keepdims=True)).mean())
-        if colour > 8:  # what the colour means; whether the image is garment-like is sevis.domain's verdict
+        if colour > 8:  # what the colour means; whether the image is garment-like is sevis.analysis.domain's verdict
             return "A colour image: the model, trained on grey garments, sees the grey version shown as its input."
         return None
     if min(w, h) < 64:

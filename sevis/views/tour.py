@@ -14,21 +14,21 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..analysis import ExcitationStats
-from ..anatomy import BlockAnatomy
-from ..images import NamedImage
-from ..inference import InferenceResult
-from ..formula import block_formula
-from ..names import fig6_default_classes
-from ..overlay import input_pixels, overlay_panel
-from ..params import count_parameters, se_parameters
-from ..plots import ORDERED, PALETTE, Panel, apply_layout, short_labels, table_figure
-from ..recorder import SEBlock
-from ..reference import ReferenceStats, paper_blocks, too_few_images
-from ..se_diagram import unit_figure, unit_sentences, unit_shapes
-from ..shared_figures import block_lines, class_depth_frame, depth_profile, excitation_frame, fig6
-from ..tour_search import Flip, SelectiveChannel
-from ..zoo import LoadedModel
+from sevis.core.statistics import ExcitationStats
+from sevis.analysis.anatomy import BlockAnatomy
+from sevis.analysis.images import NamedImage
+from sevis.analysis.inference import InferenceResult
+from sevis.core.formula import block_formula
+from sevis.names import fig6_default_classes
+from sevis.figures.overlay import input_pixels, overlay_panel
+from sevis.models.params import count_parameters, se_parameters
+from sevis.figures.plots import ORDERED, PALETTE, Panel, apply_layout, short_labels, table_figure
+from sevis.core.recorder import SEBlock
+from sevis.analysis.reference import ReferenceStats, paper_blocks, too_few_images
+from sevis.figures.se_diagram import unit_figure, unit_sentences, unit_shapes
+from sevis.figures.shared_figures import block_lines, class_depth_frame, depth_profile, excitation_frame, fig6
+from sevis.analysis.tour_search import Flip, SelectiveChannel
+from sevis.models.zoo import LoadedModel
 
 STEPS = ("where", "block", "image", "class_depth", "knockout", "channel", "paper", "cost")
 STEP_TITLES = {

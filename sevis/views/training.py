@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..analysis import ExcitationStats, depth_measures
-from ..errors import ModelError
-from ..inference import collect_statistics, split_batches
-from ..measures import control_statistics
-from ..names import DEFAULT_SPEC, snapshot_epochs
-from ..plots import PALETTE, Panel, apply_layout, table_figure
-from ..recorder import SEBlock, find_se_blocks
-from ..shared_figures import class_depth_frame, depth_profile, fig6
-from ..zoo import load_model
+from sevis.core.statistics import ExcitationStats, depth_measures
+from sevis.errors import ModelError
+from sevis.analysis.inference import collect_statistics, split_batches
+from sevis.analysis.measures import control_statistics
+from sevis.names import DEFAULT_SPEC, snapshot_epochs
+from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.core.recorder import SEBlock, find_se_blocks
+from sevis.figures.shared_figures import class_depth_frame, depth_profile, fig6
+from sevis.models.zoo import load_model
 
 EMERGED_SHARE = 0.5  # a block has become class-specific once its learned part reaches this share of its final one
 MIN_LEARNED = 0.05  # a final learned part (trained − control class specificity) below this is no emergence at all
@@ -34,7 +34,7 @@ class Snapshot:
     stats: ExcitationStats
     accuracy: float  # on the reference set, measured here
     test_accuracy: float | None  # on the 10k test split, as recorded when the snapshot was saved
-    measures: pd.DataFrame  # sevis.analysis.depth_measures, with the control's columns
+    measures: pd.DataFrame  # sevis.core.statistics.depth_measures, with the control's columns
 
 
 @dataclass

@@ -1,0 +1,160 @@
+"""Searches over a labelled reference set that the Tour shows: a knock-out that flips a prediction, and the most
+class-selective channel with the images that excite it most."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from sevis.core.statistics import ExcitationStats
+from sevis.analysis.inference import run_batch
+from sevis.analysis.knockout import knockout_overrides
+from sevis.core.recorder import ExcitationRecorder, SEBlock
+from sevis.models.zoo import LoadedModel
+
+SEARCH_IMAGES = 200  # reference images a flip search looks at (the first ones of each batch, in order)
+
+
+@dataclass
+class Flip:
+    """One knock-out that changes one image's top class."""
+
+    blocks: list[str]  # what was knocked out (s := 1)
+    image: int  # index among the searched images
+    label: str | None  # the image's class in the reference set
+    before: tuple[str, float]  # top class and probability, intact
+    after: tuple[str, float]  # top class and probability, knocked out
+    before_probs: np.ndarray  # K, intact
+    after_probs: np.ndarray  # K, knocked out
+    pixels: torch.Tensor  # the preprocessed image, C×H×W
+    searched_images: int
+    flips_per_block: dict  # single block -> how many of the searched images it flips
+
+
+def _take(batches: Iterable[tuple[torch.Tensor, np.ndarray]], limit: int) -> tuple[torch.Tensor, np.ndarray]:
+    xs, ys, n = [], [], 0
+    for x, y in batches:
+        xs.append(x[: limit - n])
+        ys.append(np.asarray(y)[: limit - n])
+        n += len(xs[-1])
+        if n >= limit:
+            break
+    if not xs:
+        return torch.zeros(0), np.zeros(0, np.int64)
+    return torch.cat(xs), np.concatenate(ys)
+
+
+def _phases(blocks: Sequence[SEBlock]) -> list[list[list[str]]]:
+    """Return what to knock out, phase by phase: each block alone, then each stage, then every block at once."""
+    stages: dict = {}
+    for b in blocks:
+        stages.setdefault(b.stage, []).append(b.name)
+    return [[[b.name] for b in blocks], [names for names in stages.values() if len(names) > 1],
+            [[b.name for b in blocks]]]
+
+
+@torch.inference_mode()
+def find_flip(loaded: LoadedModel, batches, blocks: Sequence[SEBlock], classes: Sequence[str] | None = None,
+              limit: int = SEARCH_IMAGES, chunk: int = 50) -> Flip | None:
+    """Return the most convincing knock-out that flips a prediction among the first `limit` reference images
+    (labels index `classes`), or None when nothing flips. Single blocks are tried first, then whole stages, then
+    every block; among the flips of the first group that has any, an image the intact model got right and the
+    largest drop of its original class's probability win."""
+    x, y = _take(batches, limit)
+    if not len(x) or not blocks:
+        return None
+    base = torch.cat([run_batch(loaded, x[i:i + chunk]).probs for i in range(0, len(x), chunk)])
+    top = base.argmax(1)
+    truth = None
+    if classes is not None and all(c in loaded.classes for c in classes):
+        truth = torch.as_tensor([loaded.classes.index(classes[k]) for k in y])
+    counts: dict[str, int] = {}
+    best = None
+    for phase in _phases(blocks):
+        for group in phase:
+            over = knockout_overrides(group)
+            after = torch.cat([run_batch(loaded, x[i:i + chunk], overrides=over).probs
+                               for i in range(0, len(x), chunk)])
+            flipped = (after.argmax(1) != top).nonzero().flatten().tolist()
+            if len(group) == 1:
+                counts[group[0]] = len(flipped)
+            for i in flipped:
+                right = truth is not None and int(truth[i]) == int(top[i])
+                score = (right, float(base[i, top[i]] - after[i, top[i]]))
+                if best is None or score > best[1]:
+                    best = (group, score, i, after[i])
+        if best is not None:
+            break
+    if best is None:
+        return None
+    group, _, i, after_i = best
+    label = classes[int(y[i])] if classes is not None else None
+    c0, c1 = int(top[i]), int(after_i.argmax())
+    return Flip(group, i, label, (loaded.classes[c0], float(base[i, c0])), (loaded.classes[c1], float(after_i[c1])),
+                base[i].numpy(), after_i.numpy(), x[i], len(x), counts)
+
+
+@dataclass
+class SelectiveChannel:
+    """The channel whose mean s depends most on the class, and what shows it."""
+
+    block: str
+    channel: int
+    share: float  # share of the channel's variance of s that lies between class means
+    top_class: str
+    top_mean: float  # mean s over that class's images
+    rest_mean: float  # mean s over the other classes' images
+    class_means: np.ndarray  # K
+    classes: list[str]
+
+
+def most_selective_channel(stats: ExcitationStats) -> SelectiveChannel | None:
+    """Return the channel (over every block) whose mean s differs most between classes, measured as the share of
+    its variance of s that lies between class means; None when no channel varies at all."""
+    counts = stats.count.astype(float)
+    w = counts / max(counts.sum(), 1.0)
+    best = None
+    for block in stats.blocks:
+        mean, std = stats.mean(block), stats.std(block)  # K×C
+        grand = (w[:, None] * mean).sum(0)
+        between = (w[:, None] * (mean - grand) ** 2).sum(0)
+        within = (w[:, None] * std ** 2).sum(0)
+        total = between + within
+        share = np.where(total > 1e-12, between / np.maximum(total, 1e-12), np.nan)
+        if np.isfinite(share).any():
+            c = int(np.nanargmax(share))
+            if best is None or share[c] > best[2]:
+                best = (block, c, float(share[c]), mean[:, c])
+    if best is None:
+        return None
+    block, c, share, means = best
+    k = int(np.argmax(means))
+    rest = np.delete(np.arange(len(means)), k)
+    rest_mean = (float(np.average(means[rest], weights=counts[rest])) if len(rest) and counts[rest].sum()
+                 else float("nan"))
+    return SelectiveChannel(block, c, share, stats.classes[k], float(means[k]), rest_mean, means, list(stats.classes))
+
+
+@torch.inference_mode()
+def top_images(loaded: LoadedModel, batches, block: str, channel: int, n: int = 8,
+               limit: int = 2000) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Return the `n` reference images (preprocessed, N×C×H×W) that excite `channel` of `block` most, their s and
+    their labels, over at most `limit` images."""
+    keep_x, keep_s, keep_y, seen = None, None, None, 0
+    with ExcitationRecorder(loaded.model, blocks=[block]) as rec:
+        for x, y in batches:
+            loaded.model(x)
+            s = rec.pop()[block][:, channel].double().numpy()
+            xs = x if keep_x is None else torch.cat([keep_x, x])
+            ss = s if keep_s is None else np.concatenate([keep_s, s])
+            ys = np.asarray(y) if keep_y is None else np.concatenate([keep_y, np.asarray(y)])
+            order = np.argsort(-ss, kind="stable")[:n]
+            keep_x, keep_s, keep_y = xs[torch.as_tensor(order)], ss[order], ys[order]
+            seen += len(y)
+            if seen >= limit:
+                break
+    if keep_x is None:
+        return torch.zeros(0), np.zeros(0), np.zeros(0, np.int64)
+    return keep_x, keep_s, keep_y

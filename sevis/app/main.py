@@ -1,0 +1,221 @@
+"""sevis app: see what Squeeze-and-Excitation blocks do inside a trained network.
+
+    streamlit run app.py        (in the checkout)
+    sevis app                   (an installed sevis: runs this module's main() through app.py's twin below)
+
+Page set-up, the sidebar (model and images) and the tab dispatch only. Each view's widgets live in
+sevis/app/<view>.py, its computation in sevis/views/<view>.py, tested without Streamlit. Models are
+loaded once per spec (st.cache_resource, shared by all sessions); reference-set statistics and sweeps are
+cached with st.cache_data (sevis/app/common.py).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import streamlit as st
+
+from sevis import SevisError, find_se_blocks
+from sevis.core.formula import excitation_formula
+from sevis.app import families
+from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live, tour, training
+from sevis.app.common import (LECTURE_CSS, LECTURE_KEY, Context, content_hash, get_model, get_results, get_samples,
+                              remember)
+from sevis.names import ABLATIONS, FAMILY_RUNS, trained_ablations, trained_families
+from sevis.models.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
+from sevis.analysis.images import decode_uploads
+from sevis.analysis.reference import MIN_IMAGES_PER_CLASS
+from sevis.views.architecture import model_summary
+
+
+# Tab order; every view module has TITLE and render(ctx) -> panels (Export: render(ctx, views)).
+VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, families, tour, training]
+VIEWS = [m.TITLE for m in VIEW_MODULES] + [export.TITLE]
+MODEL_KINDS = OrderedDict([
+    ("Our SE-ResNet-50 layout (Fashion-MNIST in context)", "embedded"),
+    ("Its plain twin, no SE", "embedded-plain"),
+    ("Our first SE-ResNet (centred Fashion-MNIST)", "embedded-centred"),
+    ("Ablation variant (trained by sevis ablate)", "ablation"),
+    ("Architecture model (trained by sevis family)", "family"),
+    ("timm ImageNet model", "timm"),
+    ("torchvision ImageNet model", "torchvision"),
+    ("Uploaded checkpoint", "checkpoint"),
+])
+CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet50", "sevis:fmnist_se_resnet", "sevis:se_resnet50", "sevis:se_resnet18", "timm:seresnet50",
+                    "timm:legacy_seresnet50", "timm:efficientnet_b0", "torchvision:efficientnet_b0",
+                    "torchvision:mobilenet_v3_large", "(from its model card)"]
+PAGE_CSS = """<style>
+[data-testid="stMainBlockContainer"] {padding: 1.5rem 2rem 2rem 2rem; max-width: 100%;}
+[data-testid="stMainBlockContainer"] h2 {padding-top: 0;}
+[data-testid="stSidebarHeader"] {display: none;}
+</style>"""
+
+
+# ---------------------------------------------------------------------------------------- sidebar
+def model_name(loaded) -> str:
+    """Return the one name a model goes by in the app and README: a shipped model's spec ("embedded"), else its
+    own name."""
+    return loaded.spec if loaded.spec in EMBEDDED else loaded.name
+
+
+def model_picker():
+    """Return (loaded model, (spec, pretrained, arch)); a failed load keeps the previous model."""
+    from sevis.app import guard
+    guard.forget_ended_sessions()  # uploads of closed sessions go now, not at the next upload
+    sb = st.sidebar
+    sb.header("Model")
+    # Shipped models are called by their spec everywhere (picker, header, README): "embedded", "embedded-plain", …
+    label = sb.selectbox("Network", list(MODEL_KINDS), key="model_kind",
+                         format_func=lambda k: f"{MODEL_KINDS[k]}: {k}" if MODEL_KINDS[k] in EMBEDDED else k)
+    kind = MODEL_KINDS[label]
+    spec, pretrained, arch = kind, True, None
+    if kind in ("timm", "torchvision"):
+        names = list(TIMM_SE_MODELS if kind == "timm" else TORCHVISION_SE_MODELS)
+        name = sb.selectbox(f"{kind} model", names + (["other…"] if guard.free_names() else []), key=f"{kind}_name")
+        if name == "other…":
+            name = sb.text_input(f"{kind} model name", key=f"{kind}_other").strip()
+        pretrained = not sb.checkbox("Random weights (no download; for architecture views)", key=f"{kind}_random")
+        spec = f"{kind}:{name}" if name else ""
+    elif kind == "ablation":
+        trained = trained_ablations()
+        name = sb.selectbox("Variant", trained, key="ablation_name",
+                            format_func=lambda n: f"{n}: {ABLATIONS[n]['change']}") if trained else None
+        spec = f"ablation:{name}" if name else ""
+    elif kind == "family":
+        trained = trained_families()
+        name = sb.selectbox("Architecture", trained, key="family_name",
+                            format_func=lambda n: f"{n} (seed {FAMILY_RUNS[n]['seed']})") if trained else None
+        spec = f"family:{name}" if name else ""
+    elif kind == "checkpoint":
+        up = sb.file_uploader("Weights file (.safetensors, .pt, .pth)", type=["safetensors", "pt", "pth"],
+                              key="ckpt_file")
+        arch_label = sb.selectbox("Architecture", CHECKPOINT_ARCHS, key="ckpt_arch")
+        arch = None if arch_label.startswith("(") else arch_label
+        spec = ""
+        if up is None:
+            guard.release_upload()
+        else:
+            try:
+                spec = guard.store_upload(up.name, up.getvalue())
+            except SevisError as e:
+                sb.error(str(e))
+    requested = (spec, pretrained, arch)
+    loaded, error = None, None
+    listed = {f"timm:{n}" for n in TIMM_SE_MODELS} | {f"torchvision:{n}" for n in TORCHVISION_SE_MODELS}
+    if spec:
+        try:
+            guard.check_model(spec, listed)
+            with st.spinner("Loading the model…"):
+                loaded = get_model(*requested)
+            st.session_state["model_ok"] = requested
+        except Exception as e:  # a broken third-party model must not take the app down
+            error = guard.user_message(spec, e)
+    else:
+        error = ("upload a weights file to use it (the previous model stays active meanwhile)" if kind == "checkpoint"
+                 else "no ablation variant is trained yet: run `sevis ablate`" if kind == "ablation"
+                 else "no architecture model is trained yet: run `sevis family`" if kind == "family"
+                 else "choose a model name or upload a weights file")
+    if loaded is None:
+        (sb.info if not spec else sb.error)(error)
+        previous = st.session_state.get("model_ok")
+        if previous and previous != requested:
+            loaded, requested = get_model(*previous), previous
+            sb.caption(f"Still showing **{model_name(loaded)}**.")
+        elif kind in EMBEDDED or previous is None:
+            fallback = (kind if kind in EMBEDDED else "embedded", False, None)
+            loaded, requested = get_model(*fallback), fallback
+            sb.warning("Showing the same architecture with untrained (random) weights, so every view still works; "
+                       "its predictions are meaningless.")
+    facts = model_summary(loaded)
+    sb.caption(f"**{model_name(loaded)}** · {facts['parameters']:,} parameters · {facts['se_blocks']} SE blocks "
+               f"({facts['se_parameters']:,} parameters) · {facts['classes']} classes"
+               + ("" if requested[1] else " · random weights"))
+    return loaded, requested
+
+
+def image_picker(loaded, key):
+    """Sidebar uploads and sample images; return (named images, error lines)."""
+    sb = st.sidebar
+    sb.header("Images")
+    uploads = sb.file_uploader("Upload images", accept_multiple_files=True, key="uploads",
+                               help="PNG, JPEG, GIF, WebP, TIFF, BMP… one or many at once.")
+    samples = get_samples(*key)
+    if loaded.dataset == "fashion-mnist":
+        preferred = [n for n in samples if n.startswith(("Trouser", "Bag"))][:2]
+    else:
+        preferred = list(samples)[:2]
+    skey = f"samples_{loaded.dataset}"
+    uploaded = tuple(f.name for f in uploads or [])
+    if uploaded and st.session_state.get("uploads_seen") != uploaded:
+        st.session_state[skey] = []  # new uploads replace the sample images (pick samples again to add them)
+    st.session_state["uploads_seen"] = uploaded
+    picked = sb.multiselect("Sample images", list(samples),
+                            default=None if skey in st.session_state else (preferred if not uploads else []),
+                            key=skey,
+                            help="Reference-set garments for Fashion-MNIST models; photos shipped with "
+                                 "scikit-image / scikit-learn for ImageNet models.")
+    files = [(f.name, f.getvalue()) for f in (uploads or [])] + [(n, samples[n]) for n in picked]
+    return decode_uploads(files)
+
+
+def folder_picker(loaded) -> str:
+    """Sidebar: the labelled reference set every per-class view uses (Class × depth, knock-out, channel)."""
+    sb = st.sidebar
+    sb.header("Reference set")
+    from sevis.app import guard
+    bundled = loaded.dataset == "fashion-mnist"
+    folder = guard.folder_field(
+        "Labelled images: a folder with one sub-folder per class, or a `sevis stats` JSON file",
+        key="ref_folder", placeholder="empty: the bundled reference set" if bundled else "empty: the sample photos",
+        help="Per-class statistics (Fig. 6, class specificity, the knock-out sweep) need at least "
+             f"{MIN_IMAGES_PER_CLASS} images in each class. ImageNet validation images arranged by synset "
+             "(n01443537/…) are read with their class names.")
+    if not folder:
+        sb.caption("Using the bundled Fashion-MNIST reference set (100 test images per class)." if bundled else
+                   "No labelled set: the sample photos stand in, one per 'class', too few for per-class statistics.")
+    return folder
+
+
+def results_for(key, images):
+    if not images:
+        return []
+    ids = tuple((im.name, im.image.size, content_hash(im.image.tobytes())) for im in images)
+    return get_results(*key, ids, images)
+
+
+# ---------------------------------------------------------------------------------------- page
+def main() -> None:
+    """Render the whole page for one run of the script (app.py, or `sevis app` for an installed sevis)."""
+    st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon=":material/biotech:", layout="wide")
+    lecture = st.sidebar.toggle("Lecture mode", key=LECTURE_KEY,
+                                help="For a projector: figure text at least 16 px and titles 20 px, tables that wrap, "
+                                     "wide bar charts sorted, no download menus (the Export view keeps them).")
+    loaded, key = model_picker()
+    images, errors = image_picker(loaded, key)
+    folder = folder_picker(loaded)
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    st.markdown(PAGE_CSS + (LECTURE_CSS if lecture else ""), unsafe_allow_html=True)
+    st.markdown("## Inside Squeeze-and-Excitation")
+    formula = excitation_formula(loaded.model, blocks) or "no SE blocks in this model"
+    st.caption(f"How SE blocks rescale channels (excitation {formula}, one value per channel), "
+               f"for **{model_name(loaded)}**: from one image, over classes and depth, knocked out, and what they cost.")
+    if not key[1]:
+        st.warning(f"**{model_name(loaded)} has random weights** (nothing was learned): its predictions are meaningless, "
+                   "and its excitations show only what the architecture does with an image. Views that need a trained "
+                   "model say so.", icon=":material/casino:")
+    for line in errors:
+        st.error(line)
+    try:
+        results = results_for(key, images)
+    except SevisError as e:
+        st.error(str(e))
+        results, images = [], []
+    ctx = Context(loaded, key, images, errors, results, blocks, folder, lecture=lecture)
+    tabs = st.tabs(VIEWS, key="view", on_change="rerun")
+    for tab, module in zip(tabs, VIEW_MODULES):
+        with tab:
+            if tab.open:
+                with st.spinner(f"Computing {module.TITLE}…", show_time=True):
+                    remember(module.TITLE, module.render(ctx))
+    with tabs[-1]:
+        if tabs[-1].open:
+            export.render(ctx, VIEW_MODULES)

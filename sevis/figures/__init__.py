@@ -1,0 +1,1 @@
+"""Figures and words: plot helpers, shared figures, the sentences every view writes, export, handouts."""

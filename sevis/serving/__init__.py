@@ -1,0 +1,1 @@
+"""Serving a class: operator settings, byte-bounded caches, uploaded weights files."""

@@ -1,0 +1,1 @@
+"""Training: the recipe, and the grids of runs (ablations, architecture families)."""

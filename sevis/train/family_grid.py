@@ -1,0 +1,304 @@
+"""The paper's other SE architectures trained small: `sevis family` trains every model of sevis.names.FAMILY_RUNS
+(SE-Inception, SE-ResNeXt, SE-MobileNet, SE-VGG and their plain twins, two seeds each) on one schedule.
+
+Like `sevis ablate` (and with its helpers): finished runs are skipped, an interrupted one resumes from its per-epoch
+checkpoint, several processes share the grid through lock files; weights go to pretrained/families/<run>.safetensors
+(half precision) with a card holding accuracy, parameters, SE's extra parameters, the CPU time per image and the
+reference-set evaluation with the untrained control. `summary` reads the cards back; `architecture_table` sets SE
+beside plain per architecture with the seeds' spread as the noise floor, beside the paper's rows (Tables 2-3).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from sevis.train.ablations import ABLATION_SCHEDULE, claim_lock, lock_owner, read_state_dtypes, save_trained
+from sevis.models.checkpoint import card_path, read_card, write_card
+from sevis.errors import ModelError
+from sevis.names import FAMILY_RUNS, family_dir
+from sevis.analysis.paper import CONSTANT_SPREAD
+
+# One schedule for every architecture: the ablation grid's 30k training garments (fresh in-context samples every
+# epoch, evaluated on the full 10k test split) for 4 epochs instead of its 5, so that all 16 runs fit in about 40
+# minutes on two CPU cores (measured: the families' training steps cost 0.7-1.7x the default model's).
+FAMILY_SCHEDULE = {**ABLATION_SCHEDULE, "epochs": 4}
+TIMING_REPEATS = 200  # batch-1 forward passes timed per model (after TIMING_WARMUP untimed ones)
+TIMING_WARMUP = 20
+PAIRED_TIMING = (f"median of {TIMING_REPEATS} batch-1 forward passes, 1 torch thread, thread CPU time, in alternating "
+                 "rounds with its SE / plain twin (seed 0's weights)")
+SUMMARY_COLUMNS = ["name", "model", "family", "se", "seed", "test_accuracy", "test_accuracy_fp32", "parameters",
+                   "se_parameters", "cpu_ms", "seconds", "epochs", "train_images", "constant_blocks"]
+
+# The paper's rows (ImageNet top-1 / top-5 error, GFLOPs, CPU ms) where ../shared/paper-facts.md gives numbers;
+# for the others the paper reports gains across ResNeXt, VGG and MobileNet without numbers in that sheet.
+PAPER_ROWS: dict[str, dict] = {
+    "resnet": {"row": "ResNet-50 vs SE-ResNet-50 (Table 2)", "plain_top1": 24.80, "se_top1": 23.29,
+               "plain_gflops": 3.86, "se_gflops": 3.87, "plain_cpu_ms": 164.0, "se_cpu_ms": 167.0},
+    "inception": {"row": "BN-Inception vs SE-BN-Inception (Table 2)", "plain_top1": 25.38, "se_top1": 24.23,
+                  "plain_gflops": 2.03, "se_gflops": 2.04, "plain_cpu_ms": None, "se_cpu_ms": None},
+    "resnext": {"row": "ResNeXt-50 vs SE-ResNeXt-50 (Table 2: SE helps)"},
+    "mobilenet": {"row": "MobileNet vs SE-MobileNet (Table 3: SE helps)"},
+    "vgg": {"row": "VGG-16 vs SE-VGG-16 (Table 2: SE helps)"},
+}
+
+
+def run(name: str) -> dict:
+    """Return run `name` of FAMILY_RUNS (model, arch, seed, se, family); a ModelError names the known ones."""
+    try:
+        return FAMILY_RUNS[name]
+    except KeyError:
+        raise ModelError(f"unknown architecture model {name!r}; known: {', '.join(FAMILY_RUNS)}") from None
+
+
+def train_config(name: str, threads: int = 1, **schedule):
+    """Return the TrainConfig of run `name` on FAMILY_SCHEDULE (updated by `schedule`: tiny runs in tests)."""
+    from sevis.train.trainer import TrainConfig
+    r = run(name)
+    return TrainConfig(arch=r["arch"], data="context", seed=r["seed"], threads=threads,
+                       **{**FAMILY_SCHEDULE, **schedule})
+
+
+def weights_file(name: str, out_dir: str | Path | None = None) -> Path:
+    """Return where run `name`'s weights live."""
+    run(name)
+    return Path(out_dir or family_dir()) / f"{name}.safetensors"
+
+
+def _lock_file(name: str, out_dir: str | Path | None) -> Path:
+    return weights_file(name, out_dir).with_suffix(".lock")
+
+
+def is_finished(name: str, out_dir: str | Path | None = None) -> bool:
+    """Return whether run `name` has weights and a card with its family record (`sevis family` skips it)."""
+    path = weights_file(name, out_dir)
+    if not path.exists() or not card_path(path).exists():
+        return False
+    try:
+        return "family" in read_card(path)
+    except ModelError:
+        return False
+
+
+def status(name: str, out_dir: str | Path | None = None) -> str:
+    """Return "trained", "training (process N)", "interrupted" (a checkpoint to resume from) or "missing"."""
+    from sevis.train.trainer import resume_path
+    if is_finished(name, out_dir):
+        return "trained"
+    owner = lock_owner(_lock_file(name, out_dir))
+    if owner is not None:
+        return f"training (process {owner})"
+    return "interrupted" if resume_path(weights_file(name, out_dir)).exists() else "missing"
+
+
+def cpu_ms_per_image(model, size: int = 36, repeats: int = TIMING_REPEATS) -> float:
+    """Return the median CPU time of one forward pass of one image (batch 1, one torch thread), in ms.
+
+    Thread CPU time, not wall time: another process on the same core (a second `sevis family`) then barely moves it."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x = torch.zeros(1, 1, size, size)
+    times = []
+    try:
+        with torch.inference_mode():
+            for i in range(TIMING_WARMUP + repeats):
+                t0 = time.thread_time_ns()
+                model(x)
+                if i >= TIMING_WARMUP:
+                    times.append(time.thread_time_ns() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times) / 1e6
+
+
+def paired_cpu_ms(se_model, plain_model, size: int = 36, rounds: int = 10, per_round: int = TIMING_REPEATS // 10
+                  ) -> tuple[float, float]:
+    """Return the median CPU ms per image (batch 1, one thread) of two models timed in alternating rounds, so that
+    both see the same load on the machine (timed apart, a busy core moves one and not the other)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x = torch.zeros(1, 1, size, size)
+    times: tuple[list[int], list[int]] = ([], [])
+    try:
+        with torch.inference_mode():
+            for model in (se_model, plain_model):
+                for _ in range(TIMING_WARMUP):
+                    model(x)
+            for _ in range(rounds):
+                for model, out in zip((se_model, plain_model), times):
+                    for _ in range(per_round):
+                        t0 = time.thread_time_ns()
+                        model(x)
+                        out.append(time.thread_time_ns() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times[0]) / 1e6, statistics.median(times[1]) / 1e6
+
+
+def time_families(out_dir: str | Path | None = None, log: Callable[[str], None] = print) -> list[str]:
+    """Time every architecture whose SE model and plain twin are trained (seed 0) in alternating rounds, write the
+    times into the cards of every run of both, and the summary; return the families timed. `sevis family` runs it
+    once the grid is complete (one process at a time, through a lock)."""
+    from sevis.models.zoo import load_checkpoint
+    timed = []
+    lock = Path(out_dir or family_dir()) / "timing.lock"
+    if claim_lock(lock) is not None:
+        return timed
+    try:
+        for family in dict.fromkeys(r["family"] for r in FAMILY_RUNS.values()):
+            se, plain = f"se-{family}", family
+            if not (is_finished(se, out_dir) and is_finished(plain, out_dir)):
+                continue
+            ms = paired_cpu_ms(*(load_checkpoint(weights_file(n, out_dir)).model.eval() for n in (se, plain)))
+            for name, r in FAMILY_RUNS.items():
+                if r["model"] in (se, plain) and is_finished(name, out_dir):
+                    card = read_card(weights_file(name, out_dir))
+                    card["family"]["cpu_ms_per_image"] = round(ms[0] if r["se"] else ms[1], 4)
+                    card["family"]["cpu_timing"] = PAIRED_TIMING
+                    write_card(weights_file(name, out_dir), card)
+            log(f"{family}: {ms[0]:.2f} ms per image with SE, {ms[1]:.2f} without")
+            timed.append(family)
+        write_summary(out_dir)
+    finally:
+        lock.unlink(missing_ok=True)
+    return timed
+
+
+def train_run(name: str, out_dir: str | Path | None = None, log: Callable[[str], None] = print,
+              evaluate_reference: bool = True, stop_after: int | None = None, threads: int = 1,
+              **schedule) -> Path | None:
+    """Train run `name` (resuming its checkpoint), save it with its card, time and evaluate it; return the weights
+    path, or None when `stop_after` ended the run early (tests of resuming)."""
+    from sevis.core.recorder import find_se_blocks
+    from sevis.train.trainer import model_card, resume_path, train
+
+    cfg = train_config(name, threads, **schedule)
+    out = weights_file(name, out_dir)
+    resume = resume_path(out)
+    model, history = train(cfg, log=log, checkpoint=resume, stop_after=stop_after)
+    if len(history["test_accuracy"]) < cfg.epochs:
+        return None
+    command = f"sevis family --models {name}"
+    loaded, card, test_acc, fp32_acc, test = save_trained(
+        model, cfg, history, out, model_card(model, cfg, history, f"family:{name}", command), command,
+        evaluate_reference, log, name)
+    r = run(name)
+    cpu_ms = cpu_ms_per_image(loaded.model.eval(), loaded.input_size)
+    # The family record comes last: a card without it (a run stopped while evaluating) is not finished, and the next
+    # `sevis family` resumes from the checkpoint, which is kept until here.
+    card["family"] = {"name": name, "model": r["model"], "family": r["family"], "se": r["se"], "seed": r["seed"],
+                      "title": loaded.model.title, "schedule": {**FAMILY_SCHEDULE, **schedule},
+                      "test_images": len(test), "test_accuracy": round(test_acc, 6), "test_accuracy_fp32": fp32_acc,
+                      "dtype": sorted(read_state_dtypes(out))[0], "parameters": loaded.num_parameters,
+                      "se_parameters": sum(b.parameters for b, _ in find_se_blocks(loaded.model)),
+                      "cpu_ms_per_image": round(cpu_ms, 4),
+                      "cpu_timing": f"median of {TIMING_REPEATS} batch-1 forward passes, 1 torch thread, thread CPU time",
+                      "seconds": card["training"]["seconds"]}
+    write_card(out, card)
+    resume.unlink(missing_ok=True)
+    write_summary(out.parent)
+    log(f"{name}: test accuracy {test_acc:.4f} (float32 {fp32_acc:.4f}), {cpu_ms:.2f} ms per image; saved {out}")
+    return out
+
+
+def train_families(names: Sequence[str] | None = None, out_dir: str | Path | None = None,
+                   log: Callable[[str], None] = print, evaluate_reference: bool = True, threads: int = 1,
+                   **schedule) -> list[Path]:
+    """Train every run in `names` (default: all of FAMILY_RUNS) that is not finished, in order; return the finished
+    weights. Finished runs are skipped, one held by another live process too; an interrupted one resumes."""
+    names = list(names or FAMILY_RUNS)
+    for n in names:
+        run(n)
+    done = []
+    for n in names:
+        if is_finished(n, out_dir):
+            log(f"{n}: finished, skipped")
+            done.append(weights_file(n, out_dir))
+            continue
+        lock = _lock_file(n, out_dir)
+        owner = claim_lock(lock)
+        if owner is not None:
+            log(f"{n}: being trained by process {owner}, skipped")
+            continue
+        try:
+            log(f"{n}: {run(n)['arch']}, seed {run(n)['seed']}")
+            if train_run(n, out_dir, log=log, evaluate_reference=evaluate_reference, threads=threads,
+                         **schedule) is not None:
+                done.append(weights_file(n, out_dir))
+        finally:
+            lock.unlink(missing_ok=True)
+    if all(is_finished(n, out_dir) for n in FAMILY_RUNS) and not all(
+            read_card(weights_file(n, out_dir))["family"].get("cpu_timing") == PAIRED_TIMING for n in FAMILY_RUNS):
+        log("every run is trained: timing each SE model against its plain twin")
+        time_families(out_dir, log)
+    return done
+
+
+# ------------------------------------------------------------------------------------------- summary
+def summary(out_dir: str | Path | None = None) -> pd.DataFrame:
+    """Return one row per finished run (SUMMARY_COLUMNS), in FAMILY_RUNS order; `constant_blocks` lists the SE
+    blocks whose s was the same for every reference image."""
+    rows = []
+    for name in FAMILY_RUNS:
+        if not is_finished(name, out_dir):
+            continue
+        card = read_card(weights_file(name, out_dir))
+        f = card["family"]
+        rows.append({"name": name, "model": f["model"], "family": f["family"], "se": f["se"], "seed": f["seed"],
+                     "test_accuracy": f["test_accuracy"], "test_accuracy_fp32": f["test_accuracy_fp32"],
+                     "parameters": f["parameters"], "se_parameters": f["se_parameters"],
+                     "cpu_ms": f["cpu_ms_per_image"], "seconds": f["seconds"], "epochs": f["schedule"]["epochs"],
+                     "train_images": f["schedule"].get("train_images", 0),
+                     "constant_blocks": [r["block"] for r in (card.get("evaluation") or {}).get("excitation") or []
+                                         if r.get("spread") is not None and r["spread"] < CONSTANT_SPREAD]})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def architecture_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per architecture with both SE and plain trained: accuracy of each (mean over seeds, %), the
+    change SE makes (points), the noise floor (the larger seed range of the two, points; None with one seed each),
+    whether the change is within it, parameters, SE's extra parameters (% of plain), CPU ms per image of each and
+    the time SE adds (%), and the paper's row (top-1 error of each, its change; None where the sheet has none)."""
+    rows = []
+    for family in dict.fromkeys(FAMILY_RUNS[n]["family"] for n in FAMILY_RUNS):
+        se, plain = table[(table["family"] == family) & table["se"]], table[(table["family"] == family) & ~table["se"]]
+        if se.empty or plain.empty:
+            continue
+        ranges = [float(g["test_accuracy"].max() - g["test_accuracy"].min()) for g in (se, plain) if len(g) > 1]
+        floor = round(100 * max(ranges), 2) if ranges else None
+        delta = round(100 * (se["test_accuracy"].mean() - plain["test_accuracy"].mean()), 2)
+        paper = PAPER_ROWS.get(family, {})
+        p_se, p_plain = paper.get("se_top1"), paper.get("plain_top1")
+        rows.append({
+            "family": family, "se_model": f"se-{family}", "plain_model": family,
+            "seeds": int(min(len(se), len(plain))),
+            "se_accuracy": round(100 * float(se["test_accuracy"].mean()), 2),
+            "plain_accuracy": round(100 * float(plain["test_accuracy"].mean()), 2),
+            "delta": delta, "noise_floor": floor,
+            "within_noise": None if floor is None else bool(abs(delta) <= floor),
+            "se_parameters": int(se["parameters"].iloc[0]), "plain_parameters": int(plain["parameters"].iloc[0]),
+            "se_extra": round(100 * float(se["se_parameters"].iloc[0]) / float(plain["parameters"].iloc[0]), 1),
+            "se_cpu_ms": round(float(se["cpu_ms"].median()), 3), "plain_cpu_ms": round(float(plain["cpu_ms"].median()), 3),
+            "time_change": round(100 * (float(se["cpu_ms"].median()) / float(plain["cpu_ms"].median()) - 1), 1),
+            "paper": paper.get("row", ""), "paper_se_top1_err": p_se, "paper_plain_top1_err": p_plain,
+            "paper_delta": None if p_se is None or p_plain is None else round(p_plain - p_se, 2),
+        })
+    return pd.DataFrame(rows)
+
+
+def write_summary(out_dir: str | Path | None = None) -> Path:
+    """Write summary.json (the runs and the per-architecture table) beside the weights; return its path."""
+    out_dir = Path(out_dir or family_dir())
+    table = summary(out_dir)
+    doc = {"schedule": FAMILY_SCHEDULE, "runs": json.loads(table.to_json(orient="records")),
+           "architectures": json.loads(architecture_table(table).to_json(orient="records"))}
+    path = out_dir / "summary.json"
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    return path
+
