@@ -102,3 +102,25 @@ def test_descriptions_say_what_was_done(context_ref, centred_ref):
     assert "300×200" in imagenet and "224×224" in imagenet
     for text in (scene, scan, imagenet):
         assert "nan" not in text and "None" not in text and text.endswith(".")
+
+
+@pytest.mark.parametrize("spec", ["torchvision:efficientnet_b0", "torchvision:mobilenet_v3_large"])
+def test_torchvision_presets_are_described_by_what_they_do(spec):
+    """Issue 28: torchvision's preset transforms have a describe() of another meaning (no image argument); the
+    Live view crashed on it for every torchvision model."""
+    preprocess = load_model(spec, pretrained=False).preprocess
+    assert callable(getattr(preprocess, "describe", None))  # the attribute that was taken for ours
+    img = Image.new("RGB", (300, 200), (120, 60, 30))
+    text = describe_preprocessing(preprocess, img)
+    shape = tuple(preprocess(img).shape)
+    assert "300×200" in text and f"{shape[-1]}×{shape[-2]}" in text and text.endswith(".")
+    assert text.startswith("The 300×200 image resized and centre-cropped")
+
+
+def test_our_transforms_describe_themselves_through_describe_preprocessing(context_ref):
+    img = Image.fromarray(_scene(context_ref), "L").resize((144, 96))
+    scene = SceneTransform(36, [0.0], [1.0])
+    assert describe_preprocessing(scene, img) == scene.describe(img)
+    grey = load_model("embedded-centred", pretrained=False).preprocess
+    assert isinstance(grey, GrayscaleTransform)
+    assert describe_preprocessing(grey, img) == grey.describe(img)

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from sevis.data.preprocess import GrayscaleTransform
+
 GARMENT = 28  # Fashion-MNIST garments are fitted to 28 px on their longest side
 FLAT_SPREAD = 16  # border pixels within this many grey levels of the border's median count as flat
 FLAT_SHARE = 0.5  # …and an isolated garment has at least this share of its border flat…
@@ -143,9 +145,10 @@ class SceneTransform:
 
 def describe_preprocessing(preprocess: Callable, img: Image.Image) -> str:
     """Return one sentence saying what a model's preprocessing does to `img` (any model sevis loads)."""
-    describe = getattr(preprocess, "describe", None)
-    if callable(describe):
-        return str(describe(img))
+    # Known by type, never by a `describe` attribute: torchvision's preset transforms (ImageClassification) have a
+    # describe() of their own, which takes no image and returns a docstring-like text.
+    if isinstance(preprocess, (SceneTransform, GrayscaleTransform)):
+        return preprocess.describe(img)
     shape = tuple(preprocess(img).shape)
     w, h = img.size
     return (f"The {w}×{h} image resized and centre-cropped to {shape[-1]}×{shape[-2]} px, as the model's training "
