@@ -1,7 +1,7 @@
 """sevis app: see what Squeeze-and-Excitation blocks do inside a trained network.
 
     streamlit run app.py        (in the checkout)
-    sevis app                   (an installed sevis: runs this module's main() through app.py's twin below)
+    sevis app                   (an installed sevis: `streamlit run` on sevis/app/script.py, which calls main())
 
 Page set-up, the sidebar (model and images) and the tab dispatch only. Each view's widgets live in
 sevis/app/<view>.py, its computation in sevis/views/<view>.py, tested without Streamlit. Models are

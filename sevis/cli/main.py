@@ -1,4 +1,4 @@
-"""The `sevis` command line: predict, excite, evaluate, stats, train, models (and export).
+"""The `sevis` command line: predict, excite, evaluate, stats, train, models (and export, app).
 
 Glue only: each `_cmd_*` parses nothing itself and calls into the package. Every SevisError becomes one
 line `sevis: error: ...` and exit code 2. To add a subcommand, write `_cmd_<name>(args) -> int` and an
@@ -17,6 +17,7 @@ from sevis.cli.args import batch_size as _batch_size, check_arch as _check_arch,
 from sevis.cli.args import out_path as _out_path, positive_int as _positive_int
 from sevis.cli.args import command_line as _command_line, load_from_args as _load
 from sevis.cli.args import progress_bar as _progress
+from sevis.cli.app import add_app
 from sevis.cli.export import EXPORT_FORMATS, EXPORT_VIEWS, add_export  # noqa: F401 (EXPORT_*: tests check them)
 from sevis.errors import SevisError
 from sevis.cli.family import add_check, add_family
@@ -314,7 +315,7 @@ def _add_ablate(sub) -> None:
 
 # Subcommand registrars, in the order `sevis --help` lists them. Extend this list to add a subcommand.
 SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_stats, _add_train, _add_ablate,
-                               add_family, add_check, _add_models, add_export]
+                               add_family, add_check, _add_models, add_export, add_app]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and getattr(args, "command", None) == "export" and not any(e.startswith("-") for e in extra):
+    if extra and getattr(args, "command", None) == "app":
+        args.streamlit_args = extra  # `sevis app --server.port 8502`: options for streamlit run
+    elif extra and getattr(args, "command", None) == "export" and not any(e.startswith("-") for e in extra):
         args.images = list(args.images) + extra  # image files after options: `export channel --channel 7 IMG`
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
