@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
@@ -231,3 +232,29 @@ def reference_from_stats_file(loaded: LoadedModel, path: str | os.PathLike):
               f"{len(stats.classes)} classes)")
     return ReferenceStats(stats, data.get("accuracy"), int(data.get("images", 0)), source,
                           data.get("per_class_accuracy"))
+
+
+def reference_sweep(loaded: LoadedModel, folder: str | None = None, mode: str = "identity",
+                    stats: ExcitationStats | None = None,
+                    progress: Callable[[float], None] | None = None) -> tuple[pd.DataFrame, str]:
+    """Return (the knock-out sweep over the reference set: accuracy with each SE block knocked out alone, its source
+    in words). A shipped model's current precomputed file gives it at once; otherwise one pass per SE block. Mode
+    "mean" replaces s by the reference-set mean over all images (from `stats` when given)."""
+    from sevis.analysis.knockout import knockout_sweep
+    if not folder and not loaded.random_weights:
+        pre, _ = load_precomputed(loaded)
+        if pre is not None and mode in pre.sweeps:
+            return pre.sweeps[mode], pre.sweep_source
+    means = None
+    if mode == "mean":
+        means = class_mean_excitations(stats if stats is not None else reference_statistics(loaded, folder).stats,
+                                       "all")
+    batches, source = reference_batches(loaded, folder)
+    total, done = sum(len(y) for _, y in batches), [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        if progress and total:
+            progress(min(done[0] / total, 1.0))
+
+    return knockout_sweep(loaded, batches, mode=mode, means=means, progress=step), source

@@ -12,7 +12,7 @@ from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR as DEFAULT_PAIR, fig6_d
 from sevis.app.common import download_menu, intro, show_panel, show_table, takeaway
 from sevis.figures.plots import Panel
 
-TITLE = "Ablations"
+from sevis.views.ablations import SLUG, TITLE
 
 
 @st.cache_data(show_spinner="Reading the ablation cards…", max_entries=2)

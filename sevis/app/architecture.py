@@ -8,7 +8,7 @@ from sevis.app.common import Context, download_menu, get_architecture, intro, sh
 from sevis.figures.plots import Panel
 from sevis.views.architecture import architecture_takeaway, model_summary
 
-TITLE = "Architecture"
+from sevis.views.architecture import SLUG, TITLE
 
 
 def render(ctx: Context) -> list[Panel]:

@@ -9,7 +9,7 @@ from sevis.views.channel import channel_panels, default_channel
 from sevis.app.common import Context, get_reference_excitations, intro, show_panel, takeaway
 from sevis.figures.plots import Panel
 
-TITLE = "Channel"
+from sevis.views.channel import SLUG, TITLE
 NO_IMAGE = "(no image)"
 
 

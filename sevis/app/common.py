@@ -14,6 +14,7 @@ from sevis.figures import export as E
 from sevis.models.zoo import LoadedModel
 from sevis.analysis.images import analyse_images, sample_images
 from sevis.figures.plots import Panel, slides_style
+from sevis.views.base import ViewRequest, ViewResult
 from sevis.analysis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
 from sevis.views.architecture import architecture_panels
 from sevis.views.knockout import knockout_sweep_panel, precomputed_sweep_panel
@@ -233,12 +234,56 @@ def download_menu(panel: Panel, key: str) -> None:
                                 mime=E.MIME["json"], key=f"dl_{key}_json", on_click="ignore")
 
 
-def remember(view: str, panels: list[Panel]) -> None:
-    """Keep the panels a view last showed, for the Export tab's teaching pack."""
+def remember(view: str, shown) -> None:
+    """Keep what a view last showed (its ViewResult, or a list of panels), for the Export view's teaching pack and
+    for the tests that check the app against `sevis export`."""
+    result = shown if isinstance(shown, ViewResult) else None
+    panels = result.panels if result is not None else list(shown or [])
     st.session_state.setdefault("panels", {})[view] = panels
+    st.session_state.setdefault("view_results", {})[view] = result
     st.session_state.setdefault("takeaways", {})[view] = st.session_state.pop(PENDING_TAKEAWAYS, [])
     if panels:
         st.session_state["last_view"] = view
+
+
+# ---------------------------------------------------------------------------------------- the view protocol
+def unless_default(value, default):
+    """Return None when a widget still holds the view's default (so the request is the view's default request and
+    a prepared result serves it), else the widget's value."""
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return None if list(value) == list(default) else tuple(value)
+    return None if value == default else value
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _shared_result(spec: str, pretrained: bool, arch: str | None, slug: str, request_key: str,
+                   _request: ViewRequest) -> ViewResult:
+    """Return a view's result for a request without images, shared by every session (keyed on the request's hash)."""
+    from sevis.views.registry import compute_view
+    bar = st.progress(0.0, text="Computing…")
+    try:
+        return compute_view(get_model(spec, pretrained, arch), slug, _request,
+                            progress=lambda f: bar.progress(min(max(f, 0.0), 1.0), text=f"Computing: {f:.0%}"))
+    finally:
+        bar.empty()
+
+
+def view_result(ctx: Context, slug: str, request: ViewRequest | None = None) -> ViewResult:
+    """Return the view's result for `request` (default: the view's default request; a shipped model's prepared
+    result when one is stored). Requests with images are computed in this session only (the images are the
+    student's); the rest are shared by every session. Raises SevisError with the view's one message."""
+    request = request or ViewRequest()
+    if request.images:
+        from sevis.app.guard import session_results
+        from sevis.views.registry import compute_view
+        return session_results((*ctx.key, slug, request.key()), lambda: compute_view(ctx.loaded, slug, request))
+    return _shared_result(*ctx.key, slug, request.key(), request)
+
+
+def show_notes(result: ViewResult) -> None:
+    """Show a result's notes (its source, what is missing, a stale prepared file) as captions."""
+    for note in result.notes:
+        st.caption(note)
 
 
 def display_image(img: Image.Image, size: int = 160) -> Image.Image:

@@ -11,7 +11,7 @@ from sevis.figures.plots import Panel
 from sevis.analysis.reference import class_mean_excitations, paper_blocks
 from sevis.views.compare import compare_panels, compare_takeaway
 
-TITLE = "Compare"
+from sevis.views.compare import SLUG, TITLE
 
 
 def render(ctx: Context) -> list[Panel]:

@@ -12,7 +12,7 @@ from sevis.views import families as F
 
 from sevis.app.common import download_menu, intro, show_panel, takeaway
 
-TITLE = "Architectures"
+from sevis.views.families import SLUG, TITLE
 
 
 @st.cache_data(show_spinner="Reading the architecture cards…", max_entries=2)

@@ -12,7 +12,7 @@ from sevis.views.inside import anatomy_panels, anatomy_takeaway, default_block
 from sevis.app.common import Context, intro, show_panel, takeaway
 from sevis.figures.plots import Panel
 
-TITLE = "Inside a block"
+from sevis.views.inside import SLUG, TITLE
 
 
 def render(ctx: Context) -> list[Panel]:

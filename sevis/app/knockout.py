@@ -12,7 +12,7 @@ from sevis.figures.sentences import pct
 from sevis.views.knockout import (block_effects, default_knockout, knockout_image, knockout_image_takeaway,
                                   knockout_takeaway)
 
-TITLE = "SE knock-out"
+from sevis.views.knockout import SLUG, TITLE
 
 
 def render(ctx: Context) -> list[Panel]:

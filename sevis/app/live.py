@@ -13,7 +13,7 @@ from sevis.analysis.domain import domain_verdict
 from sevis.data.framing import describe_preprocessing
 from sevis.views.live import domain_note, live_panels, live_takeaway, model_input_image, with_input_images
 
-TITLE = "Live inference"
+from sevis.views.live import SLUG, TITLE
 
 
 def render(ctx: Context) -> list[Panel]:

@@ -210,6 +210,7 @@ def main() -> None:
         st.error(str(e))
         results, images = [], []
     ctx = Context(loaded, key, images, errors, results, blocks, folder, lecture=lecture)
+    follow_deep_link()
     tabs = st.tabs(VIEWS, key="view", on_change="rerun")
     for tab, module in zip(tabs, VIEW_MODULES):
         with tab:
@@ -219,3 +220,39 @@ def main() -> None:
     with tabs[-1]:
         if tabs[-1].open:
             export.render(ctx, VIEW_MODULES)
+    show_in_url()
+
+
+# ---------------------------------------------------------------------------------------- deep links
+SLUGS = {m.TITLE: m.SLUG for m in VIEW_MODULES} | {export.TITLE: "export"}
+
+
+def follow_deep_link() -> None:
+    """Open the view (and Tour step) a link names, ?view=<slug>&step=<n>, once per session: a teacher's bookmark."""
+    if st.session_state.get("_deep_link_read"):
+        return
+    st.session_state["_deep_link_read"] = True
+    titles = {slug: title for title, slug in SLUGS.items()}
+    slug = st.query_params.get("view")
+    if slug in titles:
+        st.session_state["view"] = titles[slug]
+    step = st.query_params.get("step", "")
+    if step.isdigit() and 1 <= int(step) <= len(tour_steps()):
+        st.session_state[tour.STEP_KEY] = int(step) - 1
+
+
+def show_in_url() -> None:
+    """Keep the address bar on what is open (?view=<slug>, and &step=<n> in the Tour), so it can be bookmarked."""
+    slug = SLUGS.get(st.session_state.get("view"), None)
+    if slug is None:
+        return
+    want = {"view": slug}
+    if slug == "tour":
+        want["step"] = str(int(st.session_state.get(tour.STEP_KEY, 0)) + 1)
+    if dict(st.query_params) != want:
+        st.query_params.from_dict(want)
+
+
+def tour_steps() -> tuple:
+    from sevis.views.tour import STEPS
+    return STEPS

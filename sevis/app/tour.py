@@ -19,7 +19,7 @@ from sevis.models.zoo import EMBEDDED
 from sevis.app.common import (PENDING_TAKEAWAYS, Context, get_control, get_model, get_reference, get_samples, get_sweep, intro,
                      model_line, show_panel, static_ok)
 
-TITLE = "Tour"
+from sevis.views.tour import SLUG, TITLE
 STEP_KEY = "tour_step"
 
 

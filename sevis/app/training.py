@@ -11,7 +11,7 @@ from sevis.views.training import training_history, training_panels, training_tak
 
 from sevis.app.common import Context, block_picker, download_menu, intro, show_panel, takeaway
 
-TITLE = "Training"
+from sevis.views.training import SLUG, TITLE
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -10,58 +10,69 @@ from sevis.errors import SevisError
 from sevis.names import FIG6_DEFAULT_CLASSES
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from sevis.figures.export import write_panels
-    from sevis.data.preprocess import open_image
-    from sevis.analysis.images import NamedImage
-    from sevis.views.registry import export_view_panels
+def request_from_args(args: argparse.Namespace, images: list):
+    """Return the ViewRequest the export's arguments ask for (what is not given stays the view's default)."""
+    from sevis.views.base import ViewRequest
+    blocks = tuple(args.blocks) if args.blocks else None
+    one_block = args.view in ("inside", "block", "channel")
+    return ViewRequest(images=tuple(images), classes=args.classes, blocks=None if one_block else blocks,
+                       block=blocks[0] if one_block and blocks else None,
+                       channels=args.channels, n=args.n, seed=args.seed, fig7_class=args.fig7_class,
+                       form=args.form, folder=args.folder, knockout_blocks=args.knockout, mode=args.mode,
+                       channel=args.channel, step=args.step, pair=tuple(args.variants) if args.variants else None,
+                       run=args.run)
 
-    if args.view == "ablations":
-        return _export_ablations(args)
+
+def view_summary(result) -> dict:
+    """Return what `sevis export` writes beside the figures as <view>_view.json: the view, its panel titles, the
+    numbers it states, its takeaway and notes (the same ViewResult the app renders)."""
+    from sevis.views.base import plain_numbers
+    return {"view": result.slug, "title": result.title, "panels": result.panel_titles(),
+            "numbers": plain_numbers(result.numbers), "takeaway": result.takeaway, "notes": list(result.notes)}
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from sevis.analysis.images import NamedImage
+    from sevis.data.preprocess import open_image
+    from sevis.errors import ExportError
+    from sevis.files import write_atomic
+    from sevis.figures.export import write_panels
+    from sevis.views.registry import compute_view, view_module
+
+    module = view_module(args.view)  # an unknown view is refused before the model loads
     loaded = load_from_args(args)
     images = [NamedImage(Path(p).name, open_image(p)) for p in args.images]
     with progress_bar(100, f"sevis export {args.view}", unit="%") as bar:
         def progress(frac: float) -> None:
             bar.update(round(100 * frac) - bar.n)
-        panels = export_view_panels(
-            loaded, args.view, images, classes=args.classes, blocks=args.blocks, channels=args.channels, n=args.n,
-            seed=args.seed, fig7_class=args.fig7_class, folder=args.folder, knockout_blocks=args.knockout,
-            mode=args.mode, progress=progress, channel=args.channel)
-    written = write_panels(panels, args.out, args.format, pack=args.pack, view=args.view, force=args.force,
-                           context=f"Model: {loaded.name} ({loaded.spec}). Command: {command_line(args.argv)}")
+        result = compute_view(loaded, args.view, request_from_args(args, images), progress=progress)
+    if not result.panels:
+        raise SevisError(f"the {module.TITLE} view has nothing to show for {loaded.name} with these inputs"
+                         + (f": {' '.join(result.notes)}" if result.notes else ""))
+    context = f"Model: {loaded.name} ({loaded.spec}). Command: {command_line(args.argv)}"
+    if result.takeaway:
+        context += f"\n\nTakeaway: {result.takeaway}"
+        print(f"takeaway: {result.takeaway}")
+    for note in result.notes:
+        print(f"note: {note}")
+    summary = Path(args.out) / f"{args.view}_view.json"
+    if summary.exists() and not args.force:
+        raise ExportError(f"{args.out} already holds {summary.name}; nothing was written",
+                          cli_hint=". Pass --force to replace it, or name another --out folder.")
+    written = write_panels(result.panels, args.out, args.format, pack=args.pack, view=args.view, force=args.force,
+                           context=context)
+    written.append(write_atomic(summary, json.dumps(view_summary(result), indent=1, ensure_ascii=False).encode(),
+                                error=ExportError))
     for path in written:
         print(path)
     return 0
 
 
-def _export_ablations(args: argparse.Namespace) -> int:
-    """`sevis export ablations`: the paper's table beside ours and a pair of variants, headless."""
-    from sevis.views.ablations import lab_panels
-    from sevis.train.ablations import grid_findings, summary
-    from sevis.figures.export import write_panels
-    from sevis.names import DEFAULT_ABLATION_PAIR
-
-    pair = args.variants or list(DEFAULT_ABLATION_PAIR)
-    if len(pair) != 2:
-        raise SevisError(f"--variants takes two ablation variants to compare, got {len(pair)}")
-    panels, takeaway = lab_panels(pair[0], pair[1], args.classes)
-    context = f"Ablation variants {pair[0]} and {pair[1]}. Command: {command_line(args.argv)}"
-    findings = grid_findings(summary())
-    if findings:
-        context += "\n\nWhat the grid says:\n" + "\n".join(f"- {line}" for line in findings)
-        print("what the grid says:\n" + "\n".join(f"  - {line}" for line in findings))
-    if takeaway:
-        context += f"\n\nTakeaway: {takeaway}"
-        print(f"takeaway: {takeaway}")
-    for path in write_panels(panels, args.out, args.format, pack=args.pack, view="ablations", context=context,
-                             force=args.force):
-        print(path)
-    return 0
-
-
-# Kept literal so building the parser imports no plotting stack; tests check they match views/export.
-EXPORT_VIEWS = ("class-depth", "fig6", "fig7", "depth", "live", "compare", "knockout", "architecture", "block",
-                "channel", "ablations", "families", "training")
+# Kept literal so building the parser imports no plotting stack; tests check they match sevis.views.registry.
+EXPORT_VIEWS = ("tour", "live", "compare", "class-depth", "inside", "channel", "knockout", "ablations", "architectures",
+                "training", "architecture", "block", "families", "fig6", "fig7", "depth")
 EXPORT_FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
 
 
@@ -70,11 +81,11 @@ def add_export(sub) -> None:
                                       "their data as CSV/JSON",
                        description="Examples: sevis export fig6 --classes Trouser Bag --blocks SE_2_2 SE_5_1 "
                                    "--format png csv --out figs/;  sevis export live photo.jpg --out figs/ --pack")
-    p.add_argument("view", choices=EXPORT_VIEWS, help="class-depth (Fig. 6, Fig. 7 and the depth profile), fig6, "
-                                                      "fig7, depth, live, compare, knockout, architecture, block, channel "
-                                                      "ablations (the paper's ablation table beside ours), families (SE across "
-                                                      "architectures) or training "
-                                                      "(how the excitations emerged, from the training snapshots)")
+    p.add_argument("view", choices=EXPORT_VIEWS, metavar="VIEW",
+                   help="the app's views: tour, live, compare, class-depth (Fig. 6, Fig. 7, the depth profile and the "
+                        "paper's findings), inside (one block, one image), channel, knockout, ablations, architectures "
+                        "(SE across architectures), training (how the excitations emerged), architecture; parts and "
+                        "older names: fig6, fig7, depth, block (= inside), families (= architectures)")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (live, compare, knockout)")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
@@ -90,9 +101,11 @@ def add_export(sub) -> None:
     p.add_argument("--blocks", "--block", nargs="+", metavar="BLOCK",
                    help="SE blocks to plot (default: the paper's choice); block and channel views: exactly one")
     p.add_argument("--channel", type=nonnegative_int, metavar="N", help="channel of --block (channel view)")
-    p.add_argument("--channels", choices=("all", "first", "uniform"), default="uniform",
-                   help="all channels, the first N or N sampled uniformly (default, as in the paper)")
-    p.add_argument("--n", type=positive_int, default=50, help="N for --channels first/uniform (default 50)")
+    p.add_argument("--channels", choices=("all", "first", "uniform"),
+                   help="all channels, the first N or N sampled uniformly (default, as in the app: N evenly spaced "
+                        "channels of blocks wider than 64, else all)")
+    p.add_argument("--n", type=positive_int, help="N for --channels first/uniform (default 50, or a narrower block's "
+                                                  "width)")
     p.add_argument("--seed", type=int, default=0, help="seed for the uniform channel sample")
     p.add_argument("--fig7-class", metavar="CLASS", help="class for Fig. 7 (default: the first of --classes)")
     p.add_argument("--folder", metavar="DIR", help="reference images: one sub-folder per class (default: the "
@@ -102,6 +115,10 @@ def add_export(sub) -> None:
                                                                   "the last stage)")
     p.add_argument("--mode", choices=("identity", "mean"), default="identity",
                    help="knock-out: s := 1 (identity) or s := the reference-set mean")
+    p.add_argument("--form", choices=("deviation", "paper"), default="deviation",
+                   help="Fig. 6 as deviations from all (default) or in the paper's form")
+    p.add_argument("--step", type=positive_int, metavar="N", help="tour: only step N (default: every step)")
+    p.add_argument("--run", metavar="RUN", help="architectures view: the run whose Fig. 6 and check to show")
     p.add_argument("--variants", nargs=2, metavar=("A", "B"),
                    help="ablations view: the two trained variants to compare (default: baseline gate-tanh)")
     p.add_argument("--pack", action="store_true", help="also write a teaching-pack zip with a README")

@@ -140,6 +140,12 @@ def deviation_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[cols]
 
 
+def near_all_words(share: float) -> str:
+    """Return a block's share of class means near "all" in the words every view uses ("72% of class means within
+    0.05 of all")."""
+    return f"{100 * share:.0f}% of class means within {NEAR_ALL_TOLERANCE} of all"
+
+
 def near_all_shares(deviations: pd.DataFrame, tolerance: float = NEAR_ALL_TOLERANCE) -> dict[str, float]:
     """Return, per block, the share of the shown class means (class × channel) within `tolerance` of "all"."""
     return {b: float((part["deviation"].abs() <= tolerance).mean())
@@ -148,13 +154,15 @@ def near_all_shares(deviations: pd.DataFrame, tolerance: float = NEAR_ALL_TOLERA
 
 def fig6_deviation(deviations: pd.DataFrame, cols: int | None = None,
                    title: str = "How far each class's mean excitation lies from the mean over all images "
-                                "(Fig. 6, as deviations)") -> go.Figure:
+                                "(Fig. 6, as deviations)", shares: dict[str, float] | None = None) -> go.Figure:
     """One heat map per block (deviation_frame): rows are classes, columns channels sorted by how much the
     class means differ, colour = class mean − "all" on one scale for every panel (white: the class gets the
-    same s as every image). Each panel's title carries the share of its cells within 0.05 of "all"."""
+    same s as every image). Each panel's title carries its block's share of class means within 0.05 of "all":
+    `shares` (ExcitationStats.near_all_share, over every class and channel: the one definition every view states),
+    else the share of the cells shown."""
     blocks = list(dict.fromkeys(deviations["block"]))
-    shares = near_all_shares(deviations)
-    titles = [f"{b}: {100 * shares[b]:.0f}% within {NEAR_ALL_TOLERANCE} of all" for b in blocks]
+    shares = shares if shares is not None else near_all_shares(deviations)
+    titles = [f"{b}: {near_all_words(shares[b])}" for b in blocks]
     fig, rows, cols = subplot_grid(titles, cols)
     finite = deviations["deviation"].to_numpy(np.float64)
     finite = finite[np.isfinite(finite)]

@@ -38,6 +38,7 @@ class LoadedModel:
     spec: str
     source: str  # embedded | sevis | timm | torchvision | checkpoint
     card: dict = field(default_factory=dict)
+    random_weights: bool = False  # loaded with pretrained=False: nothing was learned
 
     @property
     def num_parameters(self) -> int:
@@ -334,6 +335,12 @@ def load_model(spec: str | os.PathLike = DEFAULT_SPEC, pretrained: bool = True, 
     For a checkpoint without a sevis model card, `arch` names the architecture ("timm:seresnet50").
     pretrained=False gives random weights.
     """
+    loaded = _load_model(spec, pretrained, arch)
+    loaded.random_weights = not pretrained
+    return loaded
+
+
+def _load_model(spec: str | os.PathLike, pretrained: bool, arch: str | None) -> LoadedModel:
     spec = (os.fspath(spec) if isinstance(spec, os.PathLike) else (spec or DEFAULT_SPEC)).strip()
     base, at, epoch = spec.partition("@")
     if at and base in EMBEDDED:

@@ -29,6 +29,10 @@ from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
 from sevis.models.zoo import LoadedModel, load_checkpoint
 
 
+SLUG = "ablations"
+TITLE = "Ablations"
+
+
 DISPLAY_COLUMNS = ["axis", "variant", "paper's row", "paper top-1 err %", "paper Δ err", "paper params (M)",
                    "our accuracy %", "our Δ acc (points)", "inside noise?", "SE extra params %"]
 

@@ -12,6 +12,10 @@ from sevis.core.recorder import find_se_blocks
 from sevis.models.zoo import LoadedModel
 
 
+SLUG = "architecture"
+TITLE = "Architecture"
+
+
 def _resnet_config(loaded: LoadedModel):
     from sevis.models.resnet import ResNetConfig
     arch = (loaded.card or {}).get("architecture")

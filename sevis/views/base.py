@@ -35,8 +35,8 @@ class ViewRequest:
     images: tuple[NamedImage, ...] = ()
     classes: tuple[str, ...] | None = None
     blocks: tuple[str, ...] | None = None
-    channels: str = "uniform"
-    n: int | None = 50
+    channels: str | None = None
+    n: int | None = None
     seed: int = 0
     fig7_class: str | None = None
     form: str = "deviation"

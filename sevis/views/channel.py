@@ -31,6 +31,10 @@ from sevis.figures.shared_figures import feature_map_grid
 from sevis.models.zoo import LoadedModel
 
 
+SLUG = "channel"
+TITLE = "Channel"
+
+
 GALLERY = 9  # images that excite the channel most, and least
 THUMB = 64  # gallery thumbnails are at most this many pixels on a side
 

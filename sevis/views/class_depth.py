@@ -8,13 +8,17 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from sevis.analysis.reference import (ReferenceStats, paper_blocks, reference_control, reference_statistics,
+                                      reference_sweep, too_few_images)
 from sevis.core.statistics import ExcitationStats, depth_measures
+from sevis.errors import SevisError
+from sevis.names import fig6_default_classes
+from sevis.views.base import Progress, ViewRequest, ViewResult
 from sevis.analysis.measures import measures_and_paper
 from sevis.figures.plots import CHANNEL_AXIS, MEAN_S_AXIS, Panel, apply_layout, class_colors, grid_position, label_axes, panel_height, s_axis_range, subplot_grid, table_figure
-from sevis.core.recorder import SEBlock
-from sevis.analysis.reference import ReferenceStats
+from sevis.core.recorder import SEBlock, find_se_blocks
 from sevis.figures.sentences import curve, difference, finish, listing, num
-from sevis.figures.shared_figures import class_depth_frame, depth_profile, deviation_frame, fig6, fig6_deviation, near_all_shares
+from sevis.figures.shared_figures import class_depth_frame, depth_profile, deviation_frame, fig6, fig6_deviation
 
 
 def class_depth_measures(ref: ReferenceStats, control: ExcitationStats | None, blocks: Sequence[SEBlock],
@@ -22,6 +26,78 @@ def class_depth_measures(ref: ReferenceStats, control: ExcitationStats | None, b
                          knockout_mean: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (the depth measures per block, the paper-vs-model table) over a reference set."""
     return measures_and_paper(ref.stats, control, blocks, knockout_identity, knockout_mean)
+
+
+SLUG = "class-depth"
+TITLE = "Class × depth"
+RANDOM_NOTE = ("With random weights these statistics are themselves an untrained control: they show what the data and "
+               "the architecture give without learning. The paper's findings are about trained models, so their table "
+               "is not shown.")
+
+
+def default_channels(blocks: Sequence[SEBlock]) -> tuple[str, int]:
+    """Return the Fig. 6 channel choice a view opens with: 50 evenly spaced channels of wide blocks, else all."""
+    widest = max(b.channels for b in blocks)
+    return ("uniform" if widest > 64 else "all"), min(50, widest)
+
+
+def compute(loaded, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return the Class × depth view: Fig. 6 and 7 over the reference set, the depth profile beside the untrained
+    control (its seeds' mean and range) and the knock-out sweeps, the paper-vs-model table and the takeaway.
+
+    numbers: per block, its share of class means within 0.05 of "all" (`near_all/<block>`), its class specificity
+    and the control's (`class_specificity/<block>`, `control_class_specificity/<block>`)."""
+    result = ViewResult(SLUG, TITLE)
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    if not blocks:
+        result.notes.append("This model has no SE blocks.")
+        return result
+    ref = reference_statistics(loaded, request.folder, progress=progress)
+    acc = f" · accuracy {ref.accuracy:.1%}" if ref.accuracy is not None else ""
+    result.notes.append(f"Statistics over {ref.source}{acc}.")
+    if ref.note:
+        result.notes.append(ref.note)
+    problem = too_few_images(ref.stats)
+    if problem:
+        result.notes.append(problem)
+        return result
+    classes = list(request.classes) if request.classes else fig6_default_classes(ref.stats.classes)
+    names = [b.name for b in blocks]
+    sel = list(request.blocks) if request.blocks else paper_blocks(blocks)
+    unknown = [c for c in classes if c not in ref.stats.classes]
+    if request.fig7_class and request.fig7_class not in ref.stats.classes:
+        unknown.append(request.fig7_class)
+    if unknown:
+        raise SevisError(f"unknown class(es) {', '.join(unknown)}; classes: {', '.join(ref.stats.classes)}")
+    if [b for b in sel if b not in names]:
+        raise SevisError(f"no SE block named {', '.join(b for b in sel if b not in names)} in {loaded.name}; "
+                         f"blocks: {', '.join(names)}")
+    channels, n = default_channels(blocks)
+    channels, n = request.channels or channels, request.n or n
+    result.panels = class_figure_panels(ref, classes, sel, channels, n, request.seed, request.fig7_class,
+                                        request.form)
+    control = ko_identity = ko_mean = None
+    if loaded.random_weights:
+        result.notes.append(RANDOM_NOTE)
+    else:
+        try:
+            control = reference_control(loaded, request.folder)
+            if ref.accuracy is not None:  # the knock-out finding needs labels in the model's classes
+                ko_identity = reference_sweep(loaded, request.folder, "identity", ref.stats)[0]
+                ko_mean = reference_sweep(loaded, request.folder, "mean", ref.stats)[0]
+        except SevisError as e:
+            result.notes.append(str(e))
+    measures, paper = class_depth_measures(ref, control, blocks, ko_identity, ko_mean)
+    paper = None if loaded.random_weights else paper
+    result.panels += depth_profile_panels(ref, measures, paper)
+    shares = {b: ref.stats.near_all_share(b) for b in sel}
+    result.takeaway = class_depth_takeaway(measures, paper, sel, shares)
+    for _, row in measures.iterrows():
+        result.numbers[f"near_all/{row['block']}"] = ref.stats.near_all_share(row["block"])
+        for col in ("class_specificity", "control_class_specificity"):
+            if col in measures:
+                result.numbers[f"{col}/{row['block']}"] = float(row[col])
+    return result
 
 
 FIG6_FORMS = {"deviation": "deviation from all (sorted channels)", "paper": "the paper's form (mean s per class)"}
@@ -58,9 +134,10 @@ def class_figure_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Seq
             f"Over {ref.source}; {how}. Each row is one class, each column one channel, the colour the class's "
             "mean s minus the mean over all images (white: this class gets the same s as every image; red: more; "
             "blue: less), on one scale for every block. Channels are sorted by how much the shown classes differ "
-            "(most class-dependent first). Each title gives the share of the cells within 0.05 of 'all': near "
-            "100% the block is class-agnostic, lower it is class-specific. The paper finds early blocks "
-            "class-agnostic and late ones class-specific.", fig6_deviation(dev), dev)
+            "(most class-dependent first). Each title gives the block's share of class means within 0.05 of 'all' "
+            "(over every class and channel): near 100% the block is class-agnostic, lower it is class-specific. The paper finds early blocks "
+            "class-agnostic and late ones class-specific.",
+            fig6_deviation(dev, shares={b: stats.near_all_share(b) for b in dict.fromkeys(dev["block"])}), dev)
     else:
         panel = Panel(
             "fig6_class_means", "Mean excitation per class at each SE block (Fig. 6)",
@@ -113,12 +190,12 @@ def depth_profile_panels(ref: ReferenceStats, measures: pd.DataFrame | None = No
 
 
 def class_depth_takeaway(measures: pd.DataFrame, paper: pd.DataFrame | None = None,
-                         blocks: Sequence[str] | None = None, fig6_data: pd.DataFrame | None = None) -> str | None:
+                         blocks: Sequence[str] | None = None, shares: dict[str, float] | None = None) -> str | None:
     """Return what the view shows, computed from `measures` (class_depth_measures), restricted to `blocks` (the
     blocks on screen in Fig. 6; default all): how class specificity runs over them (a curve that is not monotonic
     is called so), how much of it the untrained control already has (its seed mean) and what training added
-    (computed from the rounded numbers shown), Fig. 6's shares within 0.05 of "all" (`fig6_data`: its
-    deviation frame), and how many of the paper's findings this model shows."""
+    (computed from the rounded numbers shown), the blocks' shares of class means within 0.05 of "all" (`shares`,
+    block -> ExcitationStats.near_all_share), and how many of the paper's findings this model shows."""
     part = measures if blocks is None else measures[measures["block"].isin(list(blocks))]
     if part.empty:
         return None
@@ -141,8 +218,7 @@ def class_depth_takeaway(measures: pd.DataFrame, paper: pd.DataFrame | None = No
         if missing:
             text += (f" At {listing(missing)} the learned part is undefined: the trained model's or the control's "
                      "s is the same for every image there.")
-    if fig6_data is not None and len(fig6_data):
-        shares = near_all_shares(fig6_data)
+    if shares:
         lo, hi = min(shares, key=shares.get), max(shares, key=shares.get)
         text += (f" In Fig. 6, {num(100 * shares[hi], '.0f')}% of the class means at {hi} lie within 0.05 of "
                  f"'all', {num(100 * shares[lo], '.0f')}% at {lo}." if hi != lo else

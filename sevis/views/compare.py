@@ -14,6 +14,10 @@ from sevis.figures.sentences import finish, num, same
 from sevis.figures.shared_figures import block_lines, excitation_frame
 
 
+SLUG = "compare"
+TITLE = "Compare"
+
+
 def compare_panels(items: Mapping[str, Mapping[str, np.ndarray]], blocks: Sequence[str] | None = None) -> list[Panel]:
     """Overlay, difference (first two) and similarity-by-depth panels for two or more excitation sets.
 

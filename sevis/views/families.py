@@ -27,6 +27,10 @@ from sevis.analysis.reference import ReferenceStats, paper_blocks, reference_sta
 from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
 from sevis.models.zoo import LoadedModel, load_checkpoint
 
+
+SLUG = "architectures"
+TITLE = "Architectures"
+
 DISPLAY_COLUMNS = ["architecture", "SE accuracy %", "plain accuracy %", "SE − plain (points)", "noise floor (points)",
                    "inside noise?", "params SE / plain", "SE extra params %", "CPU ms/image SE / plain", "time SE %",
                    "paper's row", "paper top-1 err SE / plain", "paper gain (points)"]

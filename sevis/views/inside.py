@@ -21,6 +21,10 @@ from sevis.figures.plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, s_ax
 from sevis.figures.shared_figures import feature_map_grid, topk_bar, topk_frame
 
 
+SLUG = "inside"
+TITLE = "Inside a block"
+
+
 def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K, gate: str = "σ", act: str | None = "δ") -> list[Panel]:
     """Return the view's panels: the chain z → δ(W1·z) → s as bars, U and U·s for the k highest- and
     k lowest-s channels on one colour scale, and the prediction. `gate` and `act` name the block's own gate and

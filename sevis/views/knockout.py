@@ -21,6 +21,10 @@ from sevis.core.recorder import SEBlock
 from sevis.models.zoo import LoadedModel
 
 
+SLUG = "knockout"
+TITLE = "SE knock-out"
+
+
 @dataclass
 class KnockoutResult:
     before: list[tuple[str, float]]

@@ -19,6 +19,10 @@ from sevis.figures.shared_figures import block_lines, excitation_frame, topk_bar
 from sevis.models.zoo import LoadedModel
 
 
+SLUG = "live"
+TITLE = "Live inference"
+
+
 def value_words(s) -> str:
     """Return how to read the values `s` of a heat strip: 0 and 1, and what values above 1 or below 0 mean."""
     s = np.asarray(s, np.float64)

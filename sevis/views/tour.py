@@ -30,6 +30,10 @@ from sevis.figures.shared_figures import block_lines, class_depth_frame, depth_p
 from sevis.analysis.tour_search import Flip, SelectiveChannel
 from sevis.models.zoo import LoadedModel
 
+
+SLUG = "tour"
+TITLE = "Tour"
+
 STEPS = ("where", "block", "image", "class_depth", "knockout", "channel", "paper", "cost")
 STEP_TITLES = {
     "where": "Where SE sits", "block": "One block, step by step", "image": "One image: early vs late blocks",

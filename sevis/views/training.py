@@ -22,6 +22,10 @@ from sevis.core.recorder import SEBlock, find_se_blocks
 from sevis.figures.shared_figures import class_depth_frame, depth_profile, fig6
 from sevis.models.zoo import load_model
 
+
+SLUG = "training"
+TITLE = "Training"
+
 EMERGED_SHARE = 0.5  # a block has become class-specific once its learned part reaches this share of its final one
 MIN_LEARNED = 0.05  # a final learned part (trained − control class specificity) below this is no emergence at all
 
