@@ -102,6 +102,25 @@ def sample_images(loaded: LoadedModel, per_class: int = 1) -> "OrderedDict[str, 
     return out
 
 
+def default_sample_names(loaded: LoadedModel, samples: Iterable[str] | None = None) -> list[str]:
+    """Return the names of the sample images the app preselects in its sidebar, and that the views' default
+    (prepared) requests use: the first Trouser and the first Bag for Fashion-MNIST models (a garment the model
+    knows well and one it confuses more often), else the first two samples. `samples`: the names of
+    sample_images(loaded), when the caller already has them."""
+    names = list(sample_images(loaded) if samples is None else samples)
+    if loaded.dataset == "fashion-mnist":
+        return [n for n in names if n.startswith(("Trouser", "Bag"))][:2]
+    return names[:2]
+
+
+def default_sample_images(loaded: LoadedModel) -> list[NamedImage]:
+    """Return the preselected sample images (default_sample_names) decoded exactly as the app's sidebar decodes
+    them (same names, same pixels), so a view's default request equals the app's first request."""
+    samples = sample_images(loaded)
+    images, _ = decode_uploads([(n, samples[n]) for n in default_sample_names(loaded, samples)])
+    return images
+
+
 def image_stem(name: str) -> str:
     from sevis.files import safe_filename
     base, dot, ext = name.rpartition(".")

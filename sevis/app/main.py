@@ -22,7 +22,7 @@ from sevis.app.common import (LECTURE_CSS, LECTURE_KEY, Context, content_hash, g
                               remember)
 from sevis.names import ABLATIONS, FAMILY_RUNS, trained_ablations, trained_families
 from sevis.models.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
-from sevis.analysis.images import decode_uploads
+from sevis.analysis.images import decode_uploads, default_sample_names
 from sevis.analysis.reference import MIN_IMAGES_PER_CLASS
 from sevis.views.architecture import model_summary
 
@@ -139,10 +139,7 @@ def image_picker(loaded, key):
     uploads = sb.file_uploader("Upload images", accept_multiple_files=True, key="uploads",
                                help="PNG, JPEG, GIF, WebP, TIFF, BMP… one or many at once.")
     samples = get_samples(*key)
-    if loaded.dataset == "fashion-mnist":
-        preferred = [n for n in samples if n.startswith(("Trouser", "Bag"))][:2]
-    else:
-        preferred = list(samples)[:2]
+    preferred = default_sample_names(loaded, samples)  # the same images the views' prepared requests use
     skey = f"samples_{loaded.dataset}"
     uploaded = tuple(f.name for f in uploads or [])
     if uploaded and st.session_state.get("uploads_seen") != uploaded:
