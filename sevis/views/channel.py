@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
@@ -21,14 +23,18 @@ from plotly.subplots import make_subplots
 from sevis.analysis.anatomy import block_anatomy
 from sevis.errors import DatasetError, SevisError
 from sevis.data.folders import folder_images
-from sevis.analysis.images import image_stem, sample_photos
+from sevis.analysis.images import default_sample_images, image_stem, sample_photos
 from sevis.analysis.inference import run_batch, split_batches
+from sevis.analysis.reference import reference_statistics, too_few_images
+from sevis.analysis.selectivity import channel_selectivity, most_selective_channel
 from sevis.figures.plots import PALETTE, Panel, S_AXIS, apply_layout, color_for, s_axis_range
 from sevis.data.preprocess import open_image
 from sevis.figures.sentences import finish, listing, num, pct, same
 from sevis.core.recorder import ExcitationRecorder, SetChannels, find_se_blocks
+from sevis.core.statistics import ExcitationStats
 from sevis.figures.shared_figures import feature_map_grid
 from sevis.models.zoo import LoadedModel
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 
 SLUG = "channel"
@@ -110,23 +116,6 @@ def most_and_least(ref: ReferenceExcitations, block: str, channel: int, n: int =
     return order[:n], order[::-1][:n]
 
 
-def class_spread(ref: ReferenceExcitations, block: str) -> np.ndarray:
-    """Return, per channel of `block`, the std over classes of the class mean of s (how much the channel depends
-    on the class); classes without images are left out."""
-    s = ref.excitations[block].astype(np.float64)
-    present = [k for k in range(len(ref.classes)) if (ref.labels == k).any()]
-    if len(present) < 2:
-        return np.zeros(s.shape[1])
-    means = np.stack([s[ref.labels == k].mean(0) for k in present])
-    return means.std(0)
-
-
-def default_channel(ref: ReferenceExcitations, block: str) -> int:
-    """Return the channel of `block` whose class means lie furthest apart (largest class_spread; lowest index
-    on ties): the channel where the per-class view shows most."""
-    return int(np.argmax(class_spread(ref, block)))
-
-
 def channel_from_point(point: Mapping, blocks: Sequence[str]) -> tuple[str, int] | None:
     """Return (block, channel) named by a clicked chart point (its customdata [block, channel], or a heat
     strip cell's y = block and x = channel), or None when the point names no channel."""
@@ -140,6 +129,83 @@ def channel_from_point(point: Mapping, blocks: Sequence[str]) -> tuple[str, int]
     if isinstance(y, str) and y in blocks and isinstance(x, (int, float)):
         return y, int(x)
     return None
+
+
+# One pass over the reference set per model and folder: every channel and image the view is asked about reuses it.
+_REFERENCE: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_REFERENCE_LOCK = threading.Lock()
+
+
+def channel_reference(loaded: LoadedModel, folder: str | None = None,
+                      progress: Progress | None = None) -> tuple[ExcitationStats, ReferenceExcitations]:
+    """Return (the reference set's per-class statistics, which pick the default channel as the Tour does; s of every
+    reference image, for the box plot and the gallery), kept for the model's last folder."""
+    key = folder or ""
+    with _REFERENCE_LOCK:
+        hit = _REFERENCE.get(loaded.model)
+    if hit is not None and hit[0] == key:
+        return hit[1], hit[2]
+    stats = reference_statistics(loaded, folder).stats
+    ref = reference_excitations(loaded, folder, progress=progress)
+    with _REFERENCE_LOCK:
+        _REFERENCE[loaded.model] = (key, stats, ref)
+    return stats, ref
+
+
+def default_channel(stats: ExcitationStats, names: Sequence[str], block: str | None = None) -> tuple[str, int]:
+    """Return the (block, channel) the view opens on: the most class-selective channel of `block`, or of the whole
+    model when no block is given (sevis.analysis.selectivity.most_selective_channel, the channel the Tour shows);
+    channel 0 of `block` (else of the last block) when no channel's s varies between classes."""
+    sel = most_selective_channel(stats, [block] if block else None)
+    if sel is None:
+        return block or names[-1], 0
+    return sel.block, sel.channel
+
+
+NO_BLOCKS = "This model has no SE blocks, so there are no channels to look at."
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return the Channel view of request.block and request.channel over the reference set (request.folder), with
+    the one image of request.images when given: its feature map and the one-channel knock-out.
+
+    No channel: the most class-selective channel of request.block, or of the whole model without a block (the
+    Tour's channel; default_channel). numbers: `block`, `channel`, `selectivity` (the share of the variance of its
+    s between class means), `default_channel` (the block's most class-selective channel)."""
+    result = ViewResult(SLUG, TITLE)
+    names = [b.name for b, _ in find_se_blocks(loaded.model)]
+    if not names:
+        result.notes.append(NO_BLOCKS)
+        return result
+    if len(request.images) > 1:
+        raise SevisError(f"the Channel view takes at most one image; {len(request.images)} were given")
+    if request.block is not None and request.block not in names:
+        raise SevisError(f"no SE block named {request.block!r} in {loaded.name}; blocks: {', '.join(names)}")
+    stats, ref = channel_reference(loaded, request.folder, progress)
+    block, default = default_channel(stats, names, request.block)
+    channel = default if request.channel is None else int(request.channel)
+    _check(ref, block, channel)
+    share = channel_selectivity(stats, block)
+    image = request.images[0] if request.images else None
+    shown = channel_panels(loaded, ref, block, channel, image, float(share[channel]))
+    result.panels, result.takeaway = shown.panels, shown.takeaway
+    result.notes.append(f"Statistics over {ref.source}.")
+    if too_few_images(stats):
+        result.notes.append("Some classes have fewer than 5 images here, so class means rest on a few images: the "
+                            "channel opened first is the one whose s differs most between them, not a measured "
+                            "class preference.")
+    if not np.isfinite(share).any():
+        result.notes.append(f"No channel of {block} has an s that varies over the reference images, so none is "
+                            "more class-selective than another.")
+    result.numbers = {"block": block, "channel": channel, "selectivity": float(share[channel]),
+                      "default_channel": default}
+    return result
+
+
+def prepared_requests(loaded: LoadedModel) -> list[ViewRequest]:
+    """Return the requests `sevis prepare` stores: the app's first open (the most class-selective channel on the
+    first sample image the sidebar preselects) and the same without an image (`sevis export channel`)."""
+    return [ViewRequest(images=tuple(default_sample_images(loaded)[:1])), ViewRequest()]
 
 
 @dataclass
@@ -176,10 +242,12 @@ def one_channel_knockout(loaded: LoadedModel, image, block: str, channel: int, k
 
 
 def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, channel: int,
-                   image=None) -> ChannelResult:
+                   image=None, selectivity: float | None = None) -> ChannelResult:
     """Return the Channel view for (block, channel): s per class over the reference set, the most and least
     exciting reference images, and, with an image, its feature map before/after scaling and the prediction
-    with this channel's s set to 0 and to 1. Raises SevisError for an unknown block or channel."""
+    with this channel's s set to 0 and to 1. `selectivity`: the channel's class selectivity
+    (sevis.analysis.selectivity.channel_selectivity), stated in the takeaway when given. Raises SevisError for an
+    unknown block or channel."""
     _check(ref, block, channel)
     channel = int(channel)
     key = f"{block}_ch{channel}"
@@ -208,7 +276,7 @@ def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, c
                      f"The {len(top)} reference images that excite channel {channel} of {block} most, and the "
                      f"{len(bottom)} least"), gallery))
     ko = pd.DataFrame(columns=["image", "class", "when", "probability"])
-    text = channel_words(per_class, gallery, block, channel)
+    text = channel_words(per_class, gallery, block, channel, selectivity)
     if image is not None:
         a = block_anatomy(loaded, image, block)
         u, us = a.u[channel], a.scaled[channel]
@@ -248,10 +316,12 @@ def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, c
     return ChannelResult(panels, finish(text, capitalise=False), top, bottom, ko)
 
 
-def channel_words(per_class: pd.DataFrame, gallery: pd.DataFrame, block: str, channel: int) -> str:
+def channel_words(per_class: pd.DataFrame, gallery: pd.DataFrame, block: str, channel: int,
+                  selectivity: float | None = None) -> str:
     """Return what the box plot (class means) and the gallery (single images) each show for one channel, so the
-    sentence agrees with both: the classes with the highest and lowest mean s, and the classes of the most and
-    least exciting single images."""
+    sentence agrees with both: the classes with the highest and lowest mean s, how much of the variance of s the
+    class explains (`selectivity`, worded as the Tour words it), and the classes of the most and least exciting
+    single images."""
     by_class = per_class.groupby("class", sort=False)["s"].mean()
     hi, lo = by_class.idxmax(), by_class.idxmin()
     if same(by_class[hi], by_class[lo]):
@@ -260,6 +330,8 @@ def channel_words(per_class: pd.DataFrame, gallery: pd.DataFrame, block: str, ch
     else:
         text = (f"Channel {channel} of {block} is excited most by {hi} on average (mean s = {num(by_class[hi])}) and "
                 f"least by {lo} ({num(by_class[lo])}).")
+    if selectivity is not None and np.isfinite(selectivity):
+        text += f" The class explains {selectivity:.0%} of the variance of its s over the reference images."
     for group, word in (("most exciting", "most"), ("least exciting", "least")):
         part = gallery[gallery["group"] == group]
         if not len(part):
