@@ -364,6 +364,7 @@ def test_sevis_export_ablations_writes_table_and_pair(tmp_path, capsys):
     assert "takeaway: plain scores" in out and "plain 0" in out
 
 
+@pytest.mark.app
 def test_app_ablations_view_renders_a_pair_and_a_download(media):
     pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest

@@ -18,6 +18,8 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from conftest import garment_png_bytes  # noqa: E402
 from sevis.core.recorder import find_se_blocks  # noqa: E402
 
+pytestmark = pytest.mark.app
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 300  # seconds per script run: the machine may be busy
 

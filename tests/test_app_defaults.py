@@ -16,6 +16,8 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from sevis.core.recorder import ExcitationRecorder, find_se_blocks  # noqa: E402
 
+pytestmark = pytest.mark.app
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 600  # seconds per script run: the machine may be busy
 

@@ -364,6 +364,7 @@ class concurrent_apptests:
         ScriptCache.get_bytecode = self._get_bytecode
 
 
+@pytest.mark.app
 @pytest.mark.skipif(not APP.exists(), reason="app.py is not there yet")
 def test_app_sessions_share_the_cached_model_and_match_single_sessions(monkeypatch):
     from streamlit.testing.v1 import AppTest

@@ -99,6 +99,7 @@ def test_predict_json_prints_top_classes_and_the_domain_verdict(tmp_path, capsys
     assert out[0]["domain"]["in_domain"] is True and out[1]["domain"]["in_domain"] is False
 
 
+@pytest.mark.app
 def test_the_live_view_says_what_was_done_and_what_was_measured(media):
     import io
     from pathlib import Path

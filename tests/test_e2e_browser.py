@@ -17,7 +17,8 @@ from bench.server import StreamlitServer
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROME_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium (apt-get install chromium)")
+pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium (apt-get install chromium)"),
+              pytest.mark.browser]
 STARTUP_S = 240
 STEP_MS = 300_000  # generous: the machine may be busy
 

@@ -88,6 +88,7 @@ def test_unknown_format():
         E.panel_bytes(_panel(), "docx")
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not E.static_export_available(), reason="needs kaleido and Chrome/Chromium")
 def test_static_images_with_chromium():
     fig = _panel().figure

@@ -251,6 +251,7 @@ def pick_model(at, label: str) -> None:
     at.run()
 
 
+@pytest.mark.app
 def test_app_imagenet_model_while_offline(app, offline):
     at, before = app
     for label, spec in [("timm ImageNet model", "timm:"), ("torchvision ImageNet model", "torchvision:")]:
@@ -267,6 +268,7 @@ def test_app_imagenet_model_while_offline(app, offline):
     assert_same_view(at, before)
 
 
+@pytest.mark.app
 def test_app_checkpoint_missing_keys_and_malicious_pickle(app, small, tmp_path):
     at, before = app
     pick_model(at, "Uploaded checkpoint")
@@ -305,6 +307,7 @@ def test_app_checkpoint_missing_keys_and_malicious_pickle(app, small, tmp_path):
     assert_same_view(at, before)
 
 
+@pytest.mark.app
 def test_app_without_chromium(app, no_chrome):
     import streamlit as st
     at, before = app
@@ -322,6 +325,7 @@ def test_app_without_chromium(app, no_chrome):
     assert len(warnings) == 1
 
 
+@pytest.mark.app
 def test_app_without_the_dataset_package(app, monkeypatch, tmp_path):
     """The app needs no dataset package (bundled reference set); with that gone too, the view that needs it
     says so once and the rest keeps working."""

@@ -347,6 +347,7 @@ def test_sevis_export_families_writes_the_table_profiles_fig6_and_check(tmp_path
     assert takeaway.startswith("On 4 architectures with two seeds each, SE") and panels[0].caption.endswith(takeaway)
 
 
+@pytest.mark.app
 def test_app_architectures_view_renders(media):
     pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest

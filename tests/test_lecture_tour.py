@@ -81,6 +81,7 @@ def _select_model(at: AppTest, kind: str, timm_name: str | None = None) -> AppTe
 
 
 # ---------------------------------------------------------------------------------------- the app
+@pytest.mark.app
 def test_lecture_switch_changes_figure_fonts():
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT), "Live inference")
     normal = _charts(at)
@@ -98,6 +99,7 @@ def test_lecture_switch_changes_figure_fonts():
     assert not any(b.proto.label.endswith("Download") for b in at.get("popover"))  # fewer controls
 
 
+@pytest.mark.app
 def test_tour_default_model_every_step():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     seen = _walk_tour(_run(at))
@@ -118,6 +120,7 @@ def test_tour_default_model_every_step():
     assert page.count("plotly.js v") <= 2 and page.count("<figure>") >= len(T.STEPS)
 
 
+@pytest.mark.app
 def test_tour_sentences_change_with_the_model():
     default = _walk_tour(_run(AppTest.from_file(APP, default_timeout=TIMEOUT)))
     at = _select_model(_run(AppTest.from_file(APP, default_timeout=TIMEOUT)), "Our first SE-ResNet (centred Fashion-MNIST)")
@@ -139,6 +142,7 @@ def test_tour_sentences_change_with_the_model():
         assert timm[title]["sentences"] != default[title]["sentences"], title
 
 
+@pytest.mark.app
 def test_live_intro_matches_the_gate_range():
     """The gate-relu ablation's s runs past 1: the Live view's intro and heat-strip caption say what that means."""
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT), "Live inference")
@@ -150,6 +154,7 @@ def test_live_intro_matches_the_gate_range():
     assert any("above 1 = amplified (here up to" in c.value for c in at.caption)
 
 
+@pytest.mark.app
 def test_export_lists_every_view_in_a_fresh_session(media):
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT), "Export")
     options = at.selectbox(key="ex_view").options
@@ -169,6 +174,7 @@ def test_export_lists_every_view_in_a_fresh_session(media):
 
 
 # ---------------------------------------------------------------------------------------- the handout in Chromium
+@pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium (apt-get install chromium)")
 def test_tour_handout_renders_in_chromium(tmp_path, embedded):
     playwright_api = pytest.importorskip("playwright.sync_api")

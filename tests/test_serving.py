@@ -388,6 +388,7 @@ def _everything(at) -> str:
     return "\n".join(out)
 
 
+@pytest.mark.app
 def test_the_app_reads_no_folder_outside_the_roots(tmp_path, monkeypatch):
     root, outside = tmp_path / "served", tmp_path / "private"
     _labelled(root / "garments")
@@ -414,6 +415,7 @@ def test_the_app_reads_no_folder_outside_the_roots(tmp_path, monkeypatch):
     assert "secret_" not in page  # its link out was never listed
 
 
+@pytest.mark.app
 def test_with_no_roots_the_folder_field_is_off_and_says_why(monkeypatch):
     monkeypatch.delenv("SEVIS_DATA_DIRS", raising=False)
     at = _app()
@@ -421,6 +423,7 @@ def test_with_no_roots_the_folder_field_is_off_and_says_why(monkeypatch):
     assert field.disabled and "shares no folders" in field.placeholder and "SEVIS_DATA_DIRS" in field.help
 
 
+@pytest.mark.app
 def test_the_app_refuses_a_huge_model_name_without_building_it(monkeypatch):
     import resource
     at = _app()
@@ -441,6 +444,7 @@ def test_the_app_refuses_a_huge_model_name_without_building_it(monkeypatch):
     assert "other…" not in at.sidebar.selectbox(key="timm_name").options
 
 
+@pytest.mark.app
 def test_uploaded_weights_are_private_and_messages_name_the_students_file(tmp_path):
     import re
 

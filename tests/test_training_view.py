@@ -74,6 +74,7 @@ def _training_page() -> None:
     training.render(Context(loaded, ("embedded", True, None), blocks=[b for b, _ in find_se_blocks(loaded.model)]))
 
 
+@pytest.mark.app
 def test_the_app_renders_the_training_view():
     import json
 
