@@ -4,10 +4,18 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
+from sevis.app.common import (
+    Context,
+    get_reference,
+    intro,
+    show_notes,
+    show_panel,
+    takeaway,
+    unless_default,
+    view_result,
+)
 from sevis.views.base import ViewRequest, ViewResult
-from sevis.views.channel import NO_BLOCKS, SLUG, TITLE, default_channel
-
-from sevis.app.common import Context, get_reference, intro, show_notes, show_panel, takeaway, unless_default, view_result
+from sevis.views.channel import NO_BLOCKS, SLUG, TITLE, default_channel  # noqa: F401 (TITLE: the page's tab)
 
 NO_IMAGE = "(no image)"
 

@@ -21,21 +21,20 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from sevis.analysis.anatomy import block_anatomy
-from sevis.errors import DatasetError, SevisError
-from sevis.data.folders import folder_images
 from sevis.analysis.images import default_sample_images, image_stem, sample_photos
 from sevis.analysis.inference import run_batch, split_batches
 from sevis.analysis.reference import reference_statistics, too_few_images
 from sevis.analysis.selectivity import channel_selectivity, most_selective_channel
-from sevis.figures.plots import PALETTE, Panel, S_AXIS, apply_layout, color_for, s_axis_range
-from sevis.data.preprocess import open_image
-from sevis.figures.sentences import finish, listing, num, pct, same
 from sevis.core.recorder import ExcitationRecorder, SetChannels, find_se_blocks
 from sevis.core.statistics import ExcitationStats
+from sevis.data.folders import folder_images
+from sevis.data.preprocess import open_image
+from sevis.errors import DatasetError, SevisError
+from sevis.figures.plots import PALETTE, S_AXIS, Panel, apply_layout, color_for, s_axis_range
+from sevis.figures.sentences import finish, listing, num, pct, same
 from sevis.figures.shared_figures import feature_map_grid
 from sevis.models.zoo import LoadedModel
 from sevis.views.base import Progress, ViewRequest, ViewResult
-
 
 SLUG = "channel"
 TITLE = "Channel"
@@ -64,7 +63,8 @@ def _thumb(img: Image.Image) -> np.ndarray:
     return np.asarray(img, np.uint8)
 
 
-def reference_set_images(loaded: LoadedModel, folder: str | None = None) -> tuple[list[str], list[Image.Image], list[int], str]:
+def reference_set_images(loaded: LoadedModel,
+                         folder: str | None = None) -> tuple[list[str], list[Image.Image], list[int], str]:
     """Return (classes, RGB images, labels, description) of the reference set the app's views use."""
     if folder:
         classes, images, labels, _ = folder_images(folder)
@@ -106,7 +106,8 @@ def reference_excitations(loaded: LoadedModel, folder: str | None = None, batch_
     return ReferenceExcitations(classes, np.asarray(labels), [_thumb(im) for im in images], exc, source)
 
 
-def most_and_least(ref: ReferenceExcitations, block: str, channel: int, n: int = GALLERY) -> tuple[np.ndarray, np.ndarray]:
+def most_and_least(ref: ReferenceExcitations, block: str, channel: int,
+                   n: int = GALLERY) -> tuple[np.ndarray, np.ndarray]:
     """Return the indices of the n reference images with the highest s of (block, channel), highest first,
     and of the n with the lowest, lowest first; with fewer than 2n images each row gets half of them, so no
     image is shown as both most and least exciting."""
@@ -299,7 +300,8 @@ def channel_panels(loaded: LoadedModel, ref: ReferenceExcitations, block: str, c
             maps))
         ko = one_channel_knockout(loaded, image, block, channel)
         panels.append(Panel(
-            f"{image_stem(image.name)}_{key}_knockout", f"Prediction for {image.name} with channel {channel} of {block} "
+            f"{image_stem(image.name)}_{key}_knockout",
+            f"Prediction for {image.name} with channel {channel} of {block} "
                                                    "set to 0 and to 1",
             "Class probabilities as computed (blue), with this one channel's s set to 0 (red: the channel is "
             "switched off) and to 1 (green: passed on whole); every other channel keeps its own s.",
