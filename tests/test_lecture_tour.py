@@ -25,6 +25,7 @@ from sevis import find_se_blocks, load_model  # noqa: E402
 from sevis.analysis.anatomy import block_anatomy  # noqa: E402
 from sevis.analysis.images import NamedImage  # noqa: E402
 from sevis.analysis.inference import predict_images  # noqa: E402
+from sevis.analysis.tour_search import FlipCount  # noqa: E402
 from sevis.figures.plots import SLIDES_FONT, SLIDES_MIN_TEXT, SLIDES_TITLE, slides_style  # noqa: E402
 from sevis.views import tour as T  # noqa: E402
 
@@ -260,7 +261,8 @@ def test_tour_sentences_for_degenerate_models(embedded_random):
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
     steps = [T.block_step(loaded, block_anatomy(loaded, image, T.pick_block(result)), image),
              T.image_step(result, image, blocks, random_weights=True), T.cost_step(loaded),
-             T.knockout_step(loaded, None, 200, len(blocks), True), T.paper_step(None, "a set", True)]
+             T.knockout_step(loaded, None, FlipCount({b.name: 0 for b in blocks}, 200), True),
+             T.paper_step(None, "a set", True)]
     for step in steps:
         for s in step.sentences:
             assert not BAD_WORDS.search(s), s

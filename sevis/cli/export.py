@@ -19,7 +19,8 @@ def request_from_args(args: argparse.Namespace, images: list):
                        block=blocks[0] if one_block and blocks else None,
                        channels=args.channels, n=args.n, seed=args.seed, fig7_class=args.fig7_class,
                        form=args.form, folder=args.folder, knockout_blocks=args.knockout, mode=args.mode,
-                       channel=args.channel, step=args.step, pair=tuple(args.variants) if args.variants else None,
+                       channel=args.channel, pair=tuple(args.variants) if args.variants else None,
+                       step=args.step - 1 if args.step else None,  # --step counts from 1, the request from 0
                        run=args.run)
 
 

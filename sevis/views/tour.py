@@ -4,32 +4,47 @@ reference set lacks it (labels, trained weights), said plainly. Uses the shared 
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from sevis.core.statistics import ExcitationStats
-from sevis.analysis.anatomy import BlockAnatomy
-from sevis.analysis.images import NamedImage
-from sevis.analysis.inference import InferenceResult
+from sevis.analysis.anatomy import BlockAnatomy, block_anatomy
+from sevis.analysis.images import NamedImage, default_sample_images
+from sevis.analysis.inference import InferenceResult, predict_images
+from sevis.analysis.measures import measures_and_paper
+from sevis.analysis.reference import (
+    ReferenceStats,
+    paper_blocks,
+    reference_control,
+    reference_inputs,
+    reference_statistics,
+    reference_sweep,
+    too_few_images,
+)
+from sevis.analysis.tour_search import Flip, FlipCount, SelectiveChannel, find_flip, most_selective_channel, top_images
 from sevis.core.formula import block_formula
-from sevis.names import fig6_default_classes
+from sevis.core.recorder import SEBlock, find_se_blocks
+from sevis.errors import SevisError
+from sevis.figures.handout import HandoutSection
 from sevis.figures.overlay import input_pixels, overlay_panel
-from sevis.models.params import count_parameters, se_parameters
-from sevis.figures.plots import ORDERED, PALETTE, Panel, apply_layout, short_labels, table_figure
-from sevis.core.recorder import SEBlock
-from sevis.analysis.reference import ReferenceStats, paper_blocks, too_few_images
+from sevis.figures.plots import Panel, short_labels, table_figure
 from sevis.figures.se_diagram import unit_figure, unit_sentences, unit_shapes
 from sevis.figures.shared_figures import block_lines, class_depth_frame, depth_profile, excitation_frame, fig6
-from sevis.analysis.tour_search import Flip, SelectiveChannel
+from sevis.figures.tour_figures import (
+    block_steps_figure,
+    class_means_figure,
+    flip_figure,
+    gallery_figure,
+    stage_cost_figure,
+)
+from sevis.figures.tour_words import energy_words, listing, num, pct, plural, quoted, span
+from sevis.models.params import count_parameters, se_parameters
 from sevis.models.zoo import LoadedModel
-
+from sevis.names import fig6_default_classes
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "tour"
 TITLE = "Tour"
@@ -63,44 +78,6 @@ def formula_text(step: TourStep) -> str:
     """Return the step's formula as plain text (for the handout), with this block's widths where known."""
     sizes = re.findall(r"\{(\d+)\\times (\d+)\}", step.formula or "")
     return FORMULA_TEXT + ("; " + ", ".join(f"W{i + 1}: {a}×{b}" for i, (a, b) in enumerate(sizes)) if sizes else "")
-
-
-# ---------------------------------------------------------------------------------------- words
-def num(v: float, fmt: str = ".2f") -> str:
-    """Return `v` formatted, or "undefined" for NaN/None (never "nan" in a sentence)."""
-    return "undefined" if v is None or not math.isfinite(float(v)) else format(float(v), fmt)
-
-
-def span(lo: float, hi: float, fmt: str = ".2f") -> str:
-    """Return "from a to b", or "all equal to a" when both print the same (never "from X to X")."""
-    a, b = num(lo, fmt), num(hi, fmt)
-    return f"all equal to {a}" if a == b else f"from {a} to {b}"
-
-
-def listing(items: Sequence[str]) -> str:
-    items = list(items)
-    return "" if not items else items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def pct(p: float) -> str:
-    """Return a probability as a percentage that never prints a non-zero value as 0%."""
-    p = float(p)
-    return "under 0.1%" if 0 < p < 0.001 else f"{p:.1%}" if p < 0.1 else f"{p:.0%}"
-
-
-def energy_words(ratio: float) -> str:
-    """Return what scaling did to U's energy (sum of squares): keeps a share, or multiplies it (gates above 1)."""
-    if not math.isfinite(ratio):
-        return "leaves U's energy undefined"
-    return f"keeps {ratio:.0%} of U's energy" if ratio <= 1 else f"multiplies U's energy by {ratio:.1f}"
-
-
-def quoted(items) -> list[str]:
-    return [f"'{i}'" for i in items]
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 # ---------------------------------------------------------------------------------------- 1. where
@@ -142,19 +119,7 @@ def block_step(loaded: LoadedModel, a: BlockAnatomy, image: NamedImage) -> TourS
             ("6. scale: energy of U (grey) and of U·s (colour)", energy_us[order], "channels ordered by s")]
     if a.hidden is not None:
         rows.insert(1, ("2–3. W1, then δ (ReLU): δ(W1·z)", a.hidden, "hidden unit"))
-    fig = make_subplots(rows=len(rows), cols=1, subplot_titles=[r[0] for r in rows], vertical_spacing=0.12)
-    for i, (title, values, axis) in enumerate(rows):
-        x = np.arange(len(values))
-        if title.startswith("6."):
-            fig.add_trace(go.Bar(x=x, y=energy_u[order], marker_color="#c8c8c8", showlegend=False, meta=ORDERED,
-                                 hovertemplate="U: %{y:.3f}<extra></extra>"), row=i + 1, col=1)
-        fig.add_trace(go.Bar(x=x, y=values, marker_color=PALETTE[i % len(PALETTE)], showlegend=False, meta=ORDERED,
-                             customdata=order if axis != "hidden unit" else None,
-                             hovertemplate=("channel %{customdata}: %{y:.3f}<extra></extra>" if axis != "hidden unit"
-                                            else "unit %{x}: %{y:.3f}<extra></extra>")), row=i + 1, col=1)
-        fig.update_xaxes(title_text=axis, row=i + 1, col=1)
-    apply_layout(fig, f"Inside {name} for {image.name}, step by step", height=140 + 170 * len(rows),
-                 barmode="overlay", bargap=0.05)
+    fig = block_steps_figure(rows, order, energy_u[order], f"Inside {name} for {image.name}, step by step")
     chain = pd.DataFrame({"channel": order, "z": a.z[order], "s": a.s[order], "energy_U": energy_u[order],
                           "energy_Us": energy_us[order]})
     panels = [Panel(f"tour_block_{name}", f"{name} step by step", "Each row is one step of the SE computation for "
@@ -249,41 +214,27 @@ def class_depth_step(ref: ReferenceStats, measures: pd.DataFrame | None, blocks:
 
 
 # ---------------------------------------------------------------------------------------- 5. knock-out
-def knockout_step(loaded: LoadedModel, flip: Flip | None, searched: int, n_blocks: int,
-                  random_weights: bool) -> TourStep:
-    """A knock-out (s := 1) that flips a reference image's prediction, found by search."""
+def knockout_step(loaded: LoadedModel, flip: Flip | None, counts: FlipCount, random_weights: bool) -> TourStep:
+    """A knock-out (s := 1) that flips a reference image's prediction, found by search, and how many predictions
+    single-block knock-outs flip (`counts`, worded as the Knock-out view words it)."""
     needs = NEEDS_TRAINING if random_weights else None
     if flip is None:
         return TourStep("knockout", STEP_TITLES["knockout"], [
-            f"Knocking out SE (s := 1) in each of the {n_blocks} blocks alone, in each stage and in all of them at "
-            f"once changed the top class of none of the {searched} reference images searched.",
+            f"Knocking out SE (s := 1) in each of the {len(counts.per_block)} blocks alone, in each stage and in all "
+            f"of them at once changed the top class of none of the {counts.images} reference images searched.",
             "In this model the prediction does not hinge on any SE block's rescaling for these images."], needs=needs)
     what = listing(flip.blocks) if len(flip.blocks) < 4 else f"all {len(flip.blocks)} blocks"
     classes = list(dict.fromkeys([flip.before[0], flip.after[0]] + [loaded.classes[i] for i in
                                                                      np.argsort(-flip.before_probs)[:3]]))
     idx = [loaded.classes.index(c) for c in classes]
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.12,
-                        subplot_titles=["the image as the model sees it", "class probabilities"])
-    fig.add_trace(go.Image(z=input_pixels(loaded, flip.pixels), hoverinfo="skip"), row=1, col=1)
-    labels = short_labels(classes)
-    for name, probs, color in (("intact", flip.before_probs, PALETTE[0]),
-                               (f"{what} knocked out", flip.after_probs, PALETTE[3])):
-        fig.add_trace(go.Bar(y=labels, x=probs[idx], orientation="h", name=name, marker_color=color,
-                             hovertemplate="%{y}: %{x:.1%}<extra>" + name + "</extra>"), row=1, col=2)
-    fig.update_yaxes(autorange="reversed", row=1, col=2)
-    fig.update_xaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
-    fig.update_xaxes(showticklabels=False, row=1, col=1)
-    fig.update_yaxes(showticklabels=False, row=1, col=1)
-    apply_layout(fig, f"Knocking out {what} flips the prediction", height=380, barmode="group")
+    fig = flip_figure(input_pixels(loaded, flip.pixels), short_labels(classes), flip.before_probs[idx],
+                      flip.after_probs[idx], what, f"Knocking out {what} flips the prediction")
     data = pd.DataFrame({"class": classes, "intact": flip.before_probs[idx], "knocked_out": flip.after_probs[idx]})
     label = f", a {flip.label} in the reference set," if flip.label else ""
     first = (f"Knocking out {what} (s := 1) turns reference image {flip.image + 1}{label} from {flip.before[0]} "
              f"({pct(flip.before[1])}) into {flip.after[0]} ({pct(flip.after[1])}).")
-    flipping = {b: n for b, n in flip.flips_per_block.items() if n}
-    if flipping:
-        b = max(flipping, key=flipping.get)
-        second = (f"Of the {flip.searched_images} images searched, single-block knock-outs flip "
-                  f"{plural(sum(flipping.values()), 'prediction')} in all; {b} flips the most ({flipping[b]}).")
+    if counts.pairs:
+        second = counts.sentence()
     else:
         second = (f"No single block flips any of the {flip.searched_images} images searched: it takes "
                   f"{what} at once.")
@@ -302,21 +253,11 @@ def channel_step(loaded: LoadedModel, ref: ReferenceStats, sel: SelectiveChannel
             "so no channel is singled out."], needs=NEEDS_LABELS)
     order = np.argsort(-sel.class_means, kind="stable")
     names = [sel.classes[i] for i in order]
-    bars = go.Figure(go.Bar(x=short_labels(names), y=sel.class_means[order], marker_color=[
-        PALETTE[3] if n == sel.top_class else PALETTE[0] for n in names],
-        hovertemplate="%{x}: mean s %{y:.3f}<extra></extra>"))
-    bars.update_yaxes(title_text="mean s over the class's images")
-    apply_layout(bars, f"Channel {sel.channel} of {sel.block}: mean s per class", height=380, showlegend=False)
+    bars = class_means_figure(names, sel.class_means[order], sel.top_class,
+                              f"Channel {sel.channel} of {sel.block}: mean s per class")
     n = len(images)
-    gallery = make_subplots(rows=1, cols=max(n, 1), horizontal_spacing=0.01,
-                            subplot_titles=[f"{short_labels([l], 12)[0]}<br>s = {v:.2f}"
-                                            for l, v in zip(labels, s_values)])
-    for i in range(n):
-        gallery.add_trace(go.Image(z=input_pixels(loaded, images[i]), hoverinfo="skip"), row=1, col=i + 1)
-    gallery.update_xaxes(showticklabels=False)
-    gallery.update_yaxes(showticklabels=False)
-    apply_layout(gallery, f"The {n} reference images that excite channel {sel.channel} of {sel.block} most",
-                 height=300, margin=dict(l=10, r=10, t=110, b=10))
+    gallery = gallery_figure([input_pixels(loaded, im) for im in images], labels, s_values,
+                             f"The {n} reference images that excite channel {sel.channel} of {sel.block} most")
     same = sum(1 for l in labels if l == sel.top_class)
     low = names[-1]
     first = (f"Channel {sel.channel} of {sel.block} depends most on the class: the class explains {sel.share:.0%} "
@@ -378,12 +319,7 @@ def cost_step(loaded: LoadedModel) -> TourStep:
     whole = count_parameters(loaded.model)
     base = whole - total
     labels = [f"stage {s}" for s in rows["stage"]]
-    fig = go.Figure(go.Bar(x=labels, y=rows["parameters"], marker_color=PALETTE[1],
-                           text=[f"{v:.0%}" for v in rows["share"]], textposition="outside",
-                           hovertemplate="%{x}: %{y:,} parameters<extra></extra>"))
-    fig.update_yaxes(title_text="SE parameters")
-    apply_layout(fig, "SE's extra parameters per stage (share of all SE parameters on the bars)", height=380,
-                 showlegend=False)
+    fig = stage_cost_figure(labels, rows["parameters"], rows["share"])
     first = (f"SE adds {total:,} parameters to the {base:,} of the same network without it "
              f"(+{total / max(base, 1):.1%}); the paper's SE-ResNet-50 adds about 10% (2.5M to 25M).")
     if len(rows):
@@ -396,3 +332,134 @@ def cost_step(loaded: LoadedModel) -> TourStep:
     return TourStep("cost", STEP_TITLES["cost"], [first, second],
                     [Panel("tour_se_cost", "SE's extra parameters per stage", "Parameters inside the SE blocks of each "
                            "stage; the share of all SE parameters is written on each bar.", fig, rows)])
+
+
+# ---------------------------------------------------------------------------------------- the view
+IMAGE_STEPS = ("block", "image")  # the steps that show one image; the others ignore request.images
+
+
+def step_request(step: int, images: Sequence[NamedImage] = (), folder: str | None = None) -> ViewRequest:
+    """Return the request of one Tour step (0-based): the first image only for the steps that show one, so the other
+    steps' requests (and their prepared results) do not change with the sidebar's images."""
+    return ViewRequest(step=step, images=tuple(images[:1]) if STEPS[step] in IMAGE_STEPS else (), folder=folder)
+
+
+def prepared_requests(loaded: LoadedModel) -> list[ViewRequest]:
+    """Return one request per step, as the app asks for it with its preselected sample images."""
+    return [step_request(i, default_sample_images(loaded)) for i in range(len(STEPS))]
+
+
+class _Inputs:
+    """What the steps share, computed once per compute() call and only when a step needs it."""
+
+    def __init__(self, loaded: LoadedModel, request: ViewRequest, progress: Progress | None) -> None:
+        self.loaded, self.request, self.progress = loaded, request, progress
+        self.blocks = [b for b, _ in find_se_blocks(loaded.model)]
+        self._ref: ReferenceStats | None = None
+        self._image: tuple | None = None
+
+    @property
+    def ref(self) -> ReferenceStats:
+        if self._ref is None:
+            self._ref = reference_statistics(self.loaded, self.request.folder, progress=self.progress)
+        return self._ref
+
+    def image(self) -> tuple[NamedImage, InferenceResult]:
+        """Return the image the Tour shows (the request's first, else the first preselected sample) and its result."""
+        if self._image is None:
+            images = list(self.request.images[:1]) or default_sample_images(self.loaded)[:1]
+            if not images:
+                raise SevisError("the Tour's image steps need an image: upload one in the sidebar or name an image "
+                                 "file")
+            self._image = (images[0], predict_images(self.loaded, [images[0].image]))
+        return self._image
+
+    def measures(self) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+        """Return (depth measures, the paper table) over the reference set; (None, None) with too few images."""
+        ref, folder = self.ref, self.request.folder
+        if too_few_images(ref.stats):
+            return None, None
+        control = ko = None
+        if not self.loaded.random_weights:
+            control = reference_control(self.loaded, folder)
+            if ref.accuracy is not None:
+                ko = reference_sweep(self.loaded, folder, "identity", ref.stats)[0]
+        return measures_and_paper(ref.stats, control, self.blocks, ko, None)
+
+
+def compute_step(inputs: _Inputs, key: str) -> tuple[TourStep, dict]:
+    """Return Tour step `key` and the numbers it states."""
+    loaded, random, blocks = inputs.loaded, inputs.loaded.random_weights, inputs.blocks
+    if key == "where":
+        return where_step(loaded), {}
+    if key == "cost":
+        table = se_parameters(loaded.model)
+        total = int(table.loc[table["stage"] == "total", "parameters"].sum())
+        return cost_step(loaded), {"se_parameters": total,
+                                   "parameters_without_se": count_parameters(loaded.model) - total}
+    if key in IMAGE_STEPS:
+        image, result = inputs.image()
+        if key == "image":
+            return image_step(result, image, blocks, random), {}
+        block = pick_block(result)
+        return block_step(loaded, block_anatomy(loaded, image, block), image), {"block": block}
+    if key == "knockout":
+        classes, batches, _, _ = reference_inputs(loaded, inputs.request.folder)
+        flip, counts = find_flip(loaded, batches, blocks, classes)  # decodes only the images it searches
+        extra = {} if flip is None else {"flip/blocks": list(flip.blocks), "flip/image": flip.image + 1}
+        return knockout_step(loaded, flip, counts, random), {**counts.numbers(), **extra}
+    ref = inputs.ref
+    if key == "channel":
+        sel = None if too_few_images(ref.stats) else most_selective_channel(ref.stats)
+        images, s, labels = [], [], []
+        if sel is not None:
+            classes, batches, _, _ = reference_inputs(loaded, inputs.request.folder)
+            x, s, y = top_images(loaded, batches, sel.block, sel.channel)
+            images, s, labels = list(x), list(s), [classes[int(k)] for k in y]
+        numbers = {} if sel is None else {"selective/block": sel.block, "selective/channel": sel.channel,
+                                          "selective/share": sel.share}
+        return channel_step(loaded, ref, sel, images, s, labels, random), numbers
+    measures, paper = inputs.measures()
+    if key == "class_depth":
+        return class_depth_step(ref, measures, blocks, random), {}
+    shown = {} if paper is None or random else {"paper/shows": int((paper["shows"] == "yes").sum()),
+                                                  "paper/findings": len(paper)}
+    return paper_step(paper, ref.source, random), shown
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return Tour step `request.step` (0-based; None: every step, in order): each step's panels, its numbers (the
+    flip count as the Knock-out view states it: flips, flips/images, flips/<block>; the most class-selective
+    channel; SE's parameters) and, per step key, what the app and the handout show as text (<key>/title,
+    <key>/sentences, <key>/formula, <key>/needs, <key>/panels; read back by steps_of)."""
+    result = ViewResult(SLUG, TITLE)
+    if request.step is not None and not 0 <= request.step < len(STEPS):
+        raise SevisError(f"the Tour has steps 1 to {len(STEPS)}; there is no step {request.step + 1}")
+    inputs = _Inputs(loaded, request, progress)
+    if not inputs.blocks:
+        result.notes.append(f"{loaded.name} has no SE blocks, so there is no tour to give.")
+        return result
+    for key in STEPS if request.step is None else (STEPS[request.step],):
+        step, numbers = compute_step(inputs, key)
+        result.panels += step.panels
+        result.numbers.update(numbers)
+        result.numbers.update({f"{key}/title": step.title, f"{key}/sentences": list(step.sentences),
+                               f"{key}/panels": [p.key for p in step.panels]})
+        result.numbers.update({f"{key}/{name}": value for name, value in (("formula", step.formula),
+                                                                           ("needs", step.needs)) if value})
+    return result
+
+
+def steps_of(result: ViewResult) -> list[TourStep]:
+    """Return the Tour steps a ViewResult holds (one, or every step), in order, as compute() made them."""
+    n = result.numbers
+    return [TourStep(key, n[f"{key}/title"], list(n[f"{key}/sentences"]),
+                     [p for k in n[f"{key}/panels"] if (p := result.panel(k)) is not None],
+                     n.get(f"{key}/formula"), n.get(f"{key}/needs"))
+            for key in STEPS if f"{key}/title" in n]
+
+
+def handout_section(step: TourStep) -> HandoutSection:
+    """Return a step as a section of the Tour's handout (sevis.figures.handout)."""
+    return HandoutSection(step.title, step.sentences, [(p.figure, p.caption) for p in step.panels], step.needs,
+                          formula_text(step) if step.formula else None)
