@@ -7,13 +7,42 @@ from typing import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
 from sevis.core.recorder import find_se_blocks
+from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
 from sevis.models.zoo import LoadedModel
-
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "architecture"
 TITLE = "Architecture"
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return the Architecture view: the SE block table, SE's parameters per stage (and against r for sevis
+    ResNets) and the takeaway. numbers: parameters, se_blocks, se_parameters, se_share (SE's parameters over the
+    plain model's), top_stage and top_stage_share (the stage holding most of them), reduction (r, sevis ResNets)."""
+    result = ViewResult(SLUG, TITLE, architecture_panels(loaded))
+    facts = model_summary(loaded)
+    base = facts["parameters"] - facts["se_parameters"]
+    result.numbers = {"parameters": facts["parameters"], "se_blocks": facts["se_blocks"],
+                      "se_parameters": facts["se_parameters"], "se_share": facts["se_parameters"] / max(base, 1)}
+    if not facts["se_blocks"]:
+        result.notes.append("This model has no SE blocks.")
+        return result
+    top = _top_stage(loaded)
+    result.numbers.update({"top_stage": str(top["stage"]), "top_stage_share": float(top["share"])})
+    cfg = _resnet_config(loaded)
+    if cfg is not None:
+        result.numbers["reduction"] = cfg.reduction
+    result.takeaway = architecture_takeaway(loaded)
+    return result
+
+
+def _top_stage(loaded: LoadedModel) -> pd.Series:
+    """Return the row of sevis.models.params.se_parameters for the stage holding most of SE's parameters."""
+    from sevis.models import params as P
+    per_stage = P.se_parameters(loaded.model)
+    rows = per_stage[per_stage["stage"].astype(str) != "total"]
+    return rows.loc[rows["parameters"].idxmax()]
 
 
 def _resnet_config(loaded: LoadedModel):
@@ -40,7 +69,8 @@ def architecture_panels(loaded: LoadedModel, ratios: Sequence[int] = (2, 4, 8, 1
     if cfg is not None:
         estimate = P.paper_estimate(cfg)
     else:  # other models: (2/r)·C² per block with the block's own r = C / squeeze width, i.e. 2·C·(C/r)
-        est = pd.DataFrame([{"stage": b.stage, "estimate": 2.0 * b.channels * (b.squeeze_channels or 0)} for b in blocks])
+        est = pd.DataFrame([{"stage": b.stage, "estimate": 2.0 * b.channels * (b.squeeze_channels or 0)}
+                            for b in blocks])
         estimate = est.groupby("stage", sort=False, dropna=False)["estimate"].sum().reset_index()
         estimate = pd.concat([estimate, pd.DataFrame([{"stage": P.TOTAL, "estimate": estimate["estimate"].sum()}])],
                              ignore_index=True)
@@ -76,9 +106,9 @@ def _rounded_squeeze_table(table: pd.DataFrame, cfg) -> tuple[pd.DataFrame, str]
     table.insert(table.columns.get_loc("squeeze width"), "C/r exact", table["channels"] / cfg.reduction)
     table = table.rename(columns={"squeeze width": rounded})
     floor = P.squeeze_floor(cfg)
-    caption = (f"Every SE block in depth order: its stage, the channels C it rescales, C/r exact (r = {cfg.reduction}), "
-               f"the squeeze width the model uses (hidden units: C/r rounded to {_rounding_words(cfg)}, never below "
-               f"{floor}) and its parameters.")
+    caption = (f"Every SE block in depth order: its stage, the channels C it rescales, C/r exact "
+               f"(r = {cfg.reduction}), the squeeze width the model uses (hidden units: C/r rounded to "
+               f"{_rounding_words(cfg)}, never below {floor}) and its parameters.")
     changed = table[table["C/r exact"] != table[rounded]]
     if len(changed):
         row = changed.iloc[0]
@@ -121,13 +151,10 @@ def model_summary(loaded: LoadedModel) -> dict:
 
 def architecture_takeaway(loaded: LoadedModel) -> str | None:
     """Return SE's parameter cost and where most of it sits."""
-    from sevis.models import params as P
     facts = model_summary(loaded)
     if not facts["se_blocks"]:
         return None
-    per_stage = P.se_parameters(loaded.model)
-    rows = per_stage[per_stage["stage"].astype(str) != "total"]
-    top = rows.loc[rows["parameters"].idxmax()]
+    top = _top_stage(loaded)
     base = facts["parameters"] - facts["se_parameters"]
     return (f"SE adds {facts['se_parameters']:,} parameters ({facts['se_parameters'] / max(base, 1):.1%} of the plain "
             f"model) in {facts['se_blocks']} blocks; stage {top['stage']} holds {top['share']:.0%} of them.")
@@ -152,8 +179,9 @@ def se_params_by_stage(frame: pd.DataFrame, estimate: pd.DataFrame | None = None
                            hovertemplate="%{x}: %{y:,} parameters<extra>real</extra>"))
     if estimate is not None and len(estimate):
         est = estimate[estimate["stage"].astype(str) != "total"]
-        fig.add_trace(go.Bar(x=[f"stage {s}" for s in est["stage"]], y=est["estimate"], name="paper estimate (2/r)·N·C²",
-                             marker_color=PALETTE[1], hovertemplate="%{x}: %{y:,.0f}<extra>paper estimate</extra>"))
+        fig.add_trace(go.Bar(x=[f"stage {s}" for s in est["stage"]], y=est["estimate"],
+                             name="paper estimate (2/r)·N·C²", marker_color=PALETTE[1],
+                             hovertemplate="%{x}: %{y:,.0f}<extra>paper estimate</extra>"))
     fig.update_yaxes(title_text="parameters")
     fig.update_xaxes(title_text="stage")
     return apply_layout(fig, title, height=360, barmode="group")
@@ -164,9 +192,12 @@ def params_vs_r(sweep: pd.DataFrame, title: str = "SE's extra parameters against
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=sweep["r"], y=sweep["se_parameters"], mode="lines+markers", name="real count",
                              line=dict(color=PALETTE[0], width=2.4), customdata=100 * sweep["se_share"],
-                             hovertemplate="r = %{x}<br>%{y:,} extra parameters (%{customdata:.1f}% of the plain model)<extra></extra>"))
-    fig.add_trace(go.Scatter(x=sweep["r"], y=sweep["estimate"], mode="lines+markers", name="paper estimate (2/r)·Σ N·C²",
-                             line=dict(color=PALETTE[1], dash="dash"), hovertemplate="r = %{x}<br>%{y:,.0f}<extra>estimate</extra>"))
-    fig.update_xaxes(title_text="reduction ratio r", type="log", tickvals=list(sweep["r"]), ticktext=[str(r) for r in sweep["r"]])
+                             hovertemplate="r = %{x}<br>%{y:,} extra parameters (%{customdata:.1f}% of the plain "
+                                           "model)<extra></extra>"))
+    fig.add_trace(go.Scatter(x=sweep["r"], y=sweep["estimate"], mode="lines+markers",
+                             name="paper estimate (2/r)·Σ N·C²", line=dict(color=PALETTE[1], dash="dash"),
+                             hovertemplate="r = %{x}<br>%{y:,.0f}<extra>estimate</extra>"))
+    fig.update_xaxes(title_text="reduction ratio r", type="log", tickvals=list(sweep["r"]),
+                     ticktext=[str(r) for r in sweep["r"]])
     fig.update_yaxes(title_text="extra parameters from SE")
     return apply_layout(fig, title, height=360)
