@@ -29,7 +29,7 @@ class ViewRequest:
     (None: the view's computed default); channels, n, seed, fig7_class, form: Fig. 6 and 7; folder: the labelled
     reference set (None: the bundled one); knockout_blocks, mode: the knock-out; block, channel: one block or one
     channel (None: the computed default); step: a Tour step (None: every step); pair: two ablation variants; run: an
-    architecture run; slides: figures at slide size.
+    architecture run; epoch: one Training snapshot (None: every snapshot); slides: figures at slide size.
     """
 
     images: tuple[NamedImage, ...] = ()
@@ -48,6 +48,7 @@ class ViewRequest:
     step: int | None = None
     pair: tuple[str, str] | None = None
     run: str | None = None
+    epoch: int | None = None
 
     def __post_init__(self) -> None:
         # lists from widgets and argparse become tuples, so a request is hashable and compares by value
