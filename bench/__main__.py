@@ -14,6 +14,21 @@ import warnings
 SECTIONS = ("overhead", "peers", "stats", "latency", "startup", "distributed", "load", "folder")
 
 
+def _ints(text: str | None) -> list[int] | None:
+    return [int(x) for x in text.split(",") if x.strip()] if text else None
+
+
+def _cores(text: str | None) -> set[int] | None:
+    """Parse a core list as taskset does: "1", "0,2", "2-7"."""
+    if not text:
+        return None
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out |= set(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, few repeats (for developing the benchmark)")
@@ -21,12 +36,19 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     p.add_argument("--json", help="also write the raw results to this JSON file")
     p.add_argument("--markdown", help="also write the Markdown tables to this file")
-    p.add_argument("--sessions", type=int, default=None, help="load: concurrent browser sessions (default 8; --quick 2)")
-    p.add_argument("--rounds", type=int, default=None, help="load: uploads per session (default 3; --quick 1)")
+    p.add_argument("--sessions", type=int, default=None,
+                   help="load: concurrent protocol-level sessions (default 30; --quick 4)")
+    p.add_argument("--sequential", type=int, default=None,
+                   help="load: sessions run one at a time for the CPU per interaction (default 5; --quick 2)")
+    p.add_argument("--replicas", default=None, help="load: comma-separated replica counts to compare (default 1,2)")
+    p.add_argument("--view", default=None, help='load: the view each session opens after its upload (default '
+                                                '"Class × depth"; "" for none)')
+    p.add_argument("--server-cores", default=None,
+                   help="load: cores for the server, e.g. 1 or 2-7 (default: all but the first usable one)")
+    p.add_argument("--client-cores", default=None, help="load: cores for the clients (default: the first usable one)")
     p.add_argument("--images", type=int, default=None, help="folder: images in the labelled folder (default 1500; --quick 150)")
-    p.add_argument("--views", default=None,
-                   help="load: comma-separated tabs each session opens after its first upload (default: every view)")
-    p.add_argument("--soak", type=int, default=None, help="load: sequential uploads of the soak (default 200; --quick 20; 0: none)")
+    p.add_argument("--soak", type=int, default=None,
+                   help="load: sequential uploads of one session after the load (default 0; --quick 10)")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = set(only) - set(SECTIONS)
@@ -66,8 +88,9 @@ def main(argv=None) -> int:
             results["distributed"] = distributed.run(args.quick, args.threads)
         elif section == "load":
             from . import load
-            results["load"] = load.run(args.quick, args.threads, args.sessions, args.soak, args.rounds,
-                                       views=[v.strip() for v in args.views.split(",")] if args.views else None)
+            results["load"] = load.run(args.quick, args.threads, args.sessions, args.soak,
+                                       replicas=_ints(args.replicas), view=args.view, sequential=args.sequential,
+                                       server_cores=_cores(args.server_cores), client_cores=_cores(args.client_cores))
         elif section == "folder":
             from . import folder_memory
             results["folder"] = folder_memory.run(args.quick, args.threads, args.images)

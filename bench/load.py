@@ -1,43 +1,49 @@
-"""7. The served app under load: `streamlit run app.py` on localhost, driven by headless Chromium (playwright,
-one browser, one context per session).
+"""7. The served app under load, measured at the server: `sevis serve --replicas R` on 127.0.0.1, driven by
+protocol-level clients (bench/protocol.py: Streamlit's own WebSocket and upload protocol, no browser).
 
-- Load: N concurrent sessions (default 8) load the page, then upload at the same moment, each its own distinct
-  images, one per round: upload → rendered plots (the heat strip titled with that file name, at least three
-  plots, the script idle) is timed per upload (p50/p95 over all sessions and rounds). After its first upload
-  every session opens every view (tab). After each step the page is checked for exception boxes and error
-  alerts, for its own current file name and for any other session's file name (cross-talk).
-- Soak: M sequential uploads (default 200) in one session, each a new distinct image replacing the previous
-  one (removed from the uploader first, as a user does); the server's RSS after the first upload, after 50 and
-  at the end.
+The server (every process `sevis serve` starts: replicas, nginx) is pinned to the server cores and the clients to
+the client cores (default: clients on core 0, the server on all others), so the clients cannot starve it; the
+server's CPU seconds are read from /proc/<pid>/stat of its whole process tree, its memory as the tree's summed RSS.
 
-Classroom scale: `--sessions 30 --views "Class × depth"` (at most MAX_SESSIONS sessions, one Chromium, against a
-server bound to 127.0.0.1 only) has every session upload and then open Class × depth only; the server's RSS is
-sampled every half second during the concurrent part (its peak is reported).
+One student interaction is an upload of a garment image (the Live inference view runs on it) plus opening a
+view (default Class × depth, from its prepared results). For each replica count:
 
-Server RSS is read from /proc/<pid>/status. Not a test: nothing is asserted; errors and cross-talk are counted.
+- cold: one session, the first interaction after start (model load and first-call costs included);
+- sequential: K sessions one after another, each alone on the server: server CPU per page load and per
+  interaction (median), upload and view latency;
+- concurrent: N sessions connect, then all interact at the same moment: p50/p95/max latency per interaction,
+  server CPU per interaction under load, peak and after memory, errors (failed steps, exception elements,
+  error alerts) and cross-talk (a session seeing another session's file name, or a prediction that is not its own
+  image's: every session uploads a different Fashion-MNIST test image whose expected prediction, computed here as
+  the app computes it, differs from every other's);
+- soak (optional): M sequential uploads in one session; the server's memory after each tenth.
+
+Students per core are derived from the warm CPU per interaction. Not a test: nothing is asserted.
 """
 from __future__ import annotations
 
 import asyncio
 import io
 import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 from PIL import Image
 
-from .server import StreamlitServer
+from .protocol import ProtocolError, RunResult, StreamlitSession
+from .server import ROOT, free_port
 
-CHROMIUM = os.environ.get("CHROME_PATH") or "/usr/bin/chromium"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-STEP_MS = 600_000  # one step may wait this long: the machine may be busy
-MAX_SESSIONS = 30  # a classroom; more browser contexts than this would measure the client machine, not the server
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-RUNNING = '[data-testid="stApp"][data-test-script-state="running"]'
+MAX_SESSIONS = 200
+VIEW = "Class × depth"
+TARGET_P95_S = 10.0  # the issue's target for 30 concurrent sessions
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -54,228 +60,365 @@ def garment_png(seed: int) -> bytes:
     return buf.getvalue()
 
 
-# ----------------------------------------------------------------------------------------- page steps
-@dataclass
-class SessionLog:
-    """What one browser session saw."""
-
-    name: str
-    upload_s: list[float] = field(default_factory=list)
-    exceptions: list[str] = field(default_factory=list)
-    error_alerts: list[str] = field(default_factory=list)
-    crosstalk: list[str] = field(default_factory=list)
-    missing_own: list[str] = field(default_factory=list)
-    views: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+def _png(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a, "L").save(buf, "PNG")
+    return buf.getvalue()
 
 
-async def idle(page, expect_run: bool = True) -> None:
-    """Wait until the script run a step triggered has finished."""
-    from playwright.async_api import TimeoutError as PWTimeout
-    if expect_run:
-        try:
-            await page.wait_for_selector(RUNNING, timeout=1500)
-        except PWTimeout:
-            pass  # already over (or it never started)
-    await page.wait_for_selector(IDLE, timeout=STEP_MS)
-
-
-async def check(page, log: SessionLog, step: str, own: str, others: list[str]) -> None:
-    """Record exception boxes, error alerts, a missing own file name and any other session's file name."""
-    for box in await page.locator('[data-testid="stException"]').all():
-        log.exceptions.append(f"{step}: {(await box.inner_text())[:200]}")
-    for box in await page.locator('[data-testid="stMain"] [data-testid="stAlertContentError"]').all():
-        log.error_alerts.append(f"{step}: {(await box.inner_text())[:200]}")
-    text = await page.locator('[data-testid="stApp"]').text_content() or ""
-    if own not in text:
-        log.missing_own.append(f"{step}: {own}")
-    log.crosstalk += [f"{step}: saw {o}" for o in others if o in text]
-
-
-async def upload(page, name: str, data: bytes, previous: str | None) -> float:
-    """Replace `previous` (if any) by `name` in the sidebar uploader; return seconds until its plots are rendered."""
-    if previous:
-        await page.get_by_role("button", name=f"Remove {previous}").click()
-        await page.get_by_role("button", name=f"Remove {previous}").wait_for(state="detached", timeout=STEP_MS)
-        await idle(page)
-    t0 = time.perf_counter()
-    await page.locator('[data-testid="stSidebar"] input[type="file"]').first.set_input_files(
-        files=[{"name": name, "mimeType": "image/png", "buffer": data}])
-    await page.locator(".js-plotly-plot", has_text=f"Excitations at every SE block: {name}").wait_for(timeout=STEP_MS)
-    await page.wait_for_selector(IDLE, timeout=STEP_MS)
-    await page.locator(".js-plotly-plot").nth(2).wait_for(timeout=STEP_MS)
-    return time.perf_counter() - t0
-
-
-async def open_view(page, title: str) -> None:
-    """Click the tab `title` and wait for its run to finish."""
-    tab = page.get_by_role("tab", name=title, exact=True)
-    await tab.click()
-    await page.wait_for_selector(f'[role="tab"][aria-selected="true"]:has-text("{title}")', timeout=STEP_MS)
-    await idle(page)
-
-
-async def new_page(browser, url: str):
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    await page.goto(url, timeout=STEP_MS)
-    await page.wait_for_selector("text=Inside Squeeze-and-Excitation", timeout=STEP_MS)
-    await idle(page, expect_run=False)
-    return context, page
-
-
-# ----------------------------------------------------------------------------------------- load
-async def _session(browser, url: str, i: int, n: int, rounds: int, start: asyncio.Event, ready: list,
-                   views: list[str] | None = None) -> SessionLog:
-    token = f"sess{i:02d}_"
-    others = [f"sess{k:02d}_" for k in range(n) if k != i]
-    log = SessionLog(token)
-    context = None
+def session_images(n: int, offset: int = 0) -> list[tuple[bytes, tuple[str, str] | None]]:
+    """Return n (PNG, expected prediction) pairs: Fashion-MNIST test images whose (label, "p%") as the app shows
+    it for the default model differs from every other's, so a session shown another's result is caught. Without
+    the dataset: synthetic garments and no expected prediction (then only file names reveal cross-talk)."""
     try:
-        context, page = await new_page(browser, url)
-        ready.append(i)
-        await start.wait()
-        previous = None
-        for r in range(rounds):
-            name = f"{token}r{r:02d}.png"
-            if r:
-                await open_view(page, "Live inference")
-            log.upload_s.append(await upload(page, name, garment_png(1000 * (i + 1) + r), previous))
-            previous = name
-            await check(page, log, f"upload {r}", name, others)
-            if r == 0:
-                titles = views or [await t.inner_text() for t in await page.get_by_role("tab").all()][1:]
-                for title in titles:
-                    await open_view(page, title)
-                    log.views.append(title)
-                    await check(page, log, title, name, others)
-    except Exception as e:  # noqa: BLE001 a failed session is reported, not fatal
-        log.failures.append(f"{type(e).__name__}: {str(e)[:300]}")
-    finally:
-        if context is not None:
-            await context.close()
-    return log
+        import torch
 
-
-async def _sample_rss(server: StreamlitServer, samples: list[float], every_s: float = 0.5) -> None:
-    """Append the server's RSS every `every_s` seconds until cancelled."""
-    while True:
-        try:
-            samples.append(server.rss())
-        except (OSError, KeyError):
-            return
-        await asyncio.sleep(every_s)
-
-
-async def _load(url: str, sessions: int, rounds: int, views: list[str] | None = None,
-                server: StreamlitServer | None = None) -> tuple[list[SessionLog], float, list[float]]:
-    from playwright.async_api import async_playwright
-    samples: list[float] = []
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            start, ready = asyncio.Event(), []
-            tasks = [asyncio.create_task(_session(browser, url, i, sessions, rounds, start, ready, views))
-                     for i in range(sessions)]
-            while len(ready) < sessions and not all(t.done() for t in tasks):
-                await asyncio.sleep(0.2)
-            t0 = time.perf_counter()
-            sampler = asyncio.create_task(_sample_rss(server, samples)) if server is not None else None
-            start.set()
-            logs = await asyncio.gather(*tasks)
-            wall = time.perf_counter() - t0
-            if sampler is not None:
-                sampler.cancel()
-            return logs, wall, samples
-        finally:
-            await browser.close()
-
-
-async def _soak(url: str, uploads: int, server: StreamlitServer, every: int = 10) -> dict:
-    from playwright.async_api import async_playwright
-    out: dict = {"rss_mib": {}, "upload_s": [], "exceptions": [], "crosstalk": [], "failures": []}
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            context, page = await new_page(browser, url)
-            out["rss_mib"]["0"] = server.rss()
-            previous = None
-            for k in range(1, uploads + 1):
-                name = f"soak_{k:04d}.png"
-                try:
-                    out["upload_s"].append(await upload(page, name, garment_png(10_000_000 + k), previous))
-                except Exception as e:  # noqa: BLE001
-                    out["failures"].append(f"upload {k}: {type(e).__name__}: {str(e)[:300]}")
-                    break
-                previous = name
-                if k == 1 or k % every == 0 or k == uploads:
-                    out["rss_mib"][str(k)] = server.rss()
-                    if k % 50 == 0:
-                        print(f"  soak: {k} uploads, server RSS {out['rss_mib'][str(k)]:.0f} MiB", flush=True)
-                    n_exc = await page.locator('[data-testid="stException"]').count()
-                    if n_exc:
-                        out["exceptions"].append(f"upload {k}: {n_exc} exception box(es)")
-                    text = await page.locator('[data-testid="stApp"]').text_content() or ""
-                    stale = [f"soak_{j:04d}.png" for j in range(max(1, k - every), k)]
-                    out["crosstalk"] += [f"upload {k}: still shows {s}" for s in stale if s in text]
-            await context.close()
-        finally:
-            await browser.close()
+        from sevis.analysis.images import analyse_images, decode_uploads
+        from sevis.data.fashion_mnist import load_fashion_mnist
+        from sevis.models.zoo import load_model
+        test = load_fashion_mnist("test")
+    except Exception:  # noqa: BLE001 no dataset package: the names still show cross-talk
+        return [(garment_png(offset + i), None) for i in range(n)]
+    torch.set_num_threads(1)  # on the client core
+    loaded = load_model("embedded")
+    out: list[tuple[bytes, tuple[str, str]]] = []
+    seen: set[tuple[str, str]] = set()
+    start = 0
+    while len(out) < n and start < len(test.images):
+        pngs = [_png(test.images[i]) for i in range(start + offset, min(start + offset + 64, len(test.images)))]
+        start += 64
+        images, _ = decode_uploads([(f"x{i}.png", p) for i, p in enumerate(pngs)], limit=len(pngs))
+        for png, r in zip(pngs, analyse_images(loaded, images)):
+            key = (r.topk[0][0], f"{r.topk[0][1]:.1%}")
+            if key not in seen and len(out) < n:
+                seen.add(key)
+                out.append((png, key))
     return out
+
+
+# ----------------------------------------------------------------------------------------- the server's process tree
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()  # fields after the command name (which may hold spaces)
+
+
+def process_tree(root: int) -> list[int]:
+    """Return `root` and all its descendants' pids (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry))[1]), []).append(int(entry))
+            except (OSError, IndexError):
+                continue
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def tree_cpu_s(root: int) -> float:
+    """Return the CPU seconds (user + system, with reaped children's) the process tree under `root` has used."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            f = _stat(pid)
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])  # utime stime cutime cstime
+    return total / CLK_TCK
+
+
+def tree_rss_mib(root: int) -> float:
+    """Return the summed resident memory (MiB) of the process tree under `root`."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                total += next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+class ServedApp:
+    """`sevis serve --replicas R` on a free port of 127.0.0.1, pinned to `cores` (its children inherit it)."""
+
+    def __init__(self, replicas: int, cores: set[int] | None, startup_s: float = 600) -> None:
+        self.replicas, self.cores, self.startup_s = replicas, cores, startup_s
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.log = b""
+
+    def start(self) -> "ServedApp":
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        env.pop("OMP_NUM_THREADS", None)  # `sevis serve` gives each replica its share of the server cores
+        cores = self.cores
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sevis.cli.main", "serve", "--replicas", str(self.replicas), "--port",
+             str(self.port), "--address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
+        deadline = time.monotonic() + self.startup_s
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        while True:
+            if self.proc.poll() is not None:
+                self.log = self.proc.stdout.read()
+                raise RuntimeError(f"sevis serve exited: {self.log.decode(errors='replace')[-800:]}")
+            try:
+                with opener.open(f"{self.url}/_stcore/health", timeout=5) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("sevis serve did not answer in time")
+            time.sleep(0.5)
+
+    def cpu_s(self) -> float:
+        return tree_cpu_s(self.proc.pid)
+
+    def rss_mib(self) -> float:
+        return tree_rss_mib(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.stdout is not None:
+            self.log = self.proc.stdout.read() or self.log
+
+
+# ----------------------------------------------------------------------------------------- one student
+def _problems(run: RunResult, step: str) -> list[str]:
+    return [f"{step}: exception {e}" for e in run.exceptions] + [f"{step}: error {e}" for e in run.error_alerts]
+
+
+async def interact(s: StreamlitSession, name: str, png: bytes, expected, others: list[str], view: str) -> dict:
+    """Upload `png` as `name`, then open `view`; return latencies, problems and cross-talk seen."""
+    out: dict = {"errors": [], "crosstalk": []}
+    up = await s.upload(name, png)
+    out["upload_s"] = up.seconds
+    out["errors"] += _problems(up, "upload")
+    if not up.mentions(name):
+        out["errors"].append(f"upload: own file name {name} not shown")
+    got = up.prediction()
+    if expected is not None and got is not None and (got[0], f"{got[1]:.1f}%") != expected:
+        out["crosstalk"].append(f"prediction {got[0]} {got[1]:.1f}%, its own image gives {expected[0]} {expected[1]}")
+    elif got is None:
+        out["errors"].append("upload: no prediction shown")
+    runs = [up]
+    if view:
+        v = await s.open_tab(view)
+        out["view_s"] = v.seconds
+        out["errors"] += _problems(v, view)
+        runs.append(v)
+    out["crosstalk"] += [f"saw {o}" for o in others if any(r.mentions(o) for r in runs)]
+    out["interaction_s"] = out["upload_s"] + out.get("view_s", 0.0)
+    return out
+
+
+def _token(i: int) -> str:
+    return f"sess{i:03d}_"
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))]
+
+
+# ----------------------------------------------------------------------------------------- phases
+async def _sequential(app: ServedApp, images, k: int, view: str, first: int) -> dict:
+    """k sessions one after another, each alone: server CPU of its page load and of its interaction."""
+    load_cpu, inter_cpu, ups, views, errors, cross = [], [], [], [], [], []
+    for j in range(k):
+        i = first + j
+        png, expected = images[i]
+        c0 = app.cpu_s()
+        try:
+            async with StreamlitSession(app.url) as s:
+                c1 = app.cpu_s()
+                r = await interact(s, f"{_token(i)}seq.png", png, expected, [], view)
+                c2 = app.cpu_s()
+        except (ProtocolError, OSError) as e:
+            errors.append(f"{_token(i)}: {type(e).__name__}: {e}")
+            continue
+        load_cpu.append(c1 - c0)
+        inter_cpu.append(c2 - c1)
+        ups.append(r["upload_s"])
+        views.append(r.get("view_s", 0.0))
+        errors += r["errors"]
+        cross += r["crosstalk"]
+    return {"sessions": k, "page_load_cpu_s": load_cpu, "interaction_cpu_s": inter_cpu, "upload_s": ups,
+            "view_s": views, "errors": errors, "crosstalk": cross}
+
+
+async def _concurrent(app: ServedApp, images, n: int, view: str, first: int) -> dict:
+    """n sessions connect, then all interact at once; latency, server CPU and memory of the interactions."""
+    tokens = [_token(first + j) for j in range(n)]
+    sessions: list[StreamlitSession | None] = [None] * n
+    connect_errors: list[str] = []
+
+    async def connect(j: int) -> None:
+        s = StreamlitSession(app.url)
+        try:
+            await s.connect()
+            sessions[j] = s
+        except (ProtocolError, OSError) as e:
+            connect_errors.append(f"{tokens[j]}: connect: {type(e).__name__}: {e}")
+            await s.close()
+
+    c0, t0 = app.cpu_s(), time.monotonic()
+    await asyncio.gather(*[connect(j) for j in range(n)])
+    connect_wall, connect_cpu = time.monotonic() - t0, app.cpu_s() - c0
+    rss_before = app.rss_mib()
+    samples: list[float] = []
+
+    async def sample() -> None:
+        while True:
+            samples.append(app.rss_mib())
+            await asyncio.sleep(0.5)
+
+    async def one(j: int) -> dict:
+        s = sessions[j]
+        png, expected = images[first + j]
+        try:
+            return await interact(s, f"{tokens[j]}up.png", png, expected, tokens[:j] + tokens[j + 1:], view)
+        except (ProtocolError, OSError) as e:
+            return {"errors": [f"{type(e).__name__}: {e}"], "crosstalk": [], "failed": True}
+
+    live = [j for j in range(n) if sessions[j] is not None]
+    me0 = resource.getrusage(resource.RUSAGE_SELF)
+    c1, t1 = app.cpu_s(), time.monotonic()
+    sampler = asyncio.create_task(sample())
+    results = await asyncio.gather(*[one(j) for j in live])
+    wall, cpu = time.monotonic() - t1, app.cpu_s() - c1
+    me1 = resource.getrusage(resource.RUSAGE_SELF)
+    sampler.cancel()
+    peak = max(samples + [app.rss_mib()])
+    for s in sessions:
+        if s is not None:
+            await s.close()
+    await asyncio.sleep(2)  # the server ends the closed sessions
+    done = [r for r in results if not r.get("failed")]
+    inter = [r["interaction_s"] for r in done]
+    return {
+        "sessions": n, "connected": len(live), "connect_wall_s": connect_wall, "connect_cpu_s": connect_cpu,
+        "wall_s": wall, "server_cpu_s": cpu, "client_cpu_s": (me1.ru_utime + me1.ru_stime) - (me0.ru_utime + me0.ru_stime),
+        "interactions": len(done), "cpu_per_interaction_s": cpu / len(done) if done else None,
+        "interaction_p50_s": _pct(inter, 50), "interaction_p95_s": _pct(inter, 95),
+        "interaction_max_s": max(inter) if inter else None,
+        "upload_p50_s": _pct([r["upload_s"] for r in done], 50), "upload_p95_s": _pct([r["upload_s"] for r in done], 95),
+        "view_p50_s": _pct([r.get("view_s", 0.0) for r in done], 50),
+        "view_p95_s": _pct([r.get("view_s", 0.0) for r in done], 95),
+        "errors": connect_errors + [f"{tokens[live[k]]}: {e}" for k, r in enumerate(results) for e in r["errors"]],
+        "crosstalk": [f"{tokens[live[k]]}: {c}" for k, r in enumerate(results) for c in r["crosstalk"]],
+        "rss_before_mib": rss_before, "rss_peak_mib": peak, "rss_after_mib": app.rss_mib(),
+    }
+
+
+async def _soak(app: ServedApp, uploads: int, every: int = 10) -> dict:
+    out: dict = {"rss_mib": {}, "upload_s": [], "errors": []}
+    t0 = time.monotonic()
+    async with StreamlitSession(app.url) as s:
+        for k in range(1, uploads + 1):
+            name = f"soak_{k:04d}.png"
+            try:
+                r = await s.upload(name, garment_png(10_000_000 + k))
+            except (ProtocolError, OSError) as e:
+                out["errors"].append(f"upload {k}: {type(e).__name__}: {e}")
+                break
+            out["upload_s"].append(r.seconds)
+            out["errors"] += _problems(r, f"upload {k}")
+            if k == 1 or k % every == 0 or k == uploads:
+                out["rss_mib"][str(k)] = app.rss_mib()
+    out["wall_s"] = time.monotonic() - t0
+    out["upload_p50_s"] = _pct(out["upload_s"], 50)
+    return out
+
+
+def _one_server(replicas: int, server_cores, images, sessions: int, sequential: int, view: str,
+                soak: int) -> dict:
+    app = ServedApp(replicas, server_cores)
+    t0 = time.monotonic()
+    app.start()
+    out: dict = {"replicas": replicas, "startup_s": time.monotonic() - t0}
+    try:
+        out["rss_start_mib"] = app.rss_mib()
+        c0 = app.cpu_s()
+        cold = asyncio.run(_sequential(app, images, 1, view, 0))
+        out["cold"] = {"cpu_s": app.cpu_s() - c0, "upload_s": cold["upload_s"], "view_s": cold["view_s"],
+                       "errors": cold["errors"]}
+        print(f"  load, {replicas} replica(s): cold interaction done; {sequential} sequential…", flush=True)
+        out["sequential"] = asyncio.run(_sequential(app, images, sequential, view, 1))
+        print(f"  load, {replicas} replica(s): {sessions} concurrent sessions…", flush=True)
+        out["concurrent"] = asyncio.run(_concurrent(app, images, sessions, view, 1 + sequential))
+        if soak:
+            out["soak"] = asyncio.run(_soak(app, soak))
+        out["rss_end_mib"] = app.rss_mib()
+    finally:
+        app.stop()
+    out["server_log_tail"] = app.log.decode(errors="replace")[-1500:]
+    return out
+
+
+def default_cores() -> tuple[set[int], set[int] | None]:
+    """Return (client cores, server cores): clients on the first usable core, the server on all the others
+    (on a single core: no pinning, and the numbers then include the clients)."""
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        return set(usable), None
+    return {usable[0]}, set(usable[1:])
+
+
+def students_per_core(cpu_per_interaction: float | None) -> dict:
+    """Derive class sizes from the server CPU one interaction costs: how many students one core answers within the
+    10 s target when all click at the same moment, and how many it serves at one interaction a minute each."""
+    if not cpu_per_interaction:
+        return {}
+    return {"burst_within_10s": TARGET_P95_S / cpu_per_interaction, "one_per_minute": 60.0 / cpu_per_interaction}
 
 
 def run(quick: bool = False, threads: int | None = None, sessions: int | None = None, soak: int | None = None,
-        rounds: int | None = None, views: list[str] | None = None, env: dict | None = None) -> dict:
-    """Run the load test and the soak against a fresh server (loopback only; at most MAX_SESSIONS sessions, each
-    opening `views` after its first upload, every view when None); return the measurements."""
-    sessions = min(sessions or (2 if quick else 8), MAX_SESSIONS)
-    soak = soak if soak is not None else (20 if quick else 200)
-    rounds = rounds or (1 if quick else 3)
-    if not Path(CHROMIUM).exists():
-        return {"error": f"needs Chromium at {CHROMIUM} (apt-get install chromium)"}
-    server = StreamlitServer(env=env).start()
-    if urlparse(server.url).hostname not in LOOPBACK:
-        server.stop()
-        return {"error": f"the load benchmark drives loopback servers only, not {server.url}"}
-    out: dict = {"sessions": sessions, "rounds": rounds, "soak_uploads": soak, "views_asked": views}
+        replicas: list[int] | None = None, view: str | None = None, sequential: int | None = None,
+        server_cores: set[int] | None = None, client_cores: set[int] | None = None) -> dict:
+    """Measure the served app for each replica count (default 1 and 2); return the measurements."""
+    sessions = min(sessions or (4 if quick else 30), MAX_SESSIONS)
+    sequential = sequential if sequential is not None else (2 if quick else 5)
+    soak = soak if soak is not None else (10 if quick else 0)
+    replicas = replicas or [1, 2]
+    view = VIEW if view is None else view
+    c_default, s_default = default_cores()
+    client_cores = client_cores or c_default
+    server_cores = server_cores or s_default
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, client_cores)  # this thread and every thread it starts from now on
     try:
-        out["rss_start_mib"] = server.rss()
-        print(f"  load: {sessions} sessions × {rounds} uploads against {server.url}…", flush=True)
-        logs, wall, samples = asyncio.run(_load(server.url, sessions, rounds, views, server))
-        out["rss_peak_load_mib"] = max(samples) if samples else None
-        print(f"  load: done in {wall:.0f} s; soak: {soak} uploads…", flush=True)
-        out["rss_after_load_mib"] = server.rss()
-        times = [t for log in logs for t in log.upload_s]
-        out["load"] = {
-            "wall_s": wall, "uploads": len(times), "upload_p50_s": _pct(times, 50), "upload_p95_s": _pct(times, 95),
-            "upload_max_s": max(times) if times else None,
-            "first_round_p50_s": _pct([log.upload_s[0] for log in logs if log.upload_s], 50),
-            "views_opened": sum(len(log.views) for log in logs),
-            "views": sorted({v for log in logs for v in log.views}),
-            "exceptions": [e for log in logs for e in log.exceptions],
-            "error_alerts": sorted({e.split(": ", 1)[1] for log in logs for e in log.error_alerts}),
-            "crosstalk": [f"{log.name} {c}" for log in logs for c in log.crosstalk],
-            "missing_own": [f"{log.name} {c}" for log in logs for c in log.missing_own],
-            "failures": [f"{log.name} {f}" for log in logs for f in log.failures],
-        }
-        if soak:
-            t0 = time.perf_counter()
-            s = asyncio.run(_soak(server.url, soak, server))
-            s["wall_s"] = time.perf_counter() - t0
-            rss = s["rss_mib"]
-            first, last = rss.get("1"), rss[max(rss, key=int)]
-            at50 = rss.get("50")
-            s.update({"rss_first_upload_mib": first, "rss_after_50_mib": at50, "rss_end_mib": last,
-                      "end_over_first": last / first if first else None, "end_over_50": last / at50 if at50 else None,
-                      "uploads_done": len(s["upload_s"]), "upload_p50_s": _pct(s["upload_s"], 50),
-                      "upload_p95_s": _pct(s["upload_s"], 95)})
-            out["soak"] = s
-        out["rss_end_mib"] = server.rss()
+        print(f"  load: preparing {1 + sequential + sessions} distinct images on the client core(s)…", flush=True)
+        images = session_images(1 + sequential + sessions)
+        out: dict = {"sessions": sessions, "sequential_sessions": sequential, "view": view, "soak_uploads": soak,
+                     "server_cores": sorted(server_cores) if server_cores else None,
+                     "client_cores": sorted(client_cores), "checked_predictions": images[0][1] is not None,
+                     "load_average_before": os.getloadavg(), "runs": []}
+        for r in replicas:
+            try:
+                res = _one_server(r, server_cores, images, sessions, sequential, view, soak)
+            except Exception as e:  # noqa: BLE001 one failed configuration is reported, the next still runs
+                res = {"replicas": r, "error": f"{type(e).__name__}: {str(e)[:500]}"}
+            seq = res.get("sequential", {}).get("interaction_cpu_s")
+            res["cpu_per_interaction_s"] = statistics.median(seq) if seq else None
+            res["students_per_core"] = students_per_core(res["cpu_per_interaction_s"])
+            out["runs"].append(res)
+        out["load_average_after"] = os.getloadavg()
+        return out
     finally:
-        server.stop()
-    out["server_log_tail"] = server.log_path.read_text()[-2000:]
-    return out
+        os.sched_setaffinity(0, before)

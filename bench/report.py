@@ -1,6 +1,8 @@
 """Turn the benchmark results into Markdown tables (printed, and pasted into docs/PERFORMANCE.md)."""
 from __future__ import annotations
 
+import statistics
+
 
 def _ok(flag: bool) -> str:
     return "yes" if flag else "**no**"
@@ -184,45 +186,67 @@ def distributed(res: dict) -> str:
 def load(res: dict) -> str:
     if "error" in res:
         return f"Not run: {res['error']}"
-    ld = res["load"]
-    ms = lambda v: "—" if v is None else f"{1000 * v:,.0f} ms"  # noqa: E731
-    out = [f"{res['sessions']} concurrent Chromium sessions (one browser, one context each) against one "
-           f"`streamlit run app.py`, {res['rounds']} upload(s) per session, each a distinct image; after its first "
-           f"upload every session opened "
-           + (", ".join(res["views_asked"]) if res.get("views_asked") else "every view") + ".", "",
-           "| what | measured |", "|---|---:|",
-           f"| uploads timed (upload → heat strip with its name, ≥ 3 plots, script idle) | {ld['uploads']} |",
-           f"| p50 / p95 / max | {ms(ld['upload_p50_s'])} / {ms(ld['upload_p95_s'])} / {ms(ld['upload_max_s'])} |",
-           f"| p50 of the first round (all sessions uploading at once) | {ms(ld['first_round_p50_s'])} |",
-           f"| views opened ({', '.join(ld['views'])}) | {ld['views_opened']} |",
-           f"| exception boxes on the pages | {len(ld['exceptions'])} |",
-           f"| pages showing another session's file name | {len(ld['crosstalk'])} |",
-           f"| pages missing their own file name | {len(ld['missing_own'])} |",
-           f"| sessions that failed a step | {len(ld['failures'])} |",
-           f"| wall time of the concurrent part | {ld['wall_s']:.0f} s |",
-           f"| server RSS: started / peak during the load / after it | {res['rss_start_mib']:.0f} MiB / "
-           f"{_f(res.get('rss_peak_load_mib'), 0)} MiB / {res['rss_after_load_mib']:.0f} MiB |"]
-    for label, items in (("Exceptions", ld["exceptions"]), ("Cross-talk", ld["crosstalk"]),
-                         ("Failures", ld["failures"]), ("Error alerts (distinct)", ld["error_alerts"])):
+    s = lambda v: "—" if v is None else f"{v:.2f} s"  # noqa: E731
+    mib = lambda v: "—" if v is None else f"{v:,.0f} MiB"  # noqa: E731
+    cores = (f"server pinned to core(s) {', '.join(map(str, res['server_cores']))}, clients to "
+             f"{', '.join(map(str, res['client_cores']))}" if res.get("server_cores") else
+             "one usable core: server and clients share it (no pinning)")
+    out = [f"`sevis serve --replicas R` on 127.0.0.1 driven by protocol-level clients (Streamlit's WebSocket and "
+           f"upload protocol, no browser); {cores}. One interaction: upload a garment image (Live inference runs on it), "
+           f"then open {res['view'] or 'no view'}. Server CPU is the whole process tree's (replicas, nginx), from "
+           f"/proc/<pid>/stat; memory its summed RSS. Predictions checked against the expected one per image: "
+           f"{'yes' if res.get('checked_predictions') else 'no (no dataset: file names only)'}. Load average before: "
+           + ", ".join(f"{x:.1f}" for x in res["load_average_before"]) + ".", ""]
+    runs = [r for r in res["runs"] if "error" not in r]
+    for r in res["runs"]:
+        if "error" in r:
+            out.append(f"- {r['replicas']} replica(s): failed: {r['error'][:300]}")
+    if not runs:
+        return "\n".join(out)
+    head = "| what | " + " | ".join(f"{r['replicas']} replica{'s' if r['replicas'] > 1 else ''}" for r in runs) + " |"
+    rows = [head, "|---|" + "---:|" * len(runs)]
+
+    def row(label, f):
+        rows.append(f"| {label} | " + " | ".join(f(r) for r in runs) + " |")
+
+    med = lambda xs: statistics.median(xs) if xs else None  # noqa: E731
+    n = res["sessions"]
+    row("start-up (all replicas answering)", lambda r: s(r["startup_s"]))
+    row("server memory at start", lambda r: mib(r["rss_start_mib"]))
+    row("cold: first interaction after start, server CPU", lambda r: s(r["cold"]["cpu_s"]))
+    row(f"sequential ({res['sequential_sessions']} sessions alone): server CPU per page load (median)",
+        lambda r: s(med(r["sequential"]["page_load_cpu_s"])))
+    row("**server CPU per interaction, warm (median)** (target ≤ 0.5 s)",
+        lambda r: f"**{s(r['cpu_per_interaction_s'])}**")
+    row("… upload / view latency alone (median)",
+        lambda r: f"{s(med(r['sequential']['upload_s']))} / {s(med(r['sequential']['view_s']))}")
+    row("students per core: all clicking at once, answered within 10 s", lambda r: _f(
+        r["students_per_core"].get("burst_within_10s"), 1))
+    row("students per core: one interaction a minute each (core fully busy)", lambda r: _f(
+        r["students_per_core"].get("one_per_minute"), 0))
+    c = lambda r: r["concurrent"]  # noqa: E731
+    row(f"{n} concurrent sessions: connected / interactions done", lambda r: f"{c(r)['connected']} / {c(r)['interactions']}")
+    row(f"… page loads of all {n} at once: wall / server CPU", lambda r: f"{s(c(r)['connect_wall_s'])} / "
+                                                                       f"{s(c(r)['connect_cpu_s'])}")
+    row("… **interaction p50 / p95 / max** (target p95 ≤ 10 s)", lambda r: f"{s(c(r)['interaction_p50_s'])} / "
+        f"**{s(c(r)['interaction_p95_s'])}** / {s(c(r)['interaction_max_s'])}")
+    row("… upload p50 / p95; view p50 / p95", lambda r: f"{s(c(r)['upload_p50_s'])} / {s(c(r)['upload_p95_s'])}; "
+        f"{s(c(r)['view_p50_s'])} / {s(c(r)['view_p95_s'])}")
+    row("… server CPU per interaction under load", lambda r: s(c(r)["cpu_per_interaction_s"]))
+    row("… wall time of all interactions; server CPU; clients' CPU", lambda r: f"{s(c(r)['wall_s'])}; "
+        f"{s(c(r)['server_cpu_s'])}; {s(c(r)['client_cpu_s'])}")
+    row("… **errors / cross-talk** (target 0 / 0)", lambda r: f"**{len(c(r)['errors'])} / {len(c(r)['crosstalk'])}**")
+    row("… server memory before / peak / after the sessions closed", lambda r: f"{mib(c(r)['rss_before_mib'])} / "
+        f"{mib(c(r)['rss_peak_mib'])} / {mib(c(r)['rss_after_mib'])}")
+    if any("soak" in r for r in runs):
+        row(f"soak, {res['soak_uploads']} uploads in one session: memory after first / last, upload p50",
+            lambda r: (f"{mib(r['soak']['rss_mib'].get('1'))} / {mib(list(r['soak']['rss_mib'].values())[-1])}, "
+                       f"{s(r['soak']['upload_p50_s'])}") if r.get("soak", {}).get("rss_mib") else "—")
+    out += rows
+    for r in runs:
+        items = r["concurrent"]["errors"] + r["concurrent"]["crosstalk"] + r["sequential"]["errors"] + r["cold"]["errors"]
         if items:
-            out += ["", f"{label}:", *[f"- {x}" for x in items[:10]]]
-    s = res.get("soak")
-    if s:
-        out += ["", f"Soak: {s['uploads_done']} of {res['soak_uploads']} sequential uploads in one session, each a new "
-                "distinct image replacing the previous one.", "",
-                "| what | measured |", "|---|---:|",
-                f"| server RSS after the first upload | {_f(s['rss_first_upload_mib'], 0)} MiB |",
-                f"| after 50 uploads | {_f(s['rss_after_50_mib'], 0)} MiB |",
-                f"| at the end | {_f(s['rss_end_mib'], 0)} MiB |",
-                f"| end / after 50 (flat: ≈ 1) | {_f(s['end_over_50'], 3)}× |",
-                f"| end / first upload | {_f(s['end_over_first'], 3)}× |",
-                f"| upload p50 / p95 | {ms(s['upload_p50_s'])} / {ms(s['upload_p95_s'])} |",
-                f"| exception boxes / stale names / failures | {len(s['exceptions'])} / {len(s['crosstalk'])} / "
-                f"{len(s['failures'])} |",
-                f"| wall time | {s['wall_s']:.0f} s |", "",
-                "Server RSS after upload k (MiB), k: RSS: " + ", ".join(f"{k}: {v:.0f}" for k, v in s["rss_mib"].items())]
-        for f in s["failures"]:
-            out.append(f"- failure: {f}")
+            out += ["", f"{r['replicas']} replica(s), first problems:", *[f"- {x[:200]}" for x in items[:8]]]
     return "\n".join(out)
 
 
@@ -232,7 +256,7 @@ TITLES = {"overhead": "1. Recorder overhead (median per pass; ratios are medians
           "latency": "4. Interactive latency (embedded model)",
           "startup": "5. Command-line start-up (fresh processes)",
           "distributed": "6. `sevis stats` over a folder: one process and two (torchrun)",
-          "load": "7. The served app under load (streamlit run + headless Chromium)",
+          "load": "7. The served app under load, measured at the server (protocol-level clients, pinned cores)",
           "folder": "8. Memory of a large labelled folder (streamed in batches)"}
 RENDER = {"overhead": overhead, "peers": peers, "stats": dataset, "latency": latency, "startup": startup,
           "distributed": distributed, "load": load, "folder": lambda res: _folder_report(res)}
