@@ -1,29 +1,38 @@
-"""SE knock-out view: replace s of chosen blocks by 1 or the reference mean; the prediction and the sweep."""
+"""SE knock-out view: replace s of chosen blocks by 1 or the reference mean; the prediction and the sweep. Widgets
+only: the view's result comes from sevis.views.knockout.compute (prepared beside the shipped models)."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import streamlit as st
 
-from sevis import DatasetError, SevisError
-
-from sevis.app.common import Context, get_reference, get_sweep, intro, show_panel, takeaway
-from sevis.figures.plots import Panel
-from sevis.analysis.reference import class_mean_excitations
+from sevis import SevisError
+from sevis.app.common import Context, intro, show_panel, takeaway, view_result
 from sevis.figures.sentences import pct
-from sevis.views.knockout import (block_effects, default_knockout, knockout_image, knockout_image_takeaway,
-                                  knockout_takeaway)
+from sevis.views import knockout as K
+from sevis.views.base import ViewRequest, ViewResult
+from sevis.views.knockout import SLUG, TITLE  # noqa: F401  (the page reads every view's TITLE and SLUG here)
 
-from sevis.views.knockout import SLUG, TITLE
+
+def result_for(ctx: Context, request: ViewRequest, with_sweep: bool) -> ViewResult:
+    """Return the view's result for `request`; without the reference-set part until the user asks for it, when it
+    is not stored (one pass per SE block over the reference set)."""
+    if with_sweep:
+        return view_result(ctx, SLUG, request)
+    from sevis.app.guard import session_results
+    return session_results((*ctx.key, SLUG, request.key(), "no sweep"),
+                           lambda: K.compute(ctx.loaded, request, sweep=False))
 
 
-def render(ctx: Context) -> list[Panel]:
-    """Show the knock-out view; return its panels."""
-    loaded, key, images, blocks = ctx.loaded, ctx.key, ctx.images, ctx.blocks
+def render(ctx: Context) -> ViewResult | None:
+    """Show the knock-out view; return its result."""
+    key, images, blocks = ctx.key, ctx.images, ctx.blocks
     intro("Switch SE blocks off: their s is replaced by 1 (the block passes everything on) or by its "
           "reference-set mean (the block stops adapting to the input). Compare the prediction before and after, "
           "and the reference-set accuracy with each block knocked out in turn.")
     if not blocks:
         st.info("This model has no SE blocks to knock out.")
-        return []
+        return None
     names = [b.name for b in blocks]
     image = None
     if images:
@@ -33,65 +42,57 @@ def render(ctx: Context) -> list[Panel]:
     mode = c2.radio("Replace s by", ["identity", "mean"], horizontal=True, key="ko_mode",
                     format_func={"identity": "1 (identity)", "mean": "reference-set mean"}.get)
     folder = ctx.folder
-    means = None
-    if mode == "mean":
-        try:
-            means = class_mean_excitations(get_reference(*key, folder).stats, "all")
-        except SevisError as e:
-            st.error(str(e))
-            return []
-    note = None
+    sweep_key = (key, folder, mode)
+    requested = st.session_state.setdefault("sweeps", set())
+    with_sweep = sweep_key in requested or K.sweep_is_stored(ctx.loaded, folder or None, mode)
+    # The default request: every sidebar image with its own preselected block (the one whose knock-out alone
+    # changes its prediction most), as `sevis export knockout IMAGES` computes it and `sevis prepare` stores it.
+    request = ViewRequest(images=tuple(images), mode=mode, folder=folder or None)
+    try:
+        result = result_for(ctx, request, with_sweep)
+    except SevisError as e:
+        st.error(str(e))
+        return None
     if image is not None:
-        # Preselect the block whose knock-out alone changes this image's prediction most (once per image and
-        # mode; the user's own pick stays until then).
+        preselect = list(result.numbers[f"knocked_out/{image.name}"])
         memo_key = (key, image.name, image.image.size, mode, folder, tuple(names))
-        memo = st.session_state.setdefault("ko_effects", {})
-        if memo_key not in memo:  # one pass per block: worth keeping across reruns of this session
-            memo.clear()
-            memo[memo_key] = block_effects(loaded, image, names, mode, means)
-        effects = memo[memo_key]
-        preselect, note = default_knockout(effects)
-        if st.session_state.get("ko_default_for") != memo_key:
+        if st.session_state.get("ko_default_for") != memo_key:  # the user's own pick stays until then
             st.session_state["ko_default_for"] = memo_key
             st.session_state["ko_blocks"] = preselect
     elif "ko_blocks" not in st.session_state:
         last = [b.name for b in blocks if b.stage == blocks[-1].stage] if blocks[-1].stage is not None else names[-1:]
         st.session_state["ko_blocks"] = last
     picked = c1.multiselect("Knock out these SE blocks", names, key="ko_blocks")
-    panels = []
+    picked = [n for n in names if n in picked]
+    if image is not None and picked != preselect:
+        try:
+            result = result_for(ctx, replace(request, knockout_blocks=tuple(picked)), with_sweep)
+        except SevisError as e:
+            st.error(str(e))
+            return None
     if image is not None:
-        if note:
-            st.caption(note)
-        res = knockout_image(loaded, image, [n for n in names if n in picked], mode, means)
-        b, a = res.before[0], res.after[0]
-        verdict = "**the prediction changes**" if res.changed else "the prediction stays the same"
-        st.markdown(f"Original: **{b[0]}** ({pct(b[1])}) → knocked out: **{a[0]}** ({pct(a[1])}): {verdict}.")
-        show_panel(res.panel, "ko_image")
-        panels.append(res.panel)
-        takeaway(knockout_image_takeaway(res, [n for n in names if n in picked]))
+        why = result.numbers.get(f"preselected/{image.name}")
+        if why:
+            st.caption(why)
+        (b, pb), (a, pa) = result.numbers[f"before/{image.name}"], result.numbers[f"after/{image.name}"]
+        verdict = "**the prediction changes**" if a != b else "the prediction stays the same"
+        st.markdown(f"Original: **{b}** ({pct(pb)}) → knocked out: **{a}** ({pct(pa)}): {verdict}.")
+        show_panel(result.panels[[im.name for im in images].index(image.name)], "ko_image")
     else:
-        st.info("Pick an image in the sidebar to see how its prediction changes.")
+        st.info(K.NO_IMAGE)
     st.subheader("Reference-set accuracy with each block knocked out")
-    if ctx.random_weights:
-        st.info("With random weights the model's accuracy is chance whatever is knocked out, so the sweep would "
-                "measure nothing. Pick trained weights to run it.")
-        return panels
-    sweep_key = (key, folder, mode)
-    requested = st.session_state.setdefault("sweeps", set())
-    if sweep_key not in requested:
+    sweep = result.panel("knockout_sweep")
+    for note in result.notes:
+        if note == K.RANDOM_NOTE:
+            st.info(note)
+        elif note != K.NO_IMAGE:
+            st.warning(note)  # no labelled images for this model: a hint, not a failure
+    if sweep is not None:
+        show_panel(sweep, "ko_sweep")
+    elif not ctx.random_weights and not with_sweep:
         st.caption(f"Runs the reference set once per SE block ({len(blocks)} blocks); the result is cached.")
         if st.button("Run the sweep (one pass per SE block)", key="ko_run"):
             requested.add(sweep_key)
             st.rerun()
-    if sweep_key in requested:
-        try:
-            panel = get_sweep(*key, folder, mode)
-        except DatasetError as e:  # no labelled images for this model: a hint, not a failure
-            st.warning(str(e))
-        except SevisError as e:
-            st.error(str(e))
-        else:
-            show_panel(panel, "ko_sweep")
-            panels.append(panel)
-            takeaway(knockout_takeaway(panel.data, blocks))
-    return panels
+    takeaway(result.takeaway)
+    return result

@@ -2,6 +2,7 @@
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -10,19 +11,120 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from sevis.analysis.images import NamedImage, image_stem
+from sevis.analysis.images import NamedImage, default_sample_images, image_stem
 from sevis.analysis.inference import run_batch
 from sevis.analysis.knockout import Mode, knockout_overrides, knockout_sweep
 from sevis.analysis.paper import LITTLE_COST_POINTS
-from sevis.figures.plots import PALETTE, Panel, apply_layout, short_labels
 from sevis.analysis.precomputed import load_precomputed
+from sevis.analysis.reference import class_mean_excitations, reference_inputs, reference_statistics, reference_sweep
+from sevis.analysis.tour_search import FlipCount, count_flips
+from sevis.core.recorder import SEBlock, find_se_blocks
+from sevis.errors import DatasetError, SevisError
+from sevis.figures.plots import PALETTE, Panel, apply_layout, short_labels
 from sevis.figures.sentences import change, finish, listing, num, pct, rounded
-from sevis.core.recorder import SEBlock
 from sevis.models.zoo import LoadedModel
-
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "knockout"
 TITLE = "SE knock-out"
+NO_IMAGE = "Pick an image in the sidebar to see how its prediction changes."
+RANDOM_NOTE = ("With random weights the model's accuracy is chance whatever is knocked out, so the sweep would measure "
+               "nothing. Pick trained weights to run it.")
+
+
+def prepared_requests(loaded: LoadedModel) -> list[ViewRequest]:
+    """Return the requests `sevis prepare` stores: the app's preselected sample images, each mode."""
+    images = tuple(default_sample_images(loaded))
+    return [ViewRequest(images=images), ViewRequest(images=images, mode="mean")]
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None, *,
+            sweep: bool = True) -> ViewResult:
+    """Return the Knock-out view: each image's prediction with `request.knockout_blocks` knocked out (None: for
+    each image the block whose knock-out alone changes its prediction most), then the reference-set sweep and how
+    many predictions single-block knock-outs flip (FlipCount, as the Tour counts them). `sweep` False leaves out
+    the reference-set part (the app runs it on request when it is not stored).
+
+    numbers: per image, knocked_out/<image> (the blocks), preselected/<image> (why, when computed), before/<image>
+    and after/<image> ([top class, probability]); accuracy and change/<block> (the sweep); flips, flips/images,
+    flips/blocks and flips/<block>."""
+    result = ViewResult(SLUG, TITLE)
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    if not blocks:
+        result.notes.append("This model has no SE blocks to knock out.")
+        return result
+    if request.mode not in ("identity", "mean"):
+        raise SevisError(f"unknown knock-out mode {request.mode!r}; use identity or mean")
+    names = [b.name for b in blocks]
+    chosen = request.knockout_blocks or request.blocks  # `sevis export knockout --blocks` names them too
+    unknown = [b for b in chosen or () if b not in names]
+    if unknown:
+        raise SevisError(f"no SE block named {', '.join(unknown)} in {loaded.name}; blocks: {', '.join(names)}")
+    means, stats = None, None
+    if request.mode == "mean":
+        stats = reference_statistics(loaded, request.folder).stats
+        means = class_mean_excitations(stats, "all")
+    texts = []
+    for image in request.images:
+        if chosen:
+            ko = [n for n in names if n in chosen]
+        else:
+            ko, why = default_knockout(block_effects(loaded, image, names, request.mode, means))
+            result.numbers[f"preselected/{image.name}"] = why
+        res = knockout_image(loaded, image, ko, request.mode, means)
+        result.panels.append(res.panel)
+        result.numbers.update({f"knocked_out/{image.name}": ko, f"before/{image.name}": list(res.before[0]),
+                               f"after/{image.name}": list(res.after[0])})
+        texts.append(knockout_image_takeaway(res, ko, image.name if len(request.images) > 1 else None))
+    if not request.images:
+        result.notes.append(NO_IMAGE)
+    if loaded.random_weights:
+        result.notes.append(RANDOM_NOTE)
+    elif sweep:
+        try:
+            frame, source = reference_sweep(loaded, request.folder, request.mode, stats, progress)
+        except DatasetError as e:  # no labelled images for this model: a hint, not a failure
+            result.notes.append(str(e))
+        else:
+            result.panels.append(sweep_panel(frame, request.mode, source))
+            rows = frame[frame["block"] != "none"]
+            result.numbers["accuracy"] = float(frame.loc[frame["block"] == "none", "accuracy"].iloc[0])
+            result.numbers.update({f"change/{b}": float(c) for b, c in zip(rows["block"], rows["change"])})
+            flips = flip_count(loaded, request.folder, request.mode, means)
+            result.numbers.update(flips.numbers())
+            texts += [knockout_takeaway(frame, blocks), flips.sentence()]
+    result.takeaway = " ".join(t for t in texts if t) or None
+    return result
+
+
+_FLIPS: dict[tuple, FlipCount] = {}
+_FLIPS_LOCK = threading.Lock()
+
+
+def flip_count(loaded: LoadedModel, folder: str | None, mode: Mode = "identity",
+               means: Mapping[str, np.ndarray] | None = None) -> FlipCount:
+    """Return how many of the first reference images each block alone flips (tour_search.count_flips), kept per
+    model, reference set and mode in this process: it does not depend on the images or blocks picked."""
+    key = (id(loaded.model), loaded.spec, loaded.random_weights, folder, mode)
+    with _FLIPS_LOCK:
+        if key in _FLIPS:
+            return _FLIPS[key]
+    classes, batches, _, _ = reference_inputs(loaded, folder)
+    counts = count_flips(loaded, batches, [b for b, _ in find_se_blocks(loaded.model)], mode, means)
+    with _FLIPS_LOCK:
+        if len(_FLIPS) > 32:  # a handful of models per server; never grows without bound
+            _FLIPS.clear()
+        _FLIPS[key] = counts
+    return counts
+
+
+def sweep_is_stored(loaded: LoadedModel, folder: str | None, mode: Mode = "identity") -> bool:
+    """Return True when the reference-set sweep of this model and mode is read from its precomputed file (a shipped
+    model over the bundled reference set), so showing it costs nothing."""
+    if folder or loaded.random_weights:
+        return False
+    pre, _ = load_precomputed(loaded)
+    return pre is not None and mode in pre.sweeps
 
 
 @dataclass
@@ -119,18 +221,20 @@ def knockout_takeaway(sweep: pd.DataFrame, blocks: Sequence[SEBlock]) -> str | N
     return finish(text)
 
 
-def knockout_image_takeaway(result: KnockoutResult, blocks: Sequence[str]) -> str:
-    """Return what knocking `blocks` out did to this image's top class (or that it did nothing)."""
+def knockout_image_takeaway(result: KnockoutResult, blocks: Sequence[str], name: str | None = None) -> str:
+    """Return what knocking `blocks` out did to this image's top class (or that it did nothing); `name`: the image's,
+    to begin the sentence with when several images are shown."""
     (c, p), (c2, p2) = result.before[0], result.after[0]
     after_same = next((q for k, q in result.after if k == c), None)
     what = listing(list(blocks)) if blocks else "no block"
     if not blocks:
-        return finish(f"No block is knocked out, so the prediction stays {c} ({pct(p)}).")
-    if result.changed:
-        return finish(f"Knocking out {what} turns {c} ({pct(p)}) into {c2} ({pct(p2)}).")
-    q = after_same if after_same is not None else p2
-    moved = change(p, q, formatter=pct)
-    return finish(f"With {what} knocked out the image is still {c}; its probability {moved}.")
+        text = f"No block is knocked out, so the prediction stays {c} ({pct(p)})."
+    elif result.changed:
+        text = f"Knocking out {what} turns {c} ({pct(p)}) into {c2} ({pct(p2)})."
+    else:
+        q = after_same if after_same is not None else p2
+        text = f"With {what} knocked out the image is still {c}; its probability {change(p, q, formatter=pct)}."
+    return finish(f"{name}: {text[0].lower()}{text[1:]}" if name else text)
 
 
 def block_effects(loaded: LoadedModel, image: NamedImage, blocks: Sequence[str], mode: Mode = "identity",
@@ -172,7 +276,8 @@ NOTHING_CHANGES = 0.0005  # total variation below this (0.05 points): no visible
 
 def knockout_bars(sweep: pd.DataFrame, mode: str = "identity", title: str | None = None) -> go.Figure:
     """Change of reference-set accuracy (percentage points) when each SE block is knocked out alone."""
-    base = float(sweep.loc[sweep["block"] == "none", "accuracy"].iloc[0]) if (sweep["block"] == "none").any() else float("nan")
+    none = sweep["block"] == "none"
+    base = float(sweep.loc[none, "accuracy"].iloc[0]) if none.any() else float("nan")
     rows = sweep[sweep["block"] != "none"]
     change = 100.0 * rows["change"].to_numpy()
     fig = go.Figure(go.Bar(
@@ -191,7 +296,8 @@ def knockout_bars(sweep: pd.DataFrame, mode: str = "identity", title: str | None
     return apply_layout(fig, title, height=380, showlegend=False)
 
 
-def prediction_change(before: pd.DataFrame, after: pd.DataFrame, title: str = "Prediction before and after the knock-out") -> go.Figure:
+def prediction_change(before: pd.DataFrame, after: pd.DataFrame,
+                      title: str = "Prediction before and after the knock-out") -> go.Figure:
     """Grouped bars of class probabilities before and after knocking blocks out (top-k frames); long class names
     are shortened on the axis (short_labels) and shown in full on hover."""
     classes = list(dict.fromkeys(list(before["class"]) + list(after["class"])))
@@ -207,4 +313,5 @@ def prediction_change(before: pd.DataFrame, after: pd.DataFrame, title: str = "P
                          hovertemplate="%{customdata}: %{x:.2%}<extra>knocked out</extra>"))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
-    return apply_layout(fig, title, height=110 + 40 * len(classes), barmode="group", margin=dict(l=140, r=20, t=70, b=45))
+    return apply_layout(fig, title, height=110 + 40 * len(classes), barmode="group",
+                        margin=dict(l=140, r=20, t=70, b=45))
