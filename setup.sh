@@ -3,11 +3,12 @@
 #   ./setup.sh          app + CLI
 #   ./setup.sh --dev    also the test tools
 # System packages: python3-venv; chromium (static PNG/SVG/PDF export via kaleido, browser tests);
-# dataset-fashion-mnist (training, `sevis evaluate`, tests; the app ships its own reference set).
+# dataset-fashion-mnist (training, `sevis evaluate`, tests; the app ships its own reference set);
+# nginx (`sevis serve --replicas N`: the proxy in front of the app processes, run as you, not as a service).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-want=(python3-venv chromium dataset-fashion-mnist)
+want=(python3-venv chromium dataset-fashion-mnist nginx)
 missing=()
 for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
