@@ -1,6 +1,6 @@
 """Issue 17 in the app (streamlit.testing's AppTest): Fig. 6 as deviations equals a direct computation from the
 reference statistics, and each view opens on a computed default that shows something: Inside a block on the first
-block of stage 2, Channel on the channel whose class means differ most, SE knock-out on the block whose knock-out
+block of stage 2, Channel on the most class-selective channel, SE knock-out on the block whose knock-out
 changes the image's prediction most."""
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def _reference_stats(embedded):
     """The per-class statistics of the bundled reference set, computed here with the recorder (not the app's)."""
     from collections import OrderedDict
 
-    from sevis.core.statistics import ExcitationStats
     from sevis.analysis.inference import split_batches
+    from sevis.core.statistics import ExcitationStats
     blocks = [b for b, _ in find_se_blocks(embedded.model)]
     ref = embedded.reference_set()
     stats = ExcitationStats(list(ref.classes), OrderedDict((b.name, b.channels) for b in blocks))
@@ -102,15 +102,28 @@ def test_inside_a_block_opens_on_the_first_block_of_stage_2_with_its_formula(app
     assert "embedded: " in at.selectbox(key="model_kind").options[0]
 
 
-def test_channel_opens_on_the_channel_whose_class_means_differ_most(embedded):
+def _selectivity(stats, block: str) -> np.ndarray:
+    """The share of each channel's variance of s over the images that lies between class means (η²)."""
+    n = stats.count[:, None]
+    mean, std = stats.mean(block), stats.std(block)
+    grand = (n * mean).sum(0) / n.sum()
+    between = (n * (mean - grand) ** 2).sum(0)
+    return between / (between + (n * std ** 2).sum(0))
+
+
+def test_channel_opens_on_the_most_class_selective_channel(embedded):
+    """The Channel view opens on the model's most class-selective channel (the Tour's), and on a block's own when
+    the block changes (sevis.analysis.selectivity)."""
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT), "Channel")
     stats = _reference_stats(embedded)
-    block = at.selectbox(key="ch_block").value
-    assert at.number_input(key="ch_channel").value == int(np.argmax(stats.mean(block).std(0)))
+    best = max(((b, int(np.argmax(_selectivity(stats, b))), float(np.max(_selectivity(stats, b))))
+                for b in stats.blocks), key=lambda t: t[2])
+    assert (at.selectbox(key="ch_block").value, at.number_input(key="ch_channel").value) == best[:2]
+    block = best[0]
     other = [b for b in stats.blocks if b != block][3]
-    at.selectbox(key="ch_block").set_value(other)  # a new block: its own most class-dependent channel
+    at.selectbox(key="ch_block").set_value(other)  # a new block: its own most class-selective channel
     _run(at)
-    assert at.number_input(key="ch_channel").value == int(np.argmax(stats.mean(other).std(0)))
+    assert at.number_input(key="ch_channel").value == int(np.argmax(_selectivity(stats, other)))
     at.number_input(key="ch_channel").set_value(3)  # a channel typed in stays
     _run(at)
     assert at.number_input(key="ch_channel").value == 3

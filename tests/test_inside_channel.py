@@ -6,16 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from sevis import ExcitationRecorder, SevisError, find_se_blocks
-from sevis.views.channel import channel_from_point, channel_panels, most_and_least, one_channel_knockout, reference_excitations
-from sevis.analysis.inference import run_batch
-from sevis.views.inside import anatomy_panels, anatomy_takeaway
-from sevis.analysis.anatomy import block_anatomy
-from sevis.analysis.images import NamedImage, decode_uploads, sample_images
-
 from conftest import garment_png_bytes
-from sevis.analysis.images import analyse_images
+from sevis import ExcitationRecorder, SevisError, find_se_blocks
+from sevis.analysis.anatomy import block_anatomy
+from sevis.analysis.images import NamedImage, analyse_images, decode_uploads
+from sevis.analysis.inference import run_batch
 from sevis.views.architecture import architecture_takeaway
+from sevis.views.channel import (
+    channel_from_point,
+    channel_panels,
+    most_and_least,
+    one_channel_knockout,
+    reference_excitations,
+)
+from sevis.views.inside import anatomy_panels, anatomy_takeaway
 from sevis.views.knockout import knockout_takeaway
 from sevis.views.live import live_takeaway
 
@@ -154,13 +158,19 @@ def test_export_block_and_channel(embedded, tmp_path, image):
     block = _names(embedded)[-2]
     assert main(["export", "block", str(path), "--block", block, "--format", "csv", "--out", str(tmp_path / "b")]) == 0
     files = sorted(p.name for p in (tmp_path / "b").iterdir())
-    assert files == sorted(f"garment_{block}_{k}.csv" for k in ("chain", "feature_maps", "prediction", "overlay"))
+    assert files == sorted([f"garment_{block}_{k}.csv" for k in ("chain", "feature_maps", "prediction", "overlay")]
+                           + ["block_view.json"])
     assert main(["export", "channel", "--block", block, "--channel", "7", str(path), "--format", "csv", "json",
                  "--out", str(tmp_path / "c")]) == 0
     names = {p.name for p in (tmp_path / "c").iterdir()}
     assert {f"{block}_ch7_by_class.csv", f"{block}_ch7_gallery.json", f"garment_{block}_ch7_knockout.csv"} <= names
-    assert main(["export", "channel", "--block", block, "--out", str(tmp_path / "d")]) == 2  # no --channel
-    assert main(["export", "block", "--block", block, "SE_2_1", "--out", str(tmp_path / "d")]) == 2
+    # Without --channel: the block's most class-selective channel, the one the app opens on.
+    from sevis.analysis.reference import reference_statistics
+    from sevis.analysis.selectivity import most_selective_channel
+    best = most_selective_channel(reference_statistics(embedded).stats, [block]).channel
+    assert main(["export", "channel", "--block", block, "--format", "csv", "--out", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / f"{block}_ch{best}_by_class.csv").is_file()
+    assert main(["export", "block", "--block", block, "SE_2_1", "--out", str(tmp_path / "e")]) == 2
 
 
 def test_channel_view_with_few_reference_images_never_shows_one_image_as_most_and_least(embedded):
@@ -168,7 +178,7 @@ def test_channel_view_with_few_reference_images_never_shows_one_image_as_most_an
     the takeaway says what the class means and what the single images show, and they agree with the panels."""
     from collections import OrderedDict
 
-    from sevis.views.channel import ReferenceExcitations, channel_panels, default_channel, most_and_least
+    from sevis.views.channel import ReferenceExcitations, channel_panels, most_and_least
     rng = np.random.default_rng(0)
     s = rng.uniform(0, 1, (6, 4))
     ref = ReferenceExcitations(["cat", "cup", "rocket"], np.array([0, 0, 1, 1, 2, 2]),
@@ -186,5 +196,3 @@ def test_channel_view_with_few_reference_images_never_shows_one_image_as_most_an
     assert "The 3 single images that excite it most are" in result.takeaway
     assert all(f"{n} {c}" in result.takeaway for c, n in most.items())
     assert "box" in result.panels[0].caption and "single images" in result.panels[1].caption
-    spread = np.array([[s[ref.labels == k, c].mean() for k in range(3)] for c in range(4)]).std(1)
-    assert default_channel(ref, "B") == int(np.argmax(spread))

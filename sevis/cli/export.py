@@ -15,6 +15,9 @@ def request_from_args(args: argparse.Namespace, images: list):
     from sevis.views.base import ViewRequest
     blocks = tuple(args.blocks) if args.blocks else None
     one_block = args.view in ("inside", "block", "channel")
+    if one_block and blocks and len(blocks) > 1:
+        raise SevisError(f"the {args.view} view shows one block; --block names {len(blocks)} (put image files "
+                         "before --block, or after --channel)")
     return ViewRequest(images=tuple(images), classes=args.classes, blocks=None if one_block else blocks,
                        block=blocks[0] if one_block and blocks else None,
                        channels=args.channels, n=args.n, seed=args.seed, fig7_class=args.fig7_class,

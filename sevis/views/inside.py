@@ -14,15 +14,74 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sevis.analysis.anatomy import BlockAnatomy, DEFAULT_K
-from sevis.analysis.images import image_stem
-from sevis.figures.sentences import finish, is_number, num, same
+from sevis.analysis.anatomy import DEFAULT_K, BlockAnatomy, block_anatomy, chain_text
+from sevis.analysis.images import default_sample_images, image_stem
+from sevis.core.formula import block_formula
+from sevis.core.recorder import find_se_blocks
+from sevis.errors import SevisError
+from sevis.figures.overlay import overlay_panel
 from sevis.figures.plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, s_axis_range
+from sevis.figures.sentences import finish, is_number, num, same
 from sevis.figures.shared_figures import feature_map_grid, topk_bar, topk_frame
-
+from sevis.models.zoo import LoadedModel
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "inside"
 TITLE = "Inside a block"
+
+
+NO_BLOCKS = "This model has no SE blocks, so there is no block to look inside."
+MAX_K = 8  # channels each side: beyond this the feature-map grid is too small to read
+
+
+def formula_words(gate: str, act: str | None) -> str:
+    """Return the sentence naming what the block computes, with its own gate and activation."""
+    return f"This block computes s = {gate}(W₂·{act}(W₁·z))" if act else f"This block computes s = {gate}(W·z)"
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return Inside a block for the one image of request.images at request.block (None: default_block), with
+    request.n channels each side (None: DEFAULT_K): the chain z → δ(W1·z) → s, the feature maps U and U·s of the
+    highest- and lowest-s channels, the prediction, and the same channels over the image.
+
+    notes: the chain with its shapes (starts "U ("), the block's formula (starts "This block computes"), then
+    what the recorder could not read. numbers: `block`, `channels`, `k`, `top_channel`/`top_s`,
+    `bottom_channel`/`bottom_s`, `channels_below_half`, `energy_kept`, `top_class`, `top_probability`."""
+    result = ViewResult(SLUG, TITLE)
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    if not blocks:
+        result.notes.append(NO_BLOCKS)
+        return result
+    if len(request.images) != 1:
+        raise SevisError(f"the {TITLE} view needs exactly one image; {len(request.images)} were given")
+    if request.channel is not None:
+        raise SevisError(f"the {TITLE} view shows every channel of its block; one channel is the Channel view's "
+                         "(sevis export channel --block B --channel C)")
+    names = [b.name for b in blocks]
+    block = request.block or default_block(blocks)
+    if block not in names:
+        raise SevisError(f"no SE block named {block!r} in {loaded.name}; blocks: {', '.join(names)}")
+    k = DEFAULT_K if request.n is None else int(request.n)
+    if not 1 <= k <= MAX_K:
+        raise SevisError(f"the {TITLE} view shows 1 to {MAX_K} channels each side, not {k}")
+    image = request.images[0]
+    a = block_anatomy(loaded, image, block)
+    gate, act = block_formula(loaded.model, a.block)
+    result.panels = anatomy_panels(a, k, gate, act) + [overlay_panel(loaded, a, image)]
+    result.notes += [chain_text(a, gate), formula_words(gate, act), *a.notes]
+    result.takeaway = anatomy_takeaway(a, k)
+    high, low = a.extremes(k)
+    result.numbers = {"block": block, "channels": len(a.s), "k": k, "top_channel": int(high[0]),
+                      "top_s": float(a.s[high[0]]), "bottom_channel": int(low[0]), "bottom_s": float(a.s[low[0]]),
+                      "channels_below_half": int((a.s < 0.5).sum()), "energy_kept": energy_kept(a),
+                      "top_class": a.topk[0][0], "top_probability": float(a.topk[0][1])}
+    return result
+
+
+def prepared_requests(loaded: LoadedModel) -> list[ViewRequest]:
+    """Return the request `sevis prepare` stores: the app's first open, the first sample image the sidebar
+    preselects at the default block."""
+    return [ViewRequest(images=tuple(default_sample_images(loaded)[:1]))]
 
 
 def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K, gate: str = "σ", act: str | None = "δ") -> list[Panel]:
@@ -57,7 +116,7 @@ def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K, gate: str = "σ", act: s
     top = topk_frame(a.topk, a.image)
     return [
         Panel(f"{stem}_{name}_chain", f"Inside {name} for {a.image}: z, δ(W1·z) and s",
-                f"Top: the squeeze z, one average per channel of U. "
+                "Top: the squeeze z, one average per channel of U. "
                 + ("Middle: the C/r hidden units δ(W1·z) of the bottleneck. " if a.hidden is not None else "")
                 + f"Bottom: the excitation s each channel is multiplied by. Green: the {len(high)} channels with "
                 "the highest s, red: the lowest (shown as feature maps below). Click a bar to open that channel.",
@@ -147,5 +206,6 @@ def anatomy_chain(frame: pd.DataFrame, block: str, high: Sequence[int], low: Seq
         fig.update_xaxes(title_text=CHANNEL_AXIS if per_channel else "hidden unit (C/r of them)", row=i + 1, col=1)
         if q == "s":
             fig.update_yaxes(range=s_axis_range(part["value"]), row=i + 1, col=1)
-    return apply_layout(fig, title or f"Inside {block}: squeeze z, hidden δ(W1·z), excitation s", height=150 + 190 * len(quantities),
-                   showlegend=False, bargap=0.1, clickmode="event+select")
+    return apply_layout(fig, title or f"Inside {block}: squeeze z, hidden δ(W1·z), excitation s",
+                        height=150 + 190 * len(quantities),
+                        showlegend=False, bargap=0.1, clickmode="event+select")
