@@ -1,6 +1,8 @@
 """Files on disk, safely: read only regular files (a FIFO or a device never blocks a thread), and write every
 output atomically (a temporary file in the same folder, then one rename), so a stopped run leaves each file
-either as it was or whole.
+either as it was or whole. Temporary files are named `.NAME.sevis-PID-RANDOM.part`, so the next write to the same
+folder can remove those of a run that was killed (kill -9 runs no cleanup), and are created with the mode the umask
+gives (0644 under umask 022), as any other program's output.
 
 Imports nothing heavy: the CLI and the app's sidebar use it before torch is loaded.
 """
@@ -10,7 +12,7 @@ import contextlib
 import os
 import stat
 import re
-import tempfile
+import secrets
 import unicodedata
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -76,15 +78,61 @@ def read_regular(path: str | os.PathLike, limit: int, label: str | None = None,
     return data
 
 
+_PART = re.compile(r"^\.(?P<name>.+)\.sevis-(?P<pid>\d+)-[0-9a-f]{8}\.part$")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Return whether process `pid` exists (another user's counts: kill says permission denied)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_parts(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Remove the temporary files that killed sevis runs left in `folder` (only those of `name` when given): the
+    `.NAME.sevis-PID-RANDOM.part` files whose process no longer exists. Return the paths removed; a running
+    export's temporary files are left alone."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _PART.match(entry.name)
+        if not m or (name is not None and m["name"] != name[:80]) or _pid_alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _new_part(path: Path) -> Path:
+    """Create and return an empty temporary file beside `path`, exclusively, without following a link, with the
+    mode the umask gives (os.open's 0o666 less the umask: 0644 under 022; mkstemp would force 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = path.parent / f".{path.name[:80]}.sevis-{os.getpid()}-{secrets.token_hex(4)}.part"
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in `path`'s folder to write to; on success it replaces `path` in one rename, on
-    any failure it is removed and `path` is left as it was."""
+    any failure it is removed and `path` is left as it was. Leftovers of a killed earlier write of `path` go first."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    remove_stale_parts(path.parent, path.name)
+    tmp = _new_part(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -340,6 +340,66 @@ def test_an_export_stopped_half_way_leaves_every_file_whole(tmp_path, capsys, mo
     assert sum(files[n] == complete[n] for n in files) == 1  # the first file was replaced whole, the rest kept
 
 
+_KILLED_EXPORT = """
+import os, sys, time
+from pathlib import Path
+real = Path.write_bytes
+calls = []
+
+def stall_half_way(self, data, *args, **kwargs):  # the second file: half written, then the process is killed
+    calls.append(self)
+    if len(calls) == 2:
+        real(self, data[: len(data) // 2], *args, **kwargs)
+        print("half", flush=True)
+        time.sleep(600)
+    return real(self, data, *args, **kwargs)
+
+Path.write_bytes = stall_half_way
+from sevis.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_export_killed_with_sigkill_leaves_no_part_file_after_the_next_export(tmp_path, capsys):
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "figs"
+    args = [*ARCH_EXPORT, "--out", str(out)]
+    old = os.umask(0o022)
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _KILLED_EXPORT, *args], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert "half\n" in iter(proc.stdout.readline, "")  # the second file is half written into its .part
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        left = [p.name for p in out.iterdir() if p.name.endswith(".part")]
+        assert len(left) == 1 and left[0].startswith(".") and f".sevis-{proc.pid}-" in left[0], left
+        (out / ".notes.csv.sevis-1-0123abcd.part").write_text("a .part of a running process (pid 1)")
+        rc, _ = _cli([*args, "--force"], capsys)
+    finally:
+        os.umask(old)
+    assert rc == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert [n for n in names if n.endswith(".part")] == [".notes.csv.sevis-1-0123abcd.part"], names  # pid 1 lives
+    exported = [out / n for n in names if not n.startswith(".")]
+    assert exported and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in exported), \
+        [(p.name, oct(p.stat().st_mode)) for p in exported]
+
+
+def test_exported_files_take_their_mode_from_the_umask(tmp_path, capsys):
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        old = os.umask(umask)
+        try:
+            rc, _ = _cli([*ARCH_EXPORT, "--out", str(tmp_path / oct(umask))], capsys)
+            written = write_atomic(tmp_path / f"table{umask}.csv", "a,b\n")
+        finally:
+            os.umask(old)
+        assert rc == 0
+        files = [*(tmp_path / oct(umask)).iterdir(), written]
+        assert len(files) > 1 and {stat.S_IMODE(p.stat().st_mode) for p in files} == {mode}, oct(umask)
+
+
 def test_excite_never_truncates_an_existing_csv(tmp_path, capsys, monkeypatch):
     import pandas as pd
     image = tmp_path / "x.png"

@@ -348,11 +348,11 @@ def write_panels(panels: Sequence[Panel], out_dir: str | os.PathLike, formats: I
 
     Only sanitised file names are joined to `out_dir`. With pack=True a teaching-pack zip is written as well.
     Each file is written atomically (a temporary file beside it, then one rename), so an export stopped half-way
-    leaves every file whole: new, or as it was. Without `force`, an export that would replace files stops
-    before rendering anything, naming them. Raises ExportError when a requested static format cannot be made
-    (the others are still written).
+    leaves every file whole: new, or as it was; temporary files a killed export left here are removed first.
+    Without `force`, an export that would replace files stops before rendering anything, naming them. Raises
+    ExportError when a requested static format cannot be made (the others are still written).
     """
-    from sevis.files import existing, write_atomic
+    from sevis.files import existing, remove_stale_parts, write_atomic
     out = Path(out_dir)
     formats = list(formats)
     taken = existing([out / n for n in export_file_names(panels, formats, prefix, pack, view)])
@@ -364,6 +364,7 @@ def write_panels(panels: Sequence[Panel], out_dir: str | os.PathLike, formats: I
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExportError(f"cannot create output folder {out}: {e.strerror or e}") from None
+    remove_stale_parts(out)  # what an export killed half-way (kill -9 runs no cleanup) left in this folder
     files, notes = _render_files(panels, formats, prefix)
     written = []
     for name, data in files.items():
