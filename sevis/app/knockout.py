@@ -79,7 +79,7 @@ def render(ctx: Context) -> ViewResult | None:
         st.markdown(f"Original: **{b}** ({pct(pb)}) → knocked out: **{a}** ({pct(pa)}): {verdict}.")
         show_panel(result.panels[[im.name for im in images].index(image.name)], "ko_image")
     else:
-        st.info(K.NO_IMAGE)
+        st.info("Pick an image in the sidebar to see how its prediction changes.")
     st.subheader("Reference-set accuracy with each block knocked out")
     sweep = result.panel("knockout_sweep")
     for note in result.notes:

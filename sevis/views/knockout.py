@@ -27,7 +27,8 @@ from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "knockout"
 TITLE = "SE knock-out"
-NO_IMAGE = "Pick an image in the sidebar to see how its prediction changes."
+NO_IMAGE = ("No image was given, so only the reference-set sweep is shown; name image files (in the app: pick "
+            "images in the sidebar) to see how a prediction changes.")
 RANDOM_NOTE = ("With random weights the model's accuracy is chance whatever is knocked out, so the sweep would measure "
                "nothing. Pick trained weights to run it.")
 
