@@ -362,6 +362,32 @@ def test_sevis_export_ablations_writes_table_and_pair(tmp_path, capsys):
     assert set(pd.read_csv(tmp_path / "ablation_depth_profiles.csv")["variant"]) == {"baseline"}
     out = capsys.readouterr().out
     assert "takeaway: plain scores" in out and "plain 0" in out
+    # what the grid says is part of the view's result: printed, in the view's JSON and in the app's list
+    view = json.loads((tmp_path / "ablations_view.json").read_text())
+    findings = A.grid_findings(A.summary())
+    assert findings and [n.removeprefix("What the grid says: ") for n in view["notes"]
+                         if n.startswith("What the grid says: ")] == findings
+    assert f"note: What the grid says: {findings[0]}" in out
+    assert view["numbers"]["pair_difference"] == pytest.approx(view["numbers"]["accuracy/plain"]
+                                                               - view["numbers"]["accuracy/baseline"], abs=0.006)
+
+
+def test_the_ablations_result_opens_on_the_default_pair_and_refuses_bad_requests():
+    from sevis.errors import SevisError
+    from sevis.names import DEFAULT_ABLATION_PAIR
+    from sevis.views import ablations as L
+    from sevis.views.base import ViewRequest
+    embedded = load_model("embedded")
+    default = L.compute(embedded, ViewRequest())
+    a, b = DEFAULT_ABLATION_PAIR
+    assert [p.key for p in default.panels] == ["ablation_table", "ablation_deltas", f"fig6_{a}", f"fig6_{b}",
+                                               "ablation_depth_profiles", "ablation_knockouts"]
+    assert default.takeaway == L.pair_takeaway(A.summary(), L.load_variant(a), L.load_variant(b))
+    assert L.compute(embedded, ViewRequest(pair=DEFAULT_ABLATION_PAIR)).numbers == default.numbers
+    with pytest.raises(SevisError, match="unknown ablation variant 'r3'"):
+        L.compute(embedded, ViewRequest(pair=("baseline", "r3")))
+    with pytest.raises(SevisError, match="unknown class"):
+        L.compute(embedded, ViewRequest(classes=("Cat",)))
 
 
 @pytest.mark.app

@@ -342,9 +342,33 @@ def test_sevis_export_families_writes_the_table_profiles_fig6_and_check(tmp_path
     assert len(check) == 9 and set(check["verdict"]) <= {"ok", "ok (the same s for every image)"}
     profiles = pd.read_csv(tmp_path / "architectures_depth_profiles.csv")
     assert set(profiles["model"]) == {"se-inception", "se-resnext", "se-mobilenet", "se-vgg"}
-    from sevis.views.families import families_panels
-    panels, takeaway = families_panels("se-vgg")
-    assert takeaway.startswith("On 4 architectures with two seeds each, SE") and panels[0].caption.endswith(takeaway)
+    view = json.loads((tmp_path / "families_view.json").read_text())  # the ViewResult the app renders too
+    assert view["takeaway"].startswith("On 4 architectures with two seeds each, SE")
+    assert f"takeaway: {view['takeaway']}" in capsys.readouterr().out
+    assert "Is every SE block wired in? (se-vgg)" in view["panels"]
+    assert view["numbers"]["delta/vgg"] == pytest.approx(float(table.set_index("family").at["vgg", "delta"]))
+
+
+def test_the_architectures_result_opens_on_the_first_se_run_and_takes_a_run_and_classes():
+    from sevis.errors import SevisError
+    from sevis.views.base import ViewRequest
+    from sevis.views.families import compute
+    embedded = load_model("embedded")
+    default = compute(embedded, ViewRequest())
+    keys = [p.key for p in default.panels]
+    assert keys == ["architectures_table", "architectures_delta", "architectures_depth_profiles",
+                    "fig6_se-inception", "check_se-inception"]
+    assert set(default.panel("fig6_se-inception").data["class"]) == {"Trouser", "Sneaker", "Bag", "Coat", "all"}
+    # a family model picked as the model opens on itself; --run and --classes choose; a plain twin has no Fig. 6
+    assert compute(load_model("family:se-vgg"), ViewRequest()).panels[3].key == "fig6_se-vgg"
+    plain = compute(embedded, ViewRequest(run="vgg", classes=("Bag", "Sandal")))
+    assert [p.key for p in plain.panels][3:] == ["check_vgg"]
+    assert "vgg has no SE blocks (the plain twin): no excitations to plot." in plain.notes
+    assert plain.takeaway == default.takeaway  # the takeaway is about the grid, not the run shown
+    with pytest.raises(SevisError, match="unknown architecture run 'resnet'"):
+        compute(embedded, ViewRequest(run="resnet"))
+    with pytest.raises(SevisError, match="unknown class"):
+        compute(embedded, ViewRequest(classes=("Cat",)))
 
 
 @pytest.mark.app

@@ -65,6 +65,35 @@ def test_emergence_and_takeaway_are_computed_from_the_snapshots(history):
     assert set(fig6["class"]) == {"Trouser", "Bag", "all"}
 
 
+@pytest.mark.slow
+def test_the_views_result_holds_every_snapshot_and_states_its_numbers(history):
+    from sevis.errors import SevisError
+    from sevis.views.base import ViewRequest
+    from sevis.views.training import compute
+    embedded = load_model("embedded")
+    result = compute(embedded, ViewRequest())
+    keys = [p.key for p in result.panels]
+    assert keys == ["training_accuracy", "training_emergence", "training_emergence_table"] + [
+        f"training_{what}_epoch_{e:03d}" for e in EPOCHS for what in ("fig6", "depth")]
+    for snap in history.snapshots:  # the fixture measured these two snapshots on its own
+        assert result.numbers[f"accuracy/epoch_{snap.epoch}"] == pytest.approx(snap.accuracy, abs=1e-12)
+        assert f"{snap.accuracy:.1%} at epoch {snap.epoch}" in result.takeaway
+    assert {v for k, v in result.numbers.items() if k.startswith("class_specific_from_epoch/")} <= set(EPOCHS) | {None}
+    # a snapshot model opens on its base's snapshots; another model on the default's, with a note saying so
+    assert compute(load_model(f"embedded@{EPOCHS[0]}"), ViewRequest()).numbers == result.numbers
+    picked = compute(embedded, ViewRequest(classes=("Bag", "Sandal"), blocks=("SE_5_1",)))
+    fig6 = picked.panel(f"training_fig6_epoch_{EPOCHS[-1]:03d}").data
+    assert set(fig6["class"]) == {"Bag", "Sandal", "all"} and set(fig6["block"]) == {"SE_5_1"}
+    with pytest.raises(SevisError, match="unknown class"):
+        compute(embedded, ViewRequest(blocks=("SE_9_9",)))
+    one = compute(embedded, ViewRequest(epoch=EPOCHS[0]))  # the app's slider on one snapshot: that one alone
+    assert [p.key for p in one.panels] == keys[:3] + [f"training_fig6_epoch_{EPOCHS[0]:03d}",
+                                                      f"training_depth_epoch_{EPOCHS[0]:03d}"]
+    assert one.panels[3].title == result.panel(f"training_fig6_epoch_{EPOCHS[0]:03d}").title
+    with pytest.raises(SevisError, match="no snapshot after epoch 999"):
+        compute(embedded, ViewRequest(epoch=999))
+
+
 def _training_page() -> None:
     """The Training view as the app shows it, with the default model picked."""
     from sevis import find_se_blocks

@@ -5,81 +5,62 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
-from sevis.train.family_grid import summary
-from sevis.names import FAMILY_RUNS, fig6_default_classes, trained_families
-from sevis.figures.plots import Panel
+from sevis.app.common import Context, download_menu, intro, show_panel, takeaway, unless_default, view_result
+from sevis.names import fig6_default_classes, trained_families
 from sevis.views import families as F
-
-from sevis.app.common import download_menu, intro, show_panel, takeaway
-
-from sevis.views.families import SLUG, TITLE
+from sevis.views.base import ViewRequest, ViewResult
+from sevis.views.families import SLUG, TITLE  # noqa: F401 (TITLE: the page's tab)
 
 
-@st.cache_data(show_spinner="Reading the architecture cards…", max_entries=2)
-def get_summary(stamp: tuple):
-    """Return the summary of the trained runs (`stamp`: their names, so a new run refreshes it)."""
-    return summary()
-
-
-@st.cache_resource(show_spinner="Measuring the model over the reference set…", max_entries=8)
-def get_family_model(name: str) -> F.FamilyModel:
-    """Return a trained family run with its reference statistics (shared by every session)."""
-    return F.load_family_model(name)
-
-
-@st.cache_data(show_spinner="Checking every SE block…", max_entries=16)
-def get_check(name: str, stamp: tuple) -> tuple[Panel, str]:
-    return F.check_panel(get_family_model(name))
-
-
-def render(ctx) -> list[Panel]:
-    """Show the Architectures view; return its panels. It reads the trained families whatever the sidebar holds."""
+def render(ctx: Context) -> ViewResult | None:
+    """Show the Architectures view; return its result (None when it shows a message instead). It reads the trained
+    families whatever the sidebar holds (a family run picked there opens as the run below)."""
     intro("SE is a drop-in unit: the paper puts it into Inception, ResNeXt, VGG and MobileNet too (Tables 2-3). Here "
           "each of them is trained small, with and without SE, on the same schedule and two seeds. The table sets "
           "our gains beside the paper's; below, the depth profiles of every family and Fig. 6 of one.")
     trained = trained_families()
     if not trained:
-        st.info("No architecture model is trained yet. `sevis family` trains them (16 runs, about 40 minutes on two "
-                "CPU cores) into pretrained/families/.")
-        return []
-    table = get_summary(tuple(trained))
-    panels = [F.table_panel(table), F.delta_panel(table)]
-    st.markdown(f"**{panels[0].title}**")
-    st.dataframe(F.display_table(panels[0].data), hide_index=True, width="stretch",
-                 column_config={"paper's row": st.column_config.TextColumn(width="medium")})
-    st.caption(panels[0].caption)
-    download_menu(panels[0], "fam_table")
-    show_panel(panels[1], "fam_delta")
-    missing = [n for n in FAMILY_RUNS if n not in trained]
-    if missing:
-        st.caption(f"Not trained yet: {', '.join(missing)} (`sevis family` continues where it stopped).")
-    runs = F.se_runs(table)
-    if runs:
-        profiles = F.profiles_panel({n: F.card_measures(n) for n in runs})
-        show_panel(profiles, "fam_profiles")
-        panels.append(profiles)
+        st.info(F.NOT_TRAINED)
+        return None
+    head = st.container()  # the table, gains and profiles, above the pickers that choose the request
     c1, c2 = st.columns([1, 2])
+    default_run = F.default_run(ctx.loaded, trained)
     run = c1.selectbox("Architecture for Fig. 6 and the check", trained, key="fam_run",
-                       index=trained.index(runs[0]) if runs else 0)
+                       index=trained.index(default_run))
+    classes = F.run_classes(run)
+    default_classes = fig6_default_classes(classes)
+    picked = c2.multiselect("Classes", classes, default=default_classes, key="fam_classes")
+    # Without classes Fig. 6 is not drawn, but the rest is: the default classes' result holds it.
+    request = ViewRequest(run=unless_default(run, default_run),
+                          classes=unless_default(picked, default_classes) if picked else None)
     try:
-        fm = get_family_model(run)
+        result = view_result(ctx, SLUG, request)
     except SevisError as e:
         st.error(str(e))
-        return panels
-    classes = fm.ref.stats.classes
-    picked = c2.multiselect("Classes", classes, default=fig6_default_classes(classes), key="fam_classes")
-    fig = F.fig6_panel(fm, picked) if picked else None
+        return None
+    with head:
+        table = result.panel("architectures_table")
+        st.markdown(f"**{table.title}**")
+        st.dataframe(F.display_table(table.data), hide_index=True, width="stretch",
+                     column_config={"paper's row": st.column_config.TextColumn(width="medium")})
+        st.caption(table.caption)
+        download_menu(table, "fam_table")
+        show_panel(result.panel("architectures_delta"), "fam_delta")
+        for note in result.notes:
+            if note.startswith("Not trained yet"):
+                st.caption(note)
+        if result.panel("architectures_depth_profiles") is not None:
+            show_panel(result.panel("architectures_depth_profiles"), "fam_profiles")
+    fig = result.panel(f"fig6_{run}")
     if not picked:
         st.info("Choose at least one class.")
     elif fig is None:
         st.info(f"{run} has no SE blocks (the plain twin): no excitations to plot.")
     else:
         show_panel(fig, f"fam_fig6_{run}")
-        panels.append(fig)
-    check, sentence = get_check(run, tuple(trained))
+    check = result.panel(f"check_{run}")
     st.markdown(f"**{check.title}**")
     st.dataframe(check.data, hide_index=True, width="stretch")
     st.caption(check.caption)
-    panels.append(check)
-    takeaway(F.families_takeaway(table))
-    return panels
+    takeaway(result.takeaway)
+    return result

@@ -15,19 +15,19 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sevis.train.ablations import NOISE_SEEDS, comparison_table, noise_floor, summary, weights_file
-from sevis.core.statistics import ExcitationStats
-from sevis.models.checkpoint import read_card
-from sevis.errors import ModelError
-from sevis.names import ABLATIONS, fig6_default_classes
 from sevis.analysis.paper import CONSTANT_SPREAD
-from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.analysis.reference import ReferenceStats, paper_blocks
 from sevis.core.recorder import find_se_blocks
+from sevis.core.statistics import ExcitationStats
+from sevis.errors import ModelError, SevisError
+from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
 from sevis.figures.sentences import difference, finish, rounded
-from sevis.analysis.reference import ReferenceStats, paper_blocks, reference_statistics
 from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
-from sevis.models.zoo import LoadedModel, load_checkpoint
-
+from sevis.models.zoo import LoadedModel
+from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR, fig6_default_classes, trained_ablations
+from sevis.train.ablations import NOISE_SEEDS, comparison_table, grid_findings, noise_floor, summary, weights_file
+from sevis.train.runs import card_classes, load_trained_run
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "ablations"
 TITLE = "Ablations"
@@ -48,18 +48,14 @@ class Variant:
     gate: pd.DataFrame  # gate_facts over the reference set
 
 
-def load_variant(name: str, out_dir: str | Path | None = None) -> Variant:
-    """Return variant `name` with its reference-set statistics, its card's measures and its gate facts."""
-    path = weights_file(name, out_dir)
-    if not path.exists():
-        raise ModelError(f"the ablation {name} is not trained yet: run `sevis ablate --variants {name}`")
-    loaded = load_checkpoint(path)
-    loaded.spec = f"ablation:{name}"
-    card = read_card(path)
-    rows = (card.get("evaluation") or {}).get("excitation") or []
+def load_variant(name: str, out_dir: str | Path | None = None, progress: Progress | None = None) -> Variant:
+    """Return variant `name` with its reference-set statistics, its card's measures and its gate facts (the trained
+    run is measured once per process: sevis.train.runs)."""
+    run = load_trained_run(name, weights_file(name, out_dir), f"ablation:{name}",
+                           f"the ablation {name} is not trained yet: run `sevis ablate --variants {name}`", progress)
+    rows = (run.card.get("evaluation") or {}).get("excitation") or []
     measures = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["block"])
-    reference = reference_statistics(loaded)
-    return Variant(name, loaded, reference, measures, gate_facts(reference.stats))
+    return Variant(name, run.loaded, run.ref, measures, gate_facts(run.ref.stats))
 
 
 def gate_facts(stats: ExcitationStats) -> pd.DataFrame:
@@ -241,15 +237,91 @@ def pair_takeaway(table: pd.DataFrame, a: Variant, b: Variant) -> str | None:
     return finish(" ".join(parts), capitalise=False)
 
 
-def lab_panels(a: str, b: str, classes: list[str] | None = None, out_dir: str | Path | None = None) -> tuple[list[Panel], str | None]:
-    """Return every panel of the Ablations view for variants `a` and `b`, and its takeaway (`sevis export
-    ablations`)."""
-    table = summary(out_dir)
-    if table.empty:
-        raise ModelError("no ablation variant is trained yet: run `sevis ablate`")
-    va, vb = load_variant(a, out_dir), load_variant(b, out_dir)
-    panels = [table_panel(table), deltas_panel(table)] + [p for p in pair_panels(va, vb, classes) if p is not None]
-    return panels, pair_takeaway(table, va, vb)
+FINDING = "What the grid says: "  # the notes that carry sevis.train.ablations.grid_findings, one finding each
+NOT_TRAINED = ("No ablation variant is trained yet. `sevis ablate` trains them (about 5 minutes each on one CPU core) "
+               "into pretrained/ablations/.")
+NO_FLOOR = ("The noise floor needs the baseline's extra seeds (`sevis ablate --variants {seeds}`); until then no "
+            "difference can be called real.")
+
+
+def default_pair(trained: list[str]) -> tuple[str, str]:
+    """Return the pair the view opens with among the `trained` variants: DEFAULT_ABLATION_PAIR where trained, else
+    the first trained ones (the app's selectboxes start on it)."""
+    a = DEFAULT_ABLATION_PAIR[0] if DEFAULT_ABLATION_PAIR[0] in trained else trained[0]
+    others = [n for n in trained if n != a] or trained
+    return a, DEFAULT_ABLATION_PAIR[1] if DEFAULT_ABLATION_PAIR[1] in others else others[0]
+
+
+def variant_classes(name: str) -> list[str]:
+    """Return the classes variant `name` knows (the app's class picker), read from its card."""
+    return card_classes(weights_file(name))
+
+
+def note_kind(note: str) -> str:
+    """Return how the app shows a note of this view: "finding" (What the grid says), "warning" (stale variants, no
+    noise floor) or "caption"."""
+    if note.startswith(FINDING):
+        return "finding"
+    if note.startswith("The noise floor needs") or "were trained before the fix" in note:
+        return "warning"
+    return "caption"
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return the Ablations view: the paper's ablation table beside ours, the accuracy changes, what the grid says
+    (notes starting with FINDING), and the pair `request.pair` (default: default_pair) side by side: Fig. 6 of each
+    at the same blocks and `request.classes`, their depth profiles, knock-out sweeps and a computed takeaway. It
+    compares the trained variants, whatever model `loaded` is.
+
+    numbers: per variant the table's accuracy (`accuracy/<variant>`, %, the baseline's seed mean), its change
+    against the baseline (`delta/<variant>`, points) and SE's extra parameters (`se_extra/<variant>`, %); the noise
+    floor (`noise_floor`, points; `noise_floor_seeds`); the pair's accuracy difference (`pair_difference`, points,
+    B − A as the takeaway states it)."""
+    result = ViewResult(SLUG, TITLE)
+    trained = trained_ablations()
+    table = summary()
+    if not trained or table.empty:
+        result.notes.append(NOT_TRAINED)
+        return result
+    a, b = request.pair or default_pair(trained)
+    for name in (a, b):
+        if name not in ABLATIONS:
+            raise SevisError(f"unknown ablation variant {name!r}; known: {', '.join(ABLATIONS)}")
+        if name not in trained:
+            raise ModelError(f"the ablation {name} is not trained yet: run `sevis ablate --variants {name}`; "
+                             f"trained: {', '.join(trained)}")
+    result.panels = [table_panel(table), deltas_panel(table)]
+    stale = stale_note(table)
+    result.notes += ([stale] if stale else []) + [FINDING + line for line in grid_findings(table)]
+    missing = [n for n in ABLATIONS if n not in trained]
+    if missing:
+        result.notes.append(f"Not trained yet: {', '.join(missing)} (`sevis ablate` continues where it stopped).")
+    floor = noise_floor(table)
+    if floor["range"] is None:
+        result.notes.append(NO_FLOOR.format(seeds=" ".join(NOISE_SEEDS[1:])))
+    cmp = result.panels[0].data
+    for _, row in cmp.iterrows():
+        for col in ("accuracy", "delta", "se_extra"):
+            if row[col] is not None and row[col] == row[col]:
+                result.numbers[f"{col}/{row['variant']}"] = float(row[col])
+    if floor["range"] is not None:
+        result.numbers.update(noise_floor=round(100 * float(floor["range"]), 2), noise_floor_seeds=int(floor["seeds"]))
+    step = (lambda lo: (lambda f: progress(lo + f / 2))) if progress else (lambda lo: None)
+    va, vb = load_variant(a, progress=step(0.0)), load_variant(b, progress=step(0.5))
+    classes = list(request.classes) if request.classes else fig6_default_classes(va.ref.stats.classes)
+    unknown = [c for c in classes if c not in va.ref.stats.classes]
+    if unknown:
+        raise SevisError(f"unknown class(es) {', '.join(unknown)}; classes: {', '.join(va.ref.stats.classes)}")
+    pair = pair_panels(va, vb, classes)
+    for panel, v in zip(pair[:2], (va, vb)):
+        if panel is None:
+            result.notes.append(f"{v.name} has no SE blocks: no excitations to plot.")
+    result.panels += [p for p in pair if p is not None]
+    result.takeaway = pair_takeaway(table, va, vb)
+    shown = {v: result.numbers.get(f"accuracy/{v}") for v in (a, b)}
+    if None not in shown.values():
+        result.numbers["pair_difference"] = round(shown[b] - shown[a], 2)
+    return result
 
 
 def ablation_deltas(table: pd.DataFrame, seeds: int,

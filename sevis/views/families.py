@@ -7,7 +7,7 @@ takeaway. The table and the profiles come from the cards `sevis family` wrote; F
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +16,18 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from sevis.analysis.check import check_loaded, check_summary
-from sevis.models.checkpoint import read_card
-from sevis.errors import ModelError
-from sevis.models.families import FAMILY_TITLES
-from sevis.train.family_grid import PAPER_ROWS, architecture_table, summary, weights_file
-from sevis.names import FAMILY_RUNS, fig6_default_classes
-from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.analysis.reference import ReferenceStats, paper_blocks
 from sevis.core.recorder import find_se_blocks
-from sevis.analysis.reference import ReferenceStats, paper_blocks, reference_statistics
+from sevis.errors import ModelError, SevisError
+from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
 from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
-from sevis.models.zoo import LoadedModel, load_checkpoint
-
+from sevis.models.checkpoint import read_card
+from sevis.models.families import FAMILY_TITLES
+from sevis.models.zoo import LoadedModel
+from sevis.names import FAMILY_RUNS, fig6_default_classes, trained_families
+from sevis.train.family_grid import PAPER_ROWS, architecture_table, summary, weights_file
+from sevis.train.runs import card_classes, load_trained_run
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "architectures"
 TITLE = "Architectures"
@@ -50,14 +51,27 @@ def se_runs(table: pd.DataFrame) -> list[str]:
     return [n for n in table["name"] if FAMILY_RUNS[n]["se"] and FAMILY_RUNS[n]["seed"] == 0] if len(table) else []
 
 
-def load_family_model(name: str, out_dir: str | Path | None = None) -> FamilyModel:
-    """Return trained run `name` with its reference-set statistics."""
-    path = weights_file(name, out_dir)
-    if not path.exists():
-        raise ModelError(f"the architecture model {name} is not trained yet: run `sevis family --models {name}`")
-    loaded = load_checkpoint(path)
-    loaded.spec = f"family:{name}"
-    return FamilyModel(name, loaded, reference_statistics(loaded))
+def load_family_model(name: str, out_dir: str | Path | None = None, progress: Progress | None = None) -> FamilyModel:
+    """Return trained run `name` with its reference-set statistics (measured once per process: sevis.train.runs)."""
+    run = load_trained_run(name, weights_file(name, out_dir), f"family:{name}",
+                           f"the architecture model {name} is not trained yet: run `sevis family --models {name}`",
+                           progress)
+    return FamilyModel(name, run.loaded, run.ref)
+
+
+def run_classes(name: str) -> list[str]:
+    """Return the classes run `name` knows (the app's class picker), read from its card."""
+    return card_classes(weights_file(name))
+
+
+def default_run(loaded: LoadedModel, trained: list[str]) -> str:
+    """Return the run whose Fig. 6 and check the view opens with: the model itself when it is a trained family run
+    (family:<run>), else the first trained SE run of seed 0, else the first trained run."""
+    own = loaded.spec.partition(":")[2] if str(loaded.spec).startswith("family:") else None
+    if own in trained:
+        return own
+    runs = [n for n in trained if FAMILY_RUNS[n]["se"] and FAMILY_RUNS[n]["seed"] == 0]
+    return (runs or trained)[0]
 
 
 def card_measures(name: str, out_dir: str | Path | None = None) -> pd.DataFrame:
@@ -253,26 +267,61 @@ def families_takeaway(table: pd.DataFrame, out_dir: str | Path | None = None) ->
     return " ".join(parts)
 
 
-def families_panels(run: str | None = None, classes: list[str] | None = None,
-                    out_dir: str | Path | None = None) -> tuple[list[Panel], str | None]:
-    """Return every panel of the Architectures view (the table, the gains, the depth profiles, Fig. 6 and the check
-    of `run`, default the first SE run) and its takeaway, also appended to the table's caption (`sevis export
-    families`)."""
-    table = summary(out_dir)
-    if table.empty:
-        raise ModelError("no architecture model is trained yet: run `sevis family`")
-    runs = se_runs(table)
-    run = run or (runs[0] if runs else table["name"].iloc[0])
-    if run not in set(table["name"]):
-        raise ModelError(f"{run} is not trained; trained: {', '.join(table['name'])}")
-    panels = [table_panel(table), delta_panel(table), profiles_panel({n: card_measures(n, out_dir) for n in runs})]
-    fm = load_family_model(run, out_dir)
-    fig = fig6_panel(fm, classes or fig6_default_classes(fm.ref.stats.classes))
-    if fig is not None:
-        panels.append(fig)
-    panels.append(check_panel(fm)[0])
-    takeaway = families_takeaway(table, out_dir)
-    if takeaway:  # exported captions carry it too (the teaching pack's README)
-        panels[0] = replace(panels[0], caption=f"{panels[0].caption} Takeaway: {takeaway}")
-    return panels, takeaway
+NOT_TRAINED = ("No architecture model is trained yet. `sevis family` trains them (16 runs, about 40 minutes on two "
+               "CPU cores) into pretrained/families/.")
+_CHECKS: dict[tuple, tuple[Panel, str]] = {}  # (run, its weights' mtime) -> the check: it runs the model 100 times
 
+
+def _check(fm: FamilyModel, out_dir: str | Path | None = None) -> Panel:
+    path = weights_file(fm.name, out_dir)
+    key = (str(path), path.stat().st_mtime_ns)
+    if key not in _CHECKS:
+        _CHECKS[key] = check_panel(fm)
+    return _CHECKS[key][0]
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return the Architectures view: our SE-vs-plain table beside the paper's rows, SE's gain per architecture,
+    the depth profiles of every SE family, and Fig. 6 (at `request.classes`) and the `sevis check` table of
+    `request.run` (default: default_run), with a computed takeaway. It reads the trained runs, whatever model
+    `loaded` is (a family run picked as the model is the default run).
+
+    numbers: per family the SE and plain accuracy (`se_accuracy/<family>`, `plain_accuracy/<family>`, %), SE − plain
+    (`delta/<family>`, points), the noise floor (`noise_floor/<family>`), SE's extra parameters (`se_extra/<family>`,
+    %) and CPU time (`time_change/<family>`, %)."""
+    result = ViewResult(SLUG, TITLE)
+    trained = trained_families()
+    table = summary()
+    if not trained or table.empty:
+        result.notes.append(NOT_TRAINED)
+        return result
+    run = request.run or default_run(loaded, trained)
+    if run not in FAMILY_RUNS:
+        raise SevisError(f"unknown architecture run {run!r}; known: {', '.join(FAMILY_RUNS)}")
+    if run not in trained:
+        raise ModelError(f"{run} is not trained; trained: {', '.join(trained)}")
+    result.panels = [table_panel(table), delta_panel(table)]
+    missing = [n for n in FAMILY_RUNS if n not in trained]
+    if missing:
+        result.notes.append(f"Not trained yet: {', '.join(missing)} (`sevis family` continues where it stopped).")
+    runs = se_runs(table)
+    if runs:
+        result.panels.append(profiles_panel({n: card_measures(n) for n in runs}))
+    for _, row in result.panels[0].data.iterrows():
+        for col in ("se_accuracy", "plain_accuracy", "delta", "noise_floor", "se_extra", "time_change"):
+            value = row[col]
+            if value is not None and value == value:
+                result.numbers[f"{col}/{row['family']}"] = float(value)
+    fm = load_family_model(run, progress=progress)
+    classes = list(request.classes) if request.classes else fig6_default_classes(fm.ref.stats.classes)
+    unknown = [c for c in classes if c not in fm.ref.stats.classes]
+    if unknown:
+        raise SevisError(f"unknown class(es) {', '.join(unknown)}; classes: {', '.join(fm.ref.stats.classes)}")
+    fig = fig6_panel(fm, classes)
+    if fig is None:
+        result.notes.append(f"{run} has no SE blocks (the plain twin): no excitations to plot.")
+    else:
+        result.panels.append(fig)
+    result.panels.append(_check(fm))
+    result.takeaway = families_takeaway(table)
+    return result

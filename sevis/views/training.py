@@ -5,6 +5,7 @@ and the depth measures beside the untrained control; across snapshots, when each
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -12,16 +13,17 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from sevis.core.statistics import ExcitationStats, depth_measures
-from sevis.errors import ModelError
 from sevis.analysis.inference import collect_statistics, split_batches
 from sevis.analysis.measures import control_statistics
-from sevis.names import DEFAULT_SPEC, snapshot_epochs
-from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.analysis.reference import paper_blocks
 from sevis.core.recorder import SEBlock, find_se_blocks
+from sevis.core.statistics import ExcitationStats, depth_measures
+from sevis.errors import ModelError, SevisError
+from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
 from sevis.figures.shared_figures import class_depth_frame, depth_profile, fig6
-from sevis.models.zoo import load_model
-
+from sevis.models.zoo import LoadedModel, load_model
+from sevis.names import DEFAULT_SPEC, EMBEDDED, fig6_default_classes, snapshot_dir, snapshot_epochs
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "training"
 TITLE = "Training"
@@ -272,3 +274,78 @@ def snapshot_panels(history: TrainingHistory, epoch: int, classes: Sequence[str]
               depth_profile(snap.measures, title=f"How the excitations depend on the class after epoch {epoch}"),
               snap.measures),
     ]
+
+
+def snapshot_base(spec: str) -> str:
+    """Return the embedded model whose snapshots the view shows for model `spec`: the model itself (or the one a
+    snapshot belongs to) when it has snapshots, else the default model."""
+    name = str(spec).partition("@")[0]
+    return name if name in EMBEDDED and snapshot_epochs(name) else DEFAULT_SPEC
+
+
+_LOCK = threading.Lock()
+_HISTORIES: dict[tuple, TrainingHistory] = {}  # (base, its snapshot files and their mtimes) -> measured history
+
+
+def cached_history(base: str, progress: Progress | None = None) -> TrainingHistory:
+    """Return training_history(base) over every snapshot, measured once per process (it measures every snapshot over
+    the reference set: minutes); a new or retrained snapshot is measured afresh."""
+    files = sorted(snapshot_dir(base).glob("epoch_*.safetensors"))
+    key = (base, tuple((f.name, f.stat().st_mtime_ns) for f in files))
+    with _LOCK:
+        if key in _HISTORIES:
+            return _HISTORIES[key]
+    history = training_history(base, progress=progress)
+    with _LOCK:
+        for old in [k for k in _HISTORIES if k[0] == base]:
+            del _HISTORIES[old]
+        _HISTORIES[key] = history
+    return history
+
+
+def snapshot_choices(loaded_base: LoadedModel) -> tuple[list[str], list[str], list[str]]:
+    """Return (the classes, the SE blocks, the blocks Fig. 6 opens with) of a snapshot model (the app's pickers)."""
+    blocks = [b for b, _ in find_se_blocks(loaded_base.model)]
+    return list(loaded_base.classes), [b.name for b in blocks], paper_blocks(blocks)
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return the Training view for the snapshots of the embedded model picked (snapshot_base): accuracy at each
+    snapshot, when each block becomes class-specific (map and table), then for every snapshot (or `request.epoch`'s
+    alone) its Fig. 6 (at `request.classes` and `request.blocks`, `request.channels` / `n` / `seed` as in Class ×
+    depth: 50 evenly spaced channels by default) and its depth profile; the app shows the snapshot its slider picks.
+
+    numbers: reference-set accuracy per snapshot (`accuracy/epoch_<e>`), the test accuracy recorded when it was saved
+    (`test_accuracy/epoch_<e>`), and per block the first epoch it is class-specific (`class_specific_from_epoch/
+    <block>`, None: never) and its final class specificity (`final_class_specificity/<block>`)."""
+    result = ViewResult(SLUG, TITLE)
+    base = snapshot_base(loaded.spec)
+    if not snapshot_epochs(base):
+        result.notes.append(f"{base} has no training snapshots. Train it with `sevis train --snapshots 0 1 2 5 10 20` "
+                            "to keep them.")
+        return result
+    if base != str(loaded.spec).partition("@")[0]:
+        result.notes.append(f"{loaded.name} has no training snapshots; these are {base}'s.")
+    history = cached_history(base, progress)
+    stats = history.snapshots[-1].stats
+    classes = list(request.classes) if request.classes else fig6_default_classes(stats.classes)
+    blocks = list(request.blocks) if request.blocks else paper_blocks(history.blocks)
+    unknown = [c for c in classes if c not in stats.classes] + [b for b in blocks if b not in stats.blocks]
+    if unknown:
+        raise SevisError(f"unknown class(es) or block(s) {', '.join(unknown)}; classes: {', '.join(stats.classes)}; "
+                         f"blocks: {', '.join(stats.blocks)}")
+    if request.epoch is not None:
+        history.at(request.epoch)  # a ModelError names the snapshots there
+    result.panels = training_overview_panels(history)
+    for epoch in history.epochs if request.epoch is None else [request.epoch]:
+        result.panels += snapshot_panels(history, epoch, classes, blocks, request.channels or "uniform",
+                                         request.n or 50, request.seed)
+    result.takeaway = training_takeaway(history)
+    for s in history.snapshots:
+        result.numbers[f"accuracy/epoch_{s.epoch}"] = s.accuracy
+        result.numbers[f"test_accuracy/epoch_{s.epoch}"] = s.test_accuracy
+    for _, row in emergence(history).iterrows():
+        epoch = row["class_specific_from_epoch"]
+        result.numbers[f"class_specific_from_epoch/{row['block']}"] = int(epoch) if np.isfinite(epoch) else None
+        result.numbers[f"final_class_specificity/{row['block']}"] = float(row["final_class_specificity"])
+    return result
