@@ -3,12 +3,14 @@ excitations of each image (analyse_images).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, MutableMapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -30,25 +32,85 @@ class NamedImage:
     image: Image.Image
 
 
-def decode_uploads(files: Iterable[tuple[str, bytes]], limit: int = MAX_UPLOADS) -> tuple[list[NamedImage], list[str]]:
-    """Decode uploaded files; return the good images and one error line per bad file (the rest still work)."""
+@dataclass
+class Decoded:
+    """One upload as decode_uploads left it: the image or the sentence saying why not, and the pixels its header
+    declares (0 when it has no header Pillow reads)."""
+    image: Image.Image | None
+    error: str | None
+    pixels: int
+
+
+def header_pixels(data: bytes) -> int:
+    """Return width × height as the image header in `data` declares it, decoding nothing; 0 when Pillow reads no
+    header (open_image then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # open_image refuses bombs itself, with its own sentence
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+    except Exception:  # noqa: BLE001 any unreadable header: counted as nothing, refused by open_image
+        return 0
+    return max(int(w), 0) * max(int(h), 0)
+
+
+def decode_uploads(files: Iterable[tuple[str, bytes]], limit: int = MAX_UPLOADS,
+                   cache: MutableMapping[tuple[str, str], Decoded] | None = None,
+                   max_pixels: int | None = None) -> tuple[list[NamedImage], list[str]]:
+    """Decode uploaded files; return the good images and the error lines (one per bad file, one for all the
+    files skipped by each limit; the rest still work).
+
+    At most `limit` files are taken, counting those that fail to decode (each costs its decoding). With
+    `max_pixels`, files are taken while the pixels their headers declare add up to at most that, checked before
+    each is decoded. With `cache` (one session's, by name and content hash), a file decoded before is not decoded
+    again, and afterwards the cache holds only this batch, so it never grows past one batch."""
     good: list[NamedImage] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
+    kept: dict[tuple[str, str], Decoded] = {}
+    over_count: list[str] = []
+    over_pixels: list[str] = []
+    taken = pixels = 0
     for i, (name, data) in enumerate(files):
         label = os.path.basename(str(name or f"upload {i + 1}")) or f"upload {i + 1}"
-        if len(good) >= limit:
-            errors.append(f"{label}: skipped, at most {limit} images are analysed at once")
+        if taken >= limit:
+            over_count.append(label)
             continue
-        try:
-            img = open_image(data, name=label)
-        except ImageError as e:
-            errors.append(str(e))
+        key = (label, hashlib.sha256(data).hexdigest())
+        hit = kept.get(key) or (cache.get(key) if cache is not None else None)
+        size = hit.pixels if hit is not None else header_pixels(data)
+        if max_pixels is not None and pixels + size > max_pixels:
+            over_pixels.append(label)  # refused from its header: never decoded
+            continue
+        if hit is None:
+            try:
+                hit = Decoded(open_image(data, name=label), None, size)
+            except ImageError as e:
+                hit = Decoded(None, str(e), size)
+        kept[key] = hit
+        taken, pixels = taken + 1, pixels + size
+        if hit.image is None:
+            errors.append(hit.error or f"{label}: not an image")
             continue
         n = seen.get(label, 0)
         seen[label] = n + 1
-        good.append(NamedImage(label if n == 0 else f"{label} ({n + 1})", img))
+        good.append(NamedImage(label if n == 0 else f"{label} ({n + 1})", hit.image))
+    if over_count:
+        errors.append(f"{_few(over_count)} skipped: at most {limit} images are analysed at once (files that cannot "
+                      "be read count too)")
+    if over_pixels:
+        errors.append(f"{_few(over_pixels)} skipped: the images analysed at once may hold {max_pixels / 1e6:,.0f} "
+                      f"megapixels together, and these would pass that")
+    if cache is not None:
+        cache.clear()
+        cache.update(kept)
     return good, errors
+
+
+def _few(names: Sequence[str], shown: int = 3) -> str:
+    """Return "a.png, b.png and 4 more files" (one file: its name)."""
+    head = ", ".join(names[:shown])
+    return head if len(names) <= shown else f"{head} and {len(names) - shown} more files"
 
 
 def png_bytes(img: Image.Image) -> bytes:

@@ -7,16 +7,27 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import streamlit as st
 
-from sevis.errors import SevisError
 from sevis.data.folders import confine
-from sevis.serving.settings import check_free_model, data_roots, result_cache_bytes
-from sevis.serving.uploads import upload_store
+from sevis.errors import SevisError
+from sevis.serving.settings import (
+    batch_pixels,
+    check_free_model,
+    data_roots,
+    max_uploads,
+    result_cache_bytes,
+    upload_bytes,
+)
+from sevis.serving.uploads import return_memory, session_images, upload_store
 
 UPLOAD_NAMES = "_upload_names"  # session state: stored upload path -> the name the student gave the file
+if TYPE_CHECKING:
+    from sevis.analysis.images import NamedImage
+
+REFUSED = "_uploads_refused"  # session state: (the uploads kept, the sentence about those refused)
 
 
 def session_id() -> str:
@@ -26,13 +37,33 @@ def session_id() -> str:
     return ctx.session_id if ctx is not None else ""
 
 
+def _known_sessions(rt) -> Callable[[str], bool]:
+    """Return a test of whether the server still has a session: connected, or kept for a reconnect (Streamlit
+    keeps a closed tab's session two minutes); falls back to "connected" should Streamlit's internals move."""
+    get_info = getattr(getattr(rt, "_session_mgr", None), "get_session_info", None)
+    if get_info is None:
+        return rt.is_active_session
+    return lambda sid: get_info(sid) is not None
+
+
 def forget_ended_sessions() -> None:
-    """Release the uploads of sessions the server no longer has (closed tabs, expired sessions)."""
+    """Release what sessions the server no longer has (closed tabs, expired sessions) still hold: their uploaded
+    weights, their decoded images, and the uploaded files Streamlit itself keeps for them. Streamlit drops a
+    session's files only when it shuts the session down, which a closed tab's session, expired from the reconnect
+    store, never is: without this its uploads would stay in the server's memory until it stops."""
     from streamlit import runtime
     if not runtime.exists():
         return
     rt, store = runtime.get_instance(), upload_store()
-    store.sweep([h for h in store.holders() if rt.is_active_session(h)])
+    known = _known_sessions(rt)
+    store.sweep([h for h in store.holders() if known(h)])
+    freed = session_images().sweep(known)
+    files = rt.uploaded_file_mgr
+    for sid in [s for s in list(getattr(files, "file_storage", None) or {}) if not known(s)]:
+        files.remove_session_files(sid)
+        freed += 1
+    if freed:
+        return_memory()
 
 
 def store_upload(name: str, data: bytes) -> str:
@@ -112,3 +143,44 @@ def session_results(key: tuple, compute: Callable[[], list]) -> list:
         cache = st.session_state["_results_cache"] = ByteBudgetCache(result_cache_bytes)
     return cache.get_or_make(key, compute)
 
+
+
+def admit_uploads(uploads: Sequence) -> tuple[list, str | None]:
+    """Return the uploaded images this session may use, in order, within SEVIS_MAX_UPLOADS files and
+    SEVIS_UPLOAD_MB bytes, and one sentence about the rest (None when all fit). Counted from UploadedFile.size,
+    before a byte is copied; the rest are dropped from Streamlit's memory at once, not at the session's end."""
+    count, budget = max_uploads(), upload_bytes()
+    kept, refused, used = [], [], 0
+    for f in uploads:
+        if len(kept) < count and used + f.size <= budget:
+            kept.append(f)
+            used += f.size
+        else:
+            refused.append(f)
+    ids = tuple(f.file_id for f in kept)
+    if refused:
+        from streamlit import runtime
+        if runtime.exists():
+            for f in refused:
+                runtime.get_instance().uploaded_file_mgr.remove_file(session_id(), f.file_id)
+        names = ", ".join(f.name for f in refused[:3]) + (f" and {len(refused) - 3} more" if len(refused) > 3 else "")
+        message = (f"{len(refused)} of {len(uploads)} uploaded files not used ({names}): this server analyses at "
+                   f"most {count} images and {budget // 2**20} MB of uploads per session. Remove some to add others.")
+        st.session_state[REFUSED] = (ids, message)
+        return kept, message
+    previous = st.session_state.get(REFUSED)
+    if previous and previous[0] == ids:  # the refused files are gone from memory; the sentence stays until
+        return kept, previous[1]          # the student changes the uploads
+    st.session_state.pop(REFUSED, None)
+    return kept, None
+
+
+def session_decode(uploads: Sequence, samples: Sequence[tuple[str, bytes]]) -> tuple[list[NamedImage], list[str]]:
+    """Return (images, error lines) for this session's uploads and picked sample images, within the upload caps
+    and SEVIS_BATCH_MEGAPIXELS; decoded images are kept per session by content hash, so a rerun decodes nothing."""
+    from sevis.analysis.images import decode_uploads
+    kept, message = admit_uploads(uploads)
+    files = [(f.name, f.getvalue()) for f in kept] + list(samples)  # getvalue shares the upload's bytes, no copy
+    images, errors = decode_uploads(files, limit=max_uploads(), cache=session_images().of(session_id()),
+                                    max_pixels=batch_pixels())
+    return images, ([message] if message else []) + errors

@@ -22,7 +22,7 @@ from sevis.app.common import (LECTURE_CSS, LECTURE_KEY, Context, content_hash, g
                               remember)
 from sevis.names import ABLATIONS, FAMILY_RUNS, trained_ablations, trained_families
 from sevis.models.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
-from sevis.analysis.images import decode_uploads, default_sample_names
+from sevis.analysis.images import default_sample_names
 from sevis.analysis.reference import MIN_IMAGES_PER_CLASS
 from sevis.views.architecture import model_summary
 
@@ -150,8 +150,8 @@ def image_picker(loaded, key):
                             key=skey,
                             help="Reference-set garments for Fashion-MNIST models; photos shipped with "
                                  "scikit-image / scikit-learn for ImageNet models.")
-    files = [(f.name, f.getvalue()) for f in (uploads or [])] + [(n, samples[n]) for n in picked]
-    return decode_uploads(files)
+    from sevis.app import guard  # per-session caps and decoded-image cache (issue 26)
+    return guard.session_decode(uploads or [], [(n, samples[n]) for n in picked])
 
 
 def folder_picker(loaded) -> str:

@@ -7,6 +7,11 @@ test or a restarted server sees the current value):
 - SEVIS_MAX_MODEL_PARAMS: the largest model (in parameters) a free name may build (default 150 million).
 - SEVIS_MODEL_CACHE_MB: how many MiB of model weights the server keeps loaded for all sessions (default 2048).
 - SEVIS_RESULT_CACHE_MB: how many MiB of per-image results each session keeps (default 256).
+- SEVIS_MAX_UPLOADS: how many images one session analyses at once, uploads, sample images and files that fail
+  to decode together (default 64).
+- SEVIS_UPLOAD_MB: how many MiB of uploaded images one session may use at once (default 200).
+- SEVIS_BATCH_MEGAPIXELS: how many megapixels the images analysed at once may hold together, read from their
+  headers before decoding (default 256).
 
 No torch here: the sidebar reads these before any model is built.
 """
@@ -22,9 +27,15 @@ MODELS_ENV = "SEVIS_MODELS"
 MAX_PARAMS_ENV = "SEVIS_MAX_MODEL_PARAMS"
 MODEL_CACHE_ENV = "SEVIS_MODEL_CACHE_MB"
 RESULT_CACHE_ENV = "SEVIS_RESULT_CACHE_MB"
+MAX_UPLOADS_ENV = "SEVIS_MAX_UPLOADS"
+UPLOAD_MB_ENV = "SEVIS_UPLOAD_MB"
+BATCH_MEGAPIXELS_ENV = "SEVIS_BATCH_MEGAPIXELS"
 DEFAULT_MAX_PARAMS = 150_000_000
 DEFAULT_MODEL_CACHE_MB = 2048
 DEFAULT_RESULT_CACHE_MB = 256
+DEFAULT_MAX_UPLOADS = 64
+DEFAULT_UPLOAD_MB = 200
+DEFAULT_BATCH_MEGAPIXELS = 256
 
 
 def data_roots() -> list[str]:
@@ -59,6 +70,22 @@ def model_cache_bytes() -> int:
 def result_cache_bytes() -> int:
     """Return the bytes of per-image results one session keeps (SEVIS_RESULT_CACHE_MB)."""
     return _positive(RESULT_CACHE_ENV, DEFAULT_RESULT_CACHE_MB) * 2**20
+
+
+def max_uploads() -> int:
+    """Return how many images one session analyses at once (SEVIS_MAX_UPLOADS); unreadable files count too."""
+    return _positive(MAX_UPLOADS_ENV, DEFAULT_MAX_UPLOADS)
+
+
+def upload_bytes() -> int:
+    """Return the bytes of uploaded images one session may use at once (SEVIS_UPLOAD_MB)."""
+    return _positive(UPLOAD_MB_ENV, DEFAULT_UPLOAD_MB) * 2**20
+
+
+def batch_pixels() -> int:
+    """Return the pixels the images analysed at once may hold together (SEVIS_BATCH_MEGAPIXELS), as counted from
+    their headers before anything is decoded."""
+    return _positive(BATCH_MEGAPIXELS_ENV, DEFAULT_BATCH_MEGAPIXELS) * 1_000_000
 
 
 def check_free_model(spec: str, listed: set[str]) -> None:

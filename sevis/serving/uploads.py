@@ -144,3 +144,52 @@ def upload_store(factory: Callable[[], UploadStore] = UploadStore) -> UploadStor
         if _STORE is None or not _STORE.root.is_dir():
             _STORE = factory()
         return _STORE
+
+
+class SessionImages:
+    """The decoded images of each session (session id -> {(name, content hash): decoded}), so a rerun decodes
+    nothing; a session's go when it ends (sweep), and their memory goes back to the system (return_memory)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_session: dict[str, dict] = {}
+
+    def of(self, session: str) -> dict:
+        """Return `session`'s cache (made on first use): a dict decode_uploads reads and refills."""
+        with self._lock:
+            return self._by_session.setdefault(session, {})
+
+    def sessions(self) -> list[str]:
+        """Return the sessions that have a cache now."""
+        with self._lock:
+            return list(self._by_session)
+
+    def sweep(self, alive: Callable[[str], bool]) -> int:
+        """Drop the caches of sessions for which `alive` is false; return how many were dropped."""
+        with self._lock:
+            ended = [s for s in self._by_session if not alive(s)]
+            for s in ended:
+                del self._by_session[s]
+        return len(ended)
+
+
+_IMAGES = SessionImages()
+
+
+def session_images() -> SessionImages:
+    """Return this process's one SessionImages."""
+    return _IMAGES
+
+
+def return_memory() -> None:
+    """Give freed memory back to the system: collect cycles, then ask glibc's malloc to return the free pages
+    it keeps (decoded images freed in many pieces otherwise stay in the process, counted as its memory)."""
+    import ctypes
+    import ctypes.util
+    import gc
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): the allocator returns memory its own way
+        pass
