@@ -1,73 +1,94 @@
 """Live inference view: the prediction, the heat strip of s at every block, and per-block line plots."""
 from __future__ import annotations
 
+import io
+
 import streamlit as st
+from PIL import Image
 
+from sevis import SevisError
+from sevis.analysis.images import image_stem
+from sevis.app.common import (
+    Context,
+    block_picker,
+    display_image,
+    intro,
+    show_panel,
+    takeaway,
+    unless_default,
+    view_result,
+)
 from sevis.core.gates import range_words
-
-from sevis.app.common import Context, block_picker, display_image, intro, show_panel, takeaway
-from sevis.figures.plots import Panel
-from sevis.analysis.reference import paper_blocks
 from sevis.figures.shared_figures import add_channel_targets
-from sevis.analysis.domain import domain_verdict
-from sevis.data.framing import describe_preprocessing
-from sevis.views.live import domain_note, live_panels, live_takeaway, model_input_image, with_input_images
-
-from sevis.views.live import SLUG, TITLE
+from sevis.views.base import ViewRequest, ViewResult
+from sevis.views.live import NO_BLOCKS, SLUG, TITLE, line_blocks  # noqa: F401 (TITLE: the page's tab)
 
 
-def render(ctx: Context) -> list[Panel]:
-    """Show the live view for the picked images; return its panels."""
-    results, blocks = ctx.results, ctx.blocks
+def render(ctx: Context) -> ViewResult | None:
+    """Show the live view for the picked images; return its result (None when it shows a message instead)."""
+    blocks = ctx.blocks
     intro("The model's prediction for an image and the excitation s of every SE block: one row per block in the "
           f"heat strip (shallow at the top), one value per channel, {range_words(ctx.loaded.model)}. Click a cell "
           "to open that channel.")
     if not ctx.images:
         st.info("Upload one or more images in the sidebar, or pick sample images.")
-        return []
-    if len(results) > 1:
-        cols = st.columns(8)
-        for i, r in enumerate(results):
-            cols[i % 8].image(display_image(r.image, 96), caption=f"{r.name} → {r.topk[0][0]} ({r.topk[0][1]:.0%})",
-                              width="stretch")
-        names = [r.name for r in results]
-        new = [n for n in names if n not in st.session_state.get("live_seen", [])]
+        return None
+    names = [b.name for b in blocks]
+    # The page top to bottom: thumbnails and the image picked, the image and its prediction, the heat strip, then
+    # the block picker and the line plots. The picker's value is part of the request, so the areas above it are
+    # filled once the result is in.
+    thumbs = st.container()
+    image_names = [im.name for im in ctx.images]
+    if len(ctx.images) > 1:
+        new = [n for n in image_names if n not in st.session_state.get("live_seen", [])]
         if new and st.session_state.get("live_seen"):
             st.session_state["live_pick"] = new[0]  # a fresh upload is what the student wants to see
-        st.session_state["live_seen"] = names
-        pick = st.selectbox("Look closer at", names, key="live_pick")
-        r = next(x for x in results if x.name == pick)
+        st.session_state["live_seen"] = image_names
+        pick = st.selectbox("Look closer at", image_names, key="live_pick")
     else:
-        r = results[0]
-        st.session_state["live_seen"] = [r.name]  # so that a second upload is the one shown next
-    panels = with_input_images(ctx.loaded, r, live_panels(r))  # the teaching pack carries the images too
-    left, right = st.columns([1, 3])
-    with left:
-        given, seen = st.columns(2)
-        given.image(display_image(r.image), caption=r.name, width="stretch")
-        seen.image(display_image(model_input_image(ctx.loaded, r.image)), width="stretch",
-                   caption="what the model saw (after its preprocessing)")
-        st.caption(describe_preprocessing(ctx.loaded.preprocess, r.image))
-        st.markdown(f"**Prediction: {r.topk[0][0]}** ({r.topk[0][1]:.1%})")
-        verdict = domain_verdict(ctx.loaded, r.image)  # None: no reference set to measure it against
-        if verdict is not None:
-            (st.caption if verdict.in_domain else st.warning)(verdict.note())
-        note = domain_note(ctx.loaded, r.image)
-        if note:
-            st.warning(note)
-    with right:
-        show_panel(panels[0], "live_top5")
-    if len(panels) > 1:
-        names = [b.name for b in blocks]
-        show_panel(panels[1], "live_heat", clickable_blocks=names,
-                   figure=add_channel_targets(panels[1].figure, names))
-    else:
-        st.info("This model has no SE blocks, so there are no excitations to show.")
-    if len(panels) > 2:
-        names = [b.name for b in blocks]
-        sel = block_picker("Blocks for the line plots", names, names if len(names) <= 8 else paper_blocks(blocks),
-                           "live_blocks") if len(names) > 8 else names
-        panels[2] = live_panels(r, sel)[2] if sel != names else panels[2]
-        show_panel(panels[2], "live_lines")
-    takeaway(live_takeaway(r))
-    return panels
+        pick = image_names[0]
+        st.session_state["live_seen"] = [pick]  # so that a second upload is the one shown next
+    top, heat = st.container(), st.container()
+    default_lines = line_blocks(blocks)
+    sel = block_picker("Blocks for the line plots", names, default_lines, "live_blocks") if len(names) > 8 else names
+    request = ViewRequest(images=tuple(ctx.images), blocks=unless_default(sel, default_lines) if sel else None)
+    try:
+        result = view_result(ctx, SLUG, request)
+    except SevisError as e:
+        st.error(str(e))
+        return None
+    n = result.numbers
+    if len(ctx.images) > 1:
+        cols = thumbs.columns(8)
+        for i, im in enumerate(ctx.images):
+            cols[i % 8].image(display_image(im.image, 96), width="stretch",
+                              caption=f"{im.name} → {n[f'prediction/{im.name}']} ({n[f'probability/{im.name}']:.0%})")
+    image = next(im for im in ctx.images if im.name == pick)
+    stem = image_stem(pick)
+    panels = {p.key.removeprefix(f"{stem}_"): p for p in result.panels if p.key.startswith(f"{stem}_")}
+    notes = [note.removeprefix(f"{pick}: ") for note in result.notes if note.startswith(f"{pick}: ")]
+    with top:
+        left, right = st.columns([1, 3])
+        with left:
+            given, seen = st.columns(2)
+            given.image(display_image(image.image), caption=pick, width="stretch")
+            seen_png = panels["top5"].files.get(f"{stem}_model_input.png")
+            if seen_png:
+                seen.image(display_image(Image.open(io.BytesIO(seen_png))), width="stretch",
+                           caption="what the model saw (after its preprocessing)")
+            st.caption(notes[0])  # what the preprocessing did
+            st.markdown(f"**Prediction: {n[f'prediction/{pick}']}** ({n[f'probability/{pick}']:.1%})")
+            for note in notes[1:]:  # the domain verdict, then a note on an image unlike the training images
+                (st.caption if note.startswith("In domain") else st.warning)(note)
+        with right:
+            show_panel(panels["top5"], "live_top5")
+    with heat:
+        if "heat_strip" in panels:
+            show_panel(panels["heat_strip"], "live_heat", clickable_blocks=names,
+                       figure=add_channel_targets(panels["heat_strip"].figure, names))
+        else:
+            st.info(NO_BLOCKS)
+    if "block_lines" in panels:
+        show_panel(panels["block_lines"], "live_lines")
+    takeaway(result.takeaway)
+    return result

@@ -2,20 +2,93 @@
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from sevis.analysis.images import analyse_images, default_sample_images
+from sevis.analysis.reference import class_mean_excitations, paper_blocks, reference_statistics
+from sevis.core.recorder import find_se_blocks
 from sevis.core.statistics import similarity_by_depth
-from sevis.figures.plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, color_for, grid_position, label_axes, panel_height, subplot_grid
+from sevis.errors import SevisError
+from sevis.figures.plots import (
+    CHANNEL_AXIS,
+    PALETTE,
+    Panel,
+    apply_layout,
+    color_for,
+    grid_position,
+    label_axes,
+    panel_height,
+    subplot_grid,
+)
 from sevis.figures.sentences import finish, num, same
 from sevis.figures.shared_figures import block_lines, excitation_frame
-
+from sevis.models.zoo import LoadedModel
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "compare"
 TITLE = "Compare"
+
+
+NO_BLOCKS = "This model has no SE blocks: nothing to compare."
+ALL_IMAGES = "all"  # in request.classes: the mean over every reference image
+
+
+def mean_label(cls: str) -> str:
+    """Return how a class mean is named in the view: "mean of Bag", "mean of all images"."""
+    return "mean of all images" if cls == ALL_IMAGES else f"mean of {cls}"
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return the Compare view of request.images (in order), then the class means of request.classes over the
+    reference set (request.folder; "all": the mean over every image), at request.blocks (None: every block up to
+    8, else the paper's choice): overlaid, the first two's difference, and their similarity against depth.
+
+    numbers: the first pair's Pearson r per block (`pearson/<block>`), `items` (how many are compared)."""
+    result = ViewResult(SLUG, TITLE)
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    if not blocks:
+        result.notes.append(NO_BLOCKS)
+        return result
+    names = [b.name for b in blocks]
+    unknown = [b for b in request.blocks or () if b not in names]
+    if unknown:
+        raise SevisError(f"no SE block named {', '.join(unknown)} in {loaded.name}; blocks: {', '.join(names)}")
+    if len(request.images) + len(request.classes or ()) < 2:
+        raise SevisError(f"the {TITLE} view needs two or more images or class means: name two image files, or one "
+                         "and --classes CLASS (or 'all' for the mean over every reference image)")
+    items: "OrderedDict[str, dict]" = OrderedDict((r.name, r.excitations)
+                                                  for r in analyse_images(loaded, list(request.images)))
+    if request.classes:
+        ref = reference_statistics(loaded, request.folder, progress=progress)
+        missing = [c for c in request.classes if c != ALL_IMAGES and c not in ref.stats.classes]
+        if missing:
+            raise SevisError(f"unknown class(es) {', '.join(missing)}; classes: {', '.join(ref.stats.classes)} "
+                             f"(or {ALL_IMAGES!r})")
+        for cls in request.classes:
+            items[mean_label(cls)] = class_mean_excitations(ref.stats, cls)
+        result.notes.append(f"Class means over {ref.source}.")
+    labels = list(items)
+    if len(labels) > 2:
+        result.notes.append(f"The difference plot shows the first two: {labels[0]} and {labels[1]}.")
+    sel = list(request.blocks) if request.blocks else (names if len(names) <= 8 else paper_blocks(blocks))
+    result.panels = compare_panels(items, sel)
+    similarity = result.panels[-1].data
+    result.takeaway = compare_takeaway(similarity)
+    first = similarity[similarity["pair"] == similarity["pair"].iloc[0]]
+    result.numbers = {"items": len(labels), **{f"pearson/{b}": float(r) for b, r in zip(first["block"],
+                                                                                         first["pearson"])}}
+    return result
+
+
+def prepared_requests(loaded: LoadedModel) -> list[ViewRequest]:
+    """Return the request `sevis prepare` stores: the app's first open, the sample images the sidebar
+    preselects."""
+    return [ViewRequest(images=tuple(default_sample_images(loaded)))]
 
 
 def compare_panels(items: Mapping[str, Mapping[str, np.ndarray]], blocks: Sequence[str] | None = None) -> list[Panel]:
@@ -62,10 +135,12 @@ def compare_takeaway(similarity: pd.DataFrame, measure: str = "pearson") -> str 
     name = {"pearson": "r", "cosine": "cosine"}.get(measure, measure)
     pair = f"{part['pair'].iloc[0]}: " if "pair" in part else ""
     if same(hi[measure], lo[measure]):
-        return finish(capitalise=not pair, text=f"{pair}the excitation patterns are equally alike at every block where {name} is defined "
-                      f"({name} = {num(hi[measure])}).")
-    return finish(capitalise=not pair, text=f"{pair}the excitation patterns are most alike at {hi['block']} ({name} = {num(hi[measure])}) and "
-                  f"least alike at {lo['block']} ({name} = {num(lo[measure])}).")
+        return finish(capitalise=not pair,
+                      text=f"{pair}the excitation patterns are equally alike at every block where {name} is defined "
+                           f"({name} = {num(hi[measure])}).")
+    return finish(capitalise=not pair,
+                  text=f"{pair}the excitation patterns are most alike at {hi['block']} ({name} = {num(hi[measure])}) "
+                       f"and least alike at {lo['block']} ({name} = {num(lo[measure])}).")
 
 
 def difference_plot(frame: pd.DataFrame, a: str, b: str, blocks: Sequence[str] | None = None,
@@ -90,7 +165,8 @@ def difference_plot(frame: pd.DataFrame, a: str, b: str, blocks: Sequence[str] |
     return apply_layout(fig, f"Difference of excitations: s({a}) − s({b})", height=panel_height(rows), bargap=0.05)
 
 
-def similarity_plot(frame: pd.DataFrame, title: str = "How similar are the excitation patterns at each depth?") -> go.Figure:
+def similarity_plot(frame: pd.DataFrame,
+                    title: str = "How similar are the excitation patterns at each depth?") -> go.Figure:
     """Cosine similarity and Pearson correlation per block, against depth (frame from similarity_by_depth).
 
     A frame with a "pair" column gets one line per pair (Pearson r only: s is positive, so cosine similarity

@@ -8,19 +8,96 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import torch
 from PIL import Image
 
-from sevis.analysis.images import ImageResult, image_stem
+from sevis.analysis.domain import domain_verdict
+from sevis.analysis.images import ImageResult, analyse_images, default_sample_images, image_stem
+from sevis.analysis.reference import paper_blocks
+from sevis.core.recorder import SEBlock, find_se_blocks
+from sevis.data.framing import describe_preprocessing
+from sevis.errors import SevisError
 from sevis.figures.overlay import model_input_image
 from sevis.figures.plots import CHANNEL_AXIS, Panel, apply_layout, s_axis_range
 from sevis.figures.sentences import finish, num, pct, same
 from sevis.figures.shared_figures import block_lines, excitation_frame, topk_bar, topk_frame
 from sevis.models.zoo import LoadedModel
-
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "live"
 TITLE = "Live inference"
+
+
+NO_BLOCKS = "This model has no SE blocks, so there are no excitations to show."
+
+
+def line_blocks(blocks: Sequence[SEBlock]) -> list[str]:
+    """Return the blocks the per-block line plots show by default: every block up to 8, else the paper's choice."""
+    names = [b.name for b in blocks]
+    return names if len(names) <= 8 else paper_blocks(blocks)
+
+
+def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
+    """Return the Live view of every image in request.images: per image its top-5, the heat strip of s at every
+    block and the line plots of request.blocks (None: line_blocks), its input files attached to the first panel.
+
+    notes: per image, "<name>: " and what its preprocessing did, the domain verdict (where the model has one) and
+    a note on an image unlike the training images. numbers: per image `prediction/<name>`, `probability/<name>`
+    and the takeaway's `most_varied/<name>`, `most_varied_std/<name>`, `least_varied/<name>`,
+    `least_varied_std/<name>`, `switched_off/<name>` (channels with s < 0.1 at the most varied block)."""
+    result = ViewResult(SLUG, TITLE)
+    if not request.images:
+        raise SevisError(f"the {TITLE} view needs one or more images: name image files (sevis export live "
+                         "IMAGE …) or upload them in the app's sidebar")
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    names = [b.name for b in blocks]
+    unknown = [b for b in request.blocks or () if b not in names]
+    if unknown:
+        raise SevisError(f"no SE block named {', '.join(unknown)} in {loaded.name}; blocks: {', '.join(names)}")
+    sel = list(request.blocks) if request.blocks else line_blocks(blocks)
+    results = analyse_images(loaded, list(request.images))
+    sentences = []
+    for r in results:
+        result.panels += with_input_images(loaded, r, live_panels(r, None if sel == names else sel))
+        result.numbers.update(live_numbers(r))
+        for note in image_notes(loaded, r.name, r.image):
+            result.notes.append(f"{r.name}: {note}")
+        sentences.append(live_takeaway(r))
+    if not blocks:
+        result.notes.append(NO_BLOCKS)
+    result.takeaway = " ".join(t for t in sentences if t) or None
+    return result
+
+
+def image_notes(loaded: LoadedModel, name: str, image: Image.Image) -> list[str]:
+    """Return what the Live view says about one image: what the model's preprocessing did to it, the domain verdict
+    (where the model has one) and domain_note's line when the image lies outside what the model was trained on."""
+    notes = [describe_preprocessing(loaded.preprocess, image)]
+    verdict = domain_verdict(loaded, image)  # None: no reference set to measure it against
+    if verdict is not None:
+        notes.append(verdict.note())
+    note = domain_note(loaded, image)
+    if note:
+        notes.append(note)
+    return notes
+
+
+def live_numbers(result: ImageResult) -> dict[str, float | int | str]:
+    """Return the numbers the Live view states for one image (its prediction and live_takeaway's), by name."""
+    out: dict[str, float | int | str] = {f"prediction/{result.name}": result.topk[0][0],
+                                         f"probability/{result.name}": float(result.topk[0][1])}
+    if result.excitations:
+        spread = {b: float(np.std(s)) for b, s in result.excitations.items()}
+        hi, lo = max(spread, key=spread.get), min(spread, key=spread.get)
+        out.update({f"most_varied/{result.name}": hi, f"most_varied_std/{result.name}": spread[hi],
+                    f"least_varied/{result.name}": lo, f"least_varied_std/{result.name}": spread[lo],
+                    f"switched_off/{result.name}": int((np.asarray(result.excitations[hi]) < 0.1).sum())})
+    return out
+
+
+def prepared_requests(loaded: LoadedModel) -> list[ViewRequest]:
+    """Return the request `sevis prepare` stores: the app's first open, the sample images the sidebar
+    preselects."""
+    return [ViewRequest(images=tuple(default_sample_images(loaded)))]
 
 
 def value_words(s) -> str:
@@ -109,10 +186,12 @@ def live_takeaway(result: ImageResult) -> str | None:
     muted = {b: int((np.asarray(s) < 0.1).sum()) for b, s in result.excitations.items()}
     head = f"{result.name} is predicted {result.topk[0][0]} ({pct(result.topk[0][1])})."
     if same(spread[hi], spread[lo]) or len(spread) == 1:
-        return finish(capitalise=False, text=f"{head} Its excitations vary about as much across channels at every block (std "
+        return finish(capitalise=False,
+                      text=f"{head} Its excitations vary about as much across channels at every block (std "
                       f"at most {num(spread[hi])}, at {hi})" + (": s is nearly the same for every channel, "
                       "so the SE blocks pick no channel out." if num(spread[hi]) == num(0) else "."))
-    return finish(capitalise=False, text=f"{head} Its excitations vary most across channels at {hi} (std {num(spread[hi])}) and least at "
+    return finish(capitalise=False,
+                  text=f"{head} Its excitations vary most across channels at {hi} (std {num(spread[hi])}) and least at "
                   f"{lo} (std {num(spread[lo])}); {muted[hi]} of {len(result.excitations[hi])} channels at {hi} are "
                   "nearly switched off (s < 0.1).")
 
@@ -130,7 +209,8 @@ def heat_strip(frame: pd.DataFrame, title: str = "Excitations at every SE block"
         z[i, part["channel"].to_numpy()] = part["s"].to_numpy()
     lo, hi = s_axis_range(frame["s"]) if len(frame) else (0.0, 1.0)
     fig = go.Figure(go.Heatmap(
-        z=z, x=np.arange(width), y=blocks, zmin=max(lo, 0.0) if lo >= -0.05 else lo, zmax=min(hi, 1.0) if hi <= 1.05 else hi,
+        z=z, x=np.arange(width), y=blocks, zmin=max(lo, 0.0) if lo >= -0.05 else lo,
+        zmax=min(hi, 1.0) if hi <= 1.05 else hi,
         colorscale="Viridis", colorbar=dict(title=dict(text="s", side="right"), thickness=12),
         hovertemplate="block %{y}<br>channel %{x}<br>s = %{z:.3f}<extra></extra>", hoverongaps=False,
     ))
