@@ -1,4 +1,6 @@
-"""Run the sevis benchmarks: python -m bench [--quick] [--only overhead,peers,stats,latency,startup,distributed,load,folder] [--json FILE]
+"""Run the sevis benchmarks and print Markdown tables of what they measured.
+
+    python -m bench [--quick] [--only overhead,peers,stats,latency,startup,distributed,load,folder] [--json FILE]
 
 Prints Markdown tables of ratios measured in this one run (same model, batch and inputs per comparison).
 Not part of the test suite: nothing here asserts a timing.
@@ -46,7 +48,8 @@ def main(argv=None) -> int:
     p.add_argument("--server-cores", default=None,
                    help="load: cores for the server, e.g. 1 or 2-7 (default: all but the first usable one)")
     p.add_argument("--client-cores", default=None, help="load: cores for the clients (default: the first usable one)")
-    p.add_argument("--images", type=int, default=None, help="folder: images in the labelled folder (default 1500; --quick 150)")
+    p.add_argument("--images", type=int, default=None,
+                   help="folder: images in the labelled folder (default 1500; --quick 150)")
     p.add_argument("--soak", type=int, default=None,
                    help="load: sequential uploads of one session after the load (default 0; --quick 10)")
     args = p.parse_args(argv)

@@ -75,7 +75,8 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
             passes[key].append(seconds)
     default_threads = _stats(one_cmd, tmp / "folder", tmp / "p1t.json", 2, one_thread=False)
     a, b = json.loads((tmp / "p1.json").read_text()), json.loads((tmp / "p2.json").read_text())
-    diff = max(float(np.abs(np.asarray(a["statistics"]["blocks"][n][k]) - np.asarray(b["statistics"]["blocks"][n][k])).max())
+    blocks_a, blocks_b = a["statistics"]["blocks"], b["statistics"]["blocks"]
+    diff = max(float(np.abs(np.asarray(blocks_a[n][k]) - np.asarray(blocks_b[n][k])).max())
                for n in a["blocks"] for k in ("total", "total_sq"))
     best = {k: min(v) for k, v in walls.items()}
     best_pass = {k: min(v) for k, v in passes.items()}

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -201,10 +200,14 @@ def _problems(run: RunResult, step: str) -> list[str]:
     return [f"{step}: exception {e}" for e in run.exceptions] + [f"{step}: error {e}" for e in run.error_alerts]
 
 
-async def interact(s: StreamlitSession, name: str, png: bytes, expected, others: list[str], view: str) -> dict:
-    """Upload `png` as `name`, then open `view`; return latencies, problems and cross-talk seen."""
+async def interact(s: StreamlitSession, name: str, png: bytes, expected, others: list[str], view: str,
+                   cpu=None) -> dict:
+    """Upload `png` as `name`, then open `view`; return latencies, problems and cross-talk seen (and, given the
+    server's `cpu` clock, the server CPU seconds of each step)."""
     out: dict = {"errors": [], "crosstalk": []}
+    c0 = cpu() if cpu else 0.0
     up = await s.upload(name, png)
+    c1 = cpu() if cpu else 0.0
     out["upload_s"] = up.seconds
     out["errors"] += _problems(up, "upload")
     if not up.mentions(name):
@@ -218,10 +221,14 @@ async def interact(s: StreamlitSession, name: str, png: bytes, expected, others:
     if view:
         v = await s.open_tab(view)
         out["view_s"] = v.seconds
+        if cpu:
+            out["view_cpu_s"] = cpu() - c1
         out["errors"] += _problems(v, view)
         runs.append(v)
     out["crosstalk"] += [f"saw {o}" for o in others if any(r.mentions(o) for r in runs)]
     out["interaction_s"] = out["upload_s"] + out.get("view_s", 0.0)
+    if cpu:
+        out["upload_cpu_s"] = c1 - c0
     return out
 
 
@@ -239,7 +246,7 @@ def _pct(values: list[float], q: float) -> float | None:
 # ----------------------------------------------------------------------------------------- phases
 async def _sequential(app: ServedApp, images, k: int, view: str, first: int) -> dict:
     """k sessions one after another, each alone: server CPU of its page load and of its interaction."""
-    load_cpu, inter_cpu, ups, views, errors, cross = [], [], [], [], [], []
+    load_cpu, inter_cpu, ups, views, errors, cross, up_cpu, view_cpu = [], [], [], [], [], [], [], []
     for j in range(k):
         i = first + j
         png, expected = images[i]
@@ -247,7 +254,7 @@ async def _sequential(app: ServedApp, images, k: int, view: str, first: int) -> 
         try:
             async with StreamlitSession(app.url) as s:
                 c1 = app.cpu_s()
-                r = await interact(s, f"{_token(i)}seq.png", png, expected, [], view)
+                r = await interact(s, f"{_token(i)}seq.png", png, expected, [], view, app.cpu_s)
                 c2 = app.cpu_s()
         except (ProtocolError, OSError) as e:
             errors.append(f"{_token(i)}: {type(e).__name__}: {e}")
@@ -256,10 +263,12 @@ async def _sequential(app: ServedApp, images, k: int, view: str, first: int) -> 
         inter_cpu.append(c2 - c1)
         ups.append(r["upload_s"])
         views.append(r.get("view_s", 0.0))
+        up_cpu.append(r["upload_cpu_s"])
+        view_cpu.append(r.get("view_cpu_s", 0.0))
         errors += r["errors"]
         cross += r["crosstalk"]
     return {"sessions": k, "page_load_cpu_s": load_cpu, "interaction_cpu_s": inter_cpu, "upload_s": ups,
-            "view_s": views, "errors": errors, "crosstalk": cross}
+            "view_s": views, "upload_cpu_s": up_cpu, "view_cpu_s": view_cpu, "errors": errors, "crosstalk": cross}
 
 
 async def _concurrent(app: ServedApp, images, n: int, view: str, first: int) -> dict:
@@ -277,6 +286,7 @@ async def _concurrent(app: ServedApp, images, n: int, view: str, first: int) -> 
             connect_errors.append(f"{tokens[j]}: connect: {type(e).__name__}: {e}")
             await s.close()
 
+    rss_idle = app.rss_mib()
     c0, t0 = app.cpu_s(), time.monotonic()
     await asyncio.gather(*[connect(j) for j in range(n)])
     connect_wall, connect_cpu = time.monotonic() - t0, app.cpu_s() - c0
@@ -313,16 +323,19 @@ async def _concurrent(app: ServedApp, images, n: int, view: str, first: int) -> 
     inter = [r["interaction_s"] for r in done]
     return {
         "sessions": n, "connected": len(live), "connect_wall_s": connect_wall, "connect_cpu_s": connect_cpu,
-        "wall_s": wall, "server_cpu_s": cpu, "client_cpu_s": (me1.ru_utime + me1.ru_stime) - (me0.ru_utime + me0.ru_stime),
+        "wall_s": wall, "server_cpu_s": cpu,
+        "client_cpu_s": (me1.ru_utime + me1.ru_stime) - (me0.ru_utime + me0.ru_stime),
         "interactions": len(done), "cpu_per_interaction_s": cpu / len(done) if done else None,
         "interaction_p50_s": _pct(inter, 50), "interaction_p95_s": _pct(inter, 95),
         "interaction_max_s": max(inter) if inter else None,
-        "upload_p50_s": _pct([r["upload_s"] for r in done], 50), "upload_p95_s": _pct([r["upload_s"] for r in done], 95),
+        "upload_p50_s": _pct([r["upload_s"] for r in done], 50),
+        "upload_p95_s": _pct([r["upload_s"] for r in done], 95),
         "view_p50_s": _pct([r.get("view_s", 0.0) for r in done], 50),
         "view_p95_s": _pct([r.get("view_s", 0.0) for r in done], 95),
         "errors": connect_errors + [f"{tokens[live[k]]}: {e}" for k, r in enumerate(results) for e in r["errors"]],
         "crosstalk": [f"{tokens[live[k]]}: {c}" for k, r in enumerate(results) for c in r["crosstalk"]],
-        "rss_before_mib": rss_before, "rss_peak_mib": peak, "rss_after_mib": app.rss_mib(),
+        "rss_idle_mib": rss_idle, "rss_before_mib": rss_before, "rss_peak_mib": peak, "rss_after_mib": app.rss_mib(),
+        "rss_per_session_mib": (peak - rss_idle) / len(live) if live else None,
     }
 
 

@@ -230,7 +230,7 @@ class StreamlitSession:
     async def upload(self, name: str, data: bytes, mime: str = "image/png") -> RunResult:
         """Put `data` into the sidebar uploader as the tab's only file and wait for the run it causes; the
         result's seconds count from the request for an upload URL to the end of that run."""
-        from streamlit.proto.Common_pb2 import FileURLsRequest, FileUploaderState, UploadedFileInfo
+        from streamlit.proto.Common_pb2 import FileUploaderState, FileURLsRequest, UploadedFileInfo
         from streamlit.proto.WidgetStates_pb2 import WidgetState
         if "uploader" not in self.widget_ids:
             raise ProtocolError("the page shows no image uploader")

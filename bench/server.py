@@ -49,7 +49,8 @@ class StreamlitServer:
     def start(self) -> "StreamlitServer":
         """Start the server and return self once it answers its health check."""
         # The repository root on PYTHONPATH: the app imports sevis from the checkout even when not installed.
-        env = dict(os.environ, **self.extra_env, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        env = dict(os.environ, **self.extra_env, PYTHONPATH=path)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

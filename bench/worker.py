@@ -21,7 +21,6 @@ def _threads(args: dict) -> None:
 def peer_variant(name: str, loaded, x):
     """Return a callable capturing every SE gate output of `loaded.model` on `x` the way tool `name` does,
     and a function turning its result into the list of N×C tensors (depth order)."""
-    import torch
 
     from sevis import ExcitationRecorder
     from sevis.core.recorder import find_se_blocks
@@ -49,7 +48,8 @@ def peer_variant(name: str, loaded, x):
     if name in ("torchlens_gates", "torchlens_full"):
         import torchlens as tl
         from torchlens.options import CaptureOptions
-        opts = CaptureOptions(layers_to_save=paths) if name == "torchlens_gates" else CaptureOptions(layers_to_save="all")
+        opts = (CaptureOptions(layers_to_save=paths) if name == "torchlens_gates"
+                else CaptureOptions(layers_to_save="all"))
         return (lambda: tl.trace(model, x, capture=opts)), (lambda tr: flat([tr[p].out for p in paths]))
     raise KeyError(name)
 
@@ -128,8 +128,8 @@ def task_stats_memory(args: dict) -> dict:
     """Peak RSS growth of collect_statistics streaming over n test images (split_batches, lazily)."""
     import torch
 
-    from sevis.data.fashion_mnist import load_fashion_mnist
     from sevis.analysis.inference import collect_statistics, split_batches
+    from sevis.data.fashion_mnist import load_fashion_mnist
 
     from .common import PeakRSS
     from .overhead import load
@@ -166,7 +166,7 @@ def task_load(args: dict) -> dict:
     _threads(args)
     m = load_model(args.get("spec", "embedded"), pretrained=bool(args.get("pretrained", True)))
     t3 = time.perf_counter()
-    m2 = load_model(args.get("spec", "embedded"), pretrained=bool(args.get("pretrained", True)))
+    load_model(args.get("spec", "embedded"), pretrained=bool(args.get("pretrained", True)))  # the second load
     t4 = time.perf_counter()
     return {"import_torch_s": t1 - t0, "import_sevis_s": t2 - t1,
             "load_s": t3 - t2, "reload_s": t4 - t3, "name": m.name, "source": m.source,
@@ -178,16 +178,18 @@ def task_cold_view(args: dict) -> dict:
     upload) or "class_depth" (bench.latency.cold_views' class_depth); the process wall time is its cold cost."""
     t0 = time.perf_counter()
     from sevis import find_se_blocks, load_model
+
     from .latency import cold_view_work
     _threads(args)
     loaded = load_model(args.get("spec", "embedded"))
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
-    size = cold_view_work(loaded, blocks, args["view"])()
-    return {"view": args["view"], "in_process_s": time.perf_counter() - t0, "figure_json_bytes": size}
+    size = cold_view_work(loaded, blocks, args["view"], args.get("step"))()
+    return {"view": args["view"], "step": args.get("step"), "in_process_s": time.perf_counter() - t0,
+            "figure_json_bytes": size}
 
 
-TASKS = {"peers": task_peers, "peers_head_to_head": task_peers_head_to_head, "stats_memory": task_stats_memory, "load": task_load,
-         "cold_view": task_cold_view}
+TASKS = {"peers": task_peers, "peers_head_to_head": task_peers_head_to_head, "stats_memory": task_stats_memory,
+         "load": task_load, "cold_view": task_cold_view}
 
 if __name__ == "__main__":
     task, raw = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "{}")

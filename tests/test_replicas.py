@@ -30,7 +30,8 @@ def test_print_config_has_sticky_sessions_and_websocket_upgrades(capsys):
     conf = capsys.readouterr().out
     assert "hash $sevis_route consistent;" in conf
     assert "map $cookie_sevis_replica $sevis_route" in conf
-    assert "proxy_set_header Upgrade $http_upgrade;" in conf and "proxy_set_header Connection $connection_upgrade;" in conf
+    assert "proxy_set_header Upgrade $http_upgrade;" in conf
+    assert "proxy_set_header Connection $connection_upgrade;" in conf
     assert conf.count("server 127.0.0.1:") == 2 and "server 10.0.0.7:8501" in conf
     assert "listen 0.0.0.0:8080;" in conf
     assert "client_max_body_size 51m;" in conf  # the app's maxUploadSize (50 MB) passes the proxy

@@ -28,9 +28,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sevis.errors import SevisError
-
 from sevis.cli.app import SCRIPT, streamlit_command
+from sevis.errors import SevisError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the sevis package
 STOP_S = 20  # how long a process may take to exit after SIGTERM before it is killed
@@ -317,9 +316,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"sevis serve: starting {args.replicas} replica(s)…", flush=True)
         fleet.start()
         settings = ", ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("SEVIS_")) or "defaults"
+        what = f"{args.replicas} replica(s)" + (f" and {len(fleet.remote)} backend(s) elsewhere"
+                                                if fleet.remote else "")
         how = f"behind nginx (sticky sessions), logs in {fleet.folder}" if fleet.proxied else "no proxy"
-        print(f"sevis serve: {args.replicas} replica(s) at {fleet.url} ({how}); settings: {settings}. "
-              "Ctrl-C stops all.", flush=True)
+        print(f"sevis serve: {what} at {fleet.url} ({how}); settings: {settings}. Ctrl-C stops all.", flush=True)
         fleet.wait()
     except (_Stop, KeyboardInterrupt):
         print("sevis serve: stopping…", file=sys.stderr, flush=True)
@@ -341,9 +341,10 @@ def add_serve(sub) -> None:
     """Register `sevis serve`."""
     from sevis.cli.args import nonnegative_int
     p = sub.add_parser("serve", help="serve the app to a class: N app processes behind nginx (sticky sessions)",
-                       description="Start N `streamlit run` processes of the app with the same settings and, for N > 1, "
-                                   "an nginx in front of them on --port with sticky sessions and WebSocket upgrades "
-                                   "(run as you, config and logs in a temporary folder). Ctrl-C or SIGTERM stops all.")
+                       description="Start N `streamlit run` processes of the app with the same settings and, for "
+                                   "N > 1, an nginx in front of them on --port with sticky sessions and WebSocket "
+                                   "upgrades (run as you, config and logs in a temporary folder). Ctrl-C or SIGTERM "
+                                   "stops all.")
     p.add_argument("--replicas", type=nonnegative_int, default=1,
                    help="app processes (default 1: no proxy; above 1 needs nginx; about one per 2 cores)")
     p.add_argument("--port", type=int, default=8501, help="the port students open (default 8501)")
