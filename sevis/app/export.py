@@ -7,7 +7,11 @@ import streamlit as st
 
 from sevis.figures import export as E
 
-from sevis.app.common import Context, model_line, remember, show_panel, static_ok
+from sevis.app.common import Context, model_line, remember, show_panel, static_ok, takeaway, view_result
+from sevis.errors import SevisError
+from sevis.views.base import ViewRequest, ViewResult
+
+IMAGE_VIEWS = ("live", "compare", "knockout")  # views that take every image of the sidebar
 
 TITLE = "Export"
 
@@ -31,12 +35,20 @@ def render(ctx: Context, modules: Sequence) -> None:
     if not stored.get(view):
         module = modules[titles.index(view)]
         st.caption(f"{view} has not been opened in this session: computing it now with its default settings.")
-        with st.spinner(f"Computing {view}…", show_time=True), st.expander(f"{view}, as computed for the pack"):
-            remember(view, module.render(ctx))
+        request = ViewRequest(images=tuple(ctx.images)) if ctx.images and module.SLUG in IMAGE_VIEWS else None
+        try:
+            with st.spinner(f"Computing {view}…", show_time=True):
+                result = view_result(ctx, module.SLUG, request)
+        except SevisError as e:
+            st.error(str(e))
+            return
+        takeaway(result.takeaway)
+        remember(view, result)
         stored = st.session_state.get("panels", {})
     panels = stored.get(view) or []
     if not panels:
-        st.info(f"{view} has no figures for this model and these inputs (its message is in the box above).")
+        notes = (st.session_state.get("view_results", {}).get(view) or ViewResult("", "")).notes
+        st.info(f"{view} has no figures for this model and these inputs" + (f": {' '.join(notes)}" if notes else "."))
         return
     formats_all = list(E.ALL_FORMATS) if static_ok() else ["html", "csv", "json"]
     formats = st.multiselect("Formats in the pack", formats_all,

@@ -22,6 +22,7 @@ from sevis.cli.export import EXPORT_FORMATS, EXPORT_VIEWS, add_export  # noqa: F
 from sevis.errors import SevisError
 from sevis.cli.family import add_check, add_family
 from sevis.cli.serve import add_serve
+from sevis.cli.prepare import add_prepare
 
 from sevis.names import PRETRAINED_DIR  # noqa: E402
 IMAGE_BATCH = 32  # images per forward pass in predict/excite
@@ -316,7 +317,7 @@ def _add_ablate(sub) -> None:
 
 # Subcommand registrars, in the order `sevis --help` lists them. Extend this list to add a subcommand.
 SUBCOMMANDS: list[Callable] = [_add_predict, _add_excite, _add_evaluate, _add_stats, _add_train, _add_ablate,
-                               add_family, add_check, _add_models, add_export, add_app, add_serve]
+                               add_family, add_check, _add_models, add_export, add_prepare, add_app, add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:
