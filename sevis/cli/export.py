@@ -61,6 +61,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"takeaway: {result.takeaway}")
     for note in result.notes:
         print(f"note: {note}")
+    if result.notes:  # the pack's README says what the app says beside the figures (e.g. what the ablation grid says)
+        context += "\n\nNotes:\n" + "\n".join(f"- {note}" for note in result.notes)
     summary = Path(args.out) / f"{args.view}_view.json"
     if summary.exists() and not args.force:
         raise ExportError(f"{args.out} already holds {summary.name}; nothing was written",
