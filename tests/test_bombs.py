@@ -127,7 +127,8 @@ def test_a_zip_entry_inflating_to_1_gib_is_refused_with_flat_memory(bombs):
 
 @pytest.mark.slow
 def test_control_torch_itself_inflates_the_bomb(bombs):
-    """Without the check, torch.load (weights_only) inflates the gibibyte before it finds the record does not match: the measure sees it."""
+    """Without the check, torch.load (weights_only) inflates the gibibyte before it finds that the record does not
+    match: the measure sees it."""
     result = _measure(bombs["deflate"], "torch.load(sys.argv[1], map_location='cpu', weights_only=True)")
     assert result["grew_mb"] > 2 * GROWTH_LIMIT_MB, result  # about 870 MB measured: the whole record, inflated
 
@@ -183,3 +184,185 @@ def test_real_checkpoints_still_load(tmp_path):
     broken.write_bytes((tmp_path / "same.pt").read_bytes()[:5000])
     with pytest.raises(ModelError, match="truncated.pt is not a readable PyTorch checkpoint"):
         read_state_dict(broken)
+
+
+# ---------------------------------------------------------------------------------------------- upload floods
+def _garments(n: int, size: int = 28) -> list[tuple[str, bytes]]:
+    """`n` real garments of the bundled reference set as PNG uploads (name, bytes), `size` px square."""
+    from PIL import Image
+
+    from sevis.data.fashion_mnist import load_reference_set
+    ref = load_reference_set()
+    out = []
+    for i in range(n):
+        buf = io.BytesIO()
+        Image.fromarray(ref.images[i], "L").resize((size, size)).save(buf, "PNG")
+        out.append((f"{ref.classes[ref.labels[i]].replace('/', '-')}_{i}.png", buf.getvalue()))
+    return out
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[str]:
+    """The names of the files open_image decodes from now on (the app's upload path calls it through
+    sevis.analysis.images)."""
+    import sevis.analysis.images as images
+    calls: list[str] = []
+    real = images.open_image
+
+    def counting(data, name=None):
+        calls.append(name)
+        return real(data, name=name)
+
+    monkeypatch.setattr(images, "open_image", counting)
+    return calls
+
+
+def test_files_that_fail_to_decode_count_toward_the_image_limit(decodes):
+    from sevis.analysis.images import decode_uploads
+    good = _garments(3)
+    files = [("broken.png", good[0][1][: len(good[0][1]) // 2]), ("notes.png", b"not an image"), *good]
+    images, errors = decode_uploads(files, limit=3)
+    assert [im.name for im in images] == [good[0][0]] and len(decodes) == 3
+    assert errors[0].startswith("broken.png: the image is truncated or corrupt") and errors[1].startswith("notes.png")
+    assert errors[2] == (f"{good[1][0]}, {good[2][0]} skipped: at most 3 images are analysed at once (files that "
+                         "cannot be read count too)")
+
+
+def test_the_megapixel_cap_refuses_from_the_header_before_decoding(decodes):
+    from sevis.analysis.images import decode_uploads
+    big = _garments(5, size=2000)  # 4 megapixels each (short PNGs: the garments are mostly black)
+    images, errors = decode_uploads(big, max_pixels=10_000_000)
+    assert len(images) == 2 and decodes == [big[0][0], big[1][0]]  # the other three were never decoded
+    assert errors == [f"{big[2][0]}, {big[3][0]}, {big[4][0]} skipped: the images analysed at once may hold 10 "
+                      "megapixels together, and these would pass that"]
+
+
+def test_a_sessions_cache_decodes_each_file_once_and_holds_one_batch(decodes):
+    from sevis.analysis.images import decode_uploads
+    files = _garments(4)
+    cache: dict = {}
+    first, _ = decode_uploads(files, cache=cache)
+    again, _ = decode_uploads(files, cache=cache)
+    assert len(decodes) == 4 and [a.image for a in again] == [f.image for f in first]  # the same decoded objects
+    renamed = [("other name.png", files[0][1])]
+    decode_uploads(renamed, cache=cache)  # the sentence of a bad file names it, so the name is part of the key
+    assert len(decodes) == 5 and len(cache) == 1  # only the current batch is kept
+
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def _app(monkeypatch, **env: str):
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _upload(at, files: list[tuple[str, bytes]]):
+    at.sidebar.file_uploader(key="uploads").set_value([(n, d, "image/png") for n, d in files])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return [e.value for e in at.error]
+
+
+@pytest.mark.app
+def test_a_rerun_decodes_nothing(monkeypatch, decodes):
+    at = _app(monkeypatch)
+    files = _garments(6)
+    decodes.clear()
+    assert _upload(at, files) == []
+    assert sorted(decodes) == sorted(n for n, _ in files)
+    decodes.clear()
+    at.session_state["view"] = "Compare"  # another click: the page runs again with the same uploads
+    at.run()
+    at.run()
+    assert not at.exception and decodes == []
+
+
+@pytest.mark.app
+def test_the_upload_caps_give_one_message(monkeypatch, decodes):
+    at = _app(monkeypatch, SEVIS_MAX_UPLOADS="4", SEVIS_UPLOAD_MB="1")
+    files = _garments(6)
+    decodes.clear()
+    errors = _upload(at, files)
+    assert errors == [f"2 of 6 uploaded files not used ({files[4][0]}, {files[5][0]}): this server analyses at most "
+                      "4 images and 1 MB of uploads per session. Remove some to add others."]
+    assert len(decodes) == 4
+    at.run()  # the refused files are gone from the server; the sentence stays while the uploads stay
+    assert [e.value for e in at.error] == errors
+    # Bytes: two 600 KB uploads (noise does not compress) pass the 1 MB cap together, so the second is refused.
+    import numpy as np
+    from PIL import Image
+    noise = []
+    for i in range(2):
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (400, 500, 3), dtype=np.uint8)).save(buf, "PNG")
+        noise.append((f"noise{i}.png", buf.getvalue()))
+    assert all(5e5 < len(d) < 2**20 for _, d in noise)
+    errors = _upload(at, noise)
+    assert len(errors) == 1 and errors[0].startswith("1 of 2 uploaded files not used (noise1.png)"), errors
+
+
+_SESSIONS_END = """
+import io, json, resource
+from PIL import Image
+from types import SimpleNamespace
+from streamlit import runtime
+from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+from sevis.analysis.images import decode_uploads
+from sevis.app import guard
+from sevis.serving.uploads import session_images
+
+def rss():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmRSS:")) / 1024
+
+# A server with two sessions: "gone" (its tab closed and its reconnect window passed) and "here".
+files = MemoryUploadedFileManager("/_stcore/upload_file")
+known = {"here"}
+fake = SimpleNamespace(uploaded_file_mgr=files, is_active_session=lambda s: s in known,
+                       _session_mgr=SimpleNamespace(get_session_info=lambda s: object() if s in known else None))
+runtime.exists = lambda: True
+runtime.get_instance = lambda: fake
+buf = io.BytesIO()
+Image.linear_gradient("L").resize((3000, 3000)).save(buf, "PNG")  # 9 megapixels, decoded down to 512 px
+png = buf.getvalue()
+base = rss()
+for sid in ("gone", "here"):
+    for i in range(20):  # what Streamlit holds: 20 uploads of 8 MB each
+        files.add_file(sid, UploadedFileRec(f"{sid}{i}", f"u{i}.png", "image/png", bytes([i]) * 8_000_000))
+    images, errors = decode_uploads([(f"u{i}.png", png) for i in range(20)], cache=session_images().of(sid))
+    assert len(images) == 20 and not errors, errors
+    del images
+full = rss()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+guard.forget_ended_sessions()  # any session's next run does this
+one_left = rss()
+left = [session_images().sessions(), sorted(files.file_storage)]
+known.clear()
+guard.forget_ended_sessions()
+print(json.dumps({"base": base, "full": full, "one_left": one_left, "after": rss(), "peak": peak, "left": left,
+                  "finally": [session_images().sessions(), sorted(files.file_storage)]}))
+"""
+
+
+def test_memory_returns_when_sessions_end():
+    """Two sessions each hold 20 uploads of 8 MB in Streamlit's file manager and 20 decoded images; one ends
+    (its tab closed, its reconnect window passed), then the other. Streamlit itself never drops the files of a
+    session that expired from its reconnect store; forget_ended_sessions (run at every page run) does, with the
+    decoded images, and gives the memory back. Measured in a fresh process (VmRSS)."""
+    done = subprocess.run([sys.executable, "-c", _SESSIONS_END], capture_output=True, text=True, timeout=240,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    m = json.loads(done.stdout.strip().splitlines()[-1])
+    held = m["full"] - m["base"]
+    assert held > 320, m  # 2 x 160 MB of uploads, and the decoded images: the measure sees them
+    assert m["left"] == [["here"], ["here"]] and m["finally"] == [[], []], m
+    assert m["one_left"] - m["base"] < held / 2 + 30, m  # the ended session's half went back
+    assert m["after"] - m["base"] < 50, m  # all of it, once both ended (measured: about 0 MB)
