@@ -26,12 +26,15 @@ import asyncio
 import io
 import os
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -151,6 +154,7 @@ class ServedApp:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.log = b""
+        self.log_dir = Path(tempfile.mkdtemp(prefix="sevis-bench-logs-"))
 
     def start(self) -> "ServedApp":
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
@@ -158,7 +162,8 @@ class ServedApp:
         cores = self.cores
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sevis.cli.main", "serve", "--replicas", str(self.replicas), "--port",
-             str(self.port), "--address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+             str(self.port), "--address", "127.0.0.1", "--log-dir", str(self.log_dir)], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
         deadline = time.monotonic() + self.startup_s
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -179,6 +184,20 @@ class ServedApp:
 
     def cpu_s(self) -> float:
         return tree_cpu_s(self.proc.pid)
+
+    def tracebacks(self) -> dict:
+        """Return the replicas' uncaught errors: {"counts": {last line: n}, "first": the first whole traceback}."""
+        counts: dict[str, int] = {}
+        first = ""
+        for path in sorted(self.log_dir.glob("replica-*.log")):
+            lines = path.read_text(errors="replace").splitlines()
+            for k, line in enumerate(lines):
+                if not line.startswith("Traceback"):
+                    continue
+                end = next((j for j in range(k + 1, len(lines)) if lines[j] and not lines[j].startswith(" ")), k)
+                counts[lines[end][:200]] = counts.get(lines[end][:200], 0) + 1
+                first = first or "\n".join(lines[k:end + 1])[-3000:]
+        return {"counts": counts, "first": first}
 
     def rss_mib(self) -> float:
         return tree_rss_mib(self.proc.pid)
@@ -380,6 +399,8 @@ def _one_server(replicas: int, server_cores, images, sessions: int, sequential: 
         out["rss_end_mib"] = app.rss_mib()
     finally:
         app.stop()
+        out["server_errors"] = app.tracebacks()
+        shutil.rmtree(app.log_dir, ignore_errors=True)
     out["server_log_tail"] = app.log.decode(errors="replace")[-1500:]
     return out
 

@@ -263,6 +263,10 @@ def load(res: dict) -> str:
                  + r["cold"]["errors"])
         if items:
             out += ["", f"{r['replicas']} replica(s), first problems:", *[f"- {x[:200]}" for x in items[:8]]]
+        errs = r.get("server_errors", {}).get("counts")
+        if errs:
+            out += ["", f"{r['replicas']} replica(s), uncaught errors in the server's logs:",
+                    *[f"- {n}× `{line}`" for line, n in errs.items()]]
     return "\n".join(out)
 
 
