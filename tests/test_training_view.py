@@ -1,15 +1,14 @@
 """The Training view: its numbers are a direct evaluation of the snapshots, and the app renders it."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
 from sevis.analysis.inference import split_batches
-from sevis.names import snapshot_epochs
 from sevis.core.recorder import ExcitationRecorder
 from sevis.models.zoo import load_model
+from sevis.names import snapshot_epochs
 
 EPOCHS = snapshot_epochs("embedded")
 pytestmark = pytest.mark.skipif(len(EPOCHS) < 2, reason="the retrained model's snapshots are not there")

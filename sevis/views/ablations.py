@@ -213,7 +213,8 @@ def pair_takeaway(table: pd.DataFrame, a: Variant, b: Variant) -> str | None:
     text_b, text_a, diff = difference(100 * acc_b, 100 * acc_a)  # from the rounded numbers on screen
     verdict = ("no noise floor yet (train the baseline's extra seeds)" if floor is None
                else f"inside the noise floor of {100 * floor:.2f} points"
-               if abs(rounded(diff)) <= rounded(100 * floor) else f"outside the noise floor of {100 * floor:.2f} points")
+               if abs(rounded(diff)) <= rounded(100 * floor)
+               else f"outside the noise floor of {100 * floor:.2f} points")
     parts = [f"{name_b} scores {text_b}%, {name_a} {text_a}% ({diff} points, {verdict})."]
     note = gate_note(b) or gate_note(a)
     if note:
@@ -341,7 +342,8 @@ def ablation_deltas(table: pd.DataFrame, seeds: int,
                                  name=f"noise floor ±{f:.2f} (range of {seeds} baseline seeds)"))
     fig.add_trace(go.Bar(x=x, y=rows["delta"], name="ours: accuracy change (points)", marker_color=PALETTE[0],
                          customdata=rows["accuracy"],
-                         hovertemplate="%{x}<br>accuracy %{customdata:.2f}%<br>change %{y:+.2f} points<extra>ours</extra>"))
+                         hovertemplate="%{x}<br>accuracy %{customdata:.2f}%<br>change %{y:+.2f} points"
+                                       "<extra>ours</extra>"))
     paper = -rows["paper_delta"].astype(float)
     fig.add_trace(go.Bar(x=x, y=paper, name="paper: top-1 error change, sign flipped (points)",
                          marker_color=PALETTE[1],
@@ -359,7 +361,8 @@ def _depth_order(frames: Mapping[str, pd.DataFrame]) -> list[str]:
 
     def key(name: str):
         parts = name.split("_")
-        return tuple(int(p) for p in parts[1:]) if name.startswith("SE_") and all(p.isdigit() for p in parts[1:]) else (99,)
+        numbered = name.startswith("SE_") and all(p.isdigit() for p in parts[1:])
+        return tuple(int(p) for p in parts[1:]) if numbered else (99,)
     return sorted(names, key=key)
 
 
@@ -381,10 +384,12 @@ def depth_profile_pair(measures: Mapping[str, pd.DataFrame],
                                      showlegend=i == 0, line=dict(color=color, width=2.4), connectgaps=False,
                                      hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.3f}}<extra></extra>"), r, c)
             if f"control_{col}" in m:
-                fig.add_trace(go.Scatter(x=order, y=m[f"control_{col}"], mode="lines", name=f"{name}: untrained control",
+                fig.add_trace(go.Scatter(x=order, y=m[f"control_{col}"], mode="lines",
+                                         name=f"{name}: untrained control",
                                          legendgroup=f"{name}-control", showlegend=i == 0,
                                          line=dict(color=color, width=1.4, dash="dash"),
-                                         hovertemplate=f"{name} untrained<br>%{{x}}<br>%{{y:.3f}}<extra></extra>"), r, c)
+                                         hovertemplate=f"{name} untrained<br>%{{x}}<br>%{{y:.3f}}<extra></extra>"),
+                              r, c)
             fig.update_xaxes(type="category", categoryorder="array", categoryarray=order, tickangle=-45, row=r, col=c)
             if yrange:
                 fig.update_yaxes(range=yrange, row=r, col=c)
@@ -401,7 +406,8 @@ def knockout_pair(measures: Mapping[str, pd.DataFrame], column: str = "knockout_
         if column not in m:
             continue
         m = m.set_index("block").reindex(order)
-        fig.add_trace(go.Bar(x=order, y=100.0 * m[column].astype(float), name=name, marker_color=PALETTE[k % len(PALETTE)],
+        fig.add_trace(go.Bar(x=order, y=100.0 * m[column].astype(float), name=name,
+                             marker_color=PALETTE[k % len(PALETTE)],
                              hovertemplate=f"{name}<br>knock out %{{x}}<br>change %{{y:+.2f}} points<extra></extra>"))
     what = "s := 1 (identity)" if column == "knockout_identity" else "s := reference-set mean"
     fig.add_hline(y=0, line=dict(color="#444", width=1))

@@ -177,7 +177,8 @@ def profiles_panel(measures: dict[str, pd.DataFrame]) -> Panel:
             if yrange:
                 fig.update_yaxes(range=yrange, row=r, col=c)
     fig.update_annotations(font_size=12)
-    data = pd.concat([m.assign(model=n) for n, m in measures.items()], ignore_index=True) if measures else pd.DataFrame()
+    data = (pd.concat([m.assign(model=n) for n, m in measures.items()], ignore_index=True) if measures
+            else pd.DataFrame())
     return Panel("architectures_depth_profiles", "Depth profiles of every architecture",
                  "The Class × depth view's measures per SE block over the reference set, one colour per SE model "
                  "(seed 0), against relative depth (0: its first SE block, 1: its last), so networks with 8 to 16 SE "
@@ -225,7 +226,8 @@ def paper_cost() -> str:
     """Return what SE costs SE-ResNet-50 in the paper (CPU time and GFLOPs, from family_grid.PAPER_ROWS)."""
     r = PAPER_ROWS["resnet"]
     return (f"in the paper SE-ResNet-50 takes {100 * (r['se_cpu_ms'] / r['plain_cpu_ms'] - 1):+.1f}% CPU time "
-            f"({r['plain_cpu_ms']:.0f} vs {r['se_cpu_ms']:.0f} ms) and {100 * (r['se_gflops'] / r['plain_gflops'] - 1):+.1f}% "
+            f"({r['plain_cpu_ms']:.0f} vs {r['se_cpu_ms']:.0f} ms) and "
+            f"{100 * (r['se_gflops'] / r['plain_gflops'] - 1):+.1f}% "
             "GFLOPs")
 
 
