@@ -130,3 +130,17 @@ def test_the_tour_and_the_knockout_view_state_one_flip_count(embedded):
                 direct[b] = int((embedded.model(x).argmax(1) != top).sum())
     assert counts.per_block == direct and tour.numbers["flips"] == sum(direct.values()) > 0
     assert np.argmax([direct[b] for b in names]) == names.index(counts.most)
+
+
+def test_the_tour_names_the_channel_the_channel_view_opens_on(embedded):
+    """One definition of the most class-selective channel (sevis.analysis.selectivity): the Tour's step 6 and the
+    Channel view's default state the same block, channel and selectivity."""
+    tour = compute_view(embedded, "tour", ViewRequest(step=T.STEPS.index("channel")), prepared=False)
+    channel = compute_view(embedded, "channel", ViewRequest(), prepared=False)
+    assert (tour.numbers["channel/block"], tour.numbers["channel/channel"]) == \
+        (channel.numbers["block"], channel.numbers["channel"])
+    assert tour.numbers["channel/selectivity"] == pytest.approx(channel.numbers["selectivity"])
+    [step] = T.steps_of(tour)
+    assert step.sentences[0].startswith(f"Channel {channel.numbers['channel']} of {channel.numbers['block']} depends "
+                                        f"most on the class: the class explains "
+                                        f"{channel.numbers['selectivity']:.0%}")

@@ -1,6 +1,7 @@
-"""Searches over a labelled reference set that the Tour shows: a knock-out that flips a prediction, and the most
-class-selective channel with the images that excite it most; and the one count of single-block knock-outs that
-flip a prediction (FlipCount), which the Tour and the Knock-out view both state."""
+"""Searches over a labelled reference set that the Tour shows: a knock-out that flips a prediction, and the images
+that excite a channel most (the channel itself: sevis.analysis.selectivity.most_selective_channel); and the one
+count of single-block knock-outs that flip a prediction (FlipCount), which the Tour and the Knock-out view both
+state."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,6 @@ import torch
 from sevis.analysis.inference import run_batch
 from sevis.analysis.knockout import Mode, knockout_overrides
 from sevis.core.recorder import ExcitationRecorder, SEBlock
-from sevis.core.statistics import ExcitationStats
 from sevis.models.zoo import LoadedModel
 
 SEARCH_IMAGES = 200  # reference images a flip search looks at (the first ones of each batch, in order)
@@ -159,47 +159,6 @@ def find_flip(loaded: LoadedModel, batches, blocks: Sequence[SEBlock], classes: 
     c0, c1 = int(top[i]), int(after_i.argmax())
     return Flip(group, i, label, (loaded.classes[c0], float(base[i, c0])), (loaded.classes[c1], float(after_i[c1])),
                 base[i].numpy(), after_i.numpy(), x[i], len(x)), counts
-
-
-@dataclass
-class SelectiveChannel:
-    """The channel whose mean s depends most on the class, and what shows it."""
-
-    block: str
-    channel: int
-    share: float  # share of the channel's variance of s that lies between class means
-    top_class: str
-    top_mean: float  # mean s over that class's images
-    rest_mean: float  # mean s over the other classes' images
-    class_means: np.ndarray  # K
-    classes: list[str]
-
-
-def most_selective_channel(stats: ExcitationStats) -> SelectiveChannel | None:
-    """Return the channel (over every block) whose mean s differs most between classes, measured as the share of
-    its variance of s that lies between class means; None when no channel varies at all."""
-    counts = stats.count.astype(float)
-    w = counts / max(counts.sum(), 1.0)
-    best = None
-    for block in stats.blocks:
-        mean, std = stats.mean(block), stats.std(block)  # K×C
-        grand = (w[:, None] * mean).sum(0)
-        between = (w[:, None] * (mean - grand) ** 2).sum(0)
-        within = (w[:, None] * std ** 2).sum(0)
-        total = between + within
-        share = np.where(total > 1e-12, between / np.maximum(total, 1e-12), np.nan)
-        if np.isfinite(share).any():
-            c = int(np.nanargmax(share))
-            if best is None or share[c] > best[2]:
-                best = (block, c, float(share[c]), mean[:, c])
-    if best is None:
-        return None
-    block, c, share, means = best
-    k = int(np.argmax(means))
-    rest = np.delete(np.arange(len(means)), k)
-    rest_mean = (float(np.average(means[rest], weights=counts[rest])) if len(rest) and counts[rest].sum()
-                 else float("nan"))
-    return SelectiveChannel(block, c, share, stats.classes[k], float(means[k]), rest_mean, means, list(stats.classes))
 
 
 @torch.inference_mode()

@@ -24,7 +24,8 @@ from sevis.analysis.reference import (
     reference_sweep,
     too_few_images,
 )
-from sevis.analysis.tour_search import Flip, FlipCount, SelectiveChannel, find_flip, most_selective_channel, top_images
+from sevis.analysis.selectivity import SelectiveChannel, most_selective_channel
+from sevis.analysis.tour_search import Flip, FlipCount, find_flip, top_images
 from sevis.core.formula import block_formula
 from sevis.core.recorder import SEBlock, find_se_blocks
 from sevis.errors import SevisError
@@ -416,8 +417,8 @@ def compute_step(inputs: _Inputs, key: str) -> tuple[TourStep, dict]:
             classes, batches, _, _ = reference_inputs(loaded, inputs.request.folder)
             x, s, y = top_images(loaded, batches, sel.block, sel.channel)
             images, s, labels = list(x), list(s), [classes[int(k)] for k in y]
-        numbers = {} if sel is None else {"selective/block": sel.block, "selective/channel": sel.channel,
-                                          "selective/share": sel.share}
+        numbers = {} if sel is None else {"channel/block": sel.block, "channel/channel": sel.channel,
+                                          "channel/selectivity": sel.share}
         return channel_step(loaded, ref, sel, images, s, labels, random), numbers
     measures, paper = inputs.measures()
     if key == "class_depth":
@@ -428,10 +429,11 @@ def compute_step(inputs: _Inputs, key: str) -> tuple[TourStep, dict]:
 
 
 def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None = None) -> ViewResult:
-    """Return Tour step `request.step` (0-based; None: every step, in order): each step's panels, its numbers (the
-    flip count as the Knock-out view states it: flips, flips/images, flips/<block>; the most class-selective
-    channel; SE's parameters) and, per step key, what the app and the handout show as text (<key>/title,
-    <key>/sentences, <key>/formula, <key>/needs, <key>/panels; read back by steps_of)."""
+    """Return Tour step `request.step` (0-based; None: every step, in order): each step's panels, its numbers and,
+    per step key, what the app and the handout show as text (<key>/title, <key>/sentences, <key>/formula,
+    <key>/needs, <key>/panels; read back by steps_of). The numbers: the flip count as the Knock-out view states it
+    (flips, flips/images, flips/<block>), the most class-selective channel as the Channel view opens on it
+    (channel/block, channel/channel, channel/selectivity), SE's parameters, the paper's findings shown."""
     result = ViewResult(SLUG, TITLE)
     if request.step is not None and not 0 <= request.step < len(STEPS):
         raise SevisError(f"the Tour has steps 1 to {len(STEPS)}; there is no step {request.step + 1}")
