@@ -256,8 +256,11 @@ def test_live_teaching_pack_holds_the_input_images(app):
     _run(at)
     with zipfile.ZipFile(io.BytesIO(E.teaching_pack(panels, "Live inference", ["csv"]))) as zf:
         files = {n.split("/", 1)[1]: zf.read(n) for n in zf.namelist()}
-    stem = panels[0].key.removesuffix("_top5")  # the image the view shows
-    assert sorted(n for n in files if n.endswith(".png")) == [f"{stem}_input.png", f"{stem}_model_input.png"]
+    stems = [p.key.removesuffix("_top5") for p in panels if p.key.endswith("_top5")]  # every image in the view
+    assert len(stems) == 2  # the sidebar's two sample images: the pack holds what `sevis export live` writes
+    assert sorted(n for n in files if n.endswith(".png")) == sorted(f"{s}_{k}.png" for s in stems
+                                                                      for k in ("input", "model_input"))
+    stem = stems[0]
     given = Image.open(io.BytesIO(files[f"{stem}_input.png"])).convert("RGB")
     seen = Image.open(io.BytesIO(files[f"{stem}_model_input.png"]))
     from sevis import load_model

@@ -53,7 +53,8 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
         result.notes.append(NO_BLOCKS)
         return result
     if len(request.images) != 1:
-        raise SevisError(f"the {TITLE} view needs exactly one image; {len(request.images)} were given")
+        raise SevisError(f"the {TITLE} view needs exactly one image, {len(request.images)} given: name one image "
+                         "file (sevis export inside IMAGE --block B) or pick one in the app's sidebar")
     if request.channel is not None:
         raise SevisError(f"the {TITLE} view shows every channel of its block; one channel is the Channel view's "
                          "(sevis export channel --block B --channel C)")
