@@ -140,6 +140,20 @@ def test_a_zip_declaring_more_than_it_holds_is_refused(bombs):
     assert result["grew_mb"] < GROWTH_LIMIT_MB, result
 
 
+def test_a_legacy_pt_declaring_a_gibibyte_costs_nothing(tmp_path):
+    """torch's pre-zip format: the pickle declares each storage's size, and torch compares it with the size
+    written before the data before reading any (the allocation is never touched): no check needed, measured."""
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(7)}, buf, _use_new_zipfile_serialization=False)
+    raw = buf.getvalue()
+    at = raw.find(b"K\x07", raw.find(b"cpu"))  # the storage's element count, 7, as a one-byte int
+    path = tmp_path / "legacy.pt"
+    path.write_bytes(raw[:at] + b"J" + struct.pack("<i", 2**28) + raw[at + 2:])  # 2**28 float32: 1 GiB
+    result = _measure(path)
+    assert result["message"].startswith("legacy.pt is not a readable PyTorch checkpoint"), result
+    assert result["grew_mb"] < GROWTH_LIMIT_MB, result
+
+
 def test_700k_empty_tensors_are_refused_from_the_header_length(bombs):
     result = _measure(bombs["flood"])
     assert result["message"].startswith("flood.safetensors: its safetensors header declares 4"), result
