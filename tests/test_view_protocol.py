@@ -22,7 +22,7 @@ TIMEOUT = 600
 # What `sevis export` needs beside the view's defaults to ask what the app's default state asks: the Tour shows its
 # first step; the image views take the sidebar's preselected sample images (written to files of the same names).
 EXTRA_ARGS = {"tour": ["--step", "1"]}
-IMAGE_VIEWS = {"live": "all", "compare": "all", "knockout": "all", "inside": "first", "channel": None}
+IMAGE_VIEWS = {"live": "all", "compare": "all", "knockout": "all", "inside": "first", "channel": "first"}
 
 
 def app_result(slug: str) -> tuple[AppTest, ViewResult]:
