@@ -15,11 +15,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+
+from sevis.core.recorder import ExcitationRecorder
 from safetensors.torch import load_file
 from torch import nn
 
 from sevis.train import family_grid as G
-from sevis.analysis.check import check_failed, check_loaded, check_model
+from sevis.analysis.check import FAILING, NEAR_CONSTANT_SPREAD, check_failed, check_loaded, check_model, check_summary
 from sevis.models.checkpoint import read_card
 from sevis.errors import ModelError
 from sevis.models.families.inception import InceptionModule, ReductionModule
@@ -250,7 +252,7 @@ def test_check_finds_se_that_never_runs_or_changes_nothing(broken, verdict, monk
     table, inputs = check_loaded(loaded, images=50)
     rows = table.set_index("block")
     assert rows.at["SE_3_2", "verdict"] == verdict and check_failed(table)
-    assert (rows.drop("SE_3_2")["verdict"] == "ok").all()
+    assert not rows.drop("SE_3_2")["verdict"].isin(FAILING).any()
     assert rows.at["SE_3_2", "runs"] == (broken is _Discarded)
     from sevis.cli import main as cli
     from sevis.models import zoo
@@ -268,7 +270,7 @@ def test_check_passes_se_on_the_identity_branch_and_reads_its_gates(capsys):
     assert ((shares >= 0) & (shares <= 1)).all().all() and (shares.sum(axis=1) <= 1 + 1e-9).all()
     # a block whose s is the same for every image is still wired in; the verdict names it
     constant = table[table["constant"]]
-    assert (constant["verdict"] == "ok (the same s for every image)").all()
+    assert (constant["verdict"] == "a fixed scale (the same s for every image)").all()
     assert main(["check", "ablation:integration-identity", "--images", "50"]) == 0
     assert "every one runs and matters" in capsys.readouterr().out
 
@@ -284,6 +286,30 @@ def test_check_on_a_plain_model_and_an_saturated_gate():
         block.fc2.weight.zero_()
     table = check_model(net, torch.randn(4, 1, 36, 36))
     assert table.set_index("block").at["SE_2_1", "verdict"] == "s is 1 already" and not check_failed(table)
+
+
+def test_check_names_a_gate_that_is_a_fixed_scale_apart_from_mattering():
+    """W1 := 0 makes s = σ(W2·δ(b1) + b2) the same for every image: knocking it out with s := 1 still changes the
+    logits (the fixed scale goes), but s := its mean changes nothing, and the check says it is a fixed scale."""
+    net = _random("se-vgg")
+    block = net.layer2[0].se  # SE_3_1
+    with torch.no_grad():
+        block.fc1.weight.zero_()
+        block.fc1.bias.fill_(0.5)
+    x = torch.randn(6, 1, 36, 36, generator=torch.Generator().manual_seed(1))
+    table = check_model(net, x).set_index("block")
+    row = table.loc["SE_3_1"]
+    assert row["matters"] and not row["input_dependent"] and row["near_constant"]
+    assert row["verdict"] == "a fixed scale (the same s for every image)"
+    assert row["logit_change_mean"] < 1e-4 * row["logit_change"]
+    with ExcitationRecorder(net) as rec:  # the spread, computed directly
+        net(x)
+    spread = float(rec.excitations["SE_3_1"].double().std(0).mean())
+    assert row["spread"] == pytest.approx(spread) and spread < NEAR_CONSTANT_SPREAD
+    for _, r in table.drop("SE_3_1").iterrows():  # the other blocks: "ok" exactly when s varies with the image
+        assert (r["verdict"] == "ok") == (r["spread"] >= NEAR_CONSTANT_SPREAD), r.to_dict()
+    summary = check_summary(table.reset_index(), "6 random images")
+    assert "near-constant gates (a fixed scale, not a function of the input): " in summary and "SE_3_1" in summary
 
 
 # ------------------------------------------------------------------------------------------ shipped models
@@ -339,7 +365,8 @@ def test_sevis_export_families_writes_the_table_profiles_fig6_and_check(tmp_path
         delta = 100 * (fam[fam["se"]]["test_accuracy"].mean() - fam[~fam["se"]]["test_accuracy"].mean())
         assert row["delta"] == pytest.approx(delta, abs=0.006)
     check = pd.read_csv(tmp_path / "check_se-vgg.csv")
-    assert len(check) == 9 and set(check["verdict"]) <= {"ok", "ok (the same s for every image)"}
+    assert len(check) == 9 and set(check["verdict"]) <= {"ok", "a fixed scale (the same s for every image)",
+                                                          "a near-constant scale (s hardly depends on the image)"}
     profiles = pd.read_csv(tmp_path / "architectures_depth_profiles.csv")
     assert set(profiles["model"]) == {"se-inception", "se-resnext", "se-mobilenet", "se-vgg"}
     view = json.loads((tmp_path / "families_view.json").read_text())  # the ViewResult the app renders too
