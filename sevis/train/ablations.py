@@ -14,10 +14,10 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sevis.models.checkpoint import card_path, read_card, save_checkpoint, write_card
-from sevis.errors import ModelError
-from sevis.names import ABLATION_AXES, ABLATIONS, EMBEDDED, ablation_dir
 from sevis.analysis.paper import CONSTANT_SPREAD
+from sevis.models.checkpoint import read_card, save_checkpoint, write_card
+from sevis.names import ABLATION_AXES, ABLATIONS, EMBEDDED, ablation_dir
+from sevis.train.runs import RunGrid, claim_lock
 
 DEFAULT_ARCH = EMBEDDED["embedded"]  # every variant changes this architecture in one way
 # One shorter schedule for every variant (the default model trains 30 epochs on all 60k garments): 5 epochs on the
@@ -53,12 +53,12 @@ PAPER_ROWS: dict[str, dict] = {
 }
 
 
+ABLATION_GRID = RunGrid(ABLATIONS, ablation_dir, "ablation", "ablation", "sevis ablate --variants")
+
+
 def variant(name: str) -> dict:
     """Return the variant `name` (axis, change, overrides, seed); a ModelError names the known ones."""
-    try:
-        return ABLATIONS[name]
-    except KeyError:
-        raise ModelError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}") from None
+    return ABLATION_GRID.lookup(name)
 
 
 def train_config(name: str, threads: int = 1, **schedule):
@@ -72,19 +72,12 @@ def train_config(name: str, threads: int = 1, **schedule):
 
 def weights_file(name: str, out_dir: str | Path | None = None) -> Path:
     """Return where variant `name`'s weights live."""
-    variant(name)
-    return Path(out_dir or ablation_dir()) / f"{name}.safetensors"
+    return ABLATION_GRID.weights_file(name, out_dir)
 
 
 def is_trained(name: str, out_dir: str | Path | None = None) -> bool:
     """Return whether variant `name` has weights and a card with its ablation record (current or stale)."""
-    path = weights_file(name, out_dir)
-    if not path.exists() or not card_path(path).exists():
-        return False
-    try:
-        return "ablation" in read_card(path)
-    except ModelError:
-        return False
+    return ABLATION_GRID.has_record(name, out_dir)
 
 
 def is_stale(name: str, out_dir: str | Path | None = None) -> bool:
@@ -160,10 +153,10 @@ def save_trained(model, cfg, history: dict, out: Path, card: dict, command: str,
     its own record last, which marks the run finished."""
     import torch
 
-    from sevis.data.fashion_mnist import load_split
     from sevis.analysis.reports import evaluate, evaluation_report
-    from sevis.train.trainer import Split, accuracy
+    from sevis.data.fashion_mnist import load_split
     from sevis.models.zoo import load_checkpoint
+    from sevis.train.trainer import Split, accuracy
 
     test = load_split("test", "context")
     if cfg.test_images:
@@ -223,72 +216,22 @@ def ablate(names: Sequence[str] | None = None, out_dir: str | Path | None = None
 
 
 def status(name: str, out_dir: str | Path | None = None) -> str:
-    """Return "trained", "training (process N)", "interrupted" (a checkpoint to resume from) or "missing"."""
-    import os
+    """Return "trained", "stale (older data pipeline)", "training (process N)", "interrupted" (a checkpoint to resume
+    from) or "missing"."""
     if is_finished(name, out_dir):
         return "trained"
     if is_trained(name, out_dir) and not _lock_file(name, out_dir).exists():
         return "stale (older data pipeline)"
-    lock = _lock_file(name, out_dir)
-    try:
-        pid = int(lock.read_text().strip())
-        os.kill(pid, 0)
-        return f"training (process {pid})"
-    except (OSError, ValueError):
-        pass
-    from sevis.train.trainer import resume_path
-    if resume_path(weights_file(name, out_dir)).exists():
-        return "interrupted"
-    return "missing"
+    return ABLATION_GRID.status(name, out_dir, finished=False)
 
 
 def _lock_file(name: str, out_dir: str | Path | None) -> Path:
-    return weights_file(name, out_dir).with_suffix(".lock")
+    return ABLATION_GRID.lock_file(name, out_dir)
 
 
 def _claim(name: str, out_dir: str | Path | None) -> int | None:
     """Take variant `name` for this process; return the pid of a live process that holds it already, else None."""
     return claim_lock(_lock_file(name, out_dir))
-
-
-def lock_owner(lock: Path) -> int | None:
-    """Return the pid of the live process holding `lock`, else None."""
-    import os
-    try:
-        pid = int(lock.read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
-
-
-def claim_lock(lock: Path) -> int | None:
-    """Take `lock` (a file holding a pid) for this process; return the pid of a live process that holds it already,
-    else None.
-
-    Several training processes then share one grid without training a model twice; a lock left by a process that
-    died (a stopped session) is taken over, and its run resumes from its checkpoint."""
-    import os
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-                os.kill(pid, 0)
-                if pid != os.getpid():
-                    return pid
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                pass
-            except PermissionError:  # alive, owned by someone else
-                return pid
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        return None
-    return None
 
 
 # ------------------------------------------------------------------------------------------- summary

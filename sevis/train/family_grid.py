@@ -17,11 +17,11 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sevis.train.ablations import ABLATION_SCHEDULE, claim_lock, lock_owner, read_state_dtypes, save_trained
-from sevis.models.checkpoint import card_path, read_card, write_card
-from sevis.errors import ModelError
-from sevis.names import FAMILY_RUNS, family_dir
 from sevis.analysis.paper import CONSTANT_SPREAD
+from sevis.models.checkpoint import read_card, write_card
+from sevis.names import FAMILY_RUNS, family_dir
+from sevis.train.ablations import ABLATION_SCHEDULE, read_state_dtypes, save_trained
+from sevis.train.runs import RunGrid, claim_lock
 
 # One schedule for every architecture: the ablation grid's 30k training garments (fresh in-context samples every
 # epoch, evaluated on the full 10k test split) for 4 epochs instead of its 5, so that all 16 runs fit in about 40
@@ -47,12 +47,12 @@ PAPER_ROWS: dict[str, dict] = {
 }
 
 
+FAMILY_GRID = RunGrid(FAMILY_RUNS, family_dir, "family", "architecture model", "sevis family --models")
+
+
 def run(name: str) -> dict:
     """Return run `name` of FAMILY_RUNS (model, arch, seed, se, family); a ModelError names the known ones."""
-    try:
-        return FAMILY_RUNS[name]
-    except KeyError:
-        raise ModelError(f"unknown architecture model {name!r}; known: {', '.join(FAMILY_RUNS)}") from None
+    return FAMILY_GRID.lookup(name)
 
 
 def train_config(name: str, threads: int = 1, **schedule):
@@ -65,34 +65,21 @@ def train_config(name: str, threads: int = 1, **schedule):
 
 def weights_file(name: str, out_dir: str | Path | None = None) -> Path:
     """Return where run `name`'s weights live."""
-    run(name)
-    return Path(out_dir or family_dir()) / f"{name}.safetensors"
+    return FAMILY_GRID.weights_file(name, out_dir)
 
 
 def _lock_file(name: str, out_dir: str | Path | None) -> Path:
-    return weights_file(name, out_dir).with_suffix(".lock")
+    return FAMILY_GRID.lock_file(name, out_dir)
 
 
 def is_finished(name: str, out_dir: str | Path | None = None) -> bool:
     """Return whether run `name` has weights and a card with its family record (`sevis family` skips it)."""
-    path = weights_file(name, out_dir)
-    if not path.exists() or not card_path(path).exists():
-        return False
-    try:
-        return "family" in read_card(path)
-    except ModelError:
-        return False
+    return FAMILY_GRID.has_record(name, out_dir)
 
 
 def status(name: str, out_dir: str | Path | None = None) -> str:
     """Return "trained", "training (process N)", "interrupted" (a checkpoint to resume from) or "missing"."""
-    from sevis.train.trainer import resume_path
-    if is_finished(name, out_dir):
-        return "trained"
-    owner = lock_owner(_lock_file(name, out_dir))
-    if owner is not None:
-        return f"training (process {owner})"
-    return "interrupted" if resume_path(weights_file(name, out_dir)).exists() else "missing"
+    return FAMILY_GRID.status(name, out_dir)
 
 
 def cpu_ms_per_image(model, size: int = 36, repeats: int = TIMING_REPEATS) -> float:

@@ -25,8 +25,16 @@ from sevis.figures.sentences import difference, finish, rounded
 from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
 from sevis.models.zoo import LoadedModel
 from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR, fig6_default_classes, trained_ablations
-from sevis.train.ablations import NOISE_SEEDS, comparison_table, grid_findings, noise_floor, summary, weights_file
-from sevis.train.runs import card_classes, load_trained_run
+from sevis.train.ablations import (
+    ABLATION_GRID,
+    NOISE_SEEDS,
+    comparison_table,
+    grid_findings,
+    noise_floor,
+    summary,
+    weights_file,
+)
+from sevis.train.runs import card_classes
 from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "ablations"
@@ -51,8 +59,7 @@ class Variant:
 def load_variant(name: str, out_dir: str | Path | None = None, progress: Progress | None = None) -> Variant:
     """Return variant `name` with its reference-set statistics, its card's measures and its gate facts (the trained
     run is measured once per process: sevis.train.runs)."""
-    run = load_trained_run(name, weights_file(name, out_dir), f"ablation:{name}",
-                           f"the ablation {name} is not trained yet: run `sevis ablate --variants {name}`", progress)
+    run = ABLATION_GRID.load(name, "ablation", out_dir, progress)
     rows = (run.card.get("evaluation") or {}).get("excitation") or []
     measures = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["block"])
     return Variant(name, run.loaded, run.ref, measures, gate_facts(run.ref.stats))

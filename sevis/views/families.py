@@ -25,8 +25,8 @@ from sevis.models.checkpoint import read_card
 from sevis.models.families import FAMILY_TITLES
 from sevis.models.zoo import LoadedModel
 from sevis.names import FAMILY_RUNS, fig6_default_classes, trained_families
-from sevis.train.family_grid import PAPER_ROWS, architecture_table, summary, weights_file
-from sevis.train.runs import card_classes, load_trained_run
+from sevis.train.family_grid import FAMILY_GRID, PAPER_ROWS, architecture_table, summary, weights_file
+from sevis.train.runs import card_classes
 from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "architectures"
@@ -53,9 +53,7 @@ def se_runs(table: pd.DataFrame) -> list[str]:
 
 def load_family_model(name: str, out_dir: str | Path | None = None, progress: Progress | None = None) -> FamilyModel:
     """Return trained run `name` with its reference-set statistics (measured once per process: sevis.train.runs)."""
-    run = load_trained_run(name, weights_file(name, out_dir), f"family:{name}",
-                           f"the architecture model {name} is not trained yet: run `sevis family --models {name}`",
-                           progress)
+    run = FAMILY_GRID.load(name, "family", out_dir, progress)
     return FamilyModel(name, run.loaded, run.ref)
 
 
