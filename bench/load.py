@@ -3,7 +3,8 @@ protocol-level clients (bench/protocol.py: Streamlit's own WebSocket and upload 
 
 The server (every process `sevis serve` starts: replicas, nginx) is pinned to the server cores and the clients to
 the client cores (default: clients on core 0, the server on all others), so the clients cannot starve it; the
-server's CPU seconds are read from /proc/<pid>/stat of its whole process tree, its memory as the tree's summed RSS.
+server's CPU seconds are read from /proc/<pid>/stat of its whole process tree, its memory as the tree's summed PSS
+(/proc/<pid>/smaps_rollup: pages the replicas share, such as torch's libraries, count once).
 
 One student interaction is an upload of a garment image (the Live inference view runs on it) plus opening a
 view (default Class × depth, from its prepared results). For each replica count:
@@ -133,16 +134,21 @@ def tree_cpu_s(root: int) -> float:
     return total / CLK_TCK
 
 
-def tree_rss_mib(root: int) -> float:
-    """Return the summed resident memory (MiB) of the process tree under `root`."""
-    total = 0
-    for pid in process_tree(root):
+def _memory_kib(pid: int) -> int:
+    """Return a process's proportional set size (KiB; shared pages split among the processes sharing them, so
+    replicas that map the same torch libraries are not counted twice), or its RSS where the kernel has no PSS."""
+    for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
         try:
-            with open(f"/proc/{pid}/status") as fh:
-                total += next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+            with open(path) as fh:
+                return next(int(line.split()[1]) for line in fh if line.startswith(key))
         except (OSError, StopIteration):
             continue
-    return total / 1024
+    return 0
+
+
+def tree_rss_mib(root: int) -> float:
+    """Return the memory (MiB) of the process tree under `root`: the sum of its processes' PSS."""
+    return sum(_memory_kib(pid) for pid in process_tree(root)) / 1024
 
 
 class ServedApp:

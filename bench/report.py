@@ -203,7 +203,7 @@ def load(res: dict) -> str:
            f"upload protocol, no browser); {cores}. One interaction: upload a garment image (Live inference runs "
            f"on it), "
            f"then open {res['view'] or 'no view'}. Server CPU is the whole process tree's (replicas, nginx), from "
-           f"/proc/<pid>/stat; memory its summed RSS. Predictions checked against the expected one per image: "
+           f"/proc/<pid>/stat; memory its summed PSS (shared pages counted once). Predictions checked against the expected one per image: "
            f"{'yes' if res.get('checked_predictions') else 'no (no dataset: file names only)'}. Load average before: "
            + ", ".join(f"{x:.1f}" for x in res["load_average_before"]) + ".", ""]
     runs = [r for r in res["runs"] if "error" not in r]
