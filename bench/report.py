@@ -203,7 +203,8 @@ def load(res: dict) -> str:
            f"upload protocol, no browser); {cores}. One interaction: upload a garment image (Live inference runs "
            f"on it), then open {res['view'] or 'no view'}. Server CPU is the whole process tree's (replicas, nginx), "
            f"from /proc/<pid>/stat; memory its summed PSS (shared pages counted once). Predictions checked against "
-           f"the expected one per image: {'yes' if res.get('checked_predictions') else 'no (no dataset: file names only)'}. Load average before: "
+           f"the expected one per image: "
+           f"{'yes' if res.get('checked_predictions') else 'no (no dataset: file names only)'}. Load average before: "
            + ", ".join(f"{x:.1f}" for x in res["load_average_before"]) + ".", ""]
     runs = [r for r in res["runs"] if "error" not in r]
     for r in res["runs"]:
