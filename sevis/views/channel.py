@@ -188,10 +188,11 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     _check(ref, block, channel)
     share = channel_selectivity(stats, block)
     image = request.images[0] if request.images else None
-    shown = channel_panels(loaded, ref, block, channel, image, float(share[channel]))
+    few = too_few_images(stats)  # then the share is no measured preference (1 with one image per class): not stated
+    shown = channel_panels(loaded, ref, block, channel, image, None if few else float(share[channel]))
     result.panels, result.takeaway = shown.panels, shown.takeaway
     result.notes.append(f"Statistics over {ref.source}.")
-    if too_few_images(stats):
+    if few:
         result.notes.append("Some classes have fewer than 5 images here, so class means rest on a few images: the "
                             "channel opened first is the one whose s differs most between them, not a measured "
                             "class preference.")
