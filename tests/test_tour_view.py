@@ -4,6 +4,7 @@ in the same words by the Tour and the Knock-out view and equal to a direct count
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +145,39 @@ def test_the_tour_names_the_channel_the_channel_view_opens_on(embedded):
     assert step.sentences[0].startswith(f"Channel {channel.numbers['channel']} of {channel.numbers['block']} depends "
                                         f"most on the class: the class explains "
                                         f"{channel.numbers['selectivity']:.0%}")
+
+
+@pytest.mark.app
+def test_knockout_app_runs_a_sweep_that_is_not_stored_on_request(tmp_path, monkeypatch):
+    """Over a folder the sweep is not stored beside the model: the app shows the images' knock-outs at once and runs
+    the sweep (and the flip count) when the button is pressed, then renders the full result."""
+    pytest.importorskip("streamlit")
+    from PIL import Image
+    from streamlit.testing.v1 import AppTest
+
+    from sevis.data.fashion_mnist import load_reference_set
+    ref = load_reference_set()
+    for k, name in enumerate(ref.classes):
+        if "/" in name:  # a class name that cannot be a folder name is left out
+            continue
+        (tmp_path / "set" / name).mkdir(parents=True)
+        for j, i in enumerate(np.flatnonzero(ref.labels == k)[:6]):
+            Image.fromarray(np.asarray(ref.images[i], np.uint8)).save(tmp_path / "set" / name / f"{j}.png")
+    monkeypatch.setenv("SEVIS_DATA_DIRS", str(tmp_path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=600)
+    at.run()
+    at.text_input(key="ref_folder").set_value("set")
+    at.run()
+    at.session_state["view"] = K.TITLE
+    at.run()
+    assert not at.exception and not at.error
+    assert [b.key for b in at.button if b.key == "ko_run"] == ["ko_run"]
+    assert "flips" not in at.session_state["view_results"][K.TITLE].numbers
+    at.button(key="ko_run").click()
+    at.run()
+    at.run()
+    assert not at.exception and not at.error
+    result = at.session_state["view_results"][K.TITLE]
+    assert result.panel("knockout_sweep") is not None and result.numbers["flips/images"] == 54
+    assert not [b for b in at.button if b.key == "ko_run"]
+    assert any(result.takeaway in i.value for i in at.info)
