@@ -118,7 +118,8 @@ def add_export(sub) -> None:
                                                    "bundled reference set for Fashion-MNIST models), or a "
                                                    "FILE.json `sevis stats` wrote (class-depth views)")
     p.add_argument("--knockout", nargs="+", metavar="BLOCK", help="blocks to knock out (knockout view; default: "
-                                                                  "the last stage)")
+                                                                  "for each image the block whose knock-out alone "
+                                                                  "changes its prediction most, as the app preselects)")
     p.add_argument("--mode", choices=("identity", "mean"), default="identity",
                    help="knock-out: s := 1 (identity) or s := the reference-set mean")
     p.add_argument("--form", choices=("deviation", "paper"), default="deviation",
