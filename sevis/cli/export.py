@@ -92,7 +92,8 @@ def add_export(sub) -> None:
                         "paper's findings), inside (one block, one image), channel, knockout, ablations, architectures "
                         "(SE across architectures), training (how the excitations emerged), architecture; parts and "
                         "older names: fig6, fig7, depth, block (= inside), families (= architectures)")
-    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (live, compare, knockout)")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (live, compare, knockout; inside: one; "
+                                                               "channel: at most one)")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
     p.add_argument("--arch", help="architecture of a weights file without a sevis card, e.g. timm:seresnet50")
     p.add_argument("--out", required=True, type=out_path, metavar="DIR", help="output folder (created if needed)")
@@ -103,15 +104,18 @@ def add_export(sub) -> None:
     p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=["png", "html", "csv"],
                    help="one or more of %(choices)s (default: png html csv)")
     p.add_argument("--classes", nargs="+", metavar="CLASS", help="classes for Fig. 6 (default: the app's, "
-                   f"{' '.join(FIG6_DEFAULT_CLASSES)}, or a model's first four)")
+                   f"{' '.join(FIG6_DEFAULT_CLASSES)}, or a model's first four); compare: class means to compare "
+                   "the images with ('all': the mean over every reference image)")
     p.add_argument("--blocks", "--block", nargs="+", metavar="BLOCK",
                    help="SE blocks to plot (default: the paper's choice); block and channel views: exactly one")
-    p.add_argument("--channel", type=nonnegative_int, metavar="N", help="channel of --block (channel view)")
+    p.add_argument("--channel", type=nonnegative_int, metavar="N",
+                   help="channel of --block (channel view; default: the most class-selective channel of --block, "
+                        "or of the whole model without --block)")
     p.add_argument("--channels", choices=("all", "first", "uniform"),
                    help="all channels, the first N or N sampled uniformly (default, as in the app: N evenly spaced "
                         "channels of blocks wider than 64, else all)")
     p.add_argument("--n", type=positive_int, help="N for --channels first/uniform (default 50, or a narrower block's "
-                                                  "width)")
+                                                  "width); inside: channels each side (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed for the uniform channel sample")
     p.add_argument("--fig7-class", metavar="CLASS", help="class for Fig. 7 (default: the first of --classes)")
     p.add_argument("--folder", metavar="DIR", help="reference images: one sub-folder per class (default: the "

@@ -26,7 +26,8 @@ class ViewRequest:
     """What a view is asked to show. Every field has the view's default; a view reads only the fields it needs.
 
     images: the images (Live, Compare, Knock-out, Inside a block, Channel); classes / blocks: which rows and panels
-    (None: the view's computed default); channels, n, seed, fig7_class, form: Fig. 6 and 7; folder: the labelled
+    (None: the view's computed default; Compare: the class means to add, "all" for every image); channels, n, seed,
+    fig7_class, form: Fig. 6 and 7 (n also Inside a block's channels each side); folder: the labelled
     reference set (None: the bundled one); knockout_blocks, mode: the knock-out; block, channel: one block or one
     channel (None: the computed default); step: a Tour step (None: every step); pair: two ablation variants; run: an
     architecture run; epoch: one Training snapshot (None: every snapshot); slides: figures at slide size.
