@@ -142,6 +142,7 @@ def test_card_accuracy_reproduces_through_sevis_evaluate(name, capsys):
     assert abl["test_images"] == 10_000
 
 
+@pytest.mark.slow
 def test_test_accuracy_of_two_variants_reproduces_on_the_test_split():
     from sevis.data.fashion_mnist import load_split
     from sevis.train.trainer import accuracy
@@ -283,6 +284,7 @@ def _ablate(out_dir: Path, *names: str) -> list[str]:
             "--test-images", "200", "--no-evaluate", "--out-dir", str(out_dir)]
 
 
+@pytest.mark.slow
 def test_sevis_ablate_killed_after_an_epoch_resumes_to_the_same_weights(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     killed = tmp_path / "killed"

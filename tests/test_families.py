@@ -155,6 +155,7 @@ def _family(out_dir: Path, *names: str) -> list[str]:
             "--test-images", "200", "--no-evaluate", "--out-dir", str(out_dir)]
 
 
+@pytest.mark.slow
 def test_sevis_family_killed_after_an_epoch_resumes_to_the_same_weights(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     killed = tmp_path / "killed"
@@ -190,6 +191,7 @@ def test_sevis_family_killed_after_an_epoch_resumes_to_the_same_weights(tmp_path
     assert [r["name"] for r in summary["runs"]] == ["se-mobilenet"]
 
 
+@pytest.mark.slow
 def test_each_se_model_is_timed_against_its_twin_in_alternating_rounds(tmp_path):
     tiny = dict(epochs=1, train_images=256, test_images=50, evaluate_reference=False)
     assert len(G.train_families(["se-vgg", "vgg"], tmp_path, **tiny)) == 2
@@ -376,6 +378,7 @@ def test_sevis_export_families_writes_the_table_profiles_fig6_and_check(tmp_path
     assert view["numbers"]["delta/vgg"] == pytest.approx(float(table.set_index("family").at["vgg", "delta"]))
 
 
+@pytest.mark.slow
 def test_the_architectures_result_opens_on_the_first_se_run_and_takes_a_run_and_classes():
     from sevis.errors import SevisError
     from sevis.views.base import ViewRequest

@@ -41,6 +41,7 @@ def test_the_default_model_has_se_resnet50s_blocks(embedded):
     assert embedded.data_variant == "context" and embedded.input_size == 36
 
 
+@pytest.mark.slow
 def test_sevis_evaluate_reproduces_the_card(embedded, card_rows):
     # The card's accuracy and every measure per block come out of `sevis evaluate` again (test split, 10k).
     mm = evaluate(embedded, "test", knockout=False)
@@ -92,6 +93,7 @@ def test_centred_models_on_their_reference_set(spec, floor):
     assert figures["accuracy"] == pytest.approx(m.card["evaluation"]["accuracy"], abs=0.03)  # 1k vs 10k images
 
 
+@pytest.mark.slow
 def test_sevis_evaluate_prints_the_card_accuracy_and_the_paper_table(embedded, capsys):
     assert main(["evaluate", "--split", "reference", "--no-knockout"]) == 0
     out = capsys.readouterr().out

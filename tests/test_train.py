@@ -26,6 +26,7 @@ def _same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
+@pytest.mark.slow
 def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
     cfg = TrainConfig(**TINY)
     ck = tmp_path / "run.resume.pt"
@@ -46,6 +47,7 @@ def _cli(out: Path) -> list[str]:
             "--batch-size", "64", "--threads", "1", "--out", str(out)]
 
 
+@pytest.mark.slow
 def test_sevis_train_killed_after_an_epoch_continues_where_it_stopped(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     out = tmp_path / "killed" / "m.safetensors"
