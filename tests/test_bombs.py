@@ -380,3 +380,112 @@ def test_memory_returns_when_sessions_end():
     assert m["left"] == [["here"], ["here"]] and m["finally"] == [[], []], m
     assert m["one_left"] - m["base"] < held / 2 + 30, m  # the ended session's half went back
     assert m["after"] - m["base"] < 50, m  # all of it, once both ended (measured: about 0 MB)
+
+
+# ---------------------------------------------------------------------------------------------- through the server
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+
+
+async def _upload_many(tab, files: list[tuple[str, bytes]]):
+    """Put all `files` into the tab's image uploader at once (as a browser does when several are dropped) and
+    return the run that follows."""
+    import time
+    import uuid
+
+    from streamlit.proto.ClientState_pb2 import ClientState
+    from streamlit.proto.Common_pb2 import FileUploaderState, FileURLsRequest, UploadedFileInfo
+    from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
+
+    from bench.protocol import XSRF_COOKIE, multipart
+    t0 = time.monotonic()
+    rid = uuid.uuid4().hex
+    await tab._send(file_urls_request=FileURLsRequest(request_id=rid, session_id=tab.session_id,
+                                                      file_names=[n for n, _ in files]))
+    while True:
+        msg, _ = await tab._next(t0 + tab.timeout_s)
+        if msg.WhichOneof("type") == "file_urls_response" and msg.file_urls_response.response_id == rid:
+            break
+    infos = []
+    for (name, data), urls in zip(files, msg.file_urls_response.file_urls):
+        body, ctype = multipart(name, data)
+        status, _ = await tab.request("PUT", urls.upload_url, body,
+                                      {"Content-Type": ctype, "X-Xsrftoken": tab.cookies.get(XSRF_COOKIE, "")})
+        assert status in (200, 204), status
+        info = UploadedFileInfo(name=name, size=len(data), file_id=urls.file_id)
+        info.file_urls.CopyFrom(urls)
+        infos.append(info)
+    wid = tab.widget_ids["uploader"]
+    tab.widgets[wid] = WidgetState(id=wid, file_uploader_state_value=FileUploaderState(uploaded_file_info=infos))
+    await tab._send(rerun_script=ClientState(query_string="", page_script_hash=tab.page_hash,
+                                             widget_states=WidgetStates(widgets=list(tab.widgets.values()))))
+    return await tab._collect(t0)
+
+
+@pytest.mark.slow
+def test_an_upload_flood_through_the_server_is_capped_and_leaves_with_the_tab(tmp_path):
+    """The real server (streamlit run app.py), driven over Streamlit's own protocol (bench/protocol.py): one tab
+    uploads 16 files of 20 MB at once; the caps keep 10 (SEVIS_UPLOAD_MB, 200) and say so once; the tab closes, and
+    once Streamlit's two-minute reconnect window has passed, the next page run of another tab gives everything
+    back. Streamlit alone would keep the tab's uploads until the server stops."""
+    pytest.importorskip("websockets")
+    import asyncio
+    import os
+    import signal
+
+    from PIL import Image
+
+    from bench.protocol import StreamlitSession
+    root = Path(__file__).resolve().parent.parent
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("SEVIS_UPLOAD_MB", None)
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.port",
+                               str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buf, "PNG")
+    flood = [(f"big{i}.png", buf.getvalue() + bytes([i]) * 20_000_000) for i in range(16)]  # PNG, then padding
+    url = f"http://127.0.0.1:{port}"
+
+    async def scenario() -> dict:
+        for _ in range(240):  # the server starts
+            try:
+                async with StreamlitSession(url, timeout_s=300) as warm:
+                    await warm.open_tab("Compare")
+                break
+            except OSError:
+                await asyncio.sleep(0.5)
+        base = _server_rss_mib(server.pid)
+        tab = StreamlitSession(url, timeout_s=300)
+        await tab.connect()
+        run = await _upload_many(tab, flood)
+        flooded = _server_rss_mib(server.pid)
+        await tab.close()
+        await asyncio.sleep(125)  # Streamlit keeps a closed tab's session 120 s for a reconnect
+        async with StreamlitSession(url, timeout_s=300) as other:  # any page run forgets ended sessions
+            await other.rerun()
+        return {"base": base, "flooded": flooded, "after": _server_rss_mib(server.pid),
+                "alerts": run.error_alerts}
+
+    try:
+        m = asyncio.run(scenario())
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    capped = [a for a in m["alerts"] if "uploaded files not used" in a]
+    assert len(capped) == 1 and capped[0].startswith("6 of 16 uploaded files not used (big10.png"), m
+    assert m["flooded"] - m["base"] > 150, m  # the 10 files kept (200 MB) are in the server's memory
+    assert m["after"] - m["base"] < 100, m  # and gone with the tab: within 100 MB of the baseline (the issue: 300)
