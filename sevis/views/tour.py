@@ -350,20 +350,28 @@ def prepared_requests(loaded: LoadedModel) -> list[ViewRequest]:
     return [step_request(i, default_sample_images(loaded)) for i in range(len(STEPS))]
 
 
+_SHARED: dict[tuple, dict] = {}  # per model and reference set: what several steps (several requests) read
+
+
 class _Inputs:
-    """What the steps share, computed once per compute() call and only when a step needs it."""
+    """What the steps share, computed only when a step needs it: the image once per compute() call, the reference
+    statistics and measures once per model and reference set in this process (each step is its own request, and a
+    model without stored results would otherwise recompute them for every step)."""
 
     def __init__(self, loaded: LoadedModel, request: ViewRequest, progress: Progress | None) -> None:
         self.loaded, self.request, self.progress = loaded, request, progress
         self.blocks = [b for b, _ in find_se_blocks(loaded.model)]
-        self._ref: ReferenceStats | None = None
+        key = (id(loaded.model), loaded.spec, loaded.name, loaded.random_weights, request.folder)
+        if key not in _SHARED and len(_SHARED) >= 8:  # a few models per server; never grows without bound
+            _SHARED.clear()
+        self._shared = _SHARED.setdefault(key, {})
         self._image: tuple | None = None
 
     @property
     def ref(self) -> ReferenceStats:
-        if self._ref is None:
-            self._ref = reference_statistics(self.loaded, self.request.folder, progress=self.progress)
-        return self._ref
+        if "ref" not in self._shared:
+            self._shared["ref"] = reference_statistics(self.loaded, self.request.folder, progress=self.progress)
+        return self._shared["ref"]
 
     def image(self) -> tuple[NamedImage, InferenceResult]:
         """Return the image the Tour shows (the request's first, else the first preselected sample) and its result."""
@@ -376,16 +384,20 @@ class _Inputs:
         return self._image
 
     def measures(self) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-        """Return (depth measures, the paper table) over the reference set; (None, None) with too few images."""
-        ref, folder = self.ref, self.request.folder
-        if too_few_images(ref.stats):
-            return None, None
-        control = ko = None
-        if not self.loaded.random_weights:
-            control = reference_control(self.loaded, folder)
-            if ref.accuracy is not None:
-                ko = reference_sweep(self.loaded, folder, "identity", ref.stats)[0]
-        return measures_and_paper(ref.stats, control, self.blocks, ko, None)
+        """Return (depth measures, the paper table) over the reference set; (None, None) with too few images. Steps
+        4 and 7 both read them (the control and the sweep are a pass per seed / block without stored results)."""
+        if "measures" not in self._shared:
+            ref, folder = self.ref, self.request.folder
+            control = ko = None
+            if too_few_images(ref.stats):
+                self._shared["measures"] = (None, None)
+                return self._shared["measures"]
+            if not self.loaded.random_weights:
+                control = reference_control(self.loaded, folder)
+                if ref.accuracy is not None:
+                    ko = reference_sweep(self.loaded, folder, "identity", ref.stats)[0]
+            self._shared["measures"] = measures_and_paper(ref.stats, control, self.blocks, ko, None)
+        return self._shared["measures"]
 
 
 def compute_step(inputs: _Inputs, key: str) -> tuple[TourStep, dict]:
