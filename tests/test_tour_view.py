@@ -29,9 +29,10 @@ def _json_round_trip(result):
 
 
 def test_tour_prepares_one_request_per_step_with_the_image_only_where_shown(embedded):
-    requests = T.prepared_requests(embedded)
+    *requests, every = T.prepared_requests(embedded)
     image = default_sample_images(embedded)[0]
     assert [r.step for r in requests] == list(range(len(T.STEPS)))
+    assert every == ViewRequest()  # every step at once: the Export view's pack and `sevis export tour`
     for r in requests:
         shows_image = T.STEPS[r.step] in T.IMAGE_STEPS
         assert r.images == ((image,) if shows_image else ())

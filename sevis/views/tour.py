@@ -346,8 +346,9 @@ def step_request(step: int, images: Sequence[NamedImage] = (), folder: str | Non
 
 
 def prepared_requests(loaded: LoadedModel) -> list[ViewRequest]:
-    """Return one request per step, as the app asks for it with its preselected sample images."""
-    return [step_request(i, default_sample_images(loaded)) for i in range(len(STEPS))]
+    """Return one request per step, as the app asks for it with its preselected sample images, then every step at
+    once (the Export view's teaching pack and `sevis export tour` ask for that)."""
+    return [step_request(i, default_sample_images(loaded)) for i in range(len(STEPS))] + [ViewRequest()]
 
 
 _SHARED: dict[tuple, dict] = {}  # per model and reference set: what several steps (several requests) read
