@@ -104,6 +104,9 @@ def test_knockout_applies_the_requested_blocks_to_every_image(embedded):
         assert f"preselected/{im.name}" not in result.numbers
         assert result.takeaway.count(f"{im.name}: ") == 1  # several images: each sentence names its image
     assert "flips" not in result.numbers and result.panel("knockout_sweep") is None  # sweep=False
+    nothing = K.compute(embedded, ViewRequest(images=images[:1], knockout_blocks=()), sweep=False)
+    assert nothing.numbers[f"knocked_out/{images[0].name}"] == []  # an emptied picker knocks out nothing
+    assert nothing.takeaway.startswith("No block is knocked out, so the prediction stays")
 
 
 @pytest.mark.slow

@@ -57,7 +57,8 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     if request.mode not in ("identity", "mean"):
         raise SevisError(f"unknown knock-out mode {request.mode!r}; use identity or mean")
     names = [b.name for b in blocks]
-    chosen = request.knockout_blocks or request.blocks  # `sevis export knockout --blocks` names them too
+    # () knocks out nothing (the app's picker emptied); `sevis export knockout --blocks` names them too
+    chosen = request.knockout_blocks if request.knockout_blocks is not None else request.blocks
     unknown = [b for b in chosen or () if b not in names]
     if unknown:
         raise SevisError(f"no SE block named {', '.join(unknown)} in {loaded.name}; blocks: {', '.join(names)}")
@@ -67,7 +68,7 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
         means = class_mean_excitations(stats, "all")
     texts = []
     for image in request.images:
-        if chosen:
+        if chosen is not None:
             ko = [n for n in names if n in chosen]
         else:
             ko, why = default_knockout(block_effects(loaded, image, names, request.mode, means))
