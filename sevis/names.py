@@ -176,3 +176,17 @@ def list_se_models() -> dict[str, list[str]]:
         SNAPSHOT_GROUP: snapshot_specs(),
         FAMILY_GROUP: [f"family:{n}" for n in trained_families()],
     }
+
+
+def plain_twin_spec(spec: str) -> str | None:
+    """Return the spec of the plain twin of a shipped SE model (the same network trained without SE, an identity
+    where each SE block sits), or None when it has none: embedded -> embedded-plain, family:se-vgg-seed1 ->
+    family:vgg-seed1, ablation:<variant> -> ablation:plain."""
+    if spec in EMBEDDED and not spec.endswith("-plain") and f"{spec}-plain" in EMBEDDED:
+        return f"{spec}-plain"
+    prefix, _, name = spec.partition(":")
+    if prefix == "family" and name.startswith("se-"):
+        return f"family:{name[3:]}"
+    if prefix == "ablation" and name != "plain":
+        return "ablation:plain"
+    return None

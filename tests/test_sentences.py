@@ -203,3 +203,16 @@ def test_channel_takeaway(values, n):
     gallery = pd.DataFrame({"group": ["most exciting"] * 2 + ["least exciting"] * 2,
                             "class": ["Bag", "Trouser", "Bag", "Bag"], "s": [0.9, 0.8, 0.1, 0.2]})
     assert_sentence(finish(channel_words(per_class, gallery, "SE_5_1", 3)))
+
+
+@given(st.lists(st.tuples(st.one_of(st.just(NAN), st.just(0.5), st.floats(0, 1, allow_nan=False)),
+                          st.one_of(st.just(NAN), st.floats(0, 1, allow_nan=False)),
+                          st.sampled_from([True, False, None])), min_size=1, max_size=6))
+@settings(max_examples=60, deadline=None)
+def test_what_se_adds_reads_as_a_sentence_for_any_numbers(rows):
+    """s − z and the twin's specificity may be NaN (a constant gate, no twin) or equal everywhere."""
+    from sevis.views.class_depth import what_se_adds_words
+    frame = pd.DataFrame({"block": [f"SE_{i + 2}_1" for i in range(len(rows))],
+                          "s_minus_z": [r[0] for r in rows], "twin": [r[1] for r in rows],
+                          "adds": [r[2] for r in rows]})
+    assert_sentence(what_se_adds_words(frame))

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from sevis.analysis.reference import (ReferenceStats, paper_blocks, reference_control, reference_statistics,
                                       reference_sweep, too_few_images)
@@ -90,8 +91,17 @@ def compute(loaded, request: ViewRequest, progress: Progress | None = None) -> V
     measures, paper = class_depth_measures(ref, control, blocks, ko_identity, ko_mean)
     paper = None if loaded.random_weights else paper
     result.panels += depth_profile_panels(ref, measures, paper)
+    adds = None
+    if ref.accuracy is not None and not loaded.random_weights:  # needs labels in the model's classes
+        adds = squeeze_comparison(loaded, ref, request.folder)
+        if adds is not None:
+            result.panels.append(what_se_adds_panel(adds, ref.source))
+            for _, row in adds.iterrows():
+                result.numbers[f"s_minus_z/{row['block']}"] = float(row["s_minus_z"])
     shares = {b: ref.stats.near_all_share(b) for b in sel}
     result.takeaway = class_depth_takeaway(measures, paper, sel, shares)
+    if adds is not None:
+        result.takeaway = finish(f"{result.takeaway} {what_se_adds_words(adds)}")
     for _, row in measures.iterrows():
         result.numbers[f"near_all/{row['block']}"] = ref.stats.near_all_share(row["block"])
         for col in ("class_specificity", "control_class_specificity"):
@@ -101,6 +111,81 @@ def compute(loaded, request: ViewRequest, progress: Progress | None = None) -> V
 
 
 FIG6_FORMS = {"deviation": "deviation from all (sorted channels)", "paper": "the paper's form (mean s per class)"}
+
+
+def squeeze_comparison(loaded, ref: ReferenceStats, folder: str | None) -> pd.DataFrame | None:
+    """Return what SE adds beyond its input at every block (sevis.analysis.squeeze.what_se_adds: s beside z, the plain
+    twin and the untrained control), or None when the reference set has no labelled batches for this model."""
+    from sevis.analysis.reference import reference_batches
+    from sevis.analysis.squeeze import what_se_adds
+    from sevis.models.zoo import load_model
+    from sevis.names import plain_twin_spec
+    try:
+        batches, _ = reference_batches(loaded, folder)
+    except SevisError:
+        return None
+    twin_spec = plain_twin_spec(loaded.spec)
+    twin = None
+    if twin_spec:
+        try:
+            twin = load_model(twin_spec)
+        except SevisError:
+            twin = None  # not trained here: the comparison goes without it
+    return what_se_adds(loaded, ref.stats, batches, twin)
+
+
+def what_se_adds_panel(adds: pd.DataFrame, source: str) -> Panel:
+    """Return the panel of what SE adds: class specificity of s, of its input z and of the plain twin's features at
+    the same place, per block, with s − z beside the untrained control's range."""
+    x = list(adds["block"])
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("Class specificity of s, of its input z, and of the plain twin",
+                                        "s − z, and the untrained control's range"))
+    for col, name, dash in (("s", "s (the excitation)", "solid"), ("z", "z = GAP(U), its input", "dash"),
+                            ("twin", "plain twin's features, same place", "dot")):
+        if adds[col].notna().any():
+            fig.add_trace(go.Scatter(x=x, y=adds[col], mode="lines+markers", name=name, line=dict(dash=dash)),
+                          row=1, col=1)
+    lo, hi = adds["control_s_minus_z_min"], adds["control_s_minus_z_max"]
+    fig.add_trace(go.Scatter(x=x + x[::-1], y=list(hi) + list(lo[::-1]), fill="toself", line=dict(width=0),
+                             fillcolor="rgba(120,120,120,0.25)", name="untrained control (range of seeds)",
+                             hoverinfo="skip"), row=1, col=2)
+    fig.add_trace(go.Bar(x=x, y=adds["s_minus_z"], name="s − z (trained)", marker_color=[
+        "#1b7837" if a is True else "#b2182b" if a is False else "#999999" for a in adds["adds"]]), row=1, col=2)
+    fig.update_yaxes(title_text="class specificity", row=1, col=1)
+    fig.update_yaxes(title_text="difference", row=1, col=2)
+    fig.update_xaxes(title_text="SE block (shallow → deep)")
+    return Panel("what_se_adds", "What SE adds beyond its input",
+                 f"Over {source}. Left: the class specificity (share of variance between class means) of the "
+                 "excitation s, of the squeeze z it is computed from, and of the plain twin's pooled features at the "
+                 "same place (trained without SE). Right: s − z per block, green where it lies above every seed of "
+                 "the untrained control (the gate adds class information), red where below (the gate is more "
+                 "class-agnostic than its input), grey inside the control's range (no difference shown).",
+                 apply_layout(fig, "What SE adds beyond its input", height=420), adds)
+
+
+def what_se_adds_words(adds: pd.DataFrame) -> str:
+    """Return one sentence on where s is more, and where less, class-specific than its input z (beyond the
+    untrained control's range), and how the plain twin's features compare."""
+    more = list(adds.loc[adds["adds"].eq(True), "block"])
+    less = list(adds.loc[adds["adds"].eq(False), "block"])
+    n = len(adds)
+    if not more and not less:
+        text = (f"At none of the {n} blocks does s differ from its input z in class specificity by more than the "
+                "untrained control does: no difference shown.")
+    else:
+        parts = []
+        if more:
+            parts.append(f"more class-specific than its input z at {len(more)} of {n} blocks ({listing(more)})")
+        if less:
+            parts.append(f"less at {len(less)} ({listing(less)})")
+        text = f"Beyond the untrained control's range, s is {' and '.join(parts)}."
+    twin = adds["twin"].dropna()
+    if len(twin):
+        lo, hi = num(twin.min()), num(twin.max())
+        span = lo if lo == hi else f"{lo} to {hi}"
+        text += f" The plain twin's features at the same places have class specificity {span}."
+    return text
 
 
 def class_depth_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Sequence[str], channels: str = "uniform",

@@ -1,0 +1,136 @@
+"""What SE adds beyond its input: the class specificity of s beside that of the squeeze z = GAP(U) it is computed
+from, and of the plain twin's pooled features at the same position (the twin, trained without SE, keeps an
+identity where the SE block sits, so the same module path names the same place).
+
+Late excitations are class-specific in the paper and here, but so are the features entering the gate: s can only be
+said to add class information where it is more class-specific than z. The untrained control's s − z (seeded random
+weights, the same seeds as the depth profile) is the baseline: a random gate also changes specificity.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from sevis.analysis.measures import CONTROL_SEEDS
+from sevis.core.recorder import SEBlock, find_se_blocks
+from sevis.core.statistics import ExcitationStats
+from sevis.models.zoo import LoadedModel
+
+Batches = Iterable[tuple[torch.Tensor, np.ndarray]]
+SQUEEZE_COLUMNS = ["block", "s", "z", "s_minus_z", "twin", "control_s_minus_z", "control_s_minus_z_min",
+                   "control_s_minus_z_max", "adds"]
+
+
+@contextmanager
+def pooled_inputs(model: nn.Module, paths: Mapping[str, str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Within the block, the global average pool of the input of each module (name -> module path) is kept in the
+    yielded dict after every forward pass (N×C): z for an SE module, the feature at that place for an identity."""
+    modules = dict(model.named_modules())
+    caught: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, path in paths.items():
+        def hook(_module, args, name=name):
+            x = args[0]
+            caught[name] = (x.mean(dim=(2, 3)) if x.dim() == 4 else x.mean(dim=1) if x.dim() == 3 else x).detach()
+        handles.append(modules[path].register_forward_pre_hook(hook))
+    try:
+        yield caught
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def pooled_statistics(model: nn.Module, paths: Mapping[str, str], batches: Batches,
+                      classes: Sequence[str]) -> ExcitationStats:
+    """Return per-class statistics of the pooled inputs of the modules at `paths` (name -> path) over `batches`."""
+    model.eval()
+    stats = None
+    with pooled_inputs(model, paths) as caught:
+        for x, labels in batches:
+            model(x)
+            if stats is None:
+                stats = ExcitationStats(classes, {n: v.shape[1] for n, v in caught.items()})
+            stats.update({n: caught[n] for n in paths}, labels)
+    if stats is None:
+        raise ValueError("no batches to pool over")
+    return stats
+
+
+def squeeze_statistics(loaded: LoadedModel, batches: Batches) -> ExcitationStats:
+    """Return per-class statistics of z, the squeeze each SE block of `loaded` computes its s from."""
+    return s_and_z_statistics(loaded, batches)[1]
+
+
+def twin_statistics(twin: LoadedModel, blocks: Sequence[SEBlock], batches: Batches) -> ExcitationStats | None:
+    """Return per-class statistics of the plain twin's pooled features where `blocks` sit in the SE model (the
+    twin's module at the same path, an identity); None when the twin has no module at those paths."""
+    modules = dict(twin.model.named_modules())
+    if not blocks or any(b.path not in modules for b in blocks):
+        return None
+    return pooled_statistics(twin.model, {b.name: b.path for b in blocks}, batches, twin.classes)
+
+
+@torch.no_grad()
+def s_and_z_statistics(loaded: LoadedModel, batches: Batches) -> tuple[ExcitationStats, ExcitationStats]:
+    """Return (statistics of s, statistics of z) of every SE block over `batches`, in one pass. z is read by the
+    recorder (the input of W1, whatever the block's layout), so channels-last SE blocks are pooled correctly."""
+    from sevis.core.recorder import ExcitationRecorder
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    s_stats = ExcitationStats(loaded.classes, {b.name: b.channels for b in blocks})
+    z_stats = ExcitationStats(loaded.classes, {b.name: b.channels for b in blocks})
+    loaded.model.eval()
+    with ExcitationRecorder(loaded.model, capture_internals=True) as rec:
+        for x, labels in batches:
+            loaded.model(x)
+            squeezes = rec.squeezes
+            s_stats.update(rec.pop(), labels)  # pop also forgets this batch's internals
+            missing = [b.name for b in blocks if b.name not in squeezes]
+            if missing:
+                raise ValueError(f"cannot read the squeeze z of {', '.join(missing)}")
+            z_stats.update({b.name: squeezes[b.name].reshape(len(labels), -1) for b in blocks}, labels)
+    return s_stats, z_stats
+
+
+def _control_s_minus_z(loaded: LoadedModel, batches: list, seeds: Sequence[int]) -> list[dict[str, float]]:
+    """Return, per control seed, s − z class specificity per block of the untrained control (BatchNorm recalibrated
+    on the same images, as the depth profile's control)."""
+    from sevis.analysis.control import untrained_control
+    out = []
+    for seed in seeds:
+        s_stats, z_stats = s_and_z_statistics(untrained_control(loaded, (x for x, _ in batches), seed=seed), batches)
+        out.append({b: s_stats.class_specificity(b) - z_stats.class_specificity(b) for b in s_stats.blocks})
+    return out
+
+
+def what_se_adds(loaded: LoadedModel, s_stats: ExcitationStats, batches: list, twin: LoadedModel | None = None,
+                 seeds: Sequence[int] = CONTROL_SEEDS) -> pd.DataFrame:
+    """Return one row per SE block (SQUEEZE_COLUMNS): the class specificity of s (from `s_stats`, the view's own
+    statistics), of its input z, s − z, of the plain twin's features at that place, the untrained control's s − z
+    (mean and range over `seeds`), and `adds`: True when s − z exceeds every control seed's (s is more class-specific
+    than its input by more than a random gate makes it), False when below every seed's, None in between (no
+    difference shown)."""
+    blocks = [b for b, _ in find_se_blocks(loaded.model)]
+    z_stats = squeeze_statistics(loaded, batches)
+    twin_stats = twin_statistics(twin, blocks, batches) if twin is not None else None
+    control = _control_s_minus_z(loaded, batches, seeds) if seeds else []
+    rows = []
+    for b in blocks:
+        s, z = s_stats.class_specificity(b.name), z_stats.class_specificity(b.name)
+        diff = s - z
+        ctrl = np.array([c[b.name] for c in control], np.float64)
+        ctrl = ctrl[np.isfinite(ctrl)]
+        adds = None
+        if np.isfinite(diff) and len(ctrl):
+            adds = True if diff > ctrl.max() else False if diff < ctrl.min() else None
+        rows.append({"block": b.name, "s": s, "z": z, "s_minus_z": diff,
+                     "twin": twin_stats.class_specificity(b.name) if twin_stats is not None else float("nan"),
+                     "control_s_minus_z": float(ctrl.mean()) if len(ctrl) else float("nan"),
+                     "control_s_minus_z_min": float(ctrl.min()) if len(ctrl) else float("nan"),
+                     "control_s_minus_z_max": float(ctrl.max()) if len(ctrl) else float("nan"), "adds": adds})
+    return pd.DataFrame(rows, columns=SQUEEZE_COLUMNS)
