@@ -284,7 +284,9 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     numbers: per variant the table's accuracy (`accuracy/<variant>`, %, the baseline's seed mean), its change
     against the baseline (`delta/<variant>`, points) and SE's extra parameters (`se_extra/<variant>`, %); the noise
     floor (`noise_floor`, points; `noise_floor_seeds`); the pair's accuracy difference (`pair_difference`, points,
-    B − A as the takeaway states it)."""
+    B − A as the takeaway states it); per variant of the pair and SE block the share of channels with mean s > 0.9
+    (`saturated/<variant>/<block>`) and, for tanh and ReLU gates, the shares of s below 0, at 0 and above 1
+    (`below_zero/…`, `zero/…`, `above_one/…`)."""
     result = ViewResult(SLUG, TITLE)
     trained = trained_ablations()
     table = summary()
@@ -326,6 +328,12 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
             result.notes.append(f"{v.name} has no SE blocks: no excitations to plot.")
     result.panels += [p for p in pair if p is not None]
     result.takeaway = pair_takeaway(table, va, vb)
+    for v in (va, vb):  # what the takeaway reads from the gates: saturation, and s outside (0, 1) for other gates
+        gate = getattr(getattr(v.loaded.model, "cfg", None), "gate", "sigmoid")
+        cols = ["saturated"] + (["below_zero", "zero", "above_one"] if gate != "sigmoid" else [])
+        for _, row in v.gate.iterrows():
+            for col in cols:
+                result.numbers[f"{col}/{v.name}/{row['block']}"] = float(row[col])
     shown = {v: result.numbers.get(f"accuracy/{v}") for v in (a, b)}
     if None not in shown.values():
         result.numbers["pair_difference"] = round(shown[b] - shown[a], 2)

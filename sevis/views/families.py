@@ -256,15 +256,26 @@ def families_takeaway(table: pd.DataFrame, out_dir: str | Path | None = None) ->
         parts.append("With one seed per model there is no noise floor yet: `sevis family` trains the second seeds.")
     parts.append(f"SE costs {_span(arch['time_change'], '+.0f')}% CPU time per image and "
                  f"{_span(arch['se_extra'], '.1f')}% extra parameters; {paper_cost()}.")
-    runs = se_runs(table)
-    for finding in ("class-agnostic early", "class-specific late"):
-        verdicts = {n: _shows(n, finding, out_dir) for n in runs}
+    for finding, (yes, known) in finding_counts(table, out_dir).items():
+        parts.append(f"\"{finding.capitalize()}\" shows in {len(yes)} of {known} SE families"
+                     + (f" ({', '.join(yes)})." if yes else "."))
+    return " ".join(parts)
+
+
+FAMILY_FINDINGS = ("class-agnostic early", "class-specific late")
+
+
+def finding_counts(table: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str, tuple[list[str], int]]:
+    """Return, per finding of FAMILY_FINDINGS that some SE run's card judged, (the architectures that show it, how
+    many SE runs judged it), from each card's paper-vs-model table."""
+    out = {}
+    for finding in FAMILY_FINDINGS:
+        verdicts = {n: _shows(n, finding, out_dir) for n in se_runs(table)}
         known = {n: v for n, v in verdicts.items() if v is not None}
         if known:
-            yes = [FAMILY_TITLES[FAMILY_RUNS[n]["family"]] for n, v in known.items() if v == "yes"]
-            parts.append(f"\"{finding.capitalize()}\" shows in {len(yes)} of {len(known)} SE families"
-                         + (f" ({', '.join(yes)})." if yes else "."))
-    return " ".join(parts)
+            out[finding] = ([FAMILY_TITLES[FAMILY_RUNS[n]["family"]] for n, v in known.items() if v == "yes"],
+                            len(known))
+    return out
 
 
 NOT_TRAINED = ("No architecture model is trained yet. `sevis family` trains them (16 runs, about 40 minutes on two "
@@ -288,7 +299,8 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
 
     numbers: per family the SE and plain accuracy (`se_accuracy/<family>`, `plain_accuracy/<family>`, %), SE − plain
     (`delta/<family>`, points), the noise floor (`noise_floor/<family>`), SE's extra parameters (`se_extra/<family>`,
-    %) and CPU time (`time_change/<family>`, %)."""
+    %) and CPU time (`time_change/<family>`, %); per paper finding, how many SE families show it (`shows/<finding>`)
+    of how many judged (`judged/<finding>`)."""
     result = ViewResult(SLUG, TITLE)
     trained = trained_families()
     table = summary()
@@ -324,4 +336,6 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
         result.panels.append(fig)
     result.panels.append(_check(fm))
     result.takeaway = families_takeaway(table)
+    for finding, (yes, known) in finding_counts(table).items():
+        result.numbers[f"shows/{finding}"], result.numbers[f"judged/{finding}"] = len(yes), known
     return result

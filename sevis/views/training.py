@@ -130,20 +130,28 @@ def _blocks_words(names: Sequence[str], limit: int = 4) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _first_epoch_shares(history: TrainingHistory, emerged: pd.DataFrame) -> str:
-    """Return a sentence on how much of its final learned specificity each stage has after the first trained
-    snapshot ("" when there is none, or it is the last)."""
+def first_epoch_shares(history: TrainingHistory) -> tuple[int | None, dict[int, float]]:
+    """Return (the first trained snapshot's epoch, stage -> the mean share of their final learned specificity its
+    emerging blocks hold then); (None, {}) when there is no such snapshot before the last one."""
     trained = [s for s in history.snapshots if s.epoch > 0]
     if len(trained) < 2:
-        return ""
+        return None, {}
     early = trained[0].measures.set_index("block")
     if "learned_specificity" not in early:
-        return ""
+        return None, {}
+    emerged = emergence(history).dropna(subset=["class_specific_from_epoch"])
     share = emerged.assign(early=emerged["block"].map(early["learned_specificity"]))
     share["share"] = share["early"] / share["final_learned"]
-    parts = [f"stage {int(st)} {100 * v:.0f}%" for st, v in share.groupby("stage", sort=True)["share"].mean().items()
-             if np.isfinite(v)]
-    return (f" After epoch {trained[0].epoch}, the blocks hold on average this share of their final learned "
+    return trained[0].epoch, {int(st): float(v) for st, v in share.groupby("stage", sort=True)["share"].mean().items()
+                              if np.isfinite(v)}
+
+
+def _first_epoch_shares(history: TrainingHistory) -> str:
+    """Return a sentence on how much of its final learned specificity each stage has after the first trained
+    snapshot ("" when there is none, or it is the last)."""
+    epoch, shares = first_epoch_shares(history)
+    parts = [f"stage {st} {100 * v:.0f}%" for st, v in shares.items()]
+    return (f" After epoch {epoch}, the blocks hold on average this share of their final learned "
             f"specificity: {', '.join(parts)}.") if parts else ""
 
 
@@ -180,7 +188,7 @@ def training_takeaway(history: TrainingHistory) -> str:
         earliest = trained.loc[when == when.min(), "block"]
         text += (f" Blocks become class-specific (half of their final learned specificity reached): "
                  f"{'; '.join(stages)}; first {_blocks_words(earliest)} (epoch {int(when.min())}).")
-    text += _first_epoch_shares(history, emerged)
+    text += _first_epoch_shares(history)
     if len(never):
         text += (f" {_blocks_words(never['block'])} never {'rises' if len(never) == 1 else 'rise'} "
                  f"{MIN_LEARNED:.2f} above the untrained control.")
@@ -316,8 +324,10 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     depth: 50 evenly spaced channels by default) and its depth profile; the app shows the snapshot its slider picks.
 
     numbers: reference-set accuracy per snapshot (`accuracy/epoch_<e>`), the test accuracy recorded when it was saved
-    (`test_accuracy/epoch_<e>`), and per block the first epoch it is class-specific (`class_specific_from_epoch/
-    <block>`, None: never) and its final class specificity (`final_class_specificity/<block>`)."""
+    (`test_accuracy/epoch_<e>`), per block the first epoch it is class-specific (`class_specific_from_epoch/<block>`,
+    None: never) and its final class specificity (`final_class_specificity/<block>`), and per stage the share of
+    their final learned specificity its blocks hold after the first trained snapshot (`first_epoch_share/stage_<n>`).
+    """
     result = ViewResult(SLUG, TITLE)
     base = snapshot_base(loaded.spec)
     if not snapshot_epochs(base):
@@ -348,4 +358,6 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
         epoch = row["class_specific_from_epoch"]
         result.numbers[f"class_specific_from_epoch/{row['block']}"] = int(epoch) if np.isfinite(epoch) else None
         result.numbers[f"final_class_specificity/{row['block']}"] = float(row["final_class_specificity"])
+    for stage, share in first_epoch_shares(history)[1].items():
+        result.numbers[f"first_epoch_share/stage_{stage}"] = share
     return result
