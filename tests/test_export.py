@@ -171,7 +171,7 @@ def test_cli_export_fig6(tiny_checkpoint, tmp_path, capsys):
                "--blocks", "SE_2_2", "SE_5_1", "--channels", "first", "--n", "8", "--format", "csv", "html",
                "--out", str(out)])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["fig6_class_means.csv", "fig6_class_means.html"]
+    assert sorted(p.name for p in out.iterdir()) == ["fig6_class_means.csv", "fig6_class_means.html", "fig6_view.json"]
     df = pd.read_csv(out / "fig6_class_means.csv")
     # Fig. 6 as deviations from "all": one row per (block, class, channel), the "all" mean beside each.
     assert set(df["class"]) == {"Trouser", "Bag"} and set(df["block"]) == {"SE_2_2", "SE_5_1"}

@@ -49,16 +49,21 @@ class ViewRequest:
     step: int | None = None
     pair: tuple[str, str] | None = None
     run: str | None = None
+    panels: tuple[str, ...] | None = None  # only these panels (keys) of the view, e.g. Fig. 6 alone
     epoch: int | None = None
 
     def __post_init__(self) -> None:
         # lists from widgets and argparse become tuples, so a request is hashable and compares by value
-        for name in ("images", "classes", "blocks", "knockout_blocks", "pair"):
+        for name in ("images", "classes", "blocks", "knockout_blocks", "pair", "panels"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
         if self.folder == "":
             object.__setattr__(self, "folder", None)
+
+    def wants(self, panel_key: str) -> bool:
+        """Return whether the panel with this key is asked for (every panel unless `panels` names some)."""
+        return self.panels is None or panel_key in self.panels
 
     def key(self) -> str:
         """Return a short hash of the request (images by name and pixels), for caches and prepared files."""

@@ -75,8 +75,10 @@ def compute(loaded, request: ViewRequest, progress: Progress | None = None) -> V
                          f"blocks: {', '.join(names)}")
     channels, n = default_channels(blocks)
     channels, n = request.channels or channels, request.n or n
-    result.panels = class_figure_panels(ref, classes, sel, channels, n, request.seed, request.fig7_class,
-                                        request.form)
+    result.panels = [p for p in class_figure_panels(ref, classes, sel, channels, n, request.seed, request.fig7_class,
+                                                    request.form) if request.wants(p.key)]
+    if not (request.wants("depth_profile") or request.wants("paper_vs_model") or request.wants("what_se_adds")):
+        return result  # Fig. 6 / Fig. 7 alone: no control, sweeps or squeeze comparison to compute
     control = ko_identity = ko_mean = None
     if loaded.random_weights:
         result.notes.append(RANDOM_NOTE)

@@ -39,6 +39,8 @@ def compute_view(loaded: LoadedModel, view: str, request: ViewRequest | None = N
     model when one was stored for exactly this request (`sevis prepare`), else computed now."""
     module = view_module(view)
     request = request or ViewRequest()
+    if view in PANEL_SUBSETS:  # a part of a view: only its panels are computed
+        request = replace(request, panels=PANEL_SUBSETS[view])
     result, note = load_prepared(loaded, module.SLUG, request) if prepared else (None, None)
     if result is None:
         result = module.compute(loaded, request, progress)
