@@ -413,6 +413,15 @@ def test_app_ablations_view_renders_a_pair_and_a_download(media):
     assert takeaway and "se-3x3 scores" in takeaway[0]
     csv = media["ablation_table.csv"].decode()
     assert csv.splitlines()[0].startswith("axis,variant,paper")
+    findings = [m.value for m in at.markdown if m.value.startswith("**What the grid says**")]
+    assert findings and A.grid_findings(A.summary())[0] in findings[0]
+    # without classes the pair is not drawn; the table and what the grid says stay
+    at.multiselect(key="ab_classes").set_value([])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(m.value == "Choose at least one class." for m in at.info) and len(at.dataframe) == 1
+    assert not any("mean excitation per class" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+                   for c in at.get("plotly_chart"))
     # The ablation variants are in the sidebar's model picker too.
     at.selectbox(key="model_kind").set_value("Ablation variant (trained by sevis ablate)")
     at.run()

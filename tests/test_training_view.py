@@ -118,3 +118,11 @@ def test_the_app_renders_the_training_view():
     at.select_slider(key="tr_epoch").set_value(EPOCHS[0]).run(timeout=600)
     titles = [json.loads(el.proto.spec)["layout"]["title"]["text"] for el in at.get("plotly_chart")]
     assert any(t.startswith(f"Mean excitation per class after epoch {EPOCHS[0]}") for t in titles)
+    # other classes: the result of that request holds the snapshot on screen alone, drawn for those classes
+    at.multiselect(key="tr_classes").set_value(["Bag", "Sandal"]).run(timeout=600)
+    assert not at.exception, [e.value for e in at.exception]
+    fig6 = next(json.loads(el.proto.spec) for el in at.get("plotly_chart")
+                if json.loads(el.proto.spec)["layout"]["title"]["text"].startswith(
+                    f"Mean excitation per class after epoch {EPOCHS[0]}"))
+    assert {t.get("name") for t in fig6["data"]} >= {"Bag", "Sandal"}
+    assert not {"Trouser", "Sneaker"} & {t.get("name") for t in fig6["data"]}
