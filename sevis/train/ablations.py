@@ -81,7 +81,8 @@ def is_trained(name: str, out_dir: str | Path | None = None) -> bool:
 
 
 def is_stale(name: str, out_dir: str | Path | None = None) -> bool:
-    """Return whether trained variant `name` came from an older training-data pipeline (sevis.train.trainer.DATA_VERSION)."""
+    """Return whether trained variant `name` came from an older training-data pipeline
+    (sevis.train.trainer.DATA_VERSION)."""
     from sevis.train.trainer import DATA_VERSION
     return read_card(weights_file(name, out_dir)).get("training", {}).get("data_version", 1) != DATA_VERSION
 
@@ -136,7 +137,8 @@ def train_variant(name: str, out_dir: str | Path | None = None, log: Callable[[s
                         "test_images": len(test), "test_accuracy": round(test_acc, 6),
                         "test_accuracy_fp32": fp32_acc, "dtype": sorted(read_state_dtypes(out))[0],
                         "parameters": loaded.num_parameters,
-                        "se_parameters": loaded.num_parameters - plain_parameters(), "seconds": card["training"]["seconds"]}
+                        "se_parameters": loaded.num_parameters - plain_parameters(),
+                        "seconds": card["training"]["seconds"]}
     write_card(out, card)
     resume.unlink(missing_ok=True)
     write_summary(out.parent)
@@ -348,7 +350,8 @@ def grid_findings(table: pd.DataFrame) -> list[str]:
         paper_text = ""
         if not known.empty:
             best = known.loc[known["paper_delta"].idxmin()]
-            paper_text = (f"; in the paper `{best['variant']}` ({best['paper_delta']:+.2f} err)" if best["paper_delta"] < 0
+            paper_text = (f"; in the paper `{best['variant']}` ({best['paper_delta']:+.2f} err)"
+                          if best["paper_delta"] < 0
                           else "; in the paper the baseline")
         quiet = " (every change inside the noise floor)" if group["within_noise"].all() else ""
         out.append(f"{axis.capitalize()}: best here {ours_text}{paper_text}{quiet}.")
@@ -371,7 +374,8 @@ def grid_findings(table: pd.DataFrame) -> list[str]:
             by_block.setdefault(block, []).append(f"`{name}`")
         out.append("SE blocks that give every image the same s, a fixed per-channel scale with no excitation left: "
                    + "; ".join(f"{b} in {', '.join(names)}" for b, names in by_block.items()) + ".")
-    out.append(f"The noise floor is the range of {floor['seeds']} seeds ({points:.2f} points): {floor['seeds']} runs give only a "
+    out.append(f"The noise floor is the range of {floor['seeds']} seeds ({points:.2f} points): {floor['seeds']} runs "
+               "give only a "
                "rough idea of the seed-to-seed spread, so a change near it may still be chance.")
     if stale:
         out.append(f"Left out until retrained (older data pipeline): {', '.join(f'`{n}`' for n in stale)}.")

@@ -185,7 +185,8 @@ def train_run(name: str, out_dir: str | Path | None = None, log: Callable[[str],
                       "dtype": sorted(read_state_dtypes(out))[0], "parameters": loaded.num_parameters,
                       "se_parameters": sum(b.parameters for b, _ in find_se_blocks(loaded.model)),
                       "cpu_ms_per_image": round(cpu_ms, 4),
-                      "cpu_timing": f"median of {TIMING_REPEATS} batch-1 forward passes, 1 torch thread, thread CPU time",
+                      "cpu_timing": f"median of {TIMING_REPEATS} batch-1 forward passes, 1 torch thread, "
+                                    "thread CPU time",
                       "seconds": card["training"]["seconds"]}
     write_card(out, card)
     resume.unlink(missing_ok=True)
@@ -271,7 +272,8 @@ def architecture_table(table: pd.DataFrame) -> pd.DataFrame:
             "within_noise": None if floor is None else bool(abs(delta) <= floor),
             "se_parameters": int(se["parameters"].iloc[0]), "plain_parameters": int(plain["parameters"].iloc[0]),
             "se_extra": round(100 * float(se["se_parameters"].iloc[0]) / float(plain["parameters"].iloc[0]), 1),
-            "se_cpu_ms": round(float(se["cpu_ms"].median()), 3), "plain_cpu_ms": round(float(plain["cpu_ms"].median()), 3),
+            "se_cpu_ms": round(float(se["cpu_ms"].median()), 3),
+            "plain_cpu_ms": round(float(plain["cpu_ms"].median()), 3),
             "time_change": round(100 * (float(se["cpu_ms"].median()) / float(plain["cpu_ms"].median()) - 1), 1),
             "paper": paper.get("row", ""), "paper_se_top1_err": p_se, "paper_plain_top1_err": p_plain,
             "paper_delta": None if p_se is None or p_plain is None else round(p_plain - p_se, 2),
