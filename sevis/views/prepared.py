@@ -45,7 +45,7 @@ def panel_to_json(p: Panel) -> dict[str, Any]:
 
 
 def panel_from_json(d: dict[str, Any]) -> Panel:
-    data = pd.read_json(io.StringIO(d["data"]), orient="split")
+    data = pd.read_json(io.StringIO(d["data"]), orient="split", dtype=False)  # keep the columns as written
     return Panel(d["key"], d["title"], d["caption"], pio.from_json(d["figure"], skip_invalid=True), data,
                  {k: base64.b64decode(v) for k, v in d["files"].items()})
 
