@@ -368,9 +368,10 @@ print(json.dumps({"base": base, "full": full, "one_left": one_left, "after": rss
 
 def test_memory_returns_when_sessions_end():
     """Two sessions each hold 20 uploads of 8 MB in Streamlit's file manager and 20 decoded images; one ends
-    (its tab closed, its reconnect window passed), then the other. Streamlit itself never drops the files of a
-    session that expired from its reconnect store; forget_ended_sessions (run at every page run) does, with the
-    decoded images, and gives the memory back. Measured in a fresh process (VmRSS)."""
+    (its tab closed, its reconnect window passed), then the other. Streamlit drops the files of a session that
+    expired from its reconnect store only once it reaps it (at a later disconnect); forget_ended_sessions (run at
+    every page run) does at once, with the decoded images, and gives the memory back. Measured in a fresh process
+    (VmRSS)."""
     done = subprocess.run([sys.executable, "-c", _SESSIONS_END], capture_output=True, text=True, timeout=240,
                           env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
@@ -435,7 +436,8 @@ def test_an_upload_flood_through_the_server_is_capped_and_leaves_with_the_tab(tm
     """The real server (streamlit run app.py), driven over Streamlit's own protocol (bench/protocol.py): one tab
     uploads 16 files of 20 MB at once; the caps keep 10 (SEVIS_UPLOAD_MB, 200) and say so once; the tab closes, and
     once Streamlit's two-minute reconnect window has passed, the next page run of another tab gives everything
-    back. Streamlit alone would keep the tab's uploads until the server stops."""
+    back. Streamlit alone keeps them until it reaps the expired session at some later disconnect (measured with
+    the sweep of its files switched off: 1020 MiB after, against 769 before the flood)."""
     pytest.importorskip("websockets")
     import asyncio
     import os
@@ -474,8 +476,10 @@ def test_an_upload_flood_through_the_server_is_capped_and_leaves_with_the_tab(tm
         await asyncio.sleep(125)  # Streamlit keeps a closed tab's session 120 s for a reconnect
         async with StreamlitSession(url, timeout_s=300) as other:  # any page run forgets ended sessions
             await other.rerun()
-        return {"base": base, "flooded": flooded, "after": _server_rss_mib(server.pid),
-                "alerts": run.error_alerts}
+            # Measured while this tab is still open: Streamlit reaps an expired session (and its files, through
+            # AppSession.__del__) only when it next stores one, at a disconnect, which may never come.
+            after = _server_rss_mib(server.pid)
+        return {"base": base, "flooded": flooded, "after": after, "alerts": run.error_alerts}
 
     try:
         m = asyncio.run(scenario())

@@ -5,6 +5,7 @@ student typed or uploaded, never a server path or a hash, and never suggest comm
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -23,10 +24,10 @@ from sevis.serving.settings import (
 )
 from sevis.serving.uploads import return_memory, session_images, upload_store
 
-UPLOAD_NAMES = "_upload_names"  # session state: stored upload path -> the name the student gave the file
 if TYPE_CHECKING:
     from sevis.analysis.images import NamedImage
 
+UPLOAD_NAMES = "_upload_names"  # session state: stored upload path -> the name the student gave the file
 REFUSED = "_uploads_refused"  # session state: (the uploads kept, the sentence about those refused)
 
 
@@ -40,24 +41,48 @@ def session_id() -> str:
 def _known_sessions(rt) -> Callable[[str], bool]:
     """Return a test of whether the server still has a session: connected, or kept for a reconnect (Streamlit
     keeps a closed tab's session two minutes); falls back to "connected" should Streamlit's internals move."""
-    get_info = getattr(getattr(rt, "_session_mgr", None), "get_session_info", None)
+    manager = getattr(rt, "_session_mgr", None)
+    get_info = getattr(manager, "get_session_info", None)
     if get_info is None:
         return rt.is_active_session
-    return lambda sid: get_info(sid) is not None
+    # The reconnect store is a cachetools TTLCache the event loop changes; Streamlit guards it with this lock.
+    lock = getattr(manager, "_storage_lock", None) or contextlib.nullcontext()
+
+    def known(sid: str) -> bool:
+        with lock:
+            return get_info(sid) is not None
+    return known
+
+
+def _reap_expired_sessions(rt) -> int:
+    """Make Streamlit drop the sessions whose reconnect window has passed; return how many it dropped.
+
+    Streamlit reaps its reconnect store only when it next stores a session (at another tab's disconnect), and
+    until then an expired session keeps its session state, uploaded files included. Dropped here, the session is
+    shut down as Streamlit does when it collects one (AppSession.__del__: its files and state go). Uses
+    Streamlit's internals; should they move, this does nothing and Streamlit's own reaping remains."""
+    manager = getattr(rt, "_session_mgr", None)
+    expire = getattr(getattr(getattr(manager, "_session_storage", None), "_cache", None), "expire", None)
+    if not callable(expire):
+        return 0
+    with getattr(manager, "_storage_lock", None) or contextlib.nullcontext():
+        removed = expire()
+    return len(removed)
 
 
 def forget_ended_sessions() -> None:
     """Release what sessions the server no longer has (closed tabs, expired sessions) still hold: their uploaded
-    weights, their decoded images, and the uploaded files Streamlit itself keeps for them. Streamlit drops a
-    session's files only when it shuts the session down, which a closed tab's session, expired from the reconnect
-    store, never is: without this its uploads would stay in the server's memory until it stops."""
+    weights, their decoded images, and the session state and uploaded files Streamlit keeps for them. Streamlit
+    drops a closed tab's session only once it reaps it from its reconnect store (at some later disconnect) and
+    collects it; until then its uploads would stay in the server's memory."""
     from streamlit import runtime
     if not runtime.exists():
         return
     rt, store = runtime.get_instance(), upload_store()
     known = _known_sessions(rt)
+    freed = _reap_expired_sessions(rt)
     store.sweep([h for h in store.holders() if known(h)])
-    freed = session_images().sweep(known)
+    freed += session_images().sweep(known)
     files = rt.uploaded_file_mgr
     for sid in [s for s in list(getattr(files, "file_storage", None) or {}) if not known(s)]:
         files.remove_session_files(sid)
