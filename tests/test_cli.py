@@ -204,6 +204,7 @@ def test_excite_bad_image(tiny_checkpoint, image_files, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------ evaluate
+@pytest.mark.slow
 def test_evaluate_reference_split_and_write_card(tiny_checkpoint, tmp_path, capsys):
     weights = tmp_path / "copy.safetensors"
     shutil.copy(tiny_checkpoint, weights)
@@ -253,6 +254,7 @@ def _run(*args, env=None):
                           timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_module_entry_point_errors_without_traceback(tiny_checkpoint, image_files, tmp_path):
     import os
     proc = _run("predict", str(image_files["corrupt.png"]), "--model", str(tiny_checkpoint))

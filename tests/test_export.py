@@ -164,6 +164,7 @@ def test_cli_constants_match_package():
     assert set(cli.EXPORT_FORMATS) == set(E.ALL_FORMATS)
 
 
+@pytest.mark.slow
 def test_cli_export_fig6(tiny_checkpoint, tmp_path, capsys):
     from sevis.cli.main import main
     out = tmp_path / "out"

@@ -83,6 +83,7 @@ def test_mean_knockout_sets_s_to_the_reference_mean(embedded, reference_batches,
     assert s["SE_4_2"].std(0).mean() > 0.01  # later blocks still respond to each image
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["identity", "mean"])
 def test_sweep_reusing_the_prefix_equals_a_full_rerun(embedded, reference_batches, reference_stats, reference_means,
                                                       mode):

@@ -124,6 +124,7 @@ def test_a_block_whose_s_never_varies_is_named_not_a_bare_na():
     assert "class specificity n/a at SE_2_2" in t2.loc["class-specific late", "this_model"]
 
 
+@pytest.mark.slow
 def test_untrained_control_is_deterministic_and_recalibrated(embedded):
     ref = embedded.reference_set()
     batches = list(split_batches(embedded, ref, 250))
@@ -148,6 +149,7 @@ def test_untrained_control_is_deterministic_and_recalibrated(embedded):
     assert all(0.05 < sa.overall_mean(blk).mean() < 0.95 for blk in sa.blocks)
 
 
+@pytest.mark.slow
 def test_control_from_three_seeds_is_deterministic_and_summarised_by_mean_and_range(embedded):
     from sevis.analysis.measures import CONTROL_SEEDS, control_statistics_seeds
     batches = list(split_batches(embedded, embedded.reference_set(), 250))[:2]  # 500 images: quick

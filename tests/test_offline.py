@@ -47,6 +47,7 @@ def _sevis(args: list[str], env: dict) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["timm:seresnet50", "timm:legacy_seresnet18", "torchvision:mobilenet_v3_small"])
 def test_uncached_pretrained_weights_offline_fail_with_one_line_naming_the_fix(spec, photo, tmp_path):
     proc = _sevis(["predict", str(photo), "--model", spec], _offline_env(tmp_path))
@@ -89,6 +90,7 @@ def _cache_timm_weights(name: str, tmp_path: Path) -> Path:
     return tmp_path / "weights.safetensors"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenetv3_large_100", "legacy_seresnet18"])  # hub-hosted, URL-hosted
 def test_cached_weights_load_offline_without_the_network(name, photo, tmp_path):
     weights = _cache_timm_weights(name, tmp_path)

@@ -50,6 +50,7 @@ def _rewrite_meta(path, change) -> None:
         np.savez_compressed(fh, **arrays)
 
 
+@pytest.mark.slow
 def test_precomputed_numbers_equal_a_direct_computation(loaded, private_file):
     pre, note = P.load_precomputed(loaded)
     assert pre is not None and note is None

@@ -10,6 +10,8 @@ import sys
 import termios
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 ARGV = [sys.executable, "-m", "sevis", "evaluate", "--split", "reference"]  # 1,000 bundled images
 
@@ -18,6 +20,7 @@ def _env() -> dict:
     return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
+@pytest.mark.slow
 def test_evaluate_is_quiet_when_piped():
     proc = subprocess.run(ARGV, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -25,6 +28,7 @@ def test_evaluate_is_quiet_when_piped():
     assert proc.stdout.startswith("accuracy: ") and "(1000 reference images)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_shows_a_progress_bar_on_a_terminal():
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))  # a 100-column terminal
