@@ -54,6 +54,8 @@ def test_prepared_results_equal_a_fresh_computation(embedded):
                 assert same(stored.numbers[name], value), (where, name, stored.numbers[name], value)
             for a, b in zip(stored.panels, fresh.panels):
                 assert a.caption == b.caption and a.data.shape == b.data.shape, (where, a.key)
+                # the figure read back is the figure computed: arrays as arrays (not Plotly's typed-array dicts)
+                assert json.loads(a.figure.to_json()) == json.loads(b.figure.to_json()), (where, a.key)
 
 
 def test_a_stale_or_damaged_file_is_not_used_and_the_view_says_so(embedded, tmp_path, monkeypatch):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from functools import cached_property
+from typing import Callable, Sequence
 
 import streamlit as st
 from PIL import Image
@@ -31,14 +32,21 @@ class Context:
     key: ModelKey
     images: list = field(default_factory=list)  # NamedImage
     errors: list[str] = field(default_factory=list)
-    results: list = field(default_factory=list)  # ImageResult, one per image
     blocks: list[SEBlock] = field(default_factory=list)
     folder: str = ""  # the sidebar's labelled reference set ("" = bundled set or sample photos)
     lecture: bool = False  # lecture mode: projector-sized figures and tables, fewer controls
+    # Every image's prediction and excitations, computed only when a view asks for them: the views compute their own
+    # results (Live's includes them), so an upload is not analysed twice on the server.
+    analyse: Callable[[], list] | None = None
 
     @property
     def random_weights(self) -> bool:
         return not self.key[1]
+
+    @cached_property
+    def results(self) -> list:
+        """Return one ImageResult per image (computed on first use, once per script run)."""
+        return self.analyse() if self.analyse is not None and self.images else []
 
 
 # ---------------------------------------------------------------------------------------- cached work

@@ -45,8 +45,13 @@ def render(ctx: Context) -> ViewResult | None:
         st.info("Pick two or more images (sidebar), or turn on class means.")
         return None
     default = options[:2]
-    if len(ctx.images) == 1 and means and ctx.results:
-        top = mean_label(ctx.results[0].topk[0][0])  # the image against the mean of the class it is predicted as
+    if len(ctx.images) == 1 and means:
+        try:
+            results = ctx.results
+        except SevisError as e:
+            st.error(str(e))
+            return None
+        top = mean_label(results[0].topk[0][0]) if results else None  # the image against its predicted class's mean
         default = [ctx.images[0].name, top if top in means else options[1]]
     picked = st.multiselect("Compare", options, default=default, key="cmp_items")
     if len(picked) < 2:

@@ -201,12 +201,8 @@ def main() -> None:
                    "model say so.", icon=":material/casino:")
     for line in errors:
         st.error(line)
-    try:
-        results = results_for(key, images)
-    except SevisError as e:
-        st.error(str(e))
-        results, images = [], []
-    ctx = Context(loaded, key, images, errors, results, blocks, folder, lecture=lecture)
+    ctx = Context(loaded, key, images, errors, blocks, folder, lecture=lecture,
+                  analyse=lambda: results_for(key, images))
     follow_deep_link()
     tabs = st.tabs(VIEWS, key="view", on_change="rerun")
     for tab, module in zip(tabs, VIEW_MODULES):
