@@ -33,7 +33,8 @@ TOUR = "Tour"
 # One model of each kind sevis loads; small ones where there is a choice.
 ABLATION = "gate-relu"  # its gates are unbounded: the variant whose undefined numbers once broke sentences
 FAMILY = "se-mobilenet"  # another family than the ResNets: depthwise blocks, SE named per block
-SNAPSHOT = "embedded@1"  # the default model after one epoch
+SNAPSHOT_EPOCH = 1
+SNAPSHOT = f"embedded@{SNAPSHOT_EPOCH}"  # the default model after one epoch, picked in the sidebar
 TIMM = "efficientnet_b0"
 TORCHVISION = "efficientnet_b0"  # the model of issue 28
 CHECKPOINT_ARCH = "fmnist_se_resnet"  # the small centred SE-ResNet, named by the sidebar's Architecture picker
@@ -207,11 +208,8 @@ def test_family_run_every_view(shared):
 @pytest.mark.app
 @pytest.mark.slow
 def test_training_snapshot_every_view(shared):
-    # The sidebar lists no snapshots: a session reaches one as the model it keeps showing while the picked kind
-    # has nothing to load (an uploaded-checkpoint kind with no file yet). That is the page's own fallback path.
-    at = use_folder(new_app(), shared)
-    at.session_state["model_ok"] = (SNAPSHOT, True, None)
-    pick(at, "Uploaded checkpoint")
+    at = pick(use_folder(new_app(), shared), "Training snapshot of our SE-ResNet-50 layout (sevis train --snapshots)",
+              {"snapshot_epoch": SNAPSHOT_EPOCH})
     check_walk(at, SNAPSHOT)
 
 

@@ -20,7 +20,7 @@ from sevis.app import families
 from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live, tour, training
 from sevis.app.common import (LECTURE_CSS, LECTURE_KEY, Context, content_hash, get_model, get_results, get_samples,
                               remember)
-from sevis.names import ABLATIONS, FAMILY_RUNS, trained_ablations, trained_families
+from sevis.names import ABLATIONS, DEFAULT_SPEC, FAMILY_RUNS, snapshot_epochs, trained_ablations, trained_families
 from sevis.models.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
 from sevis.analysis.images import default_sample_names
 from sevis.analysis.reference import MIN_IMAGES_PER_CLASS
@@ -36,6 +36,7 @@ MODEL_KINDS = OrderedDict([
     ("Our first SE-ResNet (centred Fashion-MNIST)", "embedded-centred"),
     ("Ablation variant (trained by sevis ablate)", "ablation"),
     ("Architecture model (trained by sevis family)", "family"),
+    ("Training snapshot of our SE-ResNet-50 layout (sevis train --snapshots)", "snapshot"),
     ("timm ImageNet model", "timm"),
     ("torchvision ImageNet model", "torchvision"),
     ("Uploaded checkpoint", "checkpoint"),
@@ -85,6 +86,11 @@ def model_picker():
         name = sb.selectbox("Architecture", trained, key="family_name",
                             format_func=lambda n: f"{n} (seed {FAMILY_RUNS[n]['seed']})") if trained else None
         spec = f"family:{name}" if name else ""
+    elif kind == "snapshot":
+        epochs = snapshot_epochs(DEFAULT_SPEC)
+        epoch = sb.selectbox("Epoch", epochs, index=len(epochs) - 1 if epochs else 0, key="snapshot_epoch",
+                             format_func=lambda e: "the initialisation (epoch 0)" if e == 0 else f"after epoch {e}")
+        spec = f"{DEFAULT_SPEC}@{epoch}" if epochs else ""
     elif kind == "checkpoint":
         up = sb.file_uploader("Weights file (.safetensors, .pt, .pth)", type=["safetensors", "pt", "pth"],
                               key="ckpt_file")
@@ -113,6 +119,7 @@ def model_picker():
         error = ("upload a weights file to use it (the previous model stays active meanwhile)" if kind == "checkpoint"
                  else "no ablation variant is trained yet: run `sevis ablate`" if kind == "ablation"
                  else "no architecture model is trained yet: run `sevis family`" if kind == "family"
+                 else "no training snapshot is saved yet: run `sevis train --snapshots`" if kind == "snapshot"
                  else "choose a model name or upload a weights file")
     if loaded is None:
         (sb.info if not spec else sb.error)(error)
