@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import re
 import secrets
+import stat
 import unicodedata
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
