@@ -493,3 +493,19 @@ def test_an_upload_flood_through_the_server_is_capped_and_leaves_with_the_tab(tm
     assert len(capped) == 1 and capped[0].startswith("6 of 16 uploaded files not used (big10.png"), m
     assert m["flooded"] - m["base"] > 150, m  # the 10 files kept (200 MB) are in the server's memory
     assert m["after"] - m["base"] < 100, m  # and gone with the tab: within 100 MB of the baseline (the issue: 300)
+
+
+@pytest.mark.app
+def test_the_app_refuses_an_uploaded_bomb_with_one_sentence_naming_the_students_file(monkeypatch, tmp_path):
+    bomb = write_deflate_bomb(tmp_path / "my net.pt")
+    at = _app(monkeypatch)
+    at.sidebar.selectbox(key="model_kind").set_value("Uploaded checkpoint")
+    at.run()
+    at.sidebar.selectbox(key="ckpt_arch").set_value("sevis:fmnist_se_resnet50")
+    at.run()
+    at.sidebar.file_uploader(key="ckpt_file").set_value(("my net.pt", bomb.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and errors[0].startswith("my net.pt holds compressed entries (archive/data/0: "), errors
+    assert "sevis-uploads-" not in errors[0] and "/" not in errors[0].split(")", 1)[1], errors
