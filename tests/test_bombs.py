@@ -263,6 +263,19 @@ def test_a_sessions_cache_decodes_each_file_once_and_holds_one_batch(decodes):
     assert len(decodes) == 5 and len(cache) == 1  # only the current batch is kept
 
 
+def test_upload_settings_come_from_the_environment_with_defaults(monkeypatch):
+    from sevis.serving import settings
+    for name in ("SEVIS_MAX_UPLOADS", "SEVIS_UPLOAD_MB", "SEVIS_BATCH_MEGAPIXELS"):
+        monkeypatch.delenv(name, raising=False)
+    assert (settings.max_uploads(), settings.upload_bytes(), settings.batch_pixels()) == (64, 200 * 2**20, 256e6)
+    monkeypatch.setenv("SEVIS_MAX_UPLOADS", "10")
+    monkeypatch.setenv("SEVIS_UPLOAD_MB", "1.5e3")
+    monkeypatch.setenv("SEVIS_BATCH_MEGAPIXELS", "-4")  # not a size: the default stays
+    assert (settings.max_uploads(), settings.upload_bytes(), settings.batch_pixels()) == (10, 1500 * 2**20, 256e6)
+    monkeypatch.setenv("SEVIS_MAX_UPLOADS", "many")
+    assert settings.max_uploads() == 64
+
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
