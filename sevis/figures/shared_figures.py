@@ -3,6 +3,7 @@ profile, feature-map grids, and click targets on heat strips and Fig. 6.
 """
 from __future__ import annotations
 
+import base64
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -275,6 +276,15 @@ def feature_map_grid(frame: pd.DataFrame, title: str, columns: Sequence[str], ro
     return apply_layout(fig, title, height=140 + 150 * n_rows, subtitle=subtitle, margin=dict(l=40, r=60, t=95, b=20))
 
 
+def _values(v) -> np.ndarray:
+    """Return a trace's data as a numpy array. A figure that went through pickle (st.cache_data) or JSON holds
+    Plotly's typed-array form {"dtype", "bdata", "shape"} instead, which np.asarray cannot read."""
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if v.get("shape") else a
+    return np.asarray(v)
+
+
 def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
     """Return a copy of a per-block figure (heat strip, Fig. 6, block lines) in which every channel can be
     clicked: heat maps get an invisible marker per cell, line traces small markers; each point carries
@@ -283,9 +293,9 @@ def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
     extra = []
     for trace in out.data:
         if trace.type == "heatmap" and trace.z is not None:
-            z = np.asarray(trace.z, dtype=float)
+            z = _values(trace.z).astype(float)
             ys, xs = np.nonzero(np.isfinite(z))
-            names = np.asarray(list(trace.y), dtype=object)
+            names = np.asarray(list(_values(trace.y)), dtype=object)
             meta = trace.meta if isinstance(trace.meta, dict) and "block" in trace.meta else None
             # Fig. 6's deviations: rows are classes, columns channels in sorted order (meta names both).
             target = (np.stack([np.full(len(xs), meta["block"], dtype=object), np.asarray(meta["channels"])[xs],
@@ -294,14 +304,14 @@ def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
                      "%{customdata[2]:+.3f}<br>click to open it<extra></extra>" if meta else
                      "block %{customdata[0]}<br>channel %{customdata[1]}<br>click to open it<extra></extra>")
             extra.append(go.Scatter(
-                x=np.asarray(trace.x)[xs], y=names[ys], mode="markers", showlegend=False,
+                x=_values(trace.x)[xs], y=names[ys], mode="markers", showlegend=False,
                 xaxis=trace.xaxis, yaxis=trace.yaxis,
                 marker=dict(size=8, opacity=0), selected=dict(marker=dict(opacity=0)),
                 unselected=dict(marker=dict(opacity=0)), customdata=target, hovertemplate=hover))
         elif trace.type == "scatter" and trace.x is not None and trace.fill is None:
             k = int(trace.xaxis[1:] or 1) - 1 if trace.xaxis else 0
             if k < len(blocks):
-                x = np.asarray(trace.x)
+                x = _values(trace.x)
                 trace.customdata = np.stack([np.full(len(x), blocks[k], dtype=object), x], axis=1)
                 if "markers" not in (trace.mode or "lines"):
                     trace.mode = "lines+markers"
