@@ -16,6 +16,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from conftest import garment_png_bytes  # noqa: E402
+from sevis.analysis.paper import CONTROL_TOO  # noqa: E402
 from sevis.core.recorder import find_se_blocks  # noqa: E402
 
 pytestmark = pytest.mark.app
@@ -134,7 +135,7 @@ def test_class_depth_view_fig6_fig7_depth(app):
     titles = _chart_titles(at)
     assert "Fig. 6" in titles[0] and "Fig. 7" in titles[1] and titles[2].startswith("How the excitations depend")
     paper = next(d.value for d in at.dataframe if "finding" in d.value.columns)
-    assert len(paper) == 5 and set(paper["shows"]) <= {"yes", "no", "n/a"}
+    assert len(paper) == 5 and set(paper["shows"]) <= {"yes", "no", "n/a", CONTROL_TOO}
     # Fig. 6 opens at the paper's blocks with 50 channels sampled uniformly.
     assert at.multiselect(key="cd_blocks").value == ["SE_2_3", "SE_3_4", "SE_4_6", "SE_5_1", "SE_5_2", "SE_5_3"]
     assert at.radio(key="cd_mode").value == "uniform" and at.slider(key="cd_n").value == 50

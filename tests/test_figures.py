@@ -253,3 +253,21 @@ def test_similarity_with_many_inputs_names_the_anchor_once():
     assert long in fig.layout.title.subtitle.text and long not in fig.layout.title.text
     assert round((1 - fig.layout.legend.y) * fig.layout.height, 6) >= LEGEND_TOP + TITLE_LINE  # legend under the subtitle
     np.testing.assert_allclose(fig.data[1].y, sim[sim["pair"].str.endswith("my_sneaker.jpg")]["pearson"])
+
+
+def test_a_figure_through_pickle_gets_its_arrays_back_for_lecture_mode():
+    """st.cache_data pickles view results: the figure comes back with Plotly's typed arrays, which lecture mode's
+    bar sorting cannot read until with_arrays decodes them."""
+    import pickle
+
+    import plotly.graph_objects as go
+
+    from sevis.figures.plots import WIDE_BARS, has_typed_arrays, sort_wide_bars, with_arrays
+    y = np.random.default_rng(0).random(WIDE_BARS + 10)
+    fig = go.Figure(go.Bar(x=np.arange(len(y)), y=y))
+    back = pickle.loads(pickle.dumps(fig))
+    assert has_typed_arrays(back) and not has_typed_arrays(fig)
+    fixed = with_arrays(back)
+    assert not has_typed_arrays(fixed)
+    np.testing.assert_array_equal(np.asarray(fixed.data[0].y), y)
+    assert np.asarray(sort_wide_bars(fixed).data[0].y)[0] == y.max()

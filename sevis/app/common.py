@@ -3,7 +3,7 @@ caption + download menu, and the per-session context every view receives."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Callable, Sequence
 
@@ -14,7 +14,7 @@ from sevis import SEBlock, load_model
 from sevis.figures import export as E
 from sevis.models.zoo import LoadedModel
 from sevis.analysis.images import analyse_images, sample_images
-from sevis.figures.plots import Panel, slides_style
+from sevis.figures.plots import Panel, slides_style, with_arrays
 from sevis.views.base import ViewRequest, ViewResult
 from sevis.analysis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
 from sevis.views.architecture import architecture_panels
@@ -285,7 +285,11 @@ def view_result(ctx: Context, slug: str, request: ViewRequest | None = None) -> 
         from sevis.app.guard import session_results
         from sevis.views.registry import compute_view
         return session_results((*ctx.key, slug, request.key()), lambda: compute_view(ctx.loaded, slug, request))
-    return _shared_result(*ctx.key, slug, request.key(), request)
+    result = _shared_result(*ctx.key, slug, request.key(), request)
+    # st.cache_data hands back an unpickled copy whose figures hold Plotly's typed arrays: decode them once here,
+    # so every widget that reads a trace's numbers (click targets, lecture mode's sorted bars) gets arrays
+    result.panels = [replace(p, figure=with_arrays(p.figure)) for p in result.panels]
+    return result
 
 
 def show_notes(result: ViewResult) -> None:

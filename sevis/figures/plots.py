@@ -345,3 +345,33 @@ def table_figure(frame: pd.DataFrame, title: str) -> go.Figure:
                              cells=dict(values=cells, align="left", height=24)))
     return apply_layout(fig, title, height=min(130 + 26 + sum(20 * n + 8 for n in lines), 2400),
                    margin=dict(l=10, r=10, t=50, b=10))
+
+
+def decode_typed_arrays(node):
+    """Return `node` (a figure's JSON-like dict) with Plotly's typed arrays ({"dtype", "bdata", "shape"}) as numpy
+    arrays. A figure that went through pickle (st.cache_data) or JSON holds its arrays in that form, which code that
+    reads trace.x / .y / .z (click targets, lecture mode's sorted bars) cannot use."""
+    import base64
+    if isinstance(node, dict):
+        if "bdata" in node and "dtype" in node:
+            arr = np.frombuffer(base64.b64decode(node["bdata"]), dtype=np.dtype(node["dtype"]))
+            shape = node.get("shape")
+            if shape:
+                arr = arr.reshape([int(n) for n in str(shape).split(",")] if isinstance(shape, str) else shape)
+            return arr.copy()
+        return {k: decode_typed_arrays(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [decode_typed_arrays(v) for v in node]
+    return node
+
+
+def has_typed_arrays(fig: go.Figure) -> bool:
+    """Return whether any trace of `fig` holds an array in Plotly's typed-array form (see decode_typed_arrays)."""
+    return any(isinstance(v, dict) and "bdata" in v for t in fig.data for v in t.to_plotly_json().values())
+
+
+def with_arrays(fig: go.Figure) -> go.Figure:
+    """Return `fig` with its typed arrays decoded (the same figure when it has none)."""
+    if not has_typed_arrays(fig):
+        return fig
+    return go.Figure(decode_typed_arrays(fig.to_plotly_json()), skip_invalid=True)

@@ -102,8 +102,8 @@ def compute(loaded, request: ViewRequest, progress: Progress | None = None) -> V
                 result.numbers[f"s_minus_z/{row['block']}"] = float(row["s_minus_z"])
     shares = {b: ref.stats.near_all_share(b) for b in sel}
     result.takeaway = class_depth_takeaway(measures, paper, sel, shares)
-    if adds is not None:
-        result.takeaway = finish(f"{result.takeaway} {what_se_adds_words(adds)}")
+    if adds is not None:  # like the rest of the takeaway, about the blocks in Fig. 6
+        result.takeaway = finish(f"{result.takeaway} {what_se_adds_words(adds[adds['block'].isin(sel)])}")
     for _, row in measures.iterrows():
         result.numbers[f"near_all/{row['block']}"] = ref.stats.near_all_share(row["block"])
         for col in ("class_specificity", "control_class_specificity"):
@@ -173,12 +173,12 @@ def what_se_adds_words(adds: pd.DataFrame) -> str:
     less = list(adds.loc[adds["adds"].eq(False), "block"])
     n = len(adds)
     if not more and not less:
-        text = (f"At none of the {n} blocks does s differ from its input z in class specificity by more than the "
+        text = (f"At none of these {n} blocks does s differ from its input z in class specificity by more than the "
                 "untrained control does: no difference shown.")
     else:
         parts = []
         if more:
-            parts.append(f"more class-specific than its input z at {len(more)} of {n} blocks ({listing(more)})")
+            parts.append(f"more class-specific than its input z at {len(more)} of these {n} blocks ({listing(more)})")
         if less:
             parts.append(f"less at {len(less)} ({listing(less)})")
         text = f"Beyond the untrained control's range, s is {' and '.join(parts)}."

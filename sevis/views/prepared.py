@@ -17,12 +17,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from sevis.analysis.precomputed import fingerprint, stale_reasons, weights_file
-from sevis.figures.plots import Panel
+from sevis.figures.plots import Panel, decode_typed_arrays
 from sevis.models.zoo import LoadedModel
 from sevis.views.base import ViewRequest, ViewResult, plain_numbers
 
@@ -45,25 +44,9 @@ def panel_to_json(p: Panel) -> dict[str, Any]:
             "files": {k: base64.b64encode(v).decode() for k, v in p.files.items()}}
 
 
-def _arrays(node: Any) -> Any:
-    """Return a figure's JSON with Plotly's typed arrays ({"dtype", "bdata", "shape"}) as numpy arrays, so a figure
-    read back holds arrays as the one written did (code that reads trace.z gets numbers, not a dict)."""
-    if isinstance(node, dict):
-        if "bdata" in node and "dtype" in node:
-            arr = np.frombuffer(base64.b64decode(node["bdata"]), dtype=np.dtype(node["dtype"]))
-            shape = node.get("shape")
-            if shape:
-                arr = arr.reshape([int(n) for n in str(shape).split(",")] if isinstance(shape, str) else shape)
-            return arr.copy()
-        return {k: _arrays(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_arrays(v) for v in node]
-    return node
-
-
 def panel_from_json(d: dict[str, Any]) -> Panel:
     data = pd.read_json(io.StringIO(d["data"]), orient="split", dtype=False)  # keep the columns as written
-    figure = go.Figure(_arrays(json.loads(d["figure"])), skip_invalid=True)
+    figure = go.Figure(decode_typed_arrays(json.loads(d["figure"])), skip_invalid=True)
     return Panel(d["key"], d["title"], d["caption"], figure, data,
                  {k: base64.b64decode(v) for k, v in d["files"].items()})
 
