@@ -12,8 +12,8 @@ import time
 import numpy as np
 import torch
 
-from sevis.data.fashion_mnist import Split, load_fashion_mnist
 from sevis.analysis.inference import collect_statistics, split_batches
+from sevis.data.fashion_mnist import Split, load_fashion_mnist
 
 from .common import interleaved, run_worker
 from .overhead import load
@@ -60,7 +60,7 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
             "e2e_throughput_ratio": 1 / e2e.ratio("stats", "plain"),
             "preprocess_share_e2e": pre_s / e2e.median("stats"),
         })
-        del batches
+        batches = None  # free the decoded batches before the next size (the lambdas above read the name)
     memory = [run_worker("stats_memory", {"images": n, "batch": BATCH, "threads": threads, "plain_too": True})
               for n in sizes]
     return {"throughput": rows, "memory": memory}

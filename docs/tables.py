@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sevis.models.checkpoint import read_card  # noqa: E402
-from sevis.names import EMBEDDED  # noqa: E402
 from sevis.models.zoo import PRETRAINED_DIR  # noqa: E402
+from sevis.names import EMBEDDED  # noqa: E402
 
 README = ROOT / "README.md"
 MODEL_LABELS = {

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sevis.data.heldout import CONDITIONS, _in_context, heldout_split, upload_accuracy  # noqa: E402
 from sevis.data.preprocess import grayscale_transform  # noqa: E402
-from sevis.train.trainer import normalise  # noqa: E402
 from sevis.models.zoo import load_model  # noqa: E402
+from sevis.train.trainer import normalise  # noqa: E402
 
 
 @torch.inference_mode()

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sevis.models.checkpoint import save_checkpoint
 from sevis.data.fashion_mnist import FASHION_MNIST_CLASSES
+from sevis.models.checkpoint import save_checkpoint
 
 
 def _garment(size: int = 28, light_background: bool = False) -> np.ndarray:

@@ -17,14 +17,14 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from sevis.train import ablations as A
-from sevis.models.checkpoint import read_card
-from sevis.names import ABLATIONS, ablation_dir, trained_ablations
 from sevis.analysis.paper import CONSTANT_SPREAD
 from sevis.core.recorder import find_se_blocks
 from sevis.core.se import SqueezeExcite, make_divisible
-from sevis.train.trainer import resume_path
+from sevis.models.checkpoint import read_card
 from sevis.models.zoo import load_model
+from sevis.names import ABLATIONS, ablation_dir, trained_ablations
+from sevis.train import ablations as A
+from sevis.train.trainer import resume_path
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(900)
@@ -260,8 +260,9 @@ def test_grid_findings_of_the_shipped_grid_name_each_axis_best():
 # ------------------------------------------------------------------------------------------ sevis ablate
 def test_a_variant_from_an_older_data_pipeline_is_marked_stale_and_retrained(tmp_path, capsys):
     import shutil
-    from sevis.views.ablations import stale_note
+
     from sevis.cli.main import main
+    from sevis.views.ablations import stale_note
     for name in ("baseline", "r4"):
         for ext in (".safetensors", ".json"):
             shutil.copy(ablation_dir() / f"{name}{ext}", tmp_path / f"{name}{ext}")

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sevis.core.statistics import (ExcitationStats, cosine_similarity, sample_channels, similarity_by_depth)
+from sevis.core.statistics import ExcitationStats, cosine_similarity, sample_channels, similarity_by_depth
 
 CLASSES = ["a", "b", "c", "d"]
 

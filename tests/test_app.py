@@ -201,10 +201,10 @@ def test_knockout_view_and_sweep(app, embedded):
 
 
 def test_architecture_view(app):
-    from sevis.names import DEFAULT_SPEC, EMBEDDED
+    from sevis.core.se import make_divisible
     from sevis.models.params import squeeze_widths
     from sevis.models.resnet import architecture_config
-    from sevis.core.se import make_divisible
+    from sevis.names import DEFAULT_SPEC, EMBEDDED
     cfg = architecture_config(EMBEDDED[DEFAULT_SPEC])  # the app opens on the default model
     at = _run(app, "Architecture")
     table = at.dataframe[0].value

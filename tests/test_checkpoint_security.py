@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from sevis import load_model
+from sevis.errors import ModelError
 from sevis.models.checkpoint import read_state_dict, save_checkpoint
-from sevis.errors import ModelError, SevisError
 from sevis.models.zoo import load_checkpoint
 
 pytestmark = pytest.mark.timeout(300)
@@ -149,6 +149,7 @@ def test_refusal_holds_even_when_torch_is_told_to_skip_weights_only(tmp_path, mo
 
 def test_cli_refuses_with_one_line_and_nonzero_exit(tmp_path, capsys):
     from PIL import Image
+
     from sevis.cli.main import main
     marker = tmp_path / "PWNED"
     path = write_malicious(tmp_path / "weights.pt", marker)
@@ -381,11 +382,13 @@ def test_export_file_names_fuzzed(tmp_path, name, ext):
 
 def test_written_exports_stay_in_their_folder(tmp_path):
     """write_panels / teaching_pack with hostile keys, prefixes and view names write only inside out_dir."""
+    import io
+    import zipfile
+
     import pandas as pd
     import plotly.graph_objects as go
+
     from sevis.figures.plots import Panel
-    import zipfile
-    import io
 
     fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4]))
     panels = [Panel("../../escape", "t", "c", fig, pd.DataFrame({"a": [1]})),

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from sevis import ExcitationRecorder, load_model, list_se_models
+from sevis import ExcitationRecorder, list_se_models, load_model
+from sevis.analysis.reports import read_excitations
 from sevis.cli.main import build_parser, main
 from sevis.data.preprocess import open_image
-from sevis.analysis.reports import read_excitations
 
 ROOT = Path(__file__).resolve().parent.parent
 # The embedded architecture's SE blocks: SE-ResNet-50's 3-4-6-3 at 1/8 width.
@@ -62,9 +62,9 @@ def _sections(out: str) -> dict[str, list[str]]:
 
 
 def test_models_lists_no_plain_model_under_an_se_heading(capsys):
-    from sevis.names import EMBEDDED, NO_SE_GROUP
-    from sevis.models.params import build_on_meta
     from sevis.core.recorder import find_se_blocks
+    from sevis.models.params import build_on_meta
+    from sevis.names import EMBEDDED, NO_SE_GROUP
     assert main(["models"]) == 0
     sections = _sections(capsys.readouterr().out)
     assert NO_SE_GROUP in sections and sections[NO_SE_GROUP]
@@ -221,8 +221,8 @@ def test_evaluate_reference_split_and_write_card(tiny_checkpoint, tmp_path, caps
     assert float(m.group(1)) == pytest.approx(100 * ev["accuracy"], abs=0.006)
     assert len(ev["per_class_accuracy"]) == 10
     # the accuracy equals an independent count over the reference set
-    from sevis.data.fashion_mnist import load_reference_set
     from sevis.analysis.inference import split_batches
+    from sevis.data.fashion_mnist import load_reference_set
     lm = load_model(weights)
     ref = load_reference_set()
     with torch.no_grad():

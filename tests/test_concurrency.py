@@ -325,8 +325,8 @@ class concurrent_apptests:
         from streamlit import config
         from streamlit.runtime import Runtime
         from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
-        from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
         from streamlit.runtime.media_file_manager import MediaFileManager
+        from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
         from streamlit.testing.v1.util import patch_config_options
 
         shared_rt = MagicMock(spec=Runtime)
@@ -356,7 +356,6 @@ class concurrent_apptests:
     def __exit__(self, *exc):
         from streamlit import config
         from streamlit.runtime import Runtime
-
         from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 
         self._config.__exit__(*exc)
@@ -367,8 +366,8 @@ class concurrent_apptests:
 @pytest.mark.app
 @pytest.mark.skipif(not APP.exists(), reason="app.py is not there yet")
 def test_app_sessions_share_the_cached_model_and_match_single_sessions(monkeypatch):
-    from streamlit.testing.v1 import AppTest
     import streamlit as st
+    from streamlit.testing.v1 import AppTest
 
     images = garment_images(SESSIONS, seed=11)
     uploads = [(f"garment{i}.png", png_bytes(im)) for i, im in enumerate(images)]

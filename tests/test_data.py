@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from sevis import DatasetError
-from sevis.data.fashion_mnist import (DEBIAN_DIR, FASHION_MNIST_CLASSES, dataset_dir, load_fashion_mnist, load_reference_set,
-                        read_idx)
+from sevis.data.fashion_mnist import (
+    DEBIAN_DIR,
+    FASHION_MNIST_CLASSES,
+    dataset_dir,
+    load_fashion_mnist,
+    load_reference_set,
+    read_idx,
+)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from sevis.analysis.domain import OUT_OF_DOMAIN_PERCENTILE, domain_calibration, domain_verdicts, stage_features
-from sevis.data.heldout import heldout_split, upload_batches
 from sevis.analysis.images import sample_photos
 from sevis.analysis.inference import split_batches
+from sevis.data.heldout import heldout_split, upload_batches
 from sevis.data.preprocess import open_image
 from sevis.models.zoo import load_model
 

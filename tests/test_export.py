@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import stat
 import zipfile
 from pathlib import Path
@@ -13,8 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from sevis.figures import export as E
 from sevis.errors import ExportError
+from sevis.figures import export as E
 from sevis.figures.plots import Panel
 from sevis.views.architecture import architecture_panels
 from sevis.views.live import model_input_image

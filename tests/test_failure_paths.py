@@ -29,8 +29,8 @@ from safetensors.torch import save_file
 
 from conftest import garment_png_bytes
 from sevis import load_model
-from sevis.models.checkpoint import read_state_dict, save_checkpoint
 from sevis.errors import DatasetError, ExportError, ModelError
+from sevis.models.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -99,6 +99,7 @@ def one_line(msg: str) -> str:
 def _panels():
     import pandas as pd
     import plotly.graph_objects as go
+
     from sevis.figures.plots import Panel
     fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]))
     return [Panel("fig_a", "Figure A", "What A shows.", fig, pd.DataFrame({"x": ["a", "b"], "y": [1, 2]}))]
@@ -330,6 +331,7 @@ def test_app_without_the_dataset_package(app, monkeypatch, tmp_path):
     """The app needs no dataset package (bundled reference set); with that gone too, the view that needs it
     says so once and the rest keeps working."""
     import streamlit as st
+
     import sevis.data.fashion_mnist as data
     at, before = app
     monkeypatch.setenv("SEVIS_FASHION_MNIST_DIR", str(tmp_path / "no-dataset"))

@@ -15,21 +15,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
-from sevis.core.recorder import ExcitationRecorder
 from safetensors.torch import load_file
 from torch import nn
 
-from sevis.train import family_grid as G
 from sevis.analysis.check import FAILING, NEAR_CONSTANT_SPREAD, check_failed, check_loaded, check_model, check_summary
-from sevis.models.checkpoint import read_card
-from sevis.errors import ModelError
-from sevis.models.families.inception import InceptionModule, ReductionModule
-from sevis.names import FAMILY_MODELS, FAMILY_RUNS, family_dir, trained_families
-from sevis.core.recorder import find_se_blocks
+from sevis.core.recorder import ExcitationRecorder, find_se_blocks
 from sevis.core.se import SqueezeExcite
-from sevis.train.trainer import resume_path
+from sevis.errors import ModelError
+from sevis.models.checkpoint import read_card
+from sevis.models.families.inception import InceptionModule, ReductionModule
 from sevis.models.zoo import load_model
+from sevis.names import FAMILY_MODELS, FAMILY_RUNS, family_dir, trained_families
+from sevis.train import family_grid as G
+from sevis.train.trainer import resume_path
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(900)
@@ -316,8 +314,8 @@ def test_check_names_a_gate_that_is_a_fixed_scale_apart_from_mattering():
 
 # ------------------------------------------------------------------------------------------ shipped models
 def test_the_whole_grid_is_shipped_small_listed_and_timed_in_pairs():
-    from sevis.train.ablations import MAX_BYTES
     from sevis.names import FAMILY_GROUP, list_se_models
+    from sevis.train.ablations import MAX_BYTES
     assert trained_families() == list(FAMILY_RUNS)  # 8 models x 2 seeds
     for name in FAMILY_RUNS:
         path = family_dir() / f"{name}.safetensors"
@@ -335,8 +333,8 @@ def test_the_whole_grid_is_shipped_small_listed_and_timed_in_pairs():
 
 @pytest.mark.parametrize("name", trained_families())
 def test_shipped_card_reproduces_through_sevis_evaluate(name, capsys):
-    from sevis.train.ablations import HALF_TOLERANCE, read_state_dtypes
     from sevis.cli.main import main
+    from sevis.train.ablations import HALF_TOLERANCE, read_state_dtypes
     path = family_dir() / f"{name}.safetensors"
     card = read_card(path)
     assert main(["evaluate", "--model", f"family:{name}", "--split", "reference", "--no-control",

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sevis.figures import export as E
-from sevis.data.fashion_mnist import Split, load_reference_set
 from sevis.analysis.inference import split_batches
 from sevis.analysis.knockout import knockout_sweep
 from sevis.core.recorder import find_se_blocks
+from sevis.data.fashion_mnist import Split, load_reference_set
+from sevis.figures import export as E
 from sevis.figures.plots import LABEL_WIDTH, Panel, short_labels
 from sevis.figures.shared_figures import topk_bar, topk_frame
 from sevis.views.knockout import knockout_sweep_panel, prediction_change

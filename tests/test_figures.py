@@ -10,8 +10,16 @@ import plotly.graph_objects as go
 import pytest
 
 from sevis.core.statistics import ExcitationStats, similarity_by_depth
-from sevis.figures.plots import LEGEND_ROW, LEGEND_TOP, TITLE_LINE, ALL_COLOR, legend_rows, table_figure
-from sevis.figures.shared_figures import block_lines, class_depth_frame, depth_profile, excitation_frame, fig6, topk_bar, topk_frame
+from sevis.figures.plots import ALL_COLOR, LEGEND_ROW, LEGEND_TOP, TITLE_LINE, legend_rows, table_figure
+from sevis.figures.shared_figures import (
+    block_lines,
+    class_depth_frame,
+    depth_profile,
+    excitation_frame,
+    fig6,
+    topk_bar,
+    topk_frame,
+)
 from sevis.views.architecture import blocks_frame, params_vs_r, se_params_by_stage
 from sevis.views.class_depth import fig7
 from sevis.views.compare import difference_plot, similarity_plot

@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 from PIL import Image, features
 
 from sevis import load_model
-from sevis.errors import ImageError, SevisError
 from sevis.analysis.inference import predict_images
 from sevis.data.preprocess import MAX_ASPECT, MAX_PIXELS, open_image
+from sevis.errors import ImageError, SevisError
 from sevis.models.zoo import EMBEDDED, PRETRAINED_DIR
 
 pytestmark = pytest.mark.timeout(300, method="thread")  # a hang inside a C decoder still ends the run

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from sevis import ExcitationRecorder, load_model
-from sevis.data.fashion_mnist import Split, load_reference_set
 from sevis.analysis.inference import collect_statistics, split_batches
 from sevis.analysis.knockout import knockout_overrides, knockout_sweep, residual_pipeline
 from sevis.core.recorder import count_hooks, find_se_blocks
+from sevis.data.fashion_mnist import Split, load_reference_set
 
 
 @pytest.fixture(scope="module")

@@ -217,6 +217,7 @@ def _garment() -> np.ndarray:
 
 def test_slides_style_sizes_and_sorted_wide_bars():
     import plotly.graph_objects as go
+
     from sevis.figures.plots import SORTED_AXIS, apply_layout
     y = np.random.default_rng(0).random(300)
     fig = go.Figure(go.Bar(x=np.arange(300), y=y, hovertemplate="channel %{x}: %{y}"))

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from sevis.core.statistics import ExcitationStats, depth_measures
 from sevis.analysis.control import untrained_control
 from sevis.analysis.inference import collect_statistics, split_batches
 from sevis.analysis.paper import paper_vs_model
+from sevis.core.statistics import ExcitationStats, depth_measures
 
 CLASSES = ["a", "b", "c"]
 

@@ -6,8 +6,18 @@ from dataclasses import replace
 import pytest
 import torch
 
-from sevis.models.params import (TOTAL, build_on_meta, count_parameters, floor_ratio, paper_estimate, parameter_breakdown,
-                          reduction_sweep, se_parameters, squeeze_floor, squeeze_widths)
+from sevis.models.params import (
+    TOTAL,
+    build_on_meta,
+    count_parameters,
+    floor_ratio,
+    paper_estimate,
+    parameter_breakdown,
+    reduction_sweep,
+    se_parameters,
+    squeeze_floor,
+    squeeze_widths,
+)
 from sevis.models.resnet import ResNetConfig, architecture_config
 from sevis.views.architecture import architecture_panels
 

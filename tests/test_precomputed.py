@@ -91,6 +91,7 @@ def test_a_damaged_file_is_recomputed(loaded, private_file):
 
 def test_changed_weights_make_the_file_stale(loaded, private_file):
     import copy
+
     import torch
     other = copy.copy(loaded)
     other.model = copy.deepcopy(loaded.model)

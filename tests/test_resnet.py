@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from sevis import load_model
+from sevis.core.se import SqueezeExcite
 from sevis.errors import ModelError
 from sevis.models.params import build_on_meta, count_parameters
 from sevis.models.resnet import ResNetConfig, SEResNet, architecture_config, create_resnet, list_architectures
-from sevis.core.se import SqueezeExcite
 
 
 def test_paper_parameter_counts():

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sevis.models.resnet import INTEGRATIONS, BasicBlock, Bottleneck, ResNetConfig, SEResNet
 from sevis.core.se import GATES, SqueezeExcite, make_divisible, make_gate
+from sevis.models.resnet import INTEGRATIONS, BasicBlock, Bottleneck, ResNetConfig, SEResNet
 
 # Independent definitions of each gate (not the torch modules sevis uses).
 REFERENCE_GATES = {

@@ -3,7 +3,6 @@ equal, constant and extreme values and checks that none holds "nan", "None", "in
 shown arithmetic adds up on screen."""
 from __future__ import annotations
 
-import math
 import re
 from collections import OrderedDict
 
@@ -17,10 +16,9 @@ from PIL import Image
 from sevis.analysis.anatomy import BlockAnatomy
 from sevis.analysis.images import ImageResult
 from sevis.analysis.paper import paper_vs_model
-from sevis.figures.plots import Panel
 from sevis.core.recorder import SEBlock
+from sevis.figures.plots import Panel
 from sevis.figures.sentences import broken, change, curve, difference, finish, num, pct
-from sevis.figures.shared_figures import deviation_frame
 from sevis.views.channel import channel_words
 from sevis.views.class_depth import class_depth_takeaway
 from sevis.views.compare import compare_takeaway

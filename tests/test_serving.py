@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from sevis.serving.budget import ByteBudgetCache, nbytes
+from sevis.data.folders import ConfinedFolder, confine, folder_files, folder_images
 from sevis.errors import DatasetError, ModelError, SevisError
 from sevis.files import read_regular, write_atomic
-from sevis.data.folders import ConfinedFolder, confine, folder_files, folder_images
+from sevis.serving.budget import ByteBudgetCache, nbytes
 from sevis.serving.uploads import UploadStore, safe_upload_name
 
 
@@ -163,6 +163,7 @@ def test_a_folders_batches_are_kept_only_when_small(tmp_path):
 # ---------------------------------------------------------------------------------------------- models
 def test_a_huge_model_name_is_refused_without_allocating(monkeypatch):
     import resource
+
     from sevis.serving.settings import check_free_model
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(ModelError, match=r"1,013 million parameters, more than this server allows \(150 million\)"):
@@ -183,6 +184,7 @@ def test_a_huge_model_name_is_refused_without_allocating(monkeypatch):
 
 def test_a_name_without_weights_says_so_before_building_it(monkeypatch):
     import timm
+
     from sevis import load_model
     built = []
     monkeypatch.setattr(timm, "create_model", lambda *a, **kw: built.append(a) or None)

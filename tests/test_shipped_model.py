@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 
 from sevis import load_model
-from sevis.cli.main import main
 from sevis.analysis.inference import collect_statistics, split_batches
-from sevis.core.recorder import find_se_blocks
 from sevis.analysis.reports import evaluate
+from sevis.cli.main import main
+from sevis.core.recorder import find_se_blocks
 from sevis.train.trainer import data_normalisation, normalise
 
 pytestmark = pytest.mark.timeout(1800)
@@ -54,8 +54,9 @@ def test_sevis_evaluate_reproduces_the_card(embedded, card_rows):
 
 
 def test_paper_table_in_the_card_follows_from_its_measures(embedded):
-    from sevis.analysis.paper import paper_vs_model
     import pandas as pd
+
+    from sevis.analysis.paper import paper_vs_model
     ev = embedded.card["evaluation"]
     measures = pd.DataFrame(ev["excitation"])
     ko = pd.DataFrame({"block": ["none"] + list(measures["block"]), "change": [0.0] + list(measures["knockout_identity"])})

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from sevis.errors import ModelError
-from sevis.names import snapshot_epochs
 from sevis.models.resnet import create_resnet
-from sevis.train.trainer import TrainConfig, resume_path, seed_everything, train
 from sevis.models.zoo import load_model
+from sevis.names import snapshot_epochs
+from sevis.train.trainer import TrainConfig, resume_path, seed_everything, train
 
 
 def _seeded_initialisation(arch: str, seed: int) -> dict[str, torch.Tensor]:

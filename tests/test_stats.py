@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sevis.core.statistics import ExcitationStats
+from sevis.analysis.stats import read_stats_file
 from sevis.cli.main import main
+from sevis.core.statistics import ExcitationStats
 from sevis.data.fashion_mnist import load_reference_set
 from sevis.names import EMBEDDED
-from sevis.analysis.stats import read_stats_file
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "embedded-centred" if "embedded-centred" in EMBEDDED else "embedded"  # the model trained on centred garments

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sevis.models.checkpoint import read_card
 from sevis.errors import SevisError
+from sevis.models.checkpoint import read_card
 from sevis.train.trainer import TrainConfig, resume_path, train
 
 pytestmark = pytest.mark.timeout(900)
@@ -74,9 +74,10 @@ def test_in_context_training_composes_the_28px_garments_afresh(monkeypatch):
     """Each training image is a 28 px garment composed onto a fresh background, exactly like a test image, never a
     seeded 36 px rendering shrunk onto a second background (the bug of data version 1)."""
     import numpy as np
-    from sevis.train import trainer as T
+
     from sevis.data.context import ContextConfig, compose, sample_params
     from sevis.data.fashion_mnist import data_normalisation, load_fashion_mnist
+    from sevis.train import trainer as T
     seen = []
     real = T._batches
 

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from sevis import ModelError, load_model, list_se_models
-from sevis.models.checkpoint import read_card, save_checkpoint
-from sevis.data.fashion_mnist import FASHION_MNIST_CLASSES
+from sevis import ModelError, list_se_models, load_model
 from sevis.core.recorder import find_se_blocks
+from sevis.data.fashion_mnist import FASHION_MNIST_CLASSES
+from sevis.models.checkpoint import read_card, save_checkpoint
 from sevis.models.resnet import ResNetConfig, SEResNet
-from sevis.names import NO_SE_GROUP
 from sevis.models.zoo import EMBEDDED, PRETRAINED_DIR, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
+from sevis.names import NO_SE_GROUP
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

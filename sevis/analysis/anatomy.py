@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sevis.errors import SevisError
 from sevis.core.recorder import ExcitationRecorder, SEBlock, find_se_blocks
+from sevis.errors import SevisError
 from sevis.models.zoo import LoadedModel
-
 
 DEFAULT_K = 4
 

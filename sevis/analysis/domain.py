@@ -136,8 +136,8 @@ _LOCK = threading.Lock()
 def domain_calibration(loaded) -> DomainCalibration | None:
     """Return the model's calibration on its bundled reference set (computed once per model); None when sevis
     has no reference set for it or cannot split it into stages."""
-    from sevis.errors import DatasetError
     from sevis.analysis.inference import split_batches
+    from sevis.errors import DatasetError
     if loaded.data_variant is None or not (hasattr(loaded.model, "stages") and hasattr(loaded.model, "forward_stem")):
         return None
     with _LOCK:

@@ -15,13 +15,12 @@ from typing import Iterable, MutableMapping, Sequence
 import numpy as np
 from PIL import Image
 
-from sevis.data.fashion_mnist import load_reference_set
-from sevis.errors import DatasetError, ImageError
-from sevis.data.folders import IMAGE_SUFFIXES
 from sevis.analysis.inference import predict_images
+from sevis.data.fashion_mnist import load_reference_set
+from sevis.data.folders import IMAGE_SUFFIXES
 from sevis.data.preprocess import open_image
+from sevis.errors import DatasetError, ImageError
 from sevis.models.zoo import LoadedModel
-
 
 MAX_UPLOADS = 64
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sevis.data.fashion_mnist import Split
 from sevis.core.recorder import ExcitationRecorder, Override, SEBlock, find_se_blocks
+from sevis.data.fashion_mnist import Split
 from sevis.models.zoo import LoadedModel
 
 if TYPE_CHECKING:  # sevis.core.statistics imports pandas: loaded only where statistics are collected

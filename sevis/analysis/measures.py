@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sevis.core.statistics import ExcitationStats, depth_measures
 from sevis.analysis.control import untrained_control
 from sevis.analysis.inference import collect_statistics
 from sevis.analysis.knockout import knockout_sweep
 from sevis.analysis.paper import paper_vs_model
 from sevis.core.recorder import SEBlock, find_se_blocks
+from sevis.core.statistics import ExcitationStats, depth_measures
 from sevis.models.zoo import LoadedModel
 
 Batches = Sequence[tuple[torch.Tensor, np.ndarray]]

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sevis.core.statistics import ExcitationStats
 from sevis.analysis.measures import CONTROL_SEEDS
+from sevis.core.statistics import ExcitationStats
 from sevis.models.zoo import LoadedModel
 
 VERSION = 1  # bump when what is stored, or how it is computed, changes
@@ -62,8 +62,8 @@ def _sha256(path: Path) -> str:
 def weights_file(loaded: LoadedModel) -> Path | None:
     """Return the weights file of a shipped Fashion-MNIST model (embedded models, ablation and family runs), else
     None (ImageNet models, sevis architectures and uploads carry no precomputed file)."""
-    from sevis.names import EMBEDDED
     from sevis.analysis.reports import weights_path
+    from sevis.names import EMBEDDED
     spec = loaded.spec
     if loaded.source == "sevis":  # a shipped name with random weights (pretrained=False)
         return None

@@ -14,16 +14,16 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from sevis.core.statistics import ExcitationStats
-from sevis.errors import DatasetError
-from sevis.data.folders import folder_images
 from sevis.analysis.images import sample_photos
 from sevis.analysis.inference import split_batches
 from sevis.analysis.measures import control_statistics_seeds
 from sevis.analysis.precomputed import load_precomputed
-from sevis.data.preprocess import open_image
-from sevis.core.recorder import ExcitationRecorder, SEBlock, find_se_blocks
 from sevis.analysis.stats import read_stats_file
+from sevis.core.recorder import ExcitationRecorder, SEBlock, find_se_blocks
+from sevis.core.statistics import ExcitationStats
+from sevis.data.folders import folder_images
+from sevis.data.preprocess import open_image
+from sevis.errors import DatasetError
 from sevis.models.zoo import LoadedModel
 
 

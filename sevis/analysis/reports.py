@@ -12,18 +12,17 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
-from sevis.models.checkpoint import card_path, read_card, write_card
-from sevis.errors import DatasetError, ExportError, ModelError
 from sevis.core.recorder import SEBlock
+from sevis.errors import DatasetError, ExportError, ModelError
+from sevis.models.checkpoint import card_path, read_card, write_card
 
 if TYPE_CHECKING:  # pandas (and sevis.core.statistics, which imports it) load when first needed: `sevis predict` skips them
     import pandas as pd
 
-    from sevis.core.statistics import ExcitationStats
 
 EXCITATION_FORMATS = (".csv", ".json", ".npz")
 
@@ -189,8 +188,8 @@ def _plain(v):
 
 def weights_path(spec: str) -> Path | None:
     """Return the weights file behind a model spec (embedded models, checkpoint paths), else None."""
-    from sevis.names import ablation_dir, family_dir
     from sevis.models.zoo import EMBEDDED, PRETRAINED_DIR
+    from sevis.names import ablation_dir, family_dir
     if spec in EMBEDDED:
         return PRETRAINED_DIR / f"{EMBEDDED[spec]}.safetensors"
     prefix, _, name = spec.partition(":")

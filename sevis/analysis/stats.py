@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sevis.core.recorder import ExcitationRecorder, find_se_blocks
 from sevis.core.statistics import ExcitationStats
-from sevis.errors import DatasetError, ImageError, SevisError
 from sevis.data.folders import folder_files
 from sevis.data.preprocess import open_image
-from sevis.core.recorder import ExcitationRecorder, find_se_blocks
+from sevis.errors import DatasetError, ImageError, SevisError
 from sevis.models.zoo import LoadedModel
 
 FORMAT = "sevis-stats"

@@ -5,14 +5,29 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis import SevisError
-from sevis.names import fig6_default_classes
-
-from sevis.app.common import (Context, block_picker, download_menu, get_reference, intro, show_panel, show_table, takeaway,
-                              unless_default, view_result)
 from sevis.analysis.reference import paper_blocks, too_few_images
+from sevis.app.common import (
+    Context,
+    block_picker,
+    download_menu,
+    get_reference,
+    intro,
+    show_panel,
+    show_table,
+    takeaway,
+    unless_default,
+    view_result,
+)
 from sevis.figures.shared_figures import add_channel_targets
+from sevis.names import fig6_default_classes
 from sevis.views.base import ViewRequest, ViewResult
-from sevis.views.class_depth import FIG6_FORMS, RANDOM_NOTE, SLUG, TITLE, default_channels
+from sevis.views.class_depth import (  # noqa: F401 (TITLE: main.py)
+    FIG6_FORMS,
+    RANDOM_NOTE,
+    SLUG,
+    TITLE,
+    default_channels,
+)
 
 
 def render(ctx: Context) -> ViewResult | None:

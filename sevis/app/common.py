@@ -5,19 +5,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Callable, Sequence
+from typing import Callable
 
 import streamlit as st
 from PIL import Image
 
 from sevis import SEBlock, load_model
-from sevis.figures import export as E
-from sevis.models.zoo import LoadedModel
 from sevis.analysis.images import analyse_images, sample_images
-from sevis.figures.plots import Panel, slides_style, with_arrays
-from sevis.views.base import ViewRequest, ViewResult
 from sevis.analysis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
+from sevis.figures import export as E
+from sevis.figures.plots import Panel, slides_style, with_arrays
+from sevis.models.zoo import LoadedModel
 from sevis.views.architecture import architecture_panels
+from sevis.views.base import ViewRequest, ViewResult
 from sevis.views.knockout import knockout_sweep_panel, precomputed_sweep_panel
 
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}

@@ -5,10 +5,9 @@ from typing import Sequence
 
 import streamlit as st
 
-from sevis.figures import export as E
-
 from sevis.app.common import Context, model_line, remember, show_panel, static_ok, takeaway, view_result
 from sevis.errors import SevisError
+from sevis.figures import export as E
 from sevis.views.base import ViewRequest, ViewResult
 
 IMAGE_VIEWS = ("live", "compare", "knockout")  # views that take every image of the sidebar

@@ -15,17 +15,36 @@ from collections import OrderedDict
 import streamlit as st
 
 from sevis import SevisError, find_se_blocks
-from sevis.core.formula import excitation_formula
-from sevis.app import families
-from sevis.app import ablations, architecture, channel, class_depth, compare, export, inside, knockout, live, tour, training
-from sevis.app.common import (LECTURE_CSS, LECTURE_KEY, Context, content_hash, get_model, get_results, get_samples,
-                              remember)
-from sevis.names import ABLATIONS, DEFAULT_SPEC, FAMILY_RUNS, snapshot_epochs, trained_ablations, trained_families
-from sevis.models.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
 from sevis.analysis.images import default_sample_names
 from sevis.analysis.reference import MIN_IMAGES_PER_CLASS
+from sevis.app import (
+    ablations,
+    architecture,
+    channel,
+    class_depth,
+    compare,
+    export,
+    families,
+    inside,
+    knockout,
+    live,
+    tour,
+    training,
+)
+from sevis.app.common import (
+    LECTURE_CSS,
+    LECTURE_KEY,
+    Context,
+    content_hash,
+    get_model,
+    get_results,
+    get_samples,
+    remember,
+)
+from sevis.core.formula import excitation_formula
+from sevis.models.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
+from sevis.names import ABLATIONS, DEFAULT_SPEC, FAMILY_RUNS, snapshot_epochs, trained_ablations, trained_families
 from sevis.views.architecture import model_summary
-
 
 # Tab order; every view module has TITLE and render(ctx) -> panels (Export: render(ctx, views)).
 VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, families, tour, training]

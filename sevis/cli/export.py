@@ -41,8 +41,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from sevis.analysis.images import NamedImage
     from sevis.data.preprocess import open_image
     from sevis.errors import ExportError
-    from sevis.files import write_atomic
     from sevis.figures.export import write_panels
+    from sevis.files import write_atomic
     from sevis.views.registry import compute_view, view_module
 
     module = view_module(args.view)  # an unknown view is refused before the model loads

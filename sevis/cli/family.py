@@ -26,8 +26,8 @@ def _positive(text: str) -> int:
 
 
 def _cmd_family(args: argparse.Namespace) -> int:
-    from sevis.train.family_grid import FAMILY_SCHEDULE, status, train_families
     from sevis.names import FAMILY_RUNS
+    from sevis.train.family_grid import FAMILY_SCHEDULE, status, train_families
 
     names = args.models or list(FAMILY_RUNS)
     unknown = [n for n in names if n not in FAMILY_RUNS]

@@ -13,18 +13,22 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sevis.cli.args import batch_size as _batch_size, check_arch as _check_arch, nonnegative_int as _nonnegative_int
-from sevis.cli.args import out_path as _out_path, positive_int as _positive_int
-from sevis.cli.args import command_line as _command_line, load_from_args as _load
-from sevis.cli.args import progress_bar as _progress
 from sevis.cli.app import add_app
+from sevis.cli.args import batch_size as _batch_size
+from sevis.cli.args import check_arch as _check_arch
+from sevis.cli.args import command_line as _command_line
+from sevis.cli.args import load_from_args as _load
+from sevis.cli.args import nonnegative_int as _nonnegative_int
+from sevis.cli.args import out_path as _out_path
+from sevis.cli.args import positive_int as _positive_int
+from sevis.cli.args import progress_bar as _progress
 from sevis.cli.export import EXPORT_FORMATS, EXPORT_VIEWS, add_export  # noqa: F401 (EXPORT_*: tests check them)
-from sevis.errors import SevisError
 from sevis.cli.family import add_check, add_family
-from sevis.cli.serve import add_serve
 from sevis.cli.prepare import add_prepare
-
+from sevis.cli.serve import add_serve
+from sevis.errors import SevisError
 from sevis.names import PRETRAINED_DIR  # noqa: E402
+
 IMAGE_BATCH = 32  # images per forward pass in predict/excite
 
 
@@ -69,8 +73,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from sevis.train.ablations import ABLATION_SCHEDULE, ablate, status
     from sevis.names import ABLATIONS
+    from sevis.train.ablations import ABLATION_SCHEDULE, ablate, status
 
     names = args.variants or list(ABLATIONS)
     unknown = [n for n in names if n not in ABLATIONS]
@@ -136,8 +140,14 @@ def _cmd_excite(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from sevis.analysis.reports import (evaluate, evaluation_passes, evaluation_report, format_evaluation, weights_path,
-                          write_evaluation_to_card)
+    from sevis.analysis.reports import (
+        evaluate,
+        evaluation_passes,
+        evaluation_report,
+        format_evaluation,
+        weights_path,
+        write_evaluation_to_card,
+    )
     from sevis.models.zoo import load_model
 
     target = None

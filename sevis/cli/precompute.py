@@ -12,11 +12,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sevis.errors import ModelError
 from sevis.analysis.knockout import knockout_sweep
 from sevis.analysis.measures import CONTROL_SEEDS
 from sevis.analysis.precomputed import fingerprint, precomputed_path, stats_arrays, weights_file
 from sevis.analysis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
+from sevis.errors import ModelError
 from sevis.models.zoo import LoadedModel
 
 

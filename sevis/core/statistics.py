@@ -4,9 +4,9 @@ Everything here is pure (tensors/arrays in, arrays/frames out) and needs no mode
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-import warnings
 from typing import Mapping, Sequence
 
 import numpy as np

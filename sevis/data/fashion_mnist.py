@@ -23,6 +23,7 @@ FASHION_MNIST_STD = 0.3530
 CONTEXT_MEAN = 0.3571
 CONTEXT_STD = 0.2322
 from sevis.names import PRETRAINED_DIR as PRETRAINED  # noqa: E402
+
 # Data variants a model is trained on: garments centred on black (the original images), or put in context
 # (sevis.data.context: a random position on a 36×36 canvas over a random smooth background).
 VARIANTS = ("centred", "context")

@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import io
-import queue
 import os
-import re
+import queue
 import shutil
 import threading
-import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -25,8 +23,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sevis.errors import ExportError
-from sevis.files import safe_filename
 from sevis.figures.plots import Panel, slides_style
+from sevis.files import safe_filename
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
 DATA_FORMATS = ("csv", "json")

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from sevis.figures.plots import apply_layout
 from sevis.core.recorder import SEBlock, find_se_blocks
+from sevis.figures.plots import apply_layout
 from sevis.models.zoo import LoadedModel
 
 SHORTCUT_NAMES = ("downsample", "shortcut", "skip")

@@ -12,7 +12,21 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from sevis.core.statistics import ExcitationStats, sample_channels
-from sevis.figures.plots import CHANNEL_AXIS, MEAN_S_AXIS, PALETTE, S_AXIS, apply_layout, class_colors, color_for, grid_position, label_axes, panel_height, s_axis_range, short_labels, subplot_grid
+from sevis.figures.plots import (
+    CHANNEL_AXIS,
+    MEAN_S_AXIS,
+    PALETTE,
+    S_AXIS,
+    apply_layout,
+    class_colors,
+    color_for,
+    grid_position,
+    label_axes,
+    panel_height,
+    s_axis_range,
+    short_labels,
+    subplot_grid,
+)
 
 
 def excitation_frame(excitations: Mapping[str, np.ndarray], image: str = "image") -> pd.DataFrame:

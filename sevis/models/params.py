@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from sevis.core.recorder import find_se_blocks
-from sevis.models.resnet import BLOCKS, ResNetConfig, SEResNet, architecture_config
 from sevis.core.se import make_divisible
+from sevis.models.resnet import BLOCKS, ResNetConfig, SEResNet, architecture_config
 
 TOTAL = "total"
 

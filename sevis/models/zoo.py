@@ -15,16 +15,22 @@ import torch
 from PIL import Image
 from torch import nn
 
-from sevis.models.checkpoint import check_state_fits, load_state_into, read_card, read_state_dict
-from sevis.errors import DatasetError, ModelError
-from sevis.models.families import FAMILY_ARCHITECTURES, FamilyConfig, FamilyNet, build_family, is_family_config
-# The model names live in sevis.names (no torch there, so `sevis models` starts fast); re-exported here.
-from sevis.names import DEFAULT_SPEC, EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS, list_se_models  # noqa: F401
 from sevis.data.framing import SceneTransform
 from sevis.data.preprocess import grayscale_transform
+from sevis.errors import DatasetError, ModelError
+from sevis.models.checkpoint import check_state_fits, load_state_into, read_card, read_state_dict
+from sevis.models.families import FAMILY_ARCHITECTURES, FamilyConfig, FamilyNet, build_family, is_family_config
 from sevis.models.resnet import ResNetConfig, SEResNet, architecture_config
 
-from sevis.names import PRETRAINED_DIR  # noqa: E402
+# The model names live in sevis.names (no torch there, so `sevis models` starts fast); re-exported here.
+from sevis.names import (  # noqa: F401
+    DEFAULT_SPEC,
+    EMBEDDED,
+    PRETRAINED_DIR,  # noqa: E402
+    TIMM_SE_MODELS,
+    TORCHVISION_SE_MODELS,
+    list_se_models,
+)
 
 
 @dataclass

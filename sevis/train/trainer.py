@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sevis.core.se import SqueezeExcite
 from sevis.data.context import ContextConfig, compose, sample_params
 from sevis.data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD, Split, data_normalisation, load_split
 from sevis.errors import SevisError
-from sevis.models.resnet import SEResNet, create_resnet
 from sevis.models.families import FAMILY_ARCHITECTURES, FamilyNet, create_family
-from sevis.core.se import SqueezeExcite
+from sevis.models.resnet import SEResNet, create_resnet
 
 # Recorded in every model card. 2: in-context training composes fresh canvases from the 28 px garments; version 1
 # (until 2026-11-24) composed them from the seeded 36 px renderings instead, so each training image held a shrunken

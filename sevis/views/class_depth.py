@@ -9,17 +9,35 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sevis.analysis.reference import (ReferenceStats, paper_blocks, reference_control, reference_statistics,
-                                      reference_sweep, too_few_images)
+from sevis.analysis.measures import measures_and_paper
+from sevis.analysis.reference import (
+    ReferenceStats,
+    paper_blocks,
+    reference_control,
+    reference_statistics,
+    reference_sweep,
+    too_few_images,
+)
+from sevis.core.recorder import SEBlock, find_se_blocks
 from sevis.core.statistics import ExcitationStats, depth_measures
 from sevis.errors import SevisError
-from sevis.names import fig6_default_classes
-from sevis.views.base import Progress, ViewRequest, ViewResult
-from sevis.analysis.measures import measures_and_paper
-from sevis.figures.plots import CHANNEL_AXIS, MEAN_S_AXIS, Panel, apply_layout, class_colors, grid_position, label_axes, panel_height, s_axis_range, subplot_grid, table_figure
-from sevis.core.recorder import SEBlock, find_se_blocks
+from sevis.figures.plots import (
+    CHANNEL_AXIS,
+    MEAN_S_AXIS,
+    Panel,
+    apply_layout,
+    class_colors,
+    grid_position,
+    label_axes,
+    panel_height,
+    s_axis_range,
+    subplot_grid,
+    table_figure,
+)
 from sevis.figures.sentences import curve, difference, finish, listing, num
 from sevis.figures.shared_figures import class_depth_frame, depth_profile, deviation_frame, fig6, fig6_deviation
+from sevis.names import fig6_default_classes
+from sevis.views.base import Progress, ViewRequest, ViewResult
 
 
 def class_depth_measures(ref: ReferenceStats, control: ExcitationStats | None, blocks: Sequence[SEBlock],

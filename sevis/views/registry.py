@@ -9,8 +9,19 @@ from types import ModuleType
 
 from sevis.errors import SevisError
 from sevis.models.zoo import LoadedModel
-from sevis.views import (ablations, architecture, channel, class_depth, compare, families, inside, knockout, live, tour,
-                         training)
+from sevis.views import (
+    ablations,
+    architecture,
+    channel,
+    class_depth,
+    compare,
+    families,
+    inside,
+    knockout,
+    live,
+    tour,
+    training,
+)
 from sevis.views.base import Progress, ViewRequest, ViewResult
 from sevis.views.prepared import load_prepared
 
