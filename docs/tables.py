@@ -46,7 +46,8 @@ def models_table() -> str:
             command = command.replace(" --epochs", " --data centred --epochs")
         acc = f"{100 * card['evaluation']['accuracy']:.2f}%"
         acc = f"**{acc}**" if spec == "embedded" else acc
-        lines.append(f"| {label} | `{command}` | {card['parameters']:,} | {acc} ({'in context' if variant == 'context' else 'centred'}) "
+        lines.append(f"| {label} | `{command}` | {card['parameters']:,} | {acc} "
+                     f"({'in context' if variant == 'context' else 'centred'}) "
                      f"| {_minutes(card['training']['seconds'])} |")
     return "\n".join(lines)
 
@@ -85,7 +86,8 @@ def paper_table(spec: str) -> str:
 
 
 def ablation_table() -> str:
-    """Return the paper's ablation rows beside ours (sevis.train.ablations.comparison_table), from the variants' cards."""
+    """Return the paper's ablation rows beside ours (sevis.train.ablations.comparison_table), from the variants'
+    cards."""
     from sevis.train.ablations import NOISE_SEEDS, comparison_table, noise_floor, summary
     table = summary()
     if table.empty:
@@ -97,20 +99,26 @@ def ablation_table() -> str:
     def num(v, fmt: str) -> str:
         return "—" if v is None or v != v else format(v, fmt)
 
-    lines = ["| axis | variant | paper: top-1 err (Δ) | paper params | ours: accuracy | Δ vs baseline | SE extra params |",
+    lines = ["| axis | variant | paper: top-1 err (Δ) | paper params | ours: accuracy | Δ vs baseline "
+             "| SE extra params |",
              "|---|---|---|---|---|---|---|"]
     for _, r in cmp.iterrows():
-        paper = (f"{num(r['paper_top1_err'], '.2f')}" + (f" ({r['paper_delta']:+.2f})" if r["paper_delta"] == r["paper_delta"]
-                                                         and r["paper_delta"] is not None else ""))
+        paper = (f"{num(r['paper_top1_err'], '.2f')}"
+                 + (f" ({r['paper_delta']:+.2f})" if r["paper_delta"] == r["paper_delta"]
+                    and r["paper_delta"] is not None else ""))
         delta = "—" if r["delta"] is None or r["delta"] != r["delta"] else (
             f"{r['delta']:+.2f}" + (" (noise)" if r["within_noise"] else ""))
-        lines.append(f"| {r['axis']} | `{r['variant']}` | {paper} | {num(r['paper_params_m'], '.1f')}{'M' if r['paper_params_m'] == r['paper_params_m'] and r['paper_params_m'] is not None else ''} "
+        lines.append(f"| {r['axis']} | `{r['variant']}` | {paper} | {num(r['paper_params_m'], '.1f')}"
+                     f"{'M' if r['paper_params_m'] == r['paper_params_m'] and r['paper_params_m'] is not None else ''} "
                      f"| {r['accuracy']:.2f}% | {delta} | {r['se_extra']:.1f}% |")
     from sevis.views.ablations import stale_note
     first = table.iloc[0]
-    lines += ["", f"Schedule: {int(first['epochs'])} epochs on the first {int(first['train_images']):,} training garments "
-              f"in context, seed 0 (the baseline's reruns: seeds {', '.join(str(int(v)) for v in sorted(reruns))}); accuracy on the 10k test split (half-precision weights). Baseline: mean of "
-              f"{floor['seeds']} seeds; noise floor (their range) {num(None if floor['range'] is None else 100 * floor['range'], '.2f')} points. "
+    lines += ["", f"Schedule: {int(first['epochs'])} epochs on the first {int(first['train_images']):,} training "
+              "garments in context, seed 0 (the baseline's reruns: seeds "
+              f"{', '.join(str(int(v)) for v in sorted(reruns))}); accuracy on the 10k test split (half-precision "
+              "weights). Baseline: mean of "
+              f"{floor['seeds']} seeds; noise floor (their range) "
+              f"{num(None if floor['range'] is None else 100 * floor['range'], '.2f')} points. "
               "Δ marked (noise) lies inside it. Training took "
               f"{table['seconds'].sum() / 60:.0f} CPU-minutes for the {len(table)} variants "
               f"({table['seconds'].min() / 60:.1f}-{table['seconds'].max() / 60:.1f} min each, one thread)."]
@@ -125,7 +133,8 @@ def ablation_table() -> str:
 
 
 def families_table() -> str:
-    """Return SE against its plain twin per architecture beside the paper's rows (sevis.train.family_grid), from the cards."""
+    """Return SE against its plain twin per architecture beside the paper's rows (sevis.train.family_grid), from the
+    cards."""
     from sevis.train.family_grid import architecture_table, summary
     from sevis.views.families import display_table, families_takeaway, schedule_words
     table = summary()
@@ -140,7 +149,8 @@ def families_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"models": models_table, "se-vs-plain": se_vs_plain, "accuracy-target": accuracy_target, "paper-embedded": lambda: paper_table("embedded"),
+TABLES = {"models": models_table, "se-vs-plain": se_vs_plain, "accuracy-target": accuracy_target,
+          "paper-embedded": lambda: paper_table("embedded"),
           "paper-embedded-centred": lambda: paper_table("embedded-centred"), "ablations": ablation_table,
           "families": families_table}
 

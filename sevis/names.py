@@ -46,8 +46,8 @@ SEVIS_PLAIN_ARCHITECTURES = ("fmnist_resnet", "fmnist_resnet50", "resnet101", "r
 NO_SE_GROUP = "sevis (no SE, for comparison)"
 ABLATION_GROUP = "ablations (trained)"
 
-# The paper's ablations (Tables 10-16) as variants of the default model (sevis.train.ablations trains them): each changes
-# the default's ResNetConfig by `overrides` (or its seed: the baseline's extra seeds give the noise floor).
+# The paper's ablations (Tables 10-16) as variants of the default model (sevis.train.ablations trains them): each
+# changes the default's ResNetConfig by `overrides` (or its seed: the baseline's extra seeds give the noise floor).
 # Loaded as "ablation:<name>" once pretrained/ablations/<name>.safetensors exists.
 ABLATION_AXES = ("baseline", "reduction", "squeeze", "excitation", "stages", "integration", "no SE")
 

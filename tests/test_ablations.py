@@ -91,7 +91,8 @@ def test_se_sits_where_the_integration_says(name, where):
 def test_dropping_se_from_the_last_stage_keeps_about_4_percent():
     """The seed notes' claim, on our layout: SE in stages 2-4 only costs well under half the extra parameters."""
     plain = A.plain_parameters()
-    extra = {n: load_model(f"ablation:{n}", pretrained=False).num_parameters - plain for n in ("baseline", "no-stage-5")}
+    extra = {n: load_model(f"ablation:{n}", pretrained=False).num_parameters - plain
+             for n in ("baseline", "no-stage-5")}
     assert 0.08 < extra["baseline"] / plain < 0.13
     assert 0.02 < extra["no-stage-5"] / plain < 0.06
     assert load_model("ablation:plain", pretrained=False).num_parameters == plain
@@ -114,7 +115,8 @@ def test_shipped_variants_are_small_listed_and_summarised():
     for name in shipped:
         path = ablation_dir() / f"{name}.safetensors"
         assert path.stat().st_size <= A.MAX_BYTES
-        assert {t.dtype for t in load_file(path).values() if t.is_floating_point()} in ({torch.float16}, {torch.float32})
+        assert ({t.dtype for t in load_file(path).values() if t.is_floating_point()}
+                in ({torch.float16}, {torch.float32}))
     assert list_se_models()[ABLATION_GROUP] == [f"ablation:{n}" for n in shipped]
     summary = json.loads((ablation_dir() / "summary.json").read_text())
     assert [r["name"] for r in summary["variants"]] == shipped
@@ -236,7 +238,8 @@ def test_blocks_whose_s_never_varies_are_measured_and_named():
     assert list(v.gate.loc[v.gate["constant"], "block"]) == constant["squeeze-max"]
     block = constant["squeeze-max"][0]
     assert v.ref.stats.overall_std(block).max() < CONSTANT_SPREAD < v.ref.stats.overall_std("SE_2_1").max()
-    assert f"{block} of squeeze-max gives every image the same s" in L.pair_takeaway(table, L.load_variant("baseline"), v)
+    assert (f"{block} of squeeze-max gives every image the same s"
+            in L.pair_takeaway(table, L.load_variant("baseline"), v))
     line = next(x for x in A.grid_findings(table) if x.startswith("SE blocks that give every image the same s"))
     assert all(f"`{n}`" in line for n, blocks in constant.items() if blocks)
     card = read_card(ablation_dir() / "squeeze-max.safetensors")["evaluation"]["paper_vs_model"]
@@ -254,7 +257,8 @@ def test_grid_findings_of_the_shipped_grid_name_each_axis_best():
             continue
         line = next(x for x in lines if x.startswith(axis.capitalize() + ":"))
         best = group.loc[group["delta"].idxmax()]
-        assert (f"`{best['variant']}` ({best['delta']:+.2f})" if best["delta"] > 0 else "best here the baseline") in line
+        assert (f"`{best['variant']}` ({best['delta']:+.2f})" if best["delta"] > 0
+                else "best here the baseline") in line
 
 
 # ------------------------------------------------------------------------------------------ sevis ablate

@@ -29,7 +29,8 @@ def _stats(s, labels, batch=None):
     n = len(labels)
     batch = batch or n
     for i in range(0, n, batch):
-        stats.update({k: torch.as_tensor(v[i:i + batch], dtype=torch.float32) for k, v in s.items()}, labels[i:i + batch])
+        stats.update({k: torch.as_tensor(v[i:i + batch], dtype=torch.float32) for k, v in s.items()},
+                     labels[i:i + batch])
     return stats
 
 

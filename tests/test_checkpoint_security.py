@@ -248,7 +248,8 @@ def test_weights_of_another_architecture(tmp_path, small):
     save_file({k: v.contiguous() for k, v in plain.model.state_dict().items()}, str(tmp_path / "plain.safetensors"))
     # the SE model's card beside the plain model's weights
     (tmp_path / "plain.json").write_text(json.dumps({"architecture": small.model.cfg.to_dict()}))
-    with pytest.raises(ModelError, match=r"plain\.safetensors does not fit this architecture: .*missing \(e\.g\. .*\.se\."):
+    with pytest.raises(ModelError,
+                       match=r"plain\.safetensors does not fit this architecture: .*missing \(e\.g\. .*\.se\."):
         load_model(str(tmp_path / "plain.safetensors"))
     # a sevis file loaded as a torchvision architecture
     good = sevis_checkpoint(small, tmp_path)
@@ -336,7 +337,8 @@ def test_card_asking_for_a_huge_model_is_refused_before_allocating(tmp_path, sma
 
 
 # ---------------------------------------------------------------------------------------------- export names
-export = pytest.importorskip("sevis.figures.export", reason="sevis/figures/export.py (the app helper's) is not there yet")
+export = pytest.importorskip("sevis.figures.export",
+                             reason="sevis/figures/export.py (the app helper's) is not there yet")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 
 

@@ -141,7 +141,8 @@ def test_predict_unknown_model_and_missing_file(tiny_checkpoint, image_files, tm
 
 
 def test_predict_checkpoint_of_another_architecture(tiny_checkpoint, image_files, capsys):
-    rc = main(["predict", str(image_files["rgb.png"]), "--model", str(tiny_checkpoint), "--arch", "sevis:fmnist_resnet"])
+    rc = main(["predict", str(image_files["rgb.png"]), "--model", str(tiny_checkpoint),
+               "--arch", "sevis:fmnist_resnet"])
     assert rc == 2
     assert "does not fit this architecture" in _error_line(capsys)
 

@@ -44,7 +44,8 @@ def test_garments_are_copied_exactly_at_their_offsets(test_images):
     for i in range(64):
         y, x = params.offset[i].long().tolist()
         assert 0 <= y <= 8 and 0 <= x <= 8
-        torch.testing.assert_close(placed[i, y:y + 28, x:x + 28], g[i, 0], atol=1e-5, rtol=0)  # ≪ 1/255: exact once 8-bit
+        # ≪ 1/255: exact once 8-bit
+        torch.testing.assert_close(placed[i, y:y + 28, x:x + 28], g[i, 0], atol=1e-5, rtol=0)
         outside = placed[i].clone()
         outside[y:y + 28, x:x + 28] = 0
         assert outside.abs().max() < 1e-5  # float rounding only: 0 once stored as 8-bit

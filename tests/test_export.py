@@ -193,7 +193,8 @@ def test_cli_export_architecture_and_live(tiny_checkpoint, tmp_path, image_files
     from sevis.cli.main import main
     assert main(["export", "architecture", "--model", str(tiny_checkpoint), "--format", "csv",
                  "--out", str(tmp_path / "a")]) == 0
-    assert {"se_blocks.csv", "se_params_per_stage.csv", "se_params_vs_r.csv"} <= {p.name for p in (tmp_path / "a").iterdir()}
+    assert ({"se_blocks.csv", "se_params_per_stage.csv", "se_params_vs_r.csv"}
+            <= {p.name for p in (tmp_path / "a").iterdir()})
     assert main(["export", "live", str(image_files["rgb.png"]), "--model", str(tiny_checkpoint), "--format", "json",
                  "--out", str(tmp_path / "l"), "--pack"]) == 0
     names = {p.name for p in (tmp_path / "l").iterdir()}

@@ -114,7 +114,8 @@ def test_se_mobilenet_puts_se_after_the_depthwise_stage():
         x = torch.randn(2, block.depthwise[0].in_channels, 18, 18)
         depthwise = block.depthwise[0]
         assert depthwise.groups == depthwise.in_channels == depthwise.out_channels
-        seen = _inputs_and_outputs(block, {"depthwise": block.depthwise, "se": block.se, "pointwise": block.pointwise}, x)
+        seen = _inputs_and_outputs(block, {"depthwise": block.depthwise, "se": block.se,
+                                           "pointwise": block.pointwise}, x)
         torch.testing.assert_close(seen["se.in"], seen["depthwise.out"])
         torch.testing.assert_close(seen["pointwise.in"], seen["se.out"])
         assert block.se.channels == depthwise.in_channels  # on the depthwise width, before the pointwise widening
@@ -320,7 +321,8 @@ def test_the_whole_grid_is_shipped_small_listed_and_timed_in_pairs():
     for name in FAMILY_RUNS:
         path = family_dir() / f"{name}.safetensors"
         assert path.stat().st_size <= MAX_BYTES
-        assert {t.dtype for t in load_file(path).values() if t.is_floating_point()} in ({torch.float16}, {torch.float32})
+        assert ({t.dtype for t in load_file(path).values() if t.is_floating_point()}
+                in ({torch.float16}, {torch.float32}))
         assert read_card(path)["family"]["cpu_timing"] == G.PAIRED_TIMING
     assert list_se_models()[FAMILY_GROUP] == [f"family:{n}" for n in FAMILY_RUNS]
     summary = json.loads((family_dir() / "summary.json").read_text())

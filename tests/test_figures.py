@@ -54,7 +54,8 @@ def _titles(fig: go.Figure) -> list[str]:
 
 
 def _axis_titles(fig: go.Figure, axis: str) -> set[str]:
-    return {getattr(fig.layout, k).title.text for k in fig.layout if k.startswith(axis) and getattr(fig.layout, k).title.text}
+    return {getattr(fig.layout, k).title.text for k in fig.layout
+            if k.startswith(axis) and getattr(fig.layout, k).title.text}
 
 
 def test_excitation_frame_is_long_and_ordered():
@@ -259,7 +260,8 @@ def test_similarity_with_many_inputs_names_the_anchor_once():
     fig = similarity_plot(sim, "Similarity of the excitation patterns at each depth")
     assert [t.name for t in fig.data] == ["class mean: Trouser", "my_sneaker.jpg"]
     assert long in fig.layout.title.subtitle.text and long not in fig.layout.title.text
-    assert round((1 - fig.layout.legend.y) * fig.layout.height, 6) >= LEGEND_TOP + TITLE_LINE  # legend under the subtitle
+    # legend under the subtitle
+    assert round((1 - fig.layout.legend.y) * fig.layout.height, 6) >= LEGEND_TOP + TITLE_LINE
     np.testing.assert_allclose(fig.data[1].y, sim[sim["pair"].str.endswith("my_sneaker.jpg")]["pearson"])
 
 

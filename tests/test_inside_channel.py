@@ -131,7 +131,8 @@ def test_takeaways_are_computed_from_the_model(embedded, embedded_random, image)
     assert live_a != live_b
     ref_a, ref_b = reference_excitations(embedded), reference_excitations(embedded_random)
     block = _names(embedded)[-1]
-    assert channel_panels(embedded, ref_a, block, 0).takeaway != channel_panels(embedded_random, ref_b, block, 0).takeaway
+    assert (channel_panels(embedded, ref_a, block, 0).takeaway
+            != channel_panels(embedded_random, ref_b, block, 0).takeaway)
     assert architecture_takeaway(embedded).startswith("SE adds ")
 
 
@@ -139,7 +140,8 @@ def test_knockout_takeaway_names_the_costliest_block(embedded):
     import pandas as pd
     blocks = [b for b, _ in find_se_blocks(embedded.model)]
     sweep = pd.DataFrame({"block": ["none"] + [b.name for b in blocks], "depth": range(-1, len(blocks)),
-                          "accuracy": 0.9, "change": [0.0] + [-0.117 if i == 0 else -0.004 for i in range(len(blocks))]})
+                          "accuracy": 0.9,
+                          "change": [0.0] + [-0.117 if i == 0 else -0.004 for i in range(len(blocks))]})
     text = knockout_takeaway(sweep, blocks)
     assert text.startswith(f"Knocking out {blocks[0].name} costs 11.7 points")
     assert f"In the last stage, knocking out {blocks[-3].name} costs the most, 0.4 points" in text

@@ -124,7 +124,8 @@ def test_tour_default_model_every_step():
 @pytest.mark.app
 def test_tour_sentences_change_with_the_model():
     default = _walk_tour(_run(AppTest.from_file(APP, default_timeout=TIMEOUT)))
-    at = _select_model(_run(AppTest.from_file(APP, default_timeout=TIMEOUT)), "Our first SE-ResNet (centred Fashion-MNIST)")
+    at = _select_model(_run(AppTest.from_file(APP, default_timeout=TIMEOUT)),
+                       "Our first SE-ResNet (centred Fashion-MNIST)")
     centred = _walk_tour(at)
     assert any("identity shortcut" in s for s in centred["1. Where SE sits"]["sentences"])
     for title in default:
@@ -183,10 +184,12 @@ def test_tour_handout_renders_in_chromium(tmp_path, embedded):
     blocks = [b for b, _ in find_se_blocks(embedded.model)]
     image = NamedImage("garment", Image.fromarray(_garment(), "L").convert("RGB"))
     result = predict_images(embedded, [image.image])
-    steps = [T.where_step(embedded), T.block_step(embedded, block_anatomy(embedded, image, T.pick_block(result)), image),
+    steps = [T.where_step(embedded),
+             T.block_step(embedded, block_anatomy(embedded, image, T.pick_block(result)), image),
              T.image_step(result, image, blocks), T.cost_step(embedded)]
-    page = handout_html("Tour", "intro", [HandoutSection(s.title, s.sentences, [(p.figure, p.caption) for p in s.panels])
-                                          for s in steps])
+    page = handout_html("Tour", "intro",
+                        [HandoutSection(s.title, s.sentences, [(p.figure, p.caption) for p in s.panels])
+                         for s in steps])
     path = tmp_path / "handout.html"
     path.write_text(page, encoding="utf-8")
     with playwright_api.sync_playwright() as p:

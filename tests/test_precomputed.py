@@ -1,6 +1,6 @@
-"""Shipped models' precomputed reference results (sevis.analysis.precomputed): the numbers equal a direct computation, a file
-whose weights, reference set or version differ is detected as stale and recomputed with a note, and random weights
-under a shipped name never use it."""
+"""Shipped models' precomputed reference results (sevis.analysis.precomputed): the numbers equal a direct computation,
+a file whose weights, reference set or version differ is detected as stale and recomputed with a note, and random
+weights under a shipped name never use it."""
 from __future__ import annotations
 
 import json

@@ -41,7 +41,8 @@ def test_grayscale_l(image_files):
     img = open_image(image_files["gray.png"])
     arr = np.asarray(img)
     assert img.mode == "RGB" and arr.shape == (28, 28, 3)
-    assert np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], np.asarray(Image.open(image_files["gray.png"])))
+    assert (np.array_equal(arr[..., 0], arr[..., 1])
+            and np.array_equal(arr[..., 0], np.asarray(Image.open(image_files["gray.png"]))))
 
 
 def test_rgba_transparency_is_composited_on_white(image_files):

@@ -47,5 +47,6 @@ def test_evaluate_shows_a_progress_bar_on_a_terminal():
     assert proc.wait(timeout=600) == 0
     os.close(master)
     text = seen.decode("utf-8", "replace")
-    assert "evaluate " in text and " on reference" in text and "img/s" in text and "/6000 " in text, text[-500:]  # 1000 images × 6 passes (stats, 3 control seeds, 2 sweeps)
+    # 1000 images × 6 passes (stats, 3 control seeds, 2 sweeps)
+    assert "evaluate " in text and " on reference" in text and "img/s" in text and "/6000 " in text, text[-500:]
     assert out.startswith("accuracy: ")  # the report itself still goes to stdout

@@ -16,7 +16,8 @@ def test_readme_tables_match_the_model_cards():
 def test_readme_opens_with_the_two_commands():
     text = (ROOT / "README.md").read_text()
     blocks = [b.split("```", 1)[0].strip() for b in text.split("```bash\n")[1:3]]
-    assert blocks == ["./setup.sh && .venv/bin/streamlit run app.py", "./setup.sh --dev && .venv/bin/python -m pytest -q"]
+    assert blocks == ["./setup.sh && .venv/bin/streamlit run app.py",
+                      "./setup.sh --dev && .venv/bin/python -m pytest -q"]
 
 
 def test_readme_layout_table_names_every_module():

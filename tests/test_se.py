@@ -65,7 +65,8 @@ def test_excitation_and_output_match_the_papers_formula(gate, squeeze):
 def test_gate_ranges():
     torch.manual_seed(0)
     x = torch.randn(8, 16, 4, 4) * 5
-    for gate, (lo, hi) in {"sigmoid": (0, 1), "hardsigmoid": (0, 1), "tanh": (-1, 1), "relu": (0, float("inf"))}.items():
+    for gate, (lo, hi) in {"sigmoid": (0, 1), "hardsigmoid": (0, 1), "tanh": (-1, 1),
+                           "relu": (0, float("inf"))}.items():
         with torch.no_grad():
             s = SqueezeExcite(16, reduction=2, gate=gate).excitation(x)
         assert lo <= float(s.min()) and float(s.max()) <= hi, gate

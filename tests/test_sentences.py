@@ -69,7 +69,8 @@ def test_curve_names_every_shape_without_breaking(values):
 
 def test_curve_calls_a_reversal_by_its_name():
     text = curve([0.12, 0.64, 0.45, 0.66], ["SE_2_3", "SE_3_1", "SE_4_6", "SE_5_3"])
-    assert text == "rises from 0.12 at SE_2_3 to 0.66 at SE_5_3, but not monotonically: 0.64 at SE_3_1, then 0.45 at SE_4_6"
+    assert text == ("rises from 0.12 at SE_2_3 to 0.66 at SE_5_3, but not monotonically: 0.64 at SE_3_1, "
+                    "then 0.45 at SE_4_6")
     assert curve([0.1, 0.3, 0.2], ["a", "b", "c"]) == "is not monotonic: 0.10 at a, highest 0.30 at b, 0.20 at c"
 
 
@@ -133,7 +134,8 @@ def test_class_depth_takeaway_of_the_gate_relu_variant():
 @SETTINGS
 @given(st.lists(st.one_of(st.just(NAN), st.just(0.0), st.floats(-0.2, 0.05, allow_nan=False)), min_size=8, max_size=8))
 def test_knockout_sweep_takeaway(changes):
-    blocks = [SEBlock(b, i, s, 8, b, b + ".gate", "SqueezeExcite", 2, 0) for i, (b, s) in enumerate(zip(BLOCKS, STAGES))]
+    blocks = [SEBlock(b, i, s, 8, b, b + ".gate", "SqueezeExcite", 2, 0)
+              for i, (b, s) in enumerate(zip(BLOCKS, STAGES))]
     sweep = pd.DataFrame({"block": ["none"] + BLOCKS, "change": [0.0] + changes})
     text = knockout_takeaway(sweep, blocks)
     assert_sentence(text)
@@ -155,9 +157,11 @@ def test_knockout_image_takeaway(p, q, changed):
 
 
 @SETTINGS
-@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=5), st.lists(st.booleans(), min_size=5, max_size=5))
+@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=5),
+       st.lists(st.booleans(), min_size=5, max_size=5))
 def test_default_knockout_sentence(distances, flips):
-    effects = pd.DataFrame({"block": BLOCKS[:len(distances)], "class_after": "Bag", "top_changes": flips[:len(distances)],
+    effects = pd.DataFrame({"block": BLOCKS[:len(distances)], "class_after": "Bag",
+                            "top_changes": flips[:len(distances)],
                             "top_probability_after": 0.5, "distance": distances})
     effects = effects.sort_values(["top_changes", "distance"], ascending=False)
     picked, text = default_knockout(effects)

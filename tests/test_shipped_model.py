@@ -59,7 +59,8 @@ def test_paper_table_in_the_card_follows_from_its_measures(embedded):
     from sevis.analysis.paper import paper_vs_model
     ev = embedded.card["evaluation"]
     measures = pd.DataFrame(ev["excitation"])
-    ko = pd.DataFrame({"block": ["none"] + list(measures["block"]), "change": [0.0] + list(measures["knockout_identity"])})
+    ko = pd.DataFrame({"block": ["none"] + list(measures["block"]),
+                       "change": [0.0] + list(measures["knockout_identity"])})
     km = pd.DataFrame({"block": ["none"] + list(measures["block"]), "change": [0.0] + list(measures["knockout_mean"])})
     assert paper_vs_model(measures, ko, km).to_dict("records") == ev["paper_vs_model"]
 
@@ -83,7 +84,8 @@ def test_preprocessing_is_exactly_what_training_used(embedded):
         via_upload = embedded.preprocess(Image.fromarray(a, "L").convert("RGB"))
         canvas = np.zeros((36, 36), np.uint8)
         canvas[4:32, 4:32] = a
-        torch.testing.assert_close(via_upload, normalise(torch.from_numpy(canvas)[None], mean, std)[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(via_upload, normalise(torch.from_numpy(canvas)[None], mean, std)[0],
+                                   atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("spec, floor", [("embedded-centred", 0.90), ("embedded-centred-plain", 0.90)])
@@ -116,5 +118,6 @@ def test_accuracy_of_the_default_and_its_plain_twin(embedded):
         assert card["training"]["data_version"] == DATA_VERSION
         assert card["training"]["test_accuracy_after_bn"] == pytest.approx(card["evaluation"]["accuracy"], abs=5e-5)
     assert plain.card["training"]["seed"] == embedded.card["training"]["seed"]
-    assert {k: v for k, v in plain.card["training"].items() if k in ("epochs", "lr", "batch_size", "data", "bn_images")} == \
+    assert {k: v for k, v in plain.card["training"].items()
+            if k in ("epochs", "lr", "batch_size", "data", "bn_images")} == \
         {k: v for k, v in embedded.card["training"].items() if k in ("epochs", "lr", "batch_size", "data", "bn_images")}

@@ -18,7 +18,8 @@ HEAVY = ("torch", "torchvision", "timm", "pandas", "plotly", "streamlit")
 
 
 def _modules_after(argv: list[str]) -> dict:
-    """Run sevis.cli.main.main(argv) in a fresh interpreter; return its exit code, output and the heavy modules loaded."""
+    """Run sevis.cli.main.main(argv) in a fresh interpreter; return its exit code, output and the heavy modules
+    loaded."""
     code = f"""
 import contextlib, io, json, sys
 from sevis.cli.main import main

@@ -140,8 +140,8 @@ def format_check(table: pd.DataFrame, inputs: str) -> str:
             change_mean = "-" if r.logit_change_mean is None else f"{r.logit_change_mean:.2e}"
             shares = ["-" if v is None else f"{100 * v:5.1f}%" for v in (r.near_0, r.near_half, r.near_1)]
             spread = "-" if r.spread is None else f"{r.spread:.4f}"
-            lines.append(f"{r.block:<{width}}  {r.channels:>5} {r.calls:>5} {change:>12} {change_mean:>15} {shares[0]:>6} "
-                         f"{shares[1]:>6} {shares[2]:>6} {spread:>7}  {r.verdict}")
+            lines.append(f"{r.block:<{width}}  {r.channels:>5} {r.calls:>5} {change:>12} {change_mean:>15} "
+                         f"{shares[0]:>6} {shares[1]:>6} {shares[2]:>6} {spread:>7}  {r.verdict}")
     lines.append(check_summary(table, inputs))
     return "\n".join(lines)
 

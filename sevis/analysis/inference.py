@@ -38,7 +38,8 @@ class InferenceResult:
 
 
 @torch.inference_mode()
-def run_batch(loaded: LoadedModel, batch: torch.Tensor, overrides: Mapping[str, Override] | None = None) -> InferenceResult:
+def run_batch(loaded: LoadedModel, batch: torch.Tensor,
+              overrides: Mapping[str, Override] | None = None) -> InferenceResult:
     """Run `batch` (already preprocessed) through the model with a recorder; return probabilities and s."""
     with ExcitationRecorder(loaded.model, overrides=overrides) as rec:
         logits = loaded.model(batch)
@@ -52,7 +53,8 @@ def predict_images(loaded: LoadedModel, images: Sequence[Image.Image],
     return run_batch(loaded, batch, overrides)
 
 
-def split_batches(loaded: LoadedModel, split: Split, batch_size: int = 250) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+def split_batches(loaded: LoadedModel, split: Split,
+                  batch_size: int = 250) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
     """Yield (N×1×H×W batch, labels) over a Fashion-MNIST split, normalised as the model was trained.
 
     Dataset images are already what the model was trained on, so they skip the upload path (no inversion

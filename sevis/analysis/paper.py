@@ -109,7 +109,8 @@ def paper_vs_model(measures: pd.DataFrame, knockout_identity: pd.DataFrame | Non
     # 1. class-agnostic early
     e = pb.early
     near, spec = _row(measures, e, "near_all_share"), _row(measures, e, "class_specificity")
-    text = f"{_f(100 * near, '.0f')}% of class means within 0.05 of 'all'; class specificity {_specificity(measures, e)}"
+    text = (f"{_f(100 * near, '.0f')}% of class means within 0.05 of 'all'; "
+            f"class specificity {_specificity(measures, e)}")
     if has_control:
         control = f"untrained control {control_words(measures, e)}"
         text = text[:-1] + f"; {control})" if text.endswith(")") else text + f" ({control})"

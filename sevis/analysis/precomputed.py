@@ -157,6 +157,6 @@ def load_precomputed(loaded: LoadedModel) -> tuple[Precomputed | None, str | Non
     reasons = stale_reasons(pre.fingerprint, fingerprint(loaded))
     if reasons:
         return None, (f"{path.name} is stale: the {' and '.join(reasons)} of {loaded.spec} changed since it was "
-                      "computed, so the reference results are computed afresh (refresh the file with `python -m sevis.cli.precompute "
-                      f"{loaded.spec}`).")
+                      "computed, so the reference results are computed afresh (refresh the file with "
+                      f"`python -m sevis.cli.precompute {loaded.spec}`).")
     return pre, None

@@ -20,7 +20,8 @@ from sevis.core.recorder import SEBlock
 from sevis.errors import DatasetError, ExportError, ModelError
 from sevis.models.checkpoint import card_path, read_card, write_card
 
-if TYPE_CHECKING:  # pandas (and sevis.core.statistics, which imports it) load when first needed: `sevis predict` skips them
+# pandas (and sevis.core.statistics, which imports it) load when first needed: `sevis predict` skips them
+if TYPE_CHECKING:
     import pandas as pd
 
 
@@ -164,7 +165,8 @@ def read_excitations(path: str | os.PathLike) -> ExcitationRecords:
         doc = json.loads(path.read_text())
         images = [d["image"] for d in doc["images"]]
         names = [b["name"] for b in doc["blocks"]]
-        exc = OrderedDict((n, np.array([d["excitations"][n] for d in doc["images"]], np.float64).reshape(len(images), -1))
+        exc = OrderedDict((n, np.array([d["excitations"][n] for d in doc["images"]],
+                                       np.float64).reshape(len(images), -1))
                           for n in names)
         preds = [d["prediction"] for d in doc["images"] if "prediction" in d]
         return ExcitationRecords(images, exc, model=doc.get("model", ""), predictions=preds)

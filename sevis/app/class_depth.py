@@ -79,7 +79,8 @@ def render(ctx: Context) -> ViewResult | None:
     request = ViewRequest(classes=unless_default(picked, default_classes),
                           blocks=unless_default(sel, paper_blocks(blocks)),
                           channels=unless_default(mode, default_mode), n=unless_default(n, default_n),
-                          fig7_class=unless_default(f7, picked[0]), form=unless_default(form, "deviation") or "deviation",
+                          fig7_class=unless_default(f7, picked[0]),
+                          form=unless_default(form, "deviation") or "deviation",
                           folder=ctx.folder or None)
     try:
         result = view_result(ctx, SLUG, request)

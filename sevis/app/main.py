@@ -47,7 +47,8 @@ from sevis.names import ABLATIONS, DEFAULT_SPEC, FAMILY_RUNS, snapshot_epochs, t
 from sevis.views.architecture import model_summary
 
 # Tab order; every view module has TITLE and render(ctx) -> panels (Export: render(ctx, views)).
-VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, families, tour, training]
+VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, families, tour,
+                training]
 VIEWS = [m.TITLE for m in VIEW_MODULES] + [export.TITLE]
 MODEL_KINDS = OrderedDict([
     ("Our SE-ResNet-50 layout (Fashion-MNIST in context)", "embedded"),
@@ -60,8 +61,9 @@ MODEL_KINDS = OrderedDict([
     ("torchvision ImageNet model", "torchvision"),
     ("Uploaded checkpoint", "checkpoint"),
 ])
-CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet50", "sevis:fmnist_se_resnet", "sevis:se_resnet50", "sevis:se_resnet18", "timm:seresnet50",
-                    "timm:legacy_seresnet50", "timm:efficientnet_b0", "torchvision:efficientnet_b0",
+CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet50", "sevis:fmnist_se_resnet", "sevis:se_resnet50", "sevis:se_resnet18",
+                    "timm:seresnet50", "timm:legacy_seresnet50", "timm:efficientnet_b0",
+                    "torchvision:efficientnet_b0",
                     "torchvision:mobilenet_v3_large", "(from its model card)"]
 PAGE_CSS = """<style>
 [data-testid="stMainBlockContainer"] {padding: 1.5rem 2rem 2rem 2rem; max-width: 100%;}
@@ -220,9 +222,11 @@ def main() -> None:
     st.markdown("## Inside Squeeze-and-Excitation")
     formula = excitation_formula(loaded.model, blocks) or "no SE blocks in this model"
     st.caption(f"How SE blocks rescale channels (excitation {formula}, one value per channel), "
-               f"for **{model_name(loaded)}**: from one image, over classes and depth, knocked out, and what they cost.")
+               f"for **{model_name(loaded)}**: from one image, over classes and depth, knocked out, "
+               "and what they cost.")
     if not key[1]:
-        st.warning(f"**{model_name(loaded)} has random weights** (nothing was learned): its predictions are meaningless, "
+        st.warning(f"**{model_name(loaded)} has random weights** (nothing was learned): "
+                   "its predictions are meaningless, "
                    "and its excitations show only what the architecture does with an image. Views that need a trained "
                    "model say so.", icon=":material/casino:")
     for line in errors:

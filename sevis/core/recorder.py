@@ -314,7 +314,8 @@ class ExcitationRecorder:
             if self.record:
                 # Clone: timm adds the shortcut in place after the SE block, and callers keep these.
                 s = output.detach().reshape(output.shape[0], -1)
-                store.append(s.clone() if s.dtype is torch.float32 and s.device.type == "cpu" else s.to("cpu", torch.float32))
+                store.append(s.clone() if s.dtype is torch.float32 and s.device.type == "cpu"
+                             else s.to("cpu", torch.float32))
             return output if override is not None else None
 
         return hook

@@ -98,7 +98,8 @@ def place(garments: torch.Tensor, params: ContextParams, canvas: int) -> torch.T
     return F.grid_sample(garments, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def compose(images_u8: torch.Tensor | np.ndarray, params: ContextParams, cfg: ContextConfig = ContextConfig()) -> torch.Tensor:
+def compose(images_u8: torch.Tensor | np.ndarray, params: ContextParams,
+            cfg: ContextConfig = ContextConfig()) -> torch.Tensor:
     """Return n×canvas×canvas uint8 images: garments (n×28×28 uint8) over their backgrounds, composited with max."""
     x = torch.as_tensor(np.asarray(images_u8) if isinstance(images_u8, np.ndarray) else images_u8)
     g = x.float().div(255.0)[:, None]
@@ -106,7 +107,8 @@ def compose(images_u8: torch.Tensor | np.ndarray, params: ContextParams, cfg: Co
     return out[:, 0].mul(255.0).round().to(torch.uint8)
 
 
-def render_split(images_u8: np.ndarray, seed: int, cfg: ContextConfig = ContextConfig(), chunk: int = 5000) -> np.ndarray:
+def render_split(images_u8: np.ndarray, seed: int, cfg: ContextConfig = ContextConfig(),
+                 chunk: int = 5000) -> np.ndarray:
     """Return every image of a split put in context with a fixed seed (N×canvas×canvas uint8)."""
     params = sample_params(len(images_u8), torch.Generator().manual_seed(seed), cfg)
     out = [compose(images_u8[i:i + chunk], params[slice(i, i + chunk)], cfg) for i in range(0, len(images_u8), chunk)]

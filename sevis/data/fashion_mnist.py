@@ -27,7 +27,8 @@ from sevis.names import PRETRAINED_DIR as PRETRAINED  # noqa: E402
 # Data variants a model is trained on: garments centred on black (the original images), or put in context
 # (sevis.data.context: a random position on a 36×36 canvas over a random smooth background).
 VARIANTS = ("centred", "context")
-REFERENCE_PATHS = {"centred": PRETRAINED / "fmnist_reference.npz", "context": PRETRAINED / "fmnist_context_reference.npz"}
+REFERENCE_PATHS = {"centred": PRETRAINED / "fmnist_reference.npz",
+                   "context": PRETRAINED / "fmnist_context_reference.npz"}
 REFERENCE_PATH = REFERENCE_PATHS["centred"]
 # The in-context splits are rendered with fixed seeds: the same 10k test images on every machine.
 CONTEXT_SEEDS = {"train": 60_000, "test": 10_000}
@@ -103,7 +104,8 @@ def fmnist_preprocessing(variant: str = "context") -> dict:
     pp = {"grayscale": True, "resize": 28, "center_crop": 28, "mean": [mean], "std": [std], "auto_invert": True,
           "note": "white-on-black garments as in Fashion-MNIST; photos on light backgrounds are inverted"}
     if variant == "context":
-        # sevis.data.framing: a scene is resized whole onto the canvas; a garment on flat black or white is fitted to 28 px
+        # sevis.data.framing: a scene is resized whole onto the canvas; a garment on flat black or white is fitted
+        # to 28 px
         pp["canvas"] = ContextConfig().canvas
         pp["note"] = ("uploads keep their scene: the whole image resized onto the canvas (aspect kept, padded with its "
                       "border level); a garment on flat black or white is cropped, fitted to 28 px and centred; light "

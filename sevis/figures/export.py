@@ -228,7 +228,8 @@ def _render_files(panels: Sequence[Panel], formats: Iterable[str], prefix: str =
                 files[safe_filename(prefix + key, fmt)] = data
         elif fmt == "html" and shared_plotlyjs:
             for key, p in zip(names, panels):
-                files[safe_filename(prefix + key, fmt)] = figure_to_html(p.figure, p.title, shared_plotlyjs=True).encode()
+                files[safe_filename(prefix + key, fmt)] = figure_to_html(p.figure, p.title,
+                                                                         shared_plotlyjs=True).encode()
                 progress(1)
         else:
             for key, p in zip(names, panels):

@@ -331,7 +331,8 @@ def table_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     for col in frame.columns:
         v = frame[col]
         if pd.api.types.is_float_dtype(v):
-            cells.append(["" if math.isnan(x) else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}" for x in v.astype(float)])
+            cells.append(["" if math.isnan(x) else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}"
+                          for x in v.astype(float)])
         elif pd.api.types.is_integer_dtype(v):
             cells.append([f"{x:,}" for x in v])
         else:
@@ -339,7 +340,8 @@ def table_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     # Long texts wrap: give each row the lines its longest cell needs (about 110 characters across the table).
     per_col = max(12, 110 // max(len(frame.columns), 1))
     lines = [max([1] + [math.ceil(len(col[i]) / per_col) for col in cells]) for i in range(len(frame))]
-    fig = go.Figure(go.Table(header=dict(values=[f"<b>{c}</b>" for c in frame.columns], fill_color="#e8eef7", align="left"),
+    fig = go.Figure(go.Table(header=dict(values=[f"<b>{c}</b>" for c in frame.columns], fill_color="#e8eef7",
+                                         align="left"),
                              cells=dict(values=cells, align="left", height=24)))
     return apply_layout(fig, title, height=min(130 + 26 + sum(20 * n + 8 for n in lines), 2400),
                    margin=dict(l=10, r=10, t=50, b=10))

@@ -121,8 +121,9 @@ _FROM_TO = re.compile(r"from (\S+?) to \1(?=[\s,.;)]|$)")
 
 def finish(text: str | None, capitalise: bool = True) -> str | None:
     """Return `text` as a finished sentence: spaces normalised, first letter capitalised (unless it starts with
-    a name: `capitalise` False), a full stop at the end; a last guard turns any leftover undefined number into "undefined" and "from X to X" into "at X
-    (unchanged)" (the builders above avoid both; this keeps a new sentence from ever showing them)."""
+    a name: `capitalise` False), a full stop at the end; a last guard turns any leftover undefined number into
+    "undefined" and "from X to X" into "at X (unchanged)" (the builders above avoid both; this keeps a new sentence
+    from ever showing them)."""
     if text is None:
         return None
     text = re.sub(r"\s+", " ", str(text)).strip()

@@ -249,7 +249,8 @@ def depth_profile(measures: pd.DataFrame,
                                      name="untrained control (same architecture, random weights"
                                           + (f"; mean of {seeds} seeds)" if seeds > 1 else ")"),
                                      legendgroup="control", showlegend=first,
-                                     line=dict(color="#555555", width=1.8, dash="dash"), marker=dict(symbol="circle-open"),
+                                     line=dict(color="#555555", width=1.8, dash="dash"),
+                                     marker=dict(symbol="circle-open"),
                                      hovertemplate="%{x}<br>%{y:.3f}<extra>untrained control</extra>"), r, c)
         if first and "learned_specificity" in measures:
             fig.add_trace(go.Scatter(x=x, y=measures["learned_specificity"], mode="lines", name="learned part "
@@ -283,7 +284,8 @@ def feature_map_grid(frame: pd.DataFrame, title: str, columns: Sequence[str], ro
                                      colorbar=dict(title=dict(text="activation", side="right"), thickness=10, len=0.8),
                                      hovertemplate=f"{row} · {col}<br>y %{{y}}, x %{{x}}<br>%{{z:.3f}}<extra></extra>"),
                           row=r + 1, col=c + 1)
-            fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{r * n_cols + c + 1 if r * n_cols + c else ''}",
+            fig.update_yaxes(autorange="reversed", showticklabels=False,
+                             scaleanchor=f"x{r * n_cols + c + 1 if r * n_cols + c else ''}",
                              row=r + 1, col=c + 1)
             fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
     fig.update_annotations(font_size=11)

@@ -142,7 +142,8 @@ BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 class SEResNet(nn.Module):
-    """ResNet with an SE layer in every residual block of the stages cfg.se_stages names (or none, with cfg.se=False)."""
+    """ResNet with an SE layer in every residual block of the stages cfg.se_stages names (or none, with
+    cfg.se=False)."""
 
     def __init__(self, cfg: ResNetConfig) -> None:
         super().__init__()
@@ -179,7 +180,8 @@ class SEResNet(nn.Module):
 
     def _init_weights(self) -> None:
         # Kaiming (He) initialisation, as in the paper's recipe.
-        if next(self.parameters()).is_meta:  # a shape-only skeleton (sevis.models.zoo); init on meta imports torch._dynamo
+        # a shape-only skeleton (sevis.models.zoo); init on meta imports torch._dynamo
+        if next(self.parameters()).is_meta:
             return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -256,5 +258,6 @@ def architecture_config(name: str, **overrides) -> ResNetConfig:
 
 def create_resnet(name_or_cfg: str | ResNetConfig, **overrides) -> SEResNet:
     """Return a freshly initialised SEResNet from a registered name or a config."""
-    cfg = architecture_config(name_or_cfg, **overrides) if isinstance(name_or_cfg, str) else replace(name_or_cfg, **overrides)
+    cfg = (architecture_config(name_or_cfg, **overrides) if isinstance(name_or_cfg, str)
+           else replace(name_or_cfg, **overrides))
     return SEResNet(cfg)

@@ -374,8 +374,8 @@ def _load_model(spec: str | os.PathLike, pretrained: bool, arch: str | None) -> 
         if not path.exists():
             raise ModelError(f"checkpoint not found: {path}")
         return load_checkpoint(path, arch)
-    raise ModelError(f"unknown model {spec!r}: use {', '.join(EMBEDDED)}, sevis:<arch>, ablation:<variant>, family:<name>, "
-                     "timm:<name>, torchvision:<name> or a .safetensors/.pt file")
+    raise ModelError(f"unknown model {spec!r}: use {', '.join(EMBEDDED)}, sevis:<arch>, ablation:<variant>, "
+                     "family:<name>, timm:<name>, torchvision:<name> or a .safetensors/.pt file")
 
 
 def _load_snapshot(base: str, epoch: str, spec: str) -> LoadedModel:

@@ -55,7 +55,8 @@ class TrainConfig:
     train_images: int = 0  # train on the first N images only (0: all 60k); tiny runs in tests
     test_images: int = 0  # evaluate each epoch on the first N test images (0: all 10k)
     arch_overrides: dict = field(default_factory=dict)  # ResNetConfig fields changed from `arch` (the ablations)
-    bn_images: int = 20000  # after the last epoch, BatchNorm statistics re-estimated over this many fresh images (0: off)
+    # after the last epoch, BatchNorm statistics re-estimated over this many fresh images (0: off)
+    bn_images: int = 20000
     scale: tuple[float, float] = (1.0, 1.0)  # in context: garment size drawn uniformly from this range (x 28 px)
     snapshots: tuple[int, ...] = ()  # epochs after which fp16 weights are kept (0: the initialisation)
 
@@ -82,7 +83,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def normalise(images_u8: torch.Tensor, mean: float = FASHION_MNIST_MEAN, std: float = FASHION_MNIST_STD) -> torch.Tensor:
+def normalise(images_u8: torch.Tensor, mean: float = FASHION_MNIST_MEAN,
+              std: float = FASHION_MNIST_STD) -> torch.Tensor:
     """Return N×1×H×W float images normalised like the embedded models' preprocessing."""
     return ((images_u8.float() / 255.0) - mean).div_(std).unsqueeze(1)
 
@@ -293,7 +295,8 @@ def train(cfg: TrainConfig, log=print, checkpoint: str | os.PathLike | None = No
         acc, _ = accuracy(model, test_split, device, data=cfg.data)
         history["epoch_seconds"].append(round(seconds, 1))
         history["test_accuracy"].append(round(acc, 6))
-        emit(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss_sum / steps_per_epoch:.4f}  test acc {acc:.4f}  {seconds:.0f}s")
+        emit(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss_sum / steps_per_epoch:.4f}  test acc {acc:.4f}  "
+             f"{seconds:.0f}s")
         if checkpoint is not None and epoch + 1 in cfg.snapshots:
             save_snapshot(snapshot_dir(checkpoint), model, epoch + 1, acc)
         if checkpoint is not None:

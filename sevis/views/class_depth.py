@@ -240,7 +240,8 @@ def class_figure_panels(ref: ReferenceStats, classes: Sequence[str], blocks: Seq
             "mean s minus the mean over all images (white: this class gets the same s as every image; red: more; "
             "blue: less), on one scale for every block. Channels are sorted by how much the shown classes differ "
             "(most class-dependent first). Each title gives the block's share of class means within 0.05 of 'all' "
-            "(over every class and channel): near 100% the block is class-agnostic, lower it is class-specific. The paper finds early blocks "
+            "(over every class and channel): near 100% the block is class-agnostic, lower it is class-specific. "
+            "The paper finds early blocks "
             "class-agnostic and late ones class-specific.",
             fig6_deviation(dev, shares={b: stats.near_all_share(b) for b in dict.fromkeys(dev["block"])}), dev)
     else:
@@ -319,7 +320,8 @@ def class_depth_takeaway(measures: pd.DataFrame, paper: pd.DataFrame | None = No
             reached.append(f"{control} at {row['block']}")
             added.append(f"{diff} ({trained} − {control})")
         if reached:
-            text += f" {what[0].upper() + what[1:]} already reaches {listing(reached)}, so training added {listing(added)}."
+            text += (f" {what[0].upper() + what[1:]} already reaches {listing(reached)}, "
+                     f"so training added {listing(added)}.")
         if missing:
             text += (f" At {listing(missing)} the learned part is undefined: the trained model's or the control's "
                      "s is the same for every image there.")
@@ -357,7 +359,8 @@ def fig7(frame: pd.DataFrame, cls: str, cols: int | None = None, title: str | No
         fig.add_trace(go.Scatter(
             x=x, y=p["mean"], mode="lines", name=f"mean ({cls})", legendgroup="mean", showlegend=i == 0,
             line=dict(color=color, width=1.8), customdata=p["std"],
-            hovertemplate=f"{cls}<br>block {block}<br>channel %{{x}}<br>mean s = %{{y:.3f}} ± %{{customdata:.3f}}<extra></extra>",
+            hovertemplate=f"{cls}<br>block {block}<br>channel %{{x}}<br>mean s = %{{y:.3f}} ± "
+                          f"%{{customdata:.3f}}<extra></extra>",
         ), row=r, col=c)
     fig.update_yaxes(range=s_axis_range(np.concatenate([(part_cls["mean"] - part_cls["std"]).to_numpy(),
                                                     (part_cls["mean"] + part_cls["std"]).to_numpy()])))

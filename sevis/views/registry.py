@@ -26,8 +26,8 @@ from sevis.views.base import Progress, ViewRequest, ViewResult
 from sevis.views.prepared import load_prepared
 
 # In the app's order (the navigation groups them: Start, Explore, Experiments).
-VIEW_MODULES: tuple[ModuleType, ...] = (tour, live, compare, class_depth, inside, channel, knockout, ablations, families,
-                                        training, architecture)
+VIEW_MODULES: tuple[ModuleType, ...] = (tour, live, compare, class_depth, inside, channel, knockout, ablations,
+                                        families, training, architecture)
 VIEWS: dict[str, ModuleType] = {m.SLUG: m for m in VIEW_MODULES}
 # Older `sevis export` names, and parts of a view: fig6 / fig7 / depth are panels of Class × depth.
 ALIASES = {"block": "inside", "families": "architectures", "fig6": "class-depth", "fig7": "class-depth",

@@ -1,9 +1,9 @@
 """What every small family network shares: its config, a 3×3 stride-2 stem for 36 px canvases, four stages exposed
 as layer1..layer4 (nn.Sequential of blocks), and a pooled linear head.
 
-The layout mirrors sevis.models.resnet.SEResNet on purpose: the recorder names an SE module under layer<i>[<b>] SE_<i+1>_<b+1>
-(the paper's stages 2-5), and the knock-out sweep splits any model with forward_stem / layer1..4 / forward_head into
-stem, blocks and head. So Fig. 6, the depth profile and the sweeps work on every family unchanged.
+The layout mirrors sevis.models.resnet.SEResNet on purpose: the recorder names an SE module under layer<i>[<b>]
+SE_<i+1>_<b+1> (the paper's stages 2-5), and the knock-out sweep splits any model with forward_stem / layer1..4 /
+forward_head into stem, blocks and head. So Fig. 6, the depth profile and the sweeps work on every family unchanged.
 """
 from __future__ import annotations
 
