@@ -22,6 +22,7 @@ from sevis.models.checkpoint import MAX_SAFETENSORS_HEADER, MAX_TENSORS, read_st
 pytestmark = pytest.mark.timeout(300)
 GiB = 2**30
 GROWTH_LIMIT_MB = 300  # what the issue allows the server's memory to grow by for one bomb
+RECONNECT_S = 5  # Streamlit's reconnect window for a closed tab, shortened for the server flood test
 
 
 def _torch_entries() -> dict[str, bytes]:
@@ -125,12 +126,11 @@ def test_a_zip_entry_inflating_to_1_gib_is_refused_with_flat_memory(bombs):
     assert result["grew_mb"] < GROWTH_LIMIT_MB, result
 
 
-@pytest.mark.slow
-def test_control_torch_itself_inflates_the_bomb(bombs):
-    """Without the check, torch.load (weights_only) inflates the gibibyte before it finds that the record does not
-    match: the measure sees it."""
-    result = _measure(bombs["deflate"], "torch.load(sys.argv[1], map_location='cpu', weights_only=True)")
-    assert result["grew_mb"] > 2 * GROWTH_LIMIT_MB, result  # about 870 MB measured: the whole record, inflated
+def test_control_the_measure_sees_a_gibibyte(bombs):
+    """The memory measure can fail the bomb tests: a process that does allocate a gibibyte is seen doing so. (torch's
+    own behaviour on the bomb varies: it inflated it, +870 MB, on one run, and refused the record first on another.)"""
+    result = _measure(bombs["deflate"], "bytearray(1 << 30)")
+    assert result["grew_mb"] > 2 * GROWTH_LIMIT_MB, result
 
 
 def test_a_zip_declaring_more_than_it_holds_is_refused(bombs):
@@ -447,10 +447,10 @@ async def _upload_many(tab, files: list[tuple[str, bytes]]):
 @pytest.mark.slow
 def test_an_upload_flood_through_the_server_is_capped_and_leaves_with_the_tab(tmp_path):
     """The real server (streamlit run app.py), driven over Streamlit's own protocol (bench/protocol.py): one tab
-    uploads 16 files of 20 MB at once; the caps keep 10 (SEVIS_UPLOAD_MB, 200) and say so once; the tab closes, and
-    once Streamlit's two-minute reconnect window has passed, the next page run of another tab gives everything
-    back. Streamlit alone keeps them until it reaps the expired session at some later disconnect (measured with
-    the sweep of its files switched off: 1020 MiB after, against 769 before the flood)."""
+    uploads 16 files of 20 MB at once; the caps keep 10 (SEVIS_UPLOAD_MB, 200) and say so once; the tab closes,
+    and once Streamlit's reconnect window has passed (shortened to RECONNECT_S here), the next page run of another
+    tab gives everything back. Streamlit alone keeps them until it reaps the expired session at some later
+    disconnect (measured with the sweep of its files switched off: 1020 MiB after, against 769 before the flood)."""
     pytest.importorskip("websockets")
     import asyncio
     import os
@@ -465,7 +465,9 @@ def test_an_upload_flood_through_the_server_is_capped_and_leaves_with_the_tab(tm
     env.pop("SEVIS_UPLOAD_MB", None)
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.port",
                                str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-                               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+                               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+                               # the reconnect window (120 s by default) shortened, so the test waits seconds
+                               "--server.disconnectedSessionTTL", str(RECONNECT_S)],
                               cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (200, 30, 30)).save(buf, "PNG")
@@ -486,7 +488,7 @@ def test_an_upload_flood_through_the_server_is_capped_and_leaves_with_the_tab(tm
         run = await _upload_many(tab, flood)
         flooded = _server_rss_mib(server.pid)
         await tab.close()
-        await asyncio.sleep(125)  # Streamlit keeps a closed tab's session 120 s for a reconnect
+        await asyncio.sleep(RECONNECT_S + 3)  # Streamlit keeps a closed tab's session this long for a reconnect
         async with StreamlitSession(url, timeout_s=300) as other:  # any page run forgets ended sessions
             await other.rerun()
             # Measured while this tab is still open: Streamlit reaps an expired session (and its files, through
