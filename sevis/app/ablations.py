@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sevis import SevisError
 from sevis.app.common import (
     Context,
     download_menu,
     intro,
     show_panel,
     show_table,
+    shown_result,
     takeaway,
     unless_default,
-    view_result,
 )
 from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR, fig6_default_classes, trained_ablations
 from sevis.views import ablations as L
@@ -48,10 +47,8 @@ def render(ctx: Context) -> ViewResult | None:
     # Without classes the pair is not drawn, but the table still is: the default classes' result holds it.
     request = ViewRequest(pair=unless_default((a, b), L.default_pair(trained)),
                           classes=unless_default(picked, default_classes) if picked else None)
-    try:
-        result = view_result(ctx, SLUG, request)
-    except SevisError as e:
-        st.error(str(e))
+    result = shown_result(ctx, SLUG, request)
+    if result is None:
         return None
     with head:
         _show_grid(result)

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sevis import SevisError
-from sevis.app.common import Context, download_menu, intro, show_panel, show_table, takeaway, view_result
+from sevis.app.common import Context, download_menu, intro, show_panel, show_table, shown_result, takeaway
 from sevis.views.architecture import SLUG, TITLE  # noqa: F401  (the page reads every view's TITLE and SLUG here)
 from sevis.views.base import ViewResult
 
@@ -13,10 +12,8 @@ def render(ctx: Context) -> ViewResult | None:
     """Show the architecture view; return its result."""
     intro("Where the SE blocks sit and what they cost: each block's channels C and squeeze width C/r, and the "
           "parameters SE adds per stage, beside the paper's estimate (2/r)·N·C².")
-    try:
-        result = view_result(ctx, SLUG)
-    except SevisError as e:
-        st.error(str(e))
+    result = shown_result(ctx, SLUG)
+    if result is None:
         return None
     n, panels = result.numbers, result.panels
     m1, m2, m3 = st.columns(3)

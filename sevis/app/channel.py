@@ -10,9 +10,9 @@ from sevis.app.common import (
     intro,
     show_notes,
     show_panel,
+    shown_result,
     takeaway,
     unless_default,
-    view_result,
 )
 from sevis.views.base import ViewRequest, ViewResult
 from sevis.views.channel import NO_BLOCKS, SLUG, TITLE, default_channel  # noqa: F401 (TITLE: the page's tab)
@@ -59,10 +59,8 @@ def render(ctx: Context) -> ViewResult | None:
     image = next((im for im in ctx.images if im.name == img_name), None)
     request = ViewRequest(images=(image,) if image is not None else (), block=unless_default(block, first_block),
                           channel=unless_default(int(channel), block_default), folder=ctx.folder or None)
-    try:
-        result = view_result(ctx, SLUG, request)
-    except SevisError as e:
-        st.error(str(e))
+    result = shown_result(ctx, SLUG, request)
+    if result is None:
         return None
     show_notes(result)
     p = result.panels

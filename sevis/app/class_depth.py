@@ -14,9 +14,9 @@ from sevis.app.common import (
     intro,
     show_panel,
     show_table,
+    shown_result,
     takeaway,
     unless_default,
-    view_result,
 )
 from sevis.figures.shared_figures import add_channel_targets
 from sevis.names import fig6_default_classes
@@ -82,10 +82,8 @@ def render(ctx: Context) -> ViewResult | None:
                           fig7_class=unless_default(f7, picked[0]),
                           form=unless_default(form, "deviation") or "deviation",
                           folder=ctx.folder or None)
-    try:
-        result = view_result(ctx, SLUG, request)
-    except SevisError as e:
-        st.error(str(e))
+    result = shown_result(ctx, SLUG, request)
+    if result is None:
         return None
     for note in result.notes[1:]:  # the first names the reference set, shown above
         (st.info if note == RANDOM_NOTE else st.caption)(note)

@@ -13,6 +13,7 @@ from PIL import Image
 from sevis import SEBlock, load_model
 from sevis.analysis.images import analyse_images, sample_images
 from sevis.analysis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
+from sevis.errors import SevisError
 from sevis.figures import export as E
 from sevis.figures.plots import Panel, slides_style, with_arrays
 from sevis.models.zoo import LoadedModel
@@ -290,6 +291,15 @@ def view_result(ctx: Context, slug: str, request: ViewRequest | None = None) -> 
     # so every widget that reads a trace's numbers (click targets, lecture mode's sorted bars) gets arrays
     result.panels = [replace(p, figure=with_arrays(p.figure)) for p in result.panels]
     return result
+
+
+def shown_result(ctx: Context, slug: str, request: ViewRequest | None = None) -> ViewResult | None:
+    """Return the view's result (view_result), or None after showing its one error message in the view."""
+    try:
+        return view_result(ctx, slug, request)
+    except SevisError as e:
+        st.error(str(e))
+        return None
 
 
 def show_notes(result: ViewResult) -> None:

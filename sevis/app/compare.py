@@ -12,9 +12,9 @@ from sevis.app.common import (
     intro,
     show_notes,
     show_panel,
+    shown_result,
     takeaway,
     unless_default,
-    view_result,
 )
 from sevis.views.base import ViewRequest, ViewResult
 from sevis.views.compare import ALL_IMAGES, NO_BLOCKS, SLUG, TITLE, mean_label  # noqa: F401 (TITLE: the page's tab)
@@ -65,10 +65,8 @@ def render(ctx: Context) -> ViewResult | None:
     request = ViewRequest(images=tuple(by_name[p] for p in picked if p in by_name), classes=classes,
                           blocks=unless_default(sel or names, default_blocks),
                           folder=ctx.folder or None if classes else None)  # the reference set only for class means
-    try:
-        result = view_result(ctx, SLUG, request)
-    except SevisError as e:
-        st.error(str(e))
+    result = shown_result(ctx, SLUG, request)
+    if result is None:
         return None
     show_notes(result)
     for i, p in enumerate(result.panels):

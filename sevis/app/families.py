@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sevis import SevisError
-from sevis.app.common import Context, download_menu, intro, show_panel, takeaway, unless_default, view_result
+from sevis.app.common import Context, download_menu, intro, show_panel, shown_result, takeaway, unless_default
 from sevis.names import fig6_default_classes, trained_families
 from sevis.views import families as F
 from sevis.views.base import ViewRequest, ViewResult
@@ -33,10 +32,8 @@ def render(ctx: Context) -> ViewResult | None:
     # Without classes Fig. 6 is not drawn, but the rest is: the default classes' result holds it.
     request = ViewRequest(run=unless_default(run, default_run),
                           classes=unless_default(picked, default_classes) if picked else None)
-    try:
-        result = view_result(ctx, SLUG, request)
-    except SevisError as e:
-        st.error(str(e))
+    result = shown_result(ctx, SLUG, request)
+    if result is None:
         return None
     with head:
         table = result.panel("architectures_table")

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sevis import SevisError
 from sevis.analysis.anatomy import DEFAULT_K
-from sevis.app.common import Context, intro, show_panel, takeaway, unless_default, view_result
+from sevis.app.common import Context, intro, show_panel, shown_result, takeaway, unless_default
 from sevis.views.base import ViewRequest, ViewResult
 from sevis.views.inside import MAX_K, NO_BLOCKS, SLUG, TITLE, default_block  # noqa: F401 (TITLE: the page's tab)
 
@@ -30,10 +29,8 @@ def render(ctx: Context) -> ViewResult | None:
     k = c3.number_input("Channels each side", 1, MAX_K, DEFAULT_K, key="in_k")
     image = next(im for im in ctx.images if im.name == img_name)
     request = ViewRequest(images=(image,), block=unless_default(block, first), n=unless_default(int(k), DEFAULT_K))
-    try:
-        result = view_result(ctx, SLUG, request)
-    except SevisError as e:
-        st.error(str(e))
+    result = shown_result(ctx, SLUG, request)
+    if result is None:
         return None
     for note in result.notes:  # the chain with its shapes, the block's formula, then what could not be read
         if note.startswith("U ("):

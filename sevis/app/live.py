@@ -6,7 +6,6 @@ import io
 import streamlit as st
 from PIL import Image
 
-from sevis import SevisError
 from sevis.analysis.images import image_stem
 from sevis.app.common import (
     Context,
@@ -14,9 +13,9 @@ from sevis.app.common import (
     display_image,
     intro,
     show_panel,
+    shown_result,
     takeaway,
     unless_default,
-    view_result,
 )
 from sevis.core.gates import range_words
 from sevis.figures.shared_figures import add_channel_targets
@@ -52,10 +51,8 @@ def render(ctx: Context) -> ViewResult | None:
     default_lines = line_blocks(blocks)
     sel = block_picker("Blocks for the line plots", names, default_lines, "live_blocks") if len(names) > 8 else names
     request = ViewRequest(images=tuple(ctx.images), blocks=unless_default(sel, default_lines) if sel else None)
-    try:
-        result = view_result(ctx, SLUG, request)
-    except SevisError as e:
-        st.error(str(e))
+    result = shown_result(ctx, SLUG, request)
+    if result is None:
         return None
     n = result.numbers
     if len(ctx.images) > 1:

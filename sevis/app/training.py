@@ -5,7 +5,6 @@ from dataclasses import replace
 
 import streamlit as st
 
-from sevis import SevisError
 from sevis.app.common import (
     Context,
     block_picker,
@@ -13,9 +12,9 @@ from sevis.app.common import (
     get_model,
     intro,
     show_panel,
+    shown_result,
     takeaway,
     unless_default,
-    view_result,
 )
 from sevis.names import fig6_default_classes, snapshot_epochs
 from sevis.views.base import ViewRequest, ViewResult
@@ -50,10 +49,8 @@ def render(ctx: Context) -> ViewResult | None:
                           blocks=unless_default(sel, default_blocks))
     if request != ViewRequest():  # the default request holds every snapshot (prepared); others compute the one shown
         request = replace(request, epoch=epoch)
-    try:
-        result = view_result(ctx, SLUG, request)
-    except SevisError as e:
-        st.error(str(e))
+    result = shown_result(ctx, SLUG, request)
+    if result is None:
         return None
     shown = [p for p in result.panels if p.key in OVERVIEW]
     _show(shown)

@@ -3,7 +3,6 @@ profile, feature-map grids, and click targets on heat strips and Fig. 6.
 """
 from __future__ import annotations
 
-import base64
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,6 +19,7 @@ from sevis.figures.plots import (
     apply_layout,
     class_colors,
     color_for,
+    decode_typed_arrays,
     grid_position,
     label_axes,
     panel_height,
@@ -293,12 +293,9 @@ def feature_map_grid(frame: pd.DataFrame, title: str, columns: Sequence[str], ro
 
 
 def _values(v) -> np.ndarray:
-    """Return a trace's data as a numpy array. A figure that went through pickle (st.cache_data) or JSON holds
-    Plotly's typed-array form {"dtype", "bdata", "shape"} instead, which np.asarray cannot read."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if v.get("shape") else a
-    return np.asarray(v)
+    """Return a trace's data as a numpy array, also from Plotly's typed-array form (a figure that went through
+    pickle or JSON; plots.decode_typed_arrays)."""
+    return np.asarray(decode_typed_arrays(v))
 
 
 def add_channel_targets(fig: go.Figure, blocks: Sequence[str]) -> go.Figure:
