@@ -56,7 +56,7 @@ def _cmd_family(args: argparse.Namespace) -> int:
 
 def add_family(sub) -> None:
     p = sub.add_parser("family", help="train SE-Inception, SE-ResNeXt, SE-MobileNet, SE-VGG and their plain twins",
-                       description="Train every architecture model that is missing (two seeds each), on one short "
+                       description="Train every architecture model that is missing (five seeds each), on one short "
                                    "schedule; an interrupted run resumes after its last finished epoch, finished ones "
                                    "are skipped, and several processes share the work, so re-run the same command "
                                    "until all are done. Weights and cards go to pretrained/families/.")

@@ -1,5 +1,5 @@
 """The paper's other SE architectures trained small: `sevis family` trains every model of sevis.names.FAMILY_RUNS
-(SE-Inception, SE-ResNeXt, SE-MobileNet, SE-VGG and their plain twins, two seeds each) on one schedule.
+(SE-Inception, SE-ResNeXt, SE-MobileNet, SE-VGG and their plain twins, five seeds each) on one schedule.
 
 Like `sevis ablate` (and with its helpers): finished runs are skipped, an interrupted one resumes from its per-epoch
 checkpoint, several processes share the grid through lock files; weights go to pretrained/families/<run>.safetensors
