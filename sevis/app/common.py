@@ -3,6 +3,7 @@ caption + download menu, and the per-session context every view receives."""
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Callable
@@ -13,6 +14,7 @@ from PIL import Image
 from sevis import SEBlock, load_model
 from sevis.analysis.images import analyse_images, sample_images
 from sevis.analysis.reference import class_mean_excitations, reference_batches, reference_control, reference_statistics
+from sevis.app import style
 from sevis.errors import SevisError
 from sevis.figures import export as E
 from sevis.figures.plots import Panel, slides_style, with_arrays
@@ -179,17 +181,23 @@ def open_channel(chart_key: str, blocks: list[str]) -> None:
 def show_panel(panel: Panel, key: str, clickable_blocks: list[str] | None = None, figure=None):
     """Show a figure (or `figure`, an app-only variant of it), its caption under it and its download menu.
     With `clickable_blocks` a click on a channel (a point with customdata [block, channel]) opens the
-    Channel view, through Streamlit's selection events."""
+    Channel view, through Streamlit's selection events. In lecture mode the view's lead figure goes on the stage
+    (lecture_stage), with a place for the takeaway between it and its caption."""
     chart_key = f"chart_{key}"
     lecture = lecture_mode()
     if lecture:
         figure = slides_style(figure or panel.figure)
-    if clickable_blocks:
-        st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG,
-                        on_select=lambda: open_channel(chart_key, clickable_blocks), selection_mode="points")
-    else:
-        st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG)
-    st.caption(panel.caption)
+    stage = _stage_for(panel) if lecture else None
+    with stage["area"] if stage is not None else nullcontext():
+        # the element toolbar keeps its full-screen button in every mode (CHART_CONFIG hides only Plotly's logo)
+        if clickable_blocks:
+            st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG,
+                            on_select=lambda: open_channel(chart_key, clickable_blocks), selection_mode="points")
+        else:
+            st.plotly_chart(figure or panel.figure, key=chart_key, theme=None, config=CHART_CONFIG)
+        if stage is not None:
+            stage["slot"] = st.empty()  # the takeaway, once the view has computed it
+        st.caption(panel.caption)
     download_menu(panel, key)
 
 
@@ -199,14 +207,31 @@ def lecture_mode() -> bool:
 
 
 LECTURE_KEY = "lecture"
-# Lecture mode's page style: larger body text and captions in a dark grey, tables that wrap instead of scrolling.
-LECTURE_CSS = """<style>
-[data-testid="stMainBlockContainer"] p, [data-testid="stMainBlockContainer"] li {font-size: 1.15rem;}
-[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p {color: #333 !important; font-size: 1.05rem;}
-[data-testid="stTable"] table {table-layout: auto; width: 100%;}
-[data-testid="stTable"] td, [data-testid="stTable"] th {white-space: normal !important; word-break: break-word;
-  font-size: 1.05rem; vertical-align: top;}
-</style>"""
+LECTURE_CSS = style.LECTURE_CSS  # lecture mode's page style (sevis/app/style.py)
+STAGE_KEY = "_lecture_stage"  # session state: the stage of the view being drawn (lecture mode), for this run only
+
+
+@contextmanager
+def lecture_stage(on: bool, lead: str | None = None):
+    """While a view draws (the body of the `with`), in lecture mode (`on`): keep the top of the page for its lead
+    figure (the first panel, or the first whose key ends with `lead`) with the view's takeaway right under it as
+    its caption (show_panel and takeaway put them there); the view's introduction and controls follow."""
+    if not on:
+        yield
+        return
+    st.session_state[STAGE_KEY] = {"area": st.container(key="lecture_stage"), "lead": lead, "slot": None}
+    try:
+        yield
+    finally:
+        st.session_state.pop(STAGE_KEY, None)  # containers live for one run only
+
+
+def _stage_for(panel: Panel) -> dict | None:
+    """Return the stage when `panel` is the lead figure it still waits for, else None."""
+    stage = st.session_state.get(STAGE_KEY)
+    if stage is None or stage["slot"] is not None:
+        return None
+    return stage if stage["lead"] is None or panel.key.endswith(stage["lead"]) else None
 
 
 def show_table(frame, key: str | None = None, **dataframe_kw) -> None:
@@ -323,14 +348,26 @@ def block_picker(label: str, names: list[str], default: list[str], key: str) -> 
 
 
 def intro(text: str) -> None:
-    """The one to three sentences a view opens with: what is shown and how to read it."""
-    st.markdown(text)
+    """The one to three sentences a view opens with: what is shown and how to read it (folded away in lecture
+    mode, where the figure comes first)."""
+    if lecture_mode():
+        with st.expander("How to read this view", icon=":material/help:"):
+            st.markdown(text)
+    else:
+        st.markdown(text)
 
 
 def takeaway(text: str | None) -> None:
-    """The sentence a view ends with, computed from what is on screen."""
+    """The sentence a view ends with, computed from what is on screen; in lecture mode right under the lead figure
+    (its place on the stage), as that figure's caption."""
     if text:
-        st.info(f"**Takeaway.** {text}")
+        stage = st.session_state.get(STAGE_KEY)
+        slot = stage["slot"] if stage is not None else None
+        if slot is not None and not stage.get("said"):
+            stage["said"] = True
+            slot.info(f"**Takeaway.** {text}")
+        else:
+            st.info(f"**Takeaway.** {text}")
         st.session_state.setdefault(PENDING_TAKEAWAYS, []).append(text)  # for the teaching pack's README
 
 

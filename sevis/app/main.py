@@ -3,7 +3,8 @@
     streamlit run app.py        (in the checkout)
     sevis app                   (an installed sevis: `streamlit run` on sevis/app/script.py, which calls main())
 
-Page set-up, the sidebar (model and images) and the tab dispatch only. Each view's widgets live in
+Page set-up, the sidebar (model and images), the grouped navigation and the view dispatch only (only the open view
+computes). Each view's widgets live in
 sevis/app/<view>.py, its computation in sevis/views/<view>.py, tested without Streamlit. Models are
 loaded once per spec (st.cache_resource, shared by all sessions); reference-set statistics and sweeps are
 cached with st.cache_data (sevis/app/common.py).
@@ -32,24 +33,36 @@ from sevis.app import (
     training,
 )
 from sevis.app.common import (
-    LECTURE_CSS,
     LECTURE_KEY,
     Context,
     content_hash,
     get_model,
     get_results,
     get_samples,
+    lecture_stage,
     remember,
 )
+from sevis.app.share import show_the_way_in
+from sevis.app.style import LECTURE_CSS, PAGE_CSS
 from sevis.core.formula import excitation_formula
 from sevis.models.zoo import EMBEDDED, TIMM_SE_MODELS, TORCHVISION_SE_MODELS
 from sevis.names import ABLATIONS, DEFAULT_SPEC, FAMILY_RUNS, snapshot_epochs, trained_ablations, trained_families
 from sevis.views.architecture import model_summary
 
-# Tab order; every view module has TITLE and render(ctx) -> panels (Export: render(ctx, views)).
+# Every view module has TITLE, SLUG and render(ctx) -> its result (Export: render(ctx, views)).
 VIEW_MODULES = [live, compare, class_depth, knockout, inside, channel, architecture, ablations, families, tour,
                 training]
-VIEWS = [m.TITLE for m in VIEW_MODULES] + [export.TITLE]
+# The navigation, by what a visitor comes for: a first walk through, exploring this model, the experiments behind
+# the paper's claims (trained variants, other architectures, training), and files to take away.
+NAV_GROUPS: dict[str, list] = {
+    "Start": [tour],
+    "Explore": [live, compare, class_depth, inside, channel, knockout],
+    "Experiments": [architecture, ablations, families, training],
+    "Export": [export],
+}
+VIEWS = [m.TITLE for group in NAV_GROUPS.values() for m in group]
+VIEW_KEY = "view"  # the one session-state key naming the open view (deep links, click targets and tests set it)
+DEFAULT_VIEW = live.TITLE
 MODEL_KINDS = OrderedDict([
     ("Our SE-ResNet-50 layout (Fashion-MNIST in context)", "embedded"),
     ("Its plain twin, no SE", "embedded-plain"),
@@ -65,11 +78,6 @@ CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet50", "sevis:fmnist_se_resnet", "sevis
                     "timm:seresnet50", "timm:legacy_seresnet50", "timm:efficientnet_b0",
                     "torchvision:efficientnet_b0",
                     "torchvision:mobilenet_v3_large", "(from its model card)"]
-PAGE_CSS = """<style>
-[data-testid="stMainBlockContainer"] {padding: 1.5rem 2rem 2rem 2rem; max-width: 100%;}
-[data-testid="stMainBlockContainer"] h2 {padding-top: 0;}
-[data-testid="stSidebarHeader"] {display: none;}
-</style>"""
 
 
 # ---------------------------------------------------------------------------------------- sidebar
@@ -210,20 +218,28 @@ def results_for(key, images):
 # ---------------------------------------------------------------------------------------- page
 def main() -> None:
     """Render the whole page for one run of the script (app.py, or `sevis app` for an installed sevis)."""
-    st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon=":material/biotech:", layout="wide")
+    lecture = bool(st.session_state.get(LECTURE_KEY))
+    st.set_page_config(page_title="sevis: inside Squeeze-and-Excitation", page_icon=":material/biotech:", layout="wide",
+                       initial_sidebar_state=sidebar_state(lecture))
     lecture = st.sidebar.toggle("Lecture mode", key=LECTURE_KEY,
-                                help="For a projector: figure text at least 16 px and titles 20 px, tables that wrap, "
-                                     "wide bar charts sorted, no download menus (the Export view keeps them).")
+                                help="For a projector: the sidebar folds away (its arrow at the top left brings it "
+                                     "back), the figure comes first with its takeaway under it, figure text at least "
+                                     "16 px and titles 20 px, tables that wrap, no download menus (the Export view "
+                                     "keeps them).")
     loaded, key = model_picker()
     images, errors = image_picker(loaded, key)
     folder = folder_picker(loaded)
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
     st.markdown(PAGE_CSS + (LECTURE_CSS if lecture else ""), unsafe_allow_html=True)
-    st.markdown("## Inside Squeeze-and-Excitation")
     formula = excitation_formula(loaded.model, blocks) or "no SE blocks in this model"
-    st.caption(f"How SE blocks rescale channels (excitation {formula}, one value per channel), "
-               f"for **{model_name(loaded)}**: from one image, over classes and depth, knocked out, "
-               "and what they cost.")
+    about = (f"How SE blocks rescale channels (excitation {formula}, one value per channel), "
+             f"for **{model_name(loaded)}**: from one image, over classes and depth, knocked out, "
+             "and what they cost.")
+    if lecture:  # the figure comes first: the page's title and its sentence wait in the sidebar
+        st.sidebar.caption(about)
+    else:
+        st.markdown("## Inside Squeeze-and-Excitation")
+        st.caption(about)
     if not key[1]:
         st.warning(f"**{model_name(loaded)} has random weights** (nothing was learned): "
                    "its predictions are meaningless, "
@@ -234,16 +250,55 @@ def main() -> None:
     ctx = Context(loaded, key, images, errors, blocks, folder, lecture=lecture,
                   analyse=lambda: results_for(key, images))
     follow_deep_link()
-    tabs = st.tabs(VIEWS, key="view", on_change="rerun")
-    for tab, module in zip(tabs, VIEW_MODULES):
-        with tab:
-            if tab.open:
-                with st.spinner(f"Computing {module.TITLE}…", show_time=True):
-                    remember(module.TITLE, module.render(ctx))
-    with tabs[-1]:
-        if tabs[-1].open:
-            export.render(ctx, VIEW_MODULES)
+    module = navigation()
+    if module is export:
+        export.render(ctx, VIEW_MODULES)
+    else:
+        # Lecture mode puts the view's lead figure and its takeaway on a stage at the top; the Tour keeps its own
+        # order (step, figure), which its Back / Next buttons frame.
+        with lecture_stage(lecture and module is not tour, lead=LEAD_PANELS.get(module.TITLE)):
+            with st.spinner(f"Computing {module.TITLE}…", show_time=True):
+                remember(module.TITLE, module.render(ctx))
     show_in_url()
+
+
+def sidebar_state(lecture: bool) -> str | None:
+    """Return the sidebar state for set_page_config: collapsed on the run that switches lecture mode on, expanded on
+    the one that switches it off, else None (the reader's own choice stays: the pickers open and close at will)."""
+    was = st.session_state.get("_lecture_was", False)
+    st.session_state["_lecture_was"] = lecture
+    if lecture == was:
+        return None
+    return "collapsed" if lecture else "expanded"
+
+
+# The figure lecture mode puts first, where it is not the view's first (a panel key ends with it): Live's heat
+# strip of s, not its top-5 bars (the prediction stays in words beside the image).
+LEAD_PANELS = {live.TITLE: "heat_strip"}
+
+
+# ---------------------------------------------------------------------------------------- navigation
+def navigation():
+    """Show the grouped navigation (one row of pills per group, wrapping as whole groups, so the open view is always
+    in sight) and the QR codes; return the open view's module. st.session_state["view"] names the open view."""
+    view = st.session_state.get(VIEW_KEY)
+    if view not in VIEWS:
+        view = st.session_state[VIEW_KEY] = DEFAULT_VIEW
+    with st.container(horizontal=True, key="nav", gap="medium", vertical_alignment="bottom"):
+        for group, modules in NAV_GROUPS.items():
+            titles = [m.TITLE for m in modules]
+            nav_key = f"nav_{group.lower()}"
+            st.session_state[nav_key] = view if view in titles else None  # one group shows the open view
+            st.pills(group, titles, key=nav_key, on_change=open_from, args=(nav_key,), width="content")
+        show_the_way_in(view_query())
+    return next(m for modules in NAV_GROUPS.values() for m in modules if m.TITLE == view)
+
+
+def open_from(nav_key: str) -> None:
+    """A group's pills changed: open the view picked there (a click on the open view itself keeps it open)."""
+    picked = st.session_state.get(nav_key)
+    if picked in VIEWS:
+        st.session_state[VIEW_KEY] = picked
 
 
 # ---------------------------------------------------------------------------------------- deep links
@@ -258,21 +313,27 @@ def follow_deep_link() -> None:
     titles = {slug: title for title, slug in SLUGS.items()}
     slug = st.query_params.get("view")
     if slug in titles:
-        st.session_state["view"] = titles[slug]
+        st.session_state[VIEW_KEY] = titles[slug]
     step = st.query_params.get("step", "")
     if step.isdigit() and 1 <= int(step) <= len(tour_steps()):
         st.session_state[tour.STEP_KEY] = int(step) - 1
 
 
+def view_query() -> dict[str, str]:
+    """Return the query that opens what is open now: {"view": <slug>}, with "step" in the Tour."""
+    slug = SLUGS.get(st.session_state.get(VIEW_KEY), None)
+    if slug is None:
+        return {}
+    query = {"view": slug}
+    if slug == "tour":
+        query["step"] = str(int(st.session_state.get(tour.STEP_KEY, 0)) + 1)
+    return query
+
+
 def show_in_url() -> None:
     """Keep the address bar on what is open (?view=<slug>, and &step=<n> in the Tour), so it can be bookmarked."""
-    slug = SLUGS.get(st.session_state.get("view"), None)
-    if slug is None:
-        return
-    want = {"view": slug}
-    if slug == "tour":
-        want["step"] = str(int(st.session_state.get(tour.STEP_KEY, 0)) + 1)
-    if dict(st.query_params) != want:
+    want = view_query()
+    if want and dict(st.query_params) != want:
         st.query_params.from_dict(want)
 
 
