@@ -24,7 +24,7 @@ def request_from_args(args: argparse.Namespace, images: list):
                        form=args.form, folder=args.folder, knockout_blocks=args.knockout, mode=args.mode,
                        channel=args.channel, pair=tuple(args.variants) if args.variants else None,
                        step=args.step - 1 if args.step else None,  # --step counts from 1, the request from 0
-                       run=args.run)
+                       run=args.run, find_flip=getattr(args, "find_flip", False))
 
 
 def view_summary(result) -> dict:
@@ -126,6 +126,10 @@ def add_export(sub) -> None:
                                                                   "changes its prediction most, as the app preselects)")
     p.add_argument("--mode", choices=("identity", "mean"), default="identity",
                    help="knock-out: s := 1 (identity) or s := the reference-set mean")
+    p.add_argument("--find-flip", action="store_true",
+                   help="knockout: also search each image for the smallest knock-out that changes its prediction "
+                        "(each block alone with s := its mean and s := 1, then channels of the most influential "
+                        "blocks), as the app's Find a flip button does")
     p.add_argument("--form", choices=("deviation", "paper"), default="deviation",
                    help="Fig. 6 as deviations from all (default) or in the paper's form")
     p.add_argument("--step", type=positive_int, metavar="N", help="tour: only step N (default: every step)")

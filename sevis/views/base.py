@@ -19,6 +19,7 @@ from sevis.analysis.images import NamedImage
 from sevis.figures.plots import Panel
 
 Progress = Callable[[float], None]
+ADDED_UNSET = ("find_flip",)  # fields left out of ViewRequest.key() at their default (added after prepared files)
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,10 @@ class ViewRequest:
     images: the images (Live, Compare, Knock-out, Inside a block, Channel); classes / blocks: which rows and panels
     (None: the view's computed default; Compare: the class means to add, "all" for every image); channels, n, seed,
     fig7_class, form: Fig. 6 and 7 (n also Inside a block's channels each side); folder: the labelled
-    reference set (None: the bundled one); knockout_blocks, mode: the knock-out; block, channel: one block or one
-    channel (None: the computed default); step: a Tour step (None: every step); pair: two ablation variants; run: an
-    architecture run; epoch: one Training snapshot (None: every snapshot); slides: figures at slide size.
+    reference set (None: the bundled one); knockout_blocks, mode: the knock-out (find_flip: also search each image
+    for a flip); block, channel: one block or one channel (None: the computed default); step: a Tour step (None:
+    every step); pair: two ablation variants; run: an architecture run; epoch: one Training snapshot (None: every
+    snapshot); slides: figures at slide size.
     """
 
     images: tuple[NamedImage, ...] = ()
@@ -51,6 +53,7 @@ class ViewRequest:
     run: str | None = None
     panels: tuple[str, ...] | None = None  # only these panels (keys) of the view, e.g. Fig. 6 alone
     epoch: int | None = None
+    find_flip: bool = False  # Knock-out: also search each image for the smallest knock-out that flips its prediction
 
     def __post_init__(self) -> None:
         # lists from widgets and argparse become tuples, so a request is hashable and compares by value
@@ -70,6 +73,8 @@ class ViewRequest:
         parts: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in ADDED_UNSET and value == f.default:
+                continue  # a field added later counts only when set, so stored (prepared) requests keep their keys
             if f.name == "images":
                 value = [[im.name, hashlib.sha256(im.image.tobytes()).hexdigest()[:16], list(im.image.size)]
                          for im in value]
