@@ -183,20 +183,29 @@ def paper_vs_model(measures: pd.DataFrame, knockout_identity: pd.DataFrame | Non
         rows.append(("late SE removable", "removing SE from the last stage costs little", ", ".join(pb.last_stage),
                      "needs a labelled set for the knock-out sweep", "", None))
     else:
-        ko = knockout_identity.set_index("block")["change"]
-        cost = [-100 * float(ko.get(b, float("nan"))) for b in pb.last_stage]
-        text = "s := 1 costs " + ", ".join(f"{_f(c, '.1f')} pts at {b}" for b, c in zip(pb.last_stage, cost))
-        how = "s := 1"
-        if knockout_mean is not None and len(knockout_mean):
-            # the finding reads s := the block's mean: s := 1 also removes a fixed scale, which a near-constant gate
-            # applies without depending on the image (sevis check names such gates)
-            km = knockout_mean.set_index("block")["change"]
-            cost = [-100 * float(km.get(b, float("nan"))) for b in pb.last_stage]
-            text += "; s := its mean costs " + ", ".join(_f(c, ".1f") for c in cost)
-            how = "s := its mean"
-        ok = None if any(math.isnan(c) for c in cost) else max(cost) < LITTLE_COST_POINTS
+        text, criterion, ok = late_se_removable(pb.last_stage, knockout_identity, knockout_mean)
         rows.append(("late SE removable", "removing SE from the last stage costs little", ", ".join(pb.last_stage),
-                     text, f"each last-stage block costs < {LITTLE_COST_POINTS:g} point with {how}", ok))
+                     text, criterion, ok))
     frame = pd.DataFrame(rows, columns=["finding", "paper", "blocks", "this_model", "criterion", "shows"])
     frame["shows"] = frame["shows"].map(_verdict)
     return frame
+
+
+def late_se_removable(last_stage: list[str], knockout_identity: pd.DataFrame,
+                      knockout_mean: pd.DataFrame | None = None) -> tuple[str, str, bool | None]:
+    """Return the paper's "late SE removable" finding read from knock-out sweeps (frames with block and change, as
+    sevis.analysis.knockout.knockout_sweep returns): what each last-stage block costs with s := 1 and with s := its
+    mean, the criterion, and whether this model shows it (None: unmeasured). With a mean sweep the finding reads
+    s := its mean: s := 1 also removes a fixed scale, which a near-constant gate applies without depending on the
+    image (sevis check names such gates). The paper table and the Knock-out view's takeaway both word it so."""
+    ko = knockout_identity.set_index("block")["change"]
+    cost = [-100 * float(ko.get(b, float("nan"))) for b in last_stage]
+    text = "s := 1 costs " + ", ".join(f"{_f(c, '.1f')} pts at {b}" for b, c in zip(last_stage, cost))
+    how = "s := 1"
+    if knockout_mean is not None and len(knockout_mean):
+        km = knockout_mean.set_index("block")["change"]
+        cost = [-100 * float(km.get(b, float("nan"))) for b in last_stage]
+        text += "; s := its mean costs " + ", ".join(_f(c, ".1f") for c in cost)
+        how = "s := its mean"
+    ok = None if any(math.isnan(c) for c in cost) else max(cost) < LITTLE_COST_POINTS
+    return text, f"each last-stage block costs < {LITTLE_COST_POINTS:g} point with {how}", ok
