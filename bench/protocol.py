@@ -95,8 +95,8 @@ class StreamlitSession:
         self.replica = ""  # the upstream that answered the first request, when a `sevis serve` proxy says so
         self.session_id = ""
         self.page_hash = ""
-        self.widget_ids: dict[str, str] = {}  # "uploader" / "tabs" → widget id, learnt from the page's deltas
-        self.tab_labels: list[str] = []
+        self.widget_ids: dict[str, str] = {}  # "uploader" → widget id, learnt from the page's deltas
+        self.view_pills: dict[str, str] = {}  # view title → id of the navigation pills that open it
         self.widgets: dict[str, object] = {}  # widget id → WidgetState the tab sends with every rerun
         self.first_run: RunResult | None = None
         self._ws = None
@@ -191,9 +191,6 @@ class StreamlitSession:
             out.raw.append(raw)
             d = msg.delta
             if d.WhichOneof("type") == "add_block":
-                tc = d.add_block.tab_container if d.add_block.WhichOneof("type") == "tab_container" else None
-                if tc is not None and tc.id:
-                    self.widget_ids["tabs"] = tc.id
                 continue
             if d.WhichOneof("type") != "new_element":
                 continue
@@ -207,6 +204,9 @@ class StreamlitSession:
                 out.error_alerts.append(el.alert.body[:200])
             elif etype == "file_uploader" and el.file_uploader.label == UPLOADER_LABEL:
                 self.widget_ids["uploader"] = el.file_uploader.id
+            elif etype == "button_group" and "nav_" in el.button_group.id:  # the page's grouped navigation
+                for option in el.button_group.options:
+                    self.view_pills[option.content] = el.button_group.id
             elif etype == "imgs":
                 out.captions += [img.caption for img in el.imgs.imgs if img.caption]
 
@@ -265,12 +265,16 @@ class StreamlitSession:
         return await self._collect(t0)
 
     async def open_tab(self, title: str) -> RunResult:
-        """Select the tab `title` (the page's st.tabs reruns on change) and return that run."""
+        """Open the view `title` as a click on its pill in the page's grouped navigation does, and return that
+        run."""
+        from streamlit.proto.Common_pb2 import StringArray
         from streamlit.proto.WidgetStates_pb2 import WidgetState
-        if "tabs" not in self.widget_ids:
-            raise ProtocolError("the page shows no keyed tabs")
-        wid = self.widget_ids["tabs"]
-        self.widgets[wid] = WidgetState(id=wid, string_value=title)
+        if title not in self.view_pills:
+            raise ProtocolError(f"the page's navigation shows no view {title!r}")
+        wid = self.view_pills[title]
+        for other in set(self.view_pills.values()) - {wid}:  # the page clears the other groups' pills itself
+            self.widgets.pop(other, None)
+        self.widgets[wid] = WidgetState(id=wid, string_array_value=StringArray(data=[title]))
         return await self.rerun()
 
     async def close(self) -> None:

@@ -70,9 +70,10 @@ def app() -> AppTest:
 
 def test_live_view_shows_prediction_heat_strip_and_lines(app):
     at = _run(app, "Live inference")
-    assert [t.label for t in at.tabs] == ["Live inference", "Compare", "Class × depth", "SE knock-out",
-                                          "Inside a block", "Channel", "Architecture", "Ablations", "Architectures",
-                                          "Tour", "Training", "Export"]
+    assert {p.label: p.options for p in at.pills if p.key.startswith("nav_")} == {
+        "Start": ["Tour"],
+        "Explore": ["Live inference", "Compare", "Class × depth", "Inside a block", "Channel", "SE knock-out"],
+        "Experiments": ["Architecture", "Ablations", "Architectures", "Training"], "Export": ["Export"]}
     assert any(m.value.startswith("**Prediction:") for m in at.markdown)
     titles = _chart_titles(at)
     assert any(t.startswith("Top-5 predictions") for t in titles)

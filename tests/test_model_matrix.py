@@ -51,10 +51,10 @@ def run(at: AppTest, where: str = "") -> AppTest:
     return at
 
 
-# How a view is reached: these two alone (tabs now; a grouped navigation with ?view=<slug> links later).
+# How a view is reached: these two alone (the grouped navigation's pills; ?view=<slug> links).
 def view_labels(at: AppTest) -> list[str]:
-    """Return the labels of the app's views, in order."""
-    return [t.label for t in at.tabs]
+    """Return the labels of the app's views, in the navigation's order."""
+    return [o for p in at.pills if p.key.startswith("nav_") for o in p.options]
 
 
 def open_view(at: AppTest, label: str) -> AppTest:

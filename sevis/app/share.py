@@ -57,11 +57,11 @@ def show_the_way_in(query: dict[str, str]) -> None:
         left, right = st.columns(2)
         with left:
             st.markdown("**The app**")
-            st.image(qr_png(address), width=260)
+            st.image(qr_png(address), width="stretch", output_format="PNG")
             st.code(address, language=None)
         with right:
             st.markdown("**What is open now**")
-            st.image(qr_png(link), width=260)
+            st.image(qr_png(link), width="stretch", output_format="PNG")
             st.code(link, language=None)
         st.caption("Point a phone's camera at a code. Behind a proxy, set "
                    f"{PUBLIC_URL_ENV} to the address students use.")
