@@ -1,12 +1,24 @@
 """Tour view: the paper's argument on the current model, one step at a time (figure, two computed sentences,
-Back / Next), and the whole tour as one HTML handout (PDF where Chromium is present). Every step is the Tour's
-ViewResult for that step (sevis.views.tour.compute; prepared beside the shipped models)."""
+Back / Next, also on the arrow keys), the teacher's choice of the image (image steps) and the class (class steps),
+and the whole tour as one HTML handout (PDF where Chromium is present). Every step is the Tour's ViewResult for
+that step (sevis.views.tour.compute; prepared beside the shipped models for the default choices)."""
 from __future__ import annotations
 
 import streamlit as st
 
 from sevis import SevisError
-from sevis.app.common import PENDING_TAKEAWAYS, Context, intro, model_line, show_panel, static_ok, view_result
+from sevis.analysis.images import NamedImage, decode_uploads
+from sevis.app.common import (
+    PENDING_TAKEAWAYS,
+    Context,
+    get_samples,
+    intro,
+    model_line,
+    show_panel,
+    static_ok,
+    view_result,
+)
+from sevis.data.folders import folder_files
 from sevis.figures.handout import handout_html, handout_pdf
 from sevis.models.zoo import EMBEDDED
 from sevis.views import tour as T
@@ -14,11 +26,76 @@ from sevis.views.base import ViewResult
 from sevis.views.tour import SLUG, TITLE  # noqa: F401  (the page reads every view's TITLE and SLUG here)
 
 STEP_KEY = "tour_step"
+BACK_SHORTCUT, NEXT_SHORTCUT = "Left", "Right"  # st.button's keyboard shortcuts
+IMAGE_KEY, CLASS_KEY = "tour_image", "tour_class"  # the teacher's choices (widget keys)
+DEFAULT_CLASSES = "the default four"  # the class picker's first option: Fig. 6's default classes, no chosen one
+
+
+def image_options(ctx: Context) -> list[str]:
+    """Return the images the Tour can show, by name: the sidebar's (uploads and picked samples) first, then the
+    other sample images that fit the model."""
+    names = [im.name for im in ctx.images]
+    return names + [n for n in get_samples(*ctx.key) if n not in names]
+
+
+def chosen_image(ctx: Context) -> list[NamedImage]:
+    """Return the image the teacher picked (a list of one; empty when there is none): the sidebar's first unless
+    another is chosen, so the default request is the prepared one."""
+    name = st.session_state.get(IMAGE_KEY)
+    picked = [im for im in ctx.images if im.name == name]
+    if picked or not name:
+        return picked or ctx.images[:1]
+    samples = get_samples(*ctx.key)
+    images, _ = decode_uploads([(name, samples[name])]) if name in samples else ([], [])
+    return images or ctx.images[:1]
+
+
+def class_options(ctx: Context) -> list[str]:
+    """Return the classes the class steps can single out: the labelled folder's, else the model's own classes for
+    models whose reference set has them (Fashion-MNIST); none otherwise (the step needs labels there anyway)."""
+    if ctx.folder:
+        if ctx.folder.lower().endswith(".json"):
+            return []
+        try:
+            return folder_files(ctx.folder)[0]
+        except (SevisError, OSError):
+            return []
+    return list(ctx.loaded.classes) if ctx.loaded.dataset == "fashion-mnist" else []
+
+
+def chosen_class(ctx: Context) -> str | None:
+    """Return the class the teacher picked for the class steps, or None (the step's computed default)."""
+    cls = st.session_state.get(CLASS_KEY)
+    return cls if cls and cls != DEFAULT_CLASSES and cls in class_options(ctx) else None
 
 
 def step_result(ctx: Context, i: int) -> ViewResult:
-    """Return the Tour's result for step `i` (0-based): the sidebar's first image for the steps that show one."""
-    return view_result(ctx, SLUG, T.step_request(i, ctx.images, ctx.folder or None))
+    """Return the Tour's result for step `i` (0-based) with the teacher's image and class (defaults: the sidebar's
+    first image, the computed classes)."""
+    return view_result(ctx, SLUG, T.step_request(i, chosen_image(ctx), ctx.folder or None, chosen_class(ctx)))
+
+
+def step_numbers(keys: tuple[str, ...]) -> str:
+    """Return the 1-based numbers of the steps with these keys, as a label ("steps 2 and 3")."""
+    n = [str(T.STEPS.index(k) + 1) for k in keys]
+    return f"step {n[0]}" if len(n) == 1 else f"steps {', '.join(n[:-1])} and {n[-1]}"
+
+
+def choices(ctx: Context) -> None:
+    """The teacher's pickers: the image of the image steps and the class of the class steps."""
+    left, right = st.columns(2)
+    images = image_options(ctx)
+    if images:
+        if st.session_state.get(IMAGE_KEY) not in images:
+            st.session_state.pop(IMAGE_KEY, None)  # the sidebar changed: back to its first image
+        left.selectbox(f"Image ({step_numbers(T.IMAGE_STEPS)})", images, key=IMAGE_KEY,
+                       help="The sidebar's images first, then the other sample images.")
+    classes = class_options(ctx)
+    if classes:
+        if st.session_state.get(CLASS_KEY) not in [DEFAULT_CLASSES, *classes]:
+            st.session_state.pop(CLASS_KEY, None)
+        right.selectbox(f"Class ({step_numbers(T.CLASS_STEPS)})", [DEFAULT_CLASSES, *classes], key=CLASS_KEY,
+                        help="Fig. 6 shows this class in its top row, and the step's second sentence is about it.")
 
 
 def shown_name(ctx: Context) -> str:
@@ -39,11 +116,14 @@ def render(ctx: Context) -> ViewResult | None:
         return None
     i = min(max(int(st.session_state.get(STEP_KEY, 0)), 0), len(T.STEPS) - 1)
     back, where, nxt = st.columns([1, 4, 1])
-    back.button("← Back", key="tour_back", on_click=_go, args=(i - 1,), disabled=i == 0, width="stretch")
+    # The arrow keys page through the steps, as in a slide show (a presenter's clicker sends them too).
+    back.button("← Back", key="tour_back", on_click=_go, args=(i - 1,), disabled=i == 0, width="stretch",
+                shortcut=BACK_SHORTCUT)
     nxt.button("Next →", key="tour_next", on_click=_go, args=(i + 1,), disabled=i == len(T.STEPS) - 1,
-               width="stretch")
+               width="stretch", shortcut=NEXT_SHORTCUT)
     where.markdown(f"**Step {i + 1} of {len(T.STEPS)}** · " + " · ".join(
         f"**{k + 1}**" if k == i else str(k + 1) for k in range(len(T.STEPS))))  # where we are, not a progress bar
+    choices(ctx)
     try:
         result = step_result(ctx, i)
     except SevisError as e:
@@ -70,7 +150,7 @@ def handout(ctx: Context) -> None:
     """'Build the handout' reads every step's result (prepared for shipped models) and offers them as one HTML file
     (and PDF with Chromium)."""
     st.divider()
-    want = (ctx.key, ctx.folder, tuple(im.name for im in ctx.images[:1]))
+    want = (ctx.key, ctx.folder, tuple(im.name for im in chosen_image(ctx)), chosen_class(ctx))
     built = st.session_state.get("tour_handout")
     if built is not None and built[0] != want:
         built = st.session_state["tour_handout"] = None

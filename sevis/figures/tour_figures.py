@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -80,3 +81,17 @@ def stage_cost_figure(stages: Sequence[str], parameters: Sequence[int], shares: 
     fig.update_yaxes(title_text="SE parameters")
     return apply_layout(fig, "SE's extra parameters per stage (share of all SE parameters on the bars)", height=380,
                         showlegend=False)
+
+
+def emergence_figure(matrix: pd.DataFrame, row_labels: Sequence[str], title: str) -> go.Figure:
+    """A heat map of class specificity: one row per training snapshot (`row_labels`, top: the earliest), one column
+    per SE block in depth order, the value written in each cell; one fixed 0-1 scale, so snapshots compare."""
+    z = matrix.to_numpy(np.float64)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=list(matrix.columns), y=list(row_labels), zmin=0.0, zmax=1.0, colorscale="Viridis",
+        texttemplate="%{z:.2f}", textfont=dict(size=11),
+        colorbar=dict(title=dict(text="class specificity", side="right"), thickness=12),
+        hovertemplate="%{y} · %{x}<br>class specificity %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category", title_text="training snapshot")
+    fig.update_xaxes(type="category", tickangle=-45, title_text="SE block, shallow to deep")
+    return apply_layout(fig, title, height=170 + 34 * len(row_labels), showlegend=False)

@@ -5,7 +5,6 @@ reference set lacks it (labels, trained weights), said plainly. Uses the shared 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -25,54 +24,56 @@ from sevis.analysis.reference import (
     too_few_images,
 )
 from sevis.analysis.selectivity import SelectiveChannel, most_selective_channel
+from sevis.analysis.snapshot_measures import snapshot_specificity
 from sevis.analysis.tour_search import Flip, FlipCount, find_flip, top_images
 from sevis.core.formula import block_formula
 from sevis.core.recorder import SEBlock, find_se_blocks
-from sevis.errors import SevisError
+from sevis.errors import ModelError, SevisError
 from sevis.figures.handout import HandoutSection
 from sevis.figures.overlay import input_pixels, overlay_panel
-from sevis.figures.plots import Panel, short_labels, table_figure
+from sevis.figures.plots import Panel, short_labels
 from sevis.figures.se_diagram import unit_figure, unit_sentences, unit_shapes
-from sevis.figures.shared_figures import block_lines, class_depth_frame, depth_profile, excitation_frame, fig6
+from sevis.figures.shared_figures import (
+    NEAR_ALL_TOLERANCE,
+    block_lines,
+    class_depth_frame,
+    depth_profile,
+    deviation_frame,
+    excitation_frame,
+    fig6_deviation,
+)
 from sevis.figures.tour_figures import (
     block_steps_figure,
     class_means_figure,
     flip_figure,
     gallery_figure,
-    stage_cost_figure,
 )
-from sevis.figures.tour_words import energy_words, listing, num, pct, plural, quoted, span
-from sevis.models.params import count_parameters, se_parameters
-from sevis.models.zoo import LoadedModel
-from sevis.names import fig6_default_classes
+from sevis.figures.tour_steps import (
+    INCEPTION_RUN,
+    NEEDS_LABELS,
+    NEEDS_TRAINING,
+    STEP_TITLES,
+    TourStep,
+    cost_numbers,
+    cost_step,
+    inception_measures,
+    inception_step,
+    paper_step,
+    training_step,
+)
+from sevis.figures.tour_words import energy_words, listing, num, pct, plural, span
+from sevis.models.zoo import LoadedModel, load_model
+from sevis.names import DEFAULT_SPEC, EMBEDDED, fig6_default_classes, snapshot_epochs
 from sevis.views.base import Progress, ViewRequest, ViewResult
 
 SLUG = "tour"
 TITLE = "Tour"
 
-STEPS = ("where", "block", "image", "class_depth", "knockout", "channel", "paper", "cost")
-STEP_TITLES = {
-    "where": "Where SE sits", "block": "One block, step by step", "image": "One image: early vs late blocks",
-    "class_depth": "Class × depth: Fig. 6 and the depth profile", "knockout": "A knock-out that flips a prediction",
-    "channel": "The most class-selective channel", "paper": "What this model does not show of the paper",
-    "cost": "What SE costs: its parameters"}
+# Appended steps keep the earlier ones' numbers (deep links ?view=tour&step=<n>, handouts, lecture notes).
+STEPS = ("where", "block", "image", "class_depth", "knockout", "channel", "paper", "cost", "training", "inception")
 FORMULA = (r"s = \sigma\big(W_2\,\delta(W_1 z)\big),\quad z_c = \frac{1}{HW}\sum_{i,j} u_c(i,j),"
            r"\quad \tilde u_c = s_c\,u_c")
 FORMULA_TEXT = "s = σ(W2 · δ(W1 · z)), with z_c the mean of channel c of U over H×W; output channel c = s_c · u_c"
-NEEDS_LABELS = ("This step needs a labelled reference set with at least two classes of 5 or more images: name a "
-                "folder with one sub-folder per class in the sidebar.")
-NEEDS_TRAINING = ("This model has random weights, so this step shows what the architecture alone does; nothing here "
-                  "was learned.")
-
-
-@dataclass
-class TourStep:
-    key: str
-    title: str
-    sentences: list[str]
-    panels: list[Panel] = field(default_factory=list)
-    formula: str | None = None  # LaTeX, for the block step
-    needs: str | None = None  # what the step lacks here (labels, trained weights), in words; None when complete
 
 
 def formula_text(step: TourStep) -> str:
@@ -175,23 +176,51 @@ def image_step(result: InferenceResult, image: NamedImage, blocks: Sequence[SEBl
 
 
 # ---------------------------------------------------------------------------------------- 4. class x depth
+def fig6_classes(stats_classes: Sequence[str], chosen: str | None) -> list[str]:
+    """Return the classes Fig. 6 shows: the default four, with the chosen class first (in place of the last)."""
+    default = fig6_default_classes(stats_classes)
+    return default if chosen is None else [chosen] + [c for c in default if c != chosen][:len(default) - 1]
+
+
+def class_words(stats, cls: str, blocks: Sequence[str]) -> str:
+    """Return how far class `cls`'s mean s lies from the mean over all images at the first and the last shown
+    block: the share of channels more than NEAR_ALL_TOLERANCE away (Fig. 6's criterion)."""
+    k = stats.classes.index(cls)
+    far = {b: float((np.abs(stats.mean(b)[k] - stats.overall_mean(b)) > NEAR_ALL_TOLERANCE).mean()) for b in blocks}
+    first, last = blocks[0], blocks[-1]
+    if num(far[first], ".0%") == num(far[last], ".0%"):
+        return (f"{cls}'s mean s lies more than {NEAR_ALL_TOLERANCE} from the mean over all images at "
+                f"{far[first]:.0%} of the channels of both {first} and {last}.")
+    return (f"{cls}'s mean s lies more than {NEAR_ALL_TOLERANCE} from the mean over all images at {far[first]:.0%} "
+            f"of {first}'s channels and {far[last]:.0%} of {last}'s.")
+
+
 def class_depth_step(ref: ReferenceStats, measures: pd.DataFrame | None, blocks: Sequence[SEBlock],
-                     random_weights: bool) -> TourStep:
-    """Fig. 6 at the paper's blocks and the depth profile with the untrained control."""
+                     random_weights: bool, chosen: str | None = None) -> TourStep:
+    """Fig. 6 at the paper's blocks as a heat map (each class mean minus the mean over all images; the chosen class
+    in the top row) and the depth profile with the untrained control. With a chosen class, the second sentence is
+    about that class."""
     problem = too_few_images(ref.stats)
     if problem or measures is None:
         return TourStep("class_depth", STEP_TITLES["class_depth"],
                         [f"The reference set here is {ref.source}.", "It has too few labelled images per class for "
                          "per-class means, so Fig. 6 and the depth profile are not shown."], needs=NEEDS_LABELS)
-    classes = fig6_default_classes(ref.stats.classes)
-    frame = class_depth_frame(ref.stats, classes, paper_blocks(blocks), "uniform", 50, 0)
-    panels = [Panel("tour_fig6", "Mean excitation per class (Fig. 6)", f"Over {ref.source}: one line per class, "
-                    "the dashed black line the mean over all images.", fig6(frame), frame),
+    if chosen is not None and chosen not in ref.stats.classes:
+        raise SevisError(f"unknown class {chosen}; classes: {', '.join(ref.stats.classes)}")
+    shown = paper_blocks(blocks)
+    dev = deviation_frame(class_depth_frame(ref.stats, fig6_classes(ref.stats.classes, chosen), shown, "uniform",
+                                            50, 0))
+    heat = fig6_deviation(dev, shares={b: ref.stats.near_all_share(b) for b in shown})
+    panels = [Panel("tour_fig6", "How far each class's mean excitation lies from the mean over all images (Fig. 6)",
+                    f"Over {ref.source}: one row per class, one column per channel (the most class-dependent "
+                    "left), the colour the class's mean s minus the mean over all images (white: the same s as "
+                    "every image). Each title gives the block's share of class means within 0.05 of 'all'.",
+                    heat, dev),
               Panel("tour_depth_profile", "The depth profile", "Four measures per SE block; the dashed line is the "
                     "untrained control where it was measured.", depth_profile(measures), measures)]
     part = measures.dropna(subset=["class_specificity"])
     if part.empty:
-        sentences = ["s is the same for every image at every block here, so class specificity is undefined.",
+        sentences = ["Every image gets the same s at every block here, so class specificity is undefined.",
                      "Fig. 6 shows one flat pattern shared by all classes."]
     else:
         i_max = part["class_specificity"].idxmax()
@@ -199,7 +228,9 @@ def class_depth_step(ref: ReferenceStats, measures: pd.DataFrame | None, blocks:
                  f"{num(part['class_specificity'].iloc[0])} at {part['block'].iloc[0]} and "
                  f"{num(part['class_specificity'].iloc[-1])} at {part['block'].iloc[-1]}, highest at "
                  f"{part.loc[i_max, 'block']} ({num(part.loc[i_max, 'class_specificity'])}).")
-        if "control_class_specificity" in part:
+        if chosen is not None:
+            second = class_words(ref.stats, chosen, shown)
+        elif "control_class_specificity" in part:
             learned = part["learned_specificity"]
             j = learned.idxmax()
             second = (f"The untrained control reaches {num(part['control_class_specificity'].iloc[0])} at "
@@ -278,71 +309,19 @@ def channel_step(loaded: LoadedModel, ref: ReferenceStats, sel: SelectiveChannel
         needs=NEEDS_TRAINING if random_weights else None)
 
 
-# ---------------------------------------------------------------------------------------- 7. paper
-def paper_step(paper: pd.DataFrame | None, source: str, random_weights: bool) -> TourStep:
-    """The paper's Section 7.2 findings this model does not show, said plainly."""
-    if random_weights:
-        return TourStep("paper", STEP_TITLES["paper"], [
-            "The paper's findings are about trained networks, and these weights are random.",
-            "So none of them can be checked on this model: pick a trained model to see which hold."],
-            needs=NEEDS_TRAINING)
-    if paper is None or not len(paper):
-        return TourStep("paper", STEP_TITLES["paper"], [
-            f"The paper's findings are checked per class, and {source} has too few labelled images per class.",
-            "So this model's agreement with the paper cannot be judged here."], needs=NEEDS_LABELS)
-    no = paper[paper["shows"] == "no"]
-    na = paper[paper["shows"] == "n/a"]
-    yes = paper[paper["shows"] == "yes"]
-    first = (f"Of the paper's {len(paper)} findings, this model shows {len(yes)}"
-             + (f" ({listing(quoted(yes['finding']))})" if len(yes) else "")
-             + (f" and does not show {listing(quoted(no['finding']))}." if len(no) else "; it contradicts none."))
-    if len(no):
-        row = no.iloc[0]
-        second = (f"{row['finding'].capitalize()}: the paper sees '{row['paper']}', while here {row['this_model']} "
-                  f"(the criterion: {row['criterion']}).")
-    elif len(na):
-        second = (f"{listing(quoted(na['finding']))} cannot be judged here: "
-                  f"{na.iloc[0]['this_model']}.")
-    else:
-        second = "Every finding the paper states for Fig. 6 holds in this model by the criteria in the table."
-    frame = paper[["finding", "paper", "blocks", "this_model", "criterion", "shows"]]
-    return TourStep("paper", STEP_TITLES["paper"], [first, second], [
-        Panel("tour_paper_vs_model", "The paper's findings in this model", f"Checked on {source}; the verdict "
-              "follows the criterion in its row.", table_figure(frame, "The paper's findings in this model"), frame)])
-
-
-# ---------------------------------------------------------------------------------------- 8. cost
-def cost_step(loaded: LoadedModel) -> TourStep:
-    """SE's extra parameters, per stage and against the network without them."""
-    table = se_parameters(loaded.model)
-    rows = table[table["stage"] != "total"]
-    total = int(table.loc[table["stage"] == "total", "parameters"].iloc[0]) if (table["stage"] == "total").any() else 0
-    whole = count_parameters(loaded.model)
-    base = whole - total
-    labels = [f"stage {s}" for s in rows["stage"]]
-    fig = stage_cost_figure(labels, rows["parameters"], rows["share"])
-    first = (f"SE adds {total:,} parameters to the {base:,} of the same network without it "
-             f"(+{total / max(base, 1):.1%}); the paper's SE-ResNet-50 adds about 10% (2.5M to 25M).")
-    if len(rows):
-        k = int(np.argmax(rows["parameters"].to_numpy()))
-        r = rows.iloc[k]
-        second = (f"Stage {r['stage']} holds {r['share']:.0%} of them: an SE block costs about 2C²/r parameters, and "
-                  f"that stage's blocks have C = {int(r['channels'])} channels.")
-    else:
-        second = "No SE parameters were found."
-    return TourStep("cost", STEP_TITLES["cost"], [first, second],
-                    [Panel("tour_se_cost", "SE's extra parameters per stage", "Parameters inside the SE blocks of each "
-                           "stage; the share of all SE parameters is written on each bar.", fig, rows)])
-
-
 # ---------------------------------------------------------------------------------------- the view
 IMAGE_STEPS = ("block", "image")  # the steps that show one image; the others ignore request.images
+CLASS_STEPS = ("class_depth",)  # the steps that show a chosen class (request.classes[0]); the others ignore it
 
 
-def step_request(step: int, images: Sequence[NamedImage] = (), folder: str | None = None) -> ViewRequest:
-    """Return the request of one Tour step (0-based): the first image only for the steps that show one, so the other
-    steps' requests (and their prepared results) do not change with the sidebar's images."""
-    return ViewRequest(step=step, images=tuple(images[:1]) if STEPS[step] in IMAGE_STEPS else (), folder=folder)
+def step_request(step: int, images: Sequence[NamedImage] = (), folder: str | None = None,
+                 cls: str | None = None) -> ViewRequest:
+    """Return the request of one Tour step (0-based): the first image only for the steps that show one, the chosen
+    class `cls` only for the steps that show one, so the other steps' requests (and their prepared results) do not
+    change with the sidebar's images or the chosen class; without a choice, the default (prepared) request."""
+    key = STEPS[step]
+    return ViewRequest(step=step, images=tuple(images[:1]) if key in IMAGE_STEPS else (), folder=folder,
+                       classes=(cls,) if cls and key in CLASS_STEPS else None)
 
 
 def prepared_requests(loaded: LoadedModel) -> list[ViewRequest]:
@@ -401,16 +380,45 @@ class _Inputs:
         return self._shared["measures"]
 
 
+def training_numbers(loaded: LoadedModel, folder: str | None) -> tuple[TourStep, dict]:
+    """Return the training step over the snapshots of the model shown (when it is an embedded model with snapshots,
+    or one of them) else of the default model, and its numbers: the mean class specificity over the SE blocks at
+    each snapshot (`training/mean_specificity/epoch_<e>`)."""
+    name = str(loaded.spec).partition("@")[0]
+    base = name if name in EMBEDDED and snapshot_epochs(name) else DEFAULT_SPEC
+    if folder and str(folder).lower().endswith(".json"):  # a `sevis stats` file describes one model, not snapshots
+        folder = None
+    try:
+        snap = snapshot_specificity(base, folder)
+    except ModelError as e:
+        return training_step(loaded, None, str(e)), {}
+    means = snap.mean_by_epoch()
+    return training_step(loaded, snap), {f"training/mean_specificity/epoch_{e}": float(v) for e, v in means.items()}
+
+
+def inception_numbers(loaded: LoadedModel) -> tuple[TourStep, dict]:
+    """Return the SE-Inception step (the trained family model) and its numbers: class specificity per SE block
+    (`inception/class_specificity/<block>`)."""
+    try:
+        family = load_model(f"family:{INCEPTION_RUN}")
+    except ModelError as e:
+        return inception_step(loaded, None, str(e)), {}
+    measures = inception_measures(family)
+    return inception_step(loaded, family), {f"inception/class_specificity/{b}": float(v) for b, v in
+                                            zip(measures["block"], measures["class_specificity"])}
+
+
 def compute_step(inputs: _Inputs, key: str) -> tuple[TourStep, dict]:
     """Return Tour step `key` and the numbers it states."""
     loaded, random, blocks = inputs.loaded, inputs.loaded.random_weights, inputs.blocks
     if key == "where":
         return where_step(loaded), {}
     if key == "cost":
-        table = se_parameters(loaded.model)
-        total = int(table.loc[table["stage"] == "total", "parameters"].sum())
-        return cost_step(loaded), {"se_parameters": total,
-                                   "parameters_without_se": count_parameters(loaded.model) - total}
+        return cost_step(loaded), cost_numbers(loaded)
+    if key == "training":
+        return training_numbers(loaded, inputs.request.folder)
+    if key == "inception":
+        return inception_numbers(loaded)
     if key in IMAGE_STEPS:
         image, result = inputs.image()
         if key == "image":
@@ -435,7 +443,8 @@ def compute_step(inputs: _Inputs, key: str) -> tuple[TourStep, dict]:
         return channel_step(loaded, ref, sel, images, s, labels, random), numbers
     measures, paper = inputs.measures()
     if key == "class_depth":
-        return class_depth_step(ref, measures, blocks, random), {}
+        chosen = inputs.request.classes[0] if inputs.request.classes else None
+        return class_depth_step(ref, measures, blocks, random, chosen), {} if chosen is None else {"class": chosen}
     shown = {} if paper is None or random else {"paper/shows": int((paper["shows"] == "yes").sum()),
                                                   "paper/findings": len(paper)}
     return paper_step(paper, ref.source, random), shown
