@@ -7,6 +7,7 @@ from dataclasses import replace
 import streamlit as st
 
 from sevis import SevisError
+from sevis.analysis.images import image_stem
 from sevis.app.common import Context, intro, show_panel, takeaway, view_result
 from sevis.figures.sentences import pct
 from sevis.views import knockout as K
@@ -46,8 +47,11 @@ def render(ctx: Context) -> ViewResult | None:
     requested = st.session_state.setdefault("sweeps", set())
     with_sweep = sweep_key in requested or K.sweep_is_stored(ctx.loaded, folder or None, mode)
     # The default request: every sidebar image with its own preselected block (the one whose knock-out alone
-    # changes its prediction most), as `sevis export knockout IMAGES` computes it and `sevis prepare` stores it.
-    request = ViewRequest(images=tuple(images), mode=mode, folder=folder or None)
+    # changes its prediction most), as `sevis export knockout IMAGES` computes it and `sevis prepare` stores it;
+    # after "Find a flip", with each image's flip search (`sevis export knockout IMAGES --find-flip`).
+    flip_key = (key, folder, tuple((im.name, im.image.size) for im in images))
+    asked = st.session_state.setdefault("ko_flip_asked", set())
+    request = ViewRequest(images=tuple(images), mode=mode, folder=folder or None, find_flip=flip_key in asked)
     try:
         result = result_for(ctx, request, with_sweep)
     except SevisError as e:
@@ -78,6 +82,7 @@ def render(ctx: Context) -> ViewResult | None:
         verdict = "**the prediction changes**" if a != b else "the prediction stays the same"
         st.markdown(f"Original: **{b}** ({pct(pb)}) → knocked out: **{a}** ({pct(pa)}): {verdict}.")
         show_panel(result.panels[[im.name for im in images].index(image.name)], "ko_image")
+        show_flip(result, image.name, image_stem(image.name), request.find_flip, flip_key, asked)
     else:
         st.info("Pick an image in the sidebar to see how its prediction changes.")
     st.subheader("Reference-set accuracy with each block knocked out")
@@ -90,9 +95,35 @@ def render(ctx: Context) -> ViewResult | None:
     if sweep is not None:
         show_panel(sweep, "ko_sweep")
     elif not ctx.random_weights and not with_sweep:
-        st.caption(f"Runs the reference set once per SE block ({len(blocks)} blocks); the result is cached.")
-        if st.button("Run the sweep (one pass per SE block)", key="ko_run"):
+        st.caption(f"Runs the reference set twice per SE block ({len(blocks)} blocks; s := 1 and s := its mean, "
+                   "which the finding reads); the result is cached.")
+        if st.button("Run the sweep (two passes per SE block)", key="ko_run"):
             requested.add(sweep_key)
             st.rerun()
     takeaway(result.takeaway)
     return result
+
+
+def show_flip(result: ViewResult, name: str, stem: str, searched: bool, flip_key: tuple, asked: set) -> None:
+    """Show the flip search of image `name` (its headline, figure and sentence), or the button that runs it for
+    every picked image."""
+    st.subheader("Find a flip")
+    if not searched:
+        st.caption("Searches for the smallest knock-out that changes this prediction: each SE block alone (s := its "
+                   "mean, then s := 1), then, if none flips it, channels of the most influential blocks, then of "
+                   "every block (a few dozen passes per image).")
+        if st.button("Find a flip", key="ko_find_flip", icon=":material/search:"):
+            asked.add(flip_key)
+            st.rerun()
+        return
+    panel = result.panel(f"{stem}_flip")
+    n = result.numbers
+    if panel is None or f"flip/{name}" not in n:
+        return
+    (b, pb) = n[f"flip_before/{name}"]
+    if f"flip_after/{name}" in n:
+        a, pa = n[f"flip_after/{name}"]
+        what = "with the flip" if n[f"flip/{name}"] else "with the closest knock-out searched"
+        verdict = "**the prediction changes**" if n[f"flip/{name}"] else "no knock-out searched changes it"
+        st.markdown(f"Original: **{b}** ({pct(pb)}) → {what}: **{a}** ({pct(pa)}): {verdict}.")
+    show_panel(panel, "ko_flip")
