@@ -40,17 +40,34 @@ def _cmd_family(args: argparse.Namespace) -> int:
                              "process is timing them): nothing to time")
         return 0
     if args.list:
+        from sevis.train.family_evaluation import missing_entries
         for n in names:
             r = FAMILY_RUNS[n]
-            print(f"  {n:<20} {status(n, args.out_dir):<24} {r['arch']}, seed {r['seed']}")
+            state = status(n, args.out_dir)
+            todo = missing_entries(n, args.out_dir) if state == "trained" else []
+            lacks = f" (card lacks: {', '.join(todo)})" if todo else ""
+            print(f"  {n:<20} {state:<24} {r['arch']}, seed {r['seed']}{lacks}")
+        return 0
+    import torch
+
+    from sevis.train.family_evaluation import evaluate_finished
+    torch.set_num_threads(args.threads)
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    # Finished runs first get what their cards lack (accuracy on unseen backgrounds, near-constant gates, what SE
+    # adds): the table's intervals need them, and it takes minutes where training takes hours.
+    if not args.no_evaluate:
+        evaluate_finished(names, args.out_dir, log)
+    if args.evaluate_only:
         return 0
     schedule = {k: v for k, v in (("epochs", args.epochs), ("train_images", args.train_images),
                                   ("test_images", args.test_images)) if v is not None}
-    import torch
-    torch.set_num_threads(args.threads)
     print(f"architectures: {len(names)} run(s), schedule {({**FAMILY_SCHEDULE, **schedule})}", flush=True)
-    train_families(names, args.out_dir, log=lambda line: print(line, flush=True),
-                   evaluate_reference=not args.no_evaluate, threads=args.threads, **schedule)
+    after = None if args.no_evaluate else (lambda n: evaluate_finished([n], args.out_dir, log))
+    train_families(names, args.out_dir, log=log, evaluate_reference=not args.no_evaluate, threads=args.threads,
+                   after_run=after, **schedule)
     return 0
 
 
@@ -59,17 +76,23 @@ def add_family(sub) -> None:
                        description="Train every architecture model that is missing (five seeds each), on one short "
                                    "schedule; an interrupted run resumes after its last finished epoch, finished ones "
                                    "are skipped, and several processes share the work, so re-run the same command "
-                                   "until all are done. Weights and cards go to pretrained/families/.")
+                                   "until all are done. Before training, finished runs get what their cards lack "
+                                   "(accuracy on unseen backgrounds, near-constant gates, what SE adds). Weights and "
+                                   "cards go to pretrained/families/.")
     p.add_argument("--models", nargs="+", metavar="NAME", help="only these runs (default: all; see --list)")
     p.add_argument("--list", action="store_true", help="list the runs and whether each is trained")
     p.add_argument("--time", action="store_true", help="only time each trained SE model against its plain twin "
                                                        "(alternating rounds) and update the cards; done at the end")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="only fill what the finished runs' cards lack (accuracy on unseen backgrounds, near-constant "
+                        "gates, what SE adds), then stop; `sevis family` does this before training too")
     p.add_argument("--epochs", type=_positive, help="epochs (default: the schedule's)")
     p.add_argument("--train-images", type=_count, metavar="N", help="training images (default: the schedule's; "
                                                                      "0: all 60,000)")
     p.add_argument("--test-images", type=_count, metavar="N", help="test images (0: all 10,000)")
     p.add_argument("--threads", type=_positive, default=1, help="CPU threads per run (default 1)")
-    p.add_argument("--no-evaluate", action="store_true", help="skip the reference-set evaluation (tests)")
+    p.add_argument("--no-evaluate", action="store_true",
+                   help="skip the reference-set and unseen-background evaluations (tests)")
     p.add_argument("--out-dir", metavar="DIR", help="where the runs live (default pretrained/families)")
     p.set_defaults(func=_cmd_family)
 

@@ -4,8 +4,10 @@
 Like `sevis ablate` (and with its helpers): finished runs are skipped, an interrupted one resumes from its per-epoch
 checkpoint, several processes share the grid through lock files; weights go to pretrained/families/<run>.safetensors
 (half precision) with a card holding accuracy, parameters, SE's extra parameters, the CPU time per image and the
-reference-set evaluation with the untrained control. `summary` reads the cards back; `architecture_table` sets SE
-beside plain per architecture with the seeds' spread as the noise floor, beside the paper's rows (Tables 2-3).
+reference-set evaluation with the untrained control (sevis.train.family_evaluation adds the accuracy on unseen
+backgrounds, the near-constant gates and what SE adds). `summary` reads the cards back; `architecture_table` sets SE
+beside plain per architecture, SE − plain as the mean over seed pairs with a paired bootstrap 95% interval on both
+test sets, beside the paper's rows (Tables 2-3).
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from sevis.analysis.check import NEAR_CONSTANT_SPREAD
+from sevis.analysis.intervals import MIN_PAIRS, paired_bootstrap  # noqa: F401 (MIN_PAIRS: the views)
 from sevis.analysis.paper import CONSTANT_SPREAD
 from sevis.models.checkpoint import read_card, write_card
 from sevis.names import FAMILY_RUNS, family_dir
@@ -32,7 +36,8 @@ TIMING_WARMUP = 20
 PAIRED_TIMING = (f"median of {TIMING_REPEATS} batch-1 forward passes, 1 torch thread, thread CPU time, in alternating "
                  "rounds with its SE / plain twin (seed 0's weights)")
 SUMMARY_COLUMNS = ["name", "model", "family", "se", "seed", "test_accuracy", "test_accuracy_fp32", "parameters",
-                   "se_parameters", "cpu_ms", "seconds", "epochs", "train_images", "constant_blocks"]
+                   "se_parameters", "cpu_ms", "seconds", "epochs", "train_images", "constant_blocks",
+                   "near_constant_blocks", "unseen_accuracy"]
 
 # The paper's rows (ImageNet top-1 / top-5 error, GFLOPs, CPU ms) where ../shared/paper-facts.md gives numbers;
 # for the others the paper reports gains across ResNeXt, VGG and MobileNet without numbers in that sheet.
@@ -197,9 +202,10 @@ def train_run(name: str, out_dir: str | Path | None = None, log: Callable[[str],
 
 def train_families(names: Sequence[str] | None = None, out_dir: str | Path | None = None,
                    log: Callable[[str], None] = print, evaluate_reference: bool = True, threads: int = 1,
-                   **schedule) -> list[Path]:
+                   after_run: Callable[[str], object] | None = None, **schedule) -> list[Path]:
     """Train every run in `names` (default: all of FAMILY_RUNS) that is not finished, in order; return the finished
-    weights. Finished runs are skipped, one held by another live process too; an interrupted one resumes."""
+    weights. Finished runs are skipped, one held by another live process too; an interrupted one resumes.
+    `after_run(name)` is called after each run this process finished (`sevis family`: its further evaluation)."""
     names = list(names or FAMILY_RUNS)
     for n in names:
         run(n)
@@ -216,11 +222,14 @@ def train_families(names: Sequence[str] | None = None, out_dir: str | Path | Non
             continue
         try:
             log(f"{n}: {run(n)['arch']}, seed {run(n)['seed']}")
-            if train_run(n, out_dir, log=log, evaluate_reference=evaluate_reference, threads=threads,
-                         **schedule) is not None:
-                done.append(weights_file(n, out_dir))
+            finished = train_run(n, out_dir, log=log, evaluate_reference=evaluate_reference, threads=threads,
+                                 **schedule) is not None
         finally:
             lock.unlink(missing_ok=True)
+        if finished:
+            done.append(weights_file(n, out_dir))
+            if after_run is not None:
+                after_run(n)
     if all(is_finished(n, out_dir) for n in FAMILY_RUNS) and not all(
             read_card(weights_file(n, out_dir))["family"].get("cpu_timing") == PAIRED_TIMING for n in FAMILY_RUNS):
         log("every run is trained: timing each SE model against its plain twin")
@@ -243,33 +252,65 @@ def summary(out_dir: str | Path | None = None) -> pd.DataFrame:
                      "parameters": f["parameters"], "se_parameters": f["se_parameters"],
                      "cpu_ms": f["cpu_ms_per_image"], "seconds": f["seconds"], "epochs": f["schedule"]["epochs"],
                      "train_images": f["schedule"].get("train_images", 0),
-                     "constant_blocks": [r["block"] for r in (card.get("evaluation") or {}).get("excitation") or []
-                                         if r.get("spread") is not None and r["spread"] < CONSTANT_SPREAD]})
+                     "constant_blocks": gates_below(card, CONSTANT_SPREAD),
+                     "near_constant_blocks": f.get("near_constant_blocks", near_constant_blocks(card)),
+                     "unseen_accuracy": f.get("unseen_accuracy")})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+def gates_below(card: dict, spread: float) -> list[str]:
+    """Return the SE blocks whose s varied between reference images (std, mean over channels: the card's `spread`)
+    by less than `spread`."""
+    return [r["block"] for r in (card.get("evaluation") or {}).get("excitation") or []
+            if r.get("spread") is not None and r["spread"] < spread]
+
+
+def near_constant_blocks(card: dict) -> list[str]:
+    """Return the card's near-constant gates: `sevis check`'s criterion (spread < NEAR_CONSTANT_SPREAD), a fixed
+    scale rather than a function of the input."""
+    return gates_below(card, NEAR_CONSTANT_SPREAD)
+
+
+def paired_difference(se: pd.DataFrame, plain: pd.DataFrame, column: str) -> dict:
+    """Return SE − plain of `column` (accuracies, 0-1) over the seeds both have a value for, in points: the means of
+    each (%), the mean difference and its paired bootstrap 95% interval (sevis.analysis.intervals; None with fewer
+    than MIN_PAIRS pairs), the verdict, the number of pairs and their seeds."""
+    a = se.dropna(subset=[column]).set_index("seed")[column]
+    b = plain.dropna(subset=[column]).set_index("seed")[column]
+    seeds = sorted(set(a.index) & set(b.index))
+    iv = paired_bootstrap([100 * float(a[k]) for k in seeds], [100 * float(b[k]) for k in seeds])
+
+    def r(v):
+        return None if v is None else round(v, 2)
+    return {"pairs": iv.pairs, "seeds": [int(k) for k in seeds],
+            "se": r(100 * float(a[seeds].mean())) if seeds else None,
+            "plain": r(100 * float(b[seeds].mean())) if seeds else None,
+            "delta": r(iv.mean), "low": r(iv.low), "high": r(iv.high), "verdict": iv.verdict}
+
+
 def architecture_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per architecture with both SE and plain trained: accuracy of each (mean over seeds, %), the
-    change SE makes (points), the noise floor (the larger seed range of the two, points; None with one seed each),
-    whether the change is within it, parameters, SE's extra parameters (% of plain), CPU ms per image of each and
-    the time SE adds (%), and the paper's row (top-1 error of each, its change; None where the sheet has none)."""
+    """Return one row per architecture with both SE and plain trained. On each test set (the in-context test split;
+    `unseen_`: the unseen-background set) over the seeds trained for both (seed k of SE paired with seed k of plain):
+    the accuracy of each (mean, %), SE − plain (points) with its paired bootstrap 95% interval (`_low`, `_high`; None
+    with fewer than 2 pairs), the verdict ("higher", "lower", "no difference shown" when the interval spans 0, "too
+    few seeds") and the pairs. Then parameters, SE's extra parameters (% of plain), CPU ms per image of each and the
+    time SE adds (%), and the paper's row (top-1 error of each, its change; None where the sheet has none)."""
     rows = []
     for family in dict.fromkeys(FAMILY_RUNS[n]["family"] for n in FAMILY_RUNS):
         se, plain = table[(table["family"] == family) & table["se"]], table[(table["family"] == family) & ~table["se"]]
         if se.empty or plain.empty:
             continue
-        ranges = [float(g["test_accuracy"].max() - g["test_accuracy"].min()) for g in (se, plain) if len(g) > 1]
-        floor = round(100 * max(ranges), 2) if ranges else None
-        delta = round(100 * (se["test_accuracy"].mean() - plain["test_accuracy"].mean()), 2)
+        test, unseen = (paired_difference(se, plain, c) for c in ("test_accuracy", "unseen_accuracy"))
         paper = PAPER_ROWS.get(family, {})
         p_se, p_plain = paper.get("se_top1"), paper.get("plain_top1")
         rows.append({
             "family": family, "se_model": f"se-{family}", "plain_model": family,
-            "seeds": int(min(len(se), len(plain))),
-            "se_accuracy": round(100 * float(se["test_accuracy"].mean()), 2),
-            "plain_accuracy": round(100 * float(plain["test_accuracy"].mean()), 2),
-            "delta": delta, "noise_floor": floor,
-            "within_noise": None if floor is None else bool(abs(delta) <= floor),
+            "pairs": test["pairs"], "seeds": test["seeds"],
+            "se_accuracy": test["se"], "plain_accuracy": test["plain"], "delta": test["delta"],
+            "delta_low": test["low"], "delta_high": test["high"], "verdict": test["verdict"],
+            "unseen_pairs": unseen["pairs"], "se_unseen": unseen["se"], "plain_unseen": unseen["plain"],
+            "unseen_delta": unseen["delta"], "unseen_low": unseen["low"], "unseen_high": unseen["high"],
+            "unseen_verdict": unseen["verdict"],
             "se_parameters": int(se["parameters"].iloc[0]), "plain_parameters": int(plain["parameters"].iloc[0]),
             "se_extra": round(100 * float(se["se_parameters"].iloc[0]) / float(plain["parameters"].iloc[0]), 1),
             "se_cpu_ms": round(float(se["cpu_ms"].median()), 3),
