@@ -371,4 +371,18 @@ def takeaway(text: str | None) -> None:
         st.session_state.setdefault(PENDING_TAKEAWAYS, []).append(text)  # for the teaching pack's README
 
 
+def caption_on_stage(sentences: list[str]) -> bool:
+    """In lecture mode, write `sentences` (a Tour step's two) right under the lead figure on the stage, in large
+    type, and return True; return False (nothing written) when there is no stage figure to write them under."""
+    stage = st.session_state.get(STAGE_KEY)
+    slot = stage["slot"] if stage is not None else None
+    if slot is None or stage.get("said") or not sentences:
+        return False
+    stage["said"] = True
+    with slot.container():
+        for sentence in sentences:
+            st.markdown(f"##### {sentence}")
+    return True
+
+
 PENDING_TAKEAWAYS = "pending_takeaways"  # takeaways shown during this run, until remember() files them

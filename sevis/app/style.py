@@ -29,10 +29,13 @@ PAGE_CSS = f"""<style>
 }}
 </style>"""
 
-# Lecture mode: larger body text and captions, tables that wrap instead of scrolling, less padding above the figure
-# (the page header and the views' introductions are folded away), the stage's figure as wide as the page.
+# Lecture mode: the navigation's pills without their group names (the gaps between groups keep them apart), just
+# below the bar that holds the sidebar's arrow; larger body text and captions; tables that wrap instead of
+# scrolling; the takeaway under the stage's figure in large type.
 LECTURE_CSS = f"""<style>
-[data-testid="stMainBlockContainer"] {{padding-top: 0.75rem;}}
+[data-testid="stMainBlockContainer"] {{padding-top: 3.25rem;}}
+.st-key-nav [data-testid="stWidgetLabel"] {{display: none;}}
+.st-key-nav {{row-gap: 0.4rem; column-gap: 1.75rem;}}
 [data-testid="stMainBlockContainer"] p, [data-testid="stMainBlockContainer"] li {{font-size: 1.15rem;}}
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p {{color: {CAPTION} !important;
   font-size: 1.1rem;}}
