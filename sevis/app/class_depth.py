@@ -18,6 +18,7 @@ from sevis.app.common import (
     takeaway,
     unless_default,
 )
+from sevis.figures.plots import readable_table
 from sevis.figures.shared_figures import add_channel_targets
 from sevis.names import fig6_default_classes
 from sevis.views.base import ViewRequest, ViewResult
@@ -92,9 +93,9 @@ def render(ctx: Context) -> ViewResult | None:
             show_panel(p, f"cd_{i}", clickable_blocks=sel, figure=add_channel_targets(p.figure, sel))
         elif p.key == "paper_vs_model":  # a table reads better as a table on screen; the export keeps the figure
             st.markdown(f"**{p.title}**")
-            show_table(p.data[["finding", "paper", "blocks", "this_model", "criterion", "shows"]],
-                       hide_index=True, width="stretch",
-                       column_config={"this_model": st.column_config.TextColumn("this model", width="large")})
+            show_table(readable_table(p.data[["finding", "paper", "blocks", "this_model", "criterion", "shows"]],
+                                      text=ctx.lecture), hide_index=True, width="stretch",
+                       column_config={"this model": st.column_config.TextColumn(width="large")})
             st.caption(p.caption)
             download_menu(p, f"cd_{i}")
         else:

@@ -12,13 +12,20 @@ from sevis.app.common import (
     get_model,
     intro,
     show_panel,
+    show_table,
     shown_result,
     takeaway,
     unless_default,
 )
 from sevis.names import fig6_default_classes, snapshot_epochs
 from sevis.views.base import ViewRequest, ViewResult
-from sevis.views.training import SLUG, TITLE, snapshot_base, snapshot_choices  # noqa: F401 (TITLE: the page's tab)
+from sevis.views.training import (  # noqa: F401 (TITLE: the page's tab)
+    SLUG,
+    TITLE,
+    emergence_words,
+    snapshot_base,
+    snapshot_choices,
+)
 
 OVERVIEW = ("training_accuracy", "training_emergence", "training_emergence_table")
 
@@ -67,7 +74,8 @@ def _show(panels: list, start: int = 0) -> None:
     for i, p in enumerate(panels, start):
         if p.key == "training_emergence_table":
             st.markdown(f"**{p.title}**")
-            st.dataframe(p.data, hide_index=True, width="stretch")
+            # human names, 2 significant digits; in lecture mode a static table at full height (no inner scroll)
+            show_table(emergence_words(p.data), hide_index=True, width="stretch")
             st.caption(p.caption)
             download_menu(p, f"tr_{i}")
         else:

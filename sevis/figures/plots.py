@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -138,6 +138,7 @@ def thin_bars(fig: go.Figure) -> go.Figure:
 SLIDES_FONT, SLIDES_TITLE, SLIDES_MIN_TEXT = 18, 22, 16
 SLIDES_WIDTH = 1000  # px: about the main column of a 1280 px window
 SLIDES_ROW_EXTRA = 40  # px added per row of subplots, for the larger subplot titles and tick labels
+SUBTITLE_LINE = 22  # px per line of a 16 px subtitle
 
 
 def wrap_text(text: str, chars: int) -> str:
@@ -201,8 +202,11 @@ def slides_style(fig: go.Figure) -> go.Figure:
     lay = out.layout
     out.update_layout(font=dict(family=FONT["family"], size=SLIDES_FONT), title_font_size=SLIDES_TITLE,
                       legend_font_size=SLIDES_MIN_TEXT)
+    sub_lines = 0
     if lay.title.subtitle and lay.title.subtitle.text:
-        out.update_layout(title_subtitle_font_size=SLIDES_MIN_TEXT)
+        subtitle = wrap_text(lay.title.subtitle.text, int(SLIDES_WIDTH / (0.55 * SLIDES_MIN_TEXT)))
+        out.update_layout(title_subtitle_font_size=SLIDES_MIN_TEXT, title_subtitle_text=subtitle)
+        sub_lines = subtitle.count("<br>") + 1
     cols, rows = _grid_columns(out)
     per_col = max(8, int(SLIDES_WIDTH / cols / (0.55 * SLIDES_MIN_TEXT)))  # characters that fit over one column
     for a in lay.annotations or ():
@@ -241,15 +245,30 @@ def slides_style(fig: go.Figure) -> go.Figure:
     more_rows = max(rows_now - legend_rows(out, width), 0)
     title_shift = 28 * (title_lines - 1)
     wrapped = any("<br>" in (a.text or "") for a in out.layout.annotations or ())  # two-line subplot titles
-    title_extra = title_shift + (LEGEND_ROW + 8) * more_rows + 8 * rows_now + (18 if wrapped else 0)
+    # A subtitle at 16 px takes SUBTITLE_LINE px a line; apply_layout kept TITLE_LINE px for one line at 13 px.
+    subtitle_px = SUBTITLE_LINE * sub_lines + (6 if sub_lines else 0)
+    sub_more = max(subtitle_px - TITLE_LINE, 0) if sub_lines else 0
+    title_extra = (title_shift + (LEGEND_ROW + 8) * more_rows + 8 * rows_now + (18 if wrapped else 0)
+                   + sub_more)
     top = (lay.margin.t if lay.margin.t is not None else 95) + 24 + title_extra
     if rows_now == 0:  # no legend: the row kept for it under the title would only push the plot down
-        top = min(top, 80 + (18 if wrapped else 0) + title_shift)
-    grow = 1.12 if not any(t.type == "table" for t in out.data) else 1.15
-    new_height = int(height * grow) + 24 + title_extra + SLIDES_ROW_EXTRA * (rows - 1)
+        top = min(top, 80 + (18 if wrapped else 0) + title_shift + subtitle_px)
+    tables = [t for t in out.data if t.type == "table"]
+    if tables:  # as tall as every row needs at 16 px, so the table never scrolls inside itself
+        t = tables[0]
+        cells = [[str(v) for v in col] for col in (t.cells.values or ())]
+        header = [re.sub(r"<[^>]+>", "", str(h)) for h in (t.header.values or ())]
+        new_height = table_height(cells, header, line_px=24, chars=int(SLIDES_WIDTH / (0.55 * SLIDES_MIN_TEXT)),
+                                  top=top, bottom=(lay.margin.b or 10)) + 20
+    else:
+        new_height = int(height * 1.12) + 24 + title_extra + SLIDES_ROW_EXTRA * (rows - 1)
     out.update_layout(height=new_height, margin_t=top)
     if lay.legend.y is not None and lay.legend.yref == "container":
-        out.update_layout(legend_y=1 - (1 - lay.legend.y) * height / new_height - (22 + title_shift) / new_height)
+        out.update_layout(legend_y=1 - (1 - lay.legend.y) * height / new_height
+                          - (22 + title_shift + sub_more) / new_height)
+    # Tick labels and axis titles at 16-17 px need more room under the bottom row than 13 px did.
+    out.update_layout(margin_b=max(lay.margin.b if lay.margin.b is not None else 55, 70) if not tables
+                      else lay.margin.b)
     return out
 
 
@@ -291,6 +310,19 @@ def label_axes(fig: go.Figure, rows: int, cols: int, n: int, x: str, y: str) -> 
             fig.update_yaxes(title_text=y, row=r, col=c)
 
 
+INTEGER_TICKS = 10  # up to this many integer positions (channels, hidden units, epochs) get a tick each
+
+
+def integer_axis(count: int, start: int = 0) -> dict:
+    """Return axis settings for `count` integer positions from `start` (channels, hidden units, counts): a tick at
+    every integer up to INTEGER_TICKS positions, whole-number labels beyond, never a fractional tick like 0.5;
+    the range spans the positions with half a step either side (bars sit centred on their integer)."""
+    settings = dict(tickformat="d", range=[start - 0.5, start + max(count, 1) - 0.5])
+    if count <= INTEGER_TICKS:
+        settings.update(tickmode="linear", tick0=start, dtick=1)
+    return settings
+
+
 def panel_height(rows: int, per_row: int = 230, extra: int = 110) -> int:
     return extra + per_row * rows
 
@@ -325,26 +357,109 @@ def class_colors(classes: Sequence[str]) -> dict[str, str]:
     return {c: color_for(i) for i, c in enumerate(c for c in classes if c != "all")} | {"all": ALL_COLOR}
 
 
-def table_figure(frame: pd.DataFrame, title: str) -> go.Figure:
-    """A plain table figure (for exporting tables as images)."""
-    cells = []
+# Human names of the data columns tables show (snake_case in the data and the CSV files, words on screen). A view
+# passes its own names for columns only it has; any other column shows with its underscores as spaces.
+COLUMN_NAMES: dict[str, str] = {
+    "block": "SE block", "channels": "channels C", "squeeze width": "squeeze width C/r", "type": "SE type",
+    "final_class_specificity": "class specificity (final)", "control_class_specificity": "untrained control",
+    "class_specific_from_epoch": "class-specific from epoch", "learned_specificity": "learned specificity",
+    "class_specificity": "class specificity", "this_model": "this model", "se_parameters": "SE parameters",
+}
+MISSING = "—"  # a cell without a value: never "nan" or "None"
+
+
+def significant(x: float, digits: int = 3) -> str:
+    """Return `x` with `digits` significant digits in plain notation (never an exponent), thousands separated:
+    0.0001234 → "0.000123", 0.5 → "0.5", 12.345 → "12.3", 12345.6 → "12,346"; MISSING when not finite."""
+    if x is None or not math.isfinite(float(x)):
+        return MISSING
+    x = float(x)
+    if x == 0:
+        return "0"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(x))), 0)
+    text = f"{x:,.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if re.fullmatch(r"-0[.,]?0*", text) else text
+
+
+def human_column(name, names: Mapping[str, str] | None = None) -> str:
+    """Return the header a table shows for data column `name`: `names`, else COLUMN_NAMES, else with its
+    underscores as spaces."""
+    name = str(name)
+    return (names or {}).get(name) or COLUMN_NAMES.get(name) or name.replace("_", " ")
+
+
+def readable_table(frame: pd.DataFrame, names: Mapping[str, str] | None = None, *, percent: Iterable[str] = (),
+                   signed: Iterable[str] = (), digits: int = 3, text: bool = True) -> pd.DataFrame:
+    """Return `frame` as a reader sees it, the one formatter of every table on screen and in exported images:
+    human column names (human_column), numbers to `digits` significant digits (integers whole, with thousands
+    separators), `percent` columns (fractions) as percentages, `signed` columns with their sign, yes/no for
+    booleans and MISSING where there is no value. text=True: every cell as text (static tables, figures);
+    text=False: numbers stay numbers, rounded, for a sortable interactive table (percent columns as percentage
+    points, their header marked "(%)")."""
+    percent, signed = set(percent), set(signed)
+    out = {}
     for col in frame.columns:
         v = frame[col]
-        if pd.api.types.is_float_dtype(v):
-            cells.append(["" if math.isnan(x) else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}"
-                          for x in v.astype(float)])
-        elif pd.api.types.is_integer_dtype(v):
-            cells.append([f"{x:,}" for x in v])
-        else:
-            cells.append(["" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x) for x in v])
-    # Long texts wrap: give each row the lines its longest cell needs (about 110 characters across the table).
-    per_col = max(12, 110 // max(len(frame.columns), 1))
-    lines = [max([1] + [math.ceil(len(col[i]) / per_col) for col in cells]) for i in range(len(frame))]
-    fig = go.Figure(go.Table(header=dict(values=[f"<b>{c}</b>" for c in frame.columns], fill_color="#e8eef7",
+        header = human_column(col, names)
+        number = pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v)
+        if number and not text:
+            x = v.astype(float) * (100 if col in percent else 1)
+            keep = pd.api.types.is_integer_dtype(v) and col not in percent
+            out[header + (" (%)" if col in percent and "%" not in header else "")] = (
+                v if keep else x.map(lambda a: float(significant(a, digits).replace(",", "")) if math.isfinite(a)
+                                     else float("nan")))
+            continue
+        cells = []
+        for x in v:
+            if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
+                cells.append(MISSING)
+            elif isinstance(x, (bool, np.bool_)):
+                cells.append("yes" if x else "no")
+            elif isinstance(x, (int, np.integer)) and col not in percent:
+                cells.append(f"{'+' if col in signed and x > 0 else ''}{int(x):,}")
+            elif isinstance(x, (float, np.floating, int, np.integer)):
+                shown = significant(100 * float(x) if col in percent else float(x), digits)
+                sign = "+" if col in signed and float(x) > 0 and shown != "0" else ""
+                cells.append(sign + shown + ("%" if col in percent and shown != MISSING else ""))
+            else:
+                cells.append(str(x))
+        out[header] = cells
+    return pd.DataFrame(out, index=frame.index)
+
+
+TABLE_CHARS = 110  # characters across a table figure at 13 px (about its 1000 px width)
+
+
+def table_row_lines(cells: Sequence[Sequence[str]], chars: int = TABLE_CHARS) -> list[int]:
+    """Return, per row of a table given as columns of cell texts, the lines its longest cell wraps to when the
+    table is `chars` characters wide (shared evenly by the columns)."""
+    per_col = max(8, chars // max(len(cells), 1))
+    rows = len(cells[0]) if cells else 0
+    return [max([1] + [math.ceil(len(re.sub(r"<[^>]+>", "", str(col[i]))) / per_col) for col in cells])
+            for i in range(rows)]
+
+
+def table_height(cells: Sequence[Sequence[str]], header: Sequence[str], line_px: int = 20,
+                 chars: int = TABLE_CHARS, top: int = 50, bottom: int = 10) -> int:
+    """Return the height in px that shows every row of a table figure (no scrolling inside it): its header and
+    each row with the lines its longest cell wraps to, `line_px` per line plus padding."""
+    head = max(table_row_lines([[h] for h in header], chars)) if header else 1
+    return top + bottom + (line_px * head + 10) + sum(line_px * n + 10 for n in table_row_lines(cells, chars))
+
+
+def table_figure(frame: pd.DataFrame, title: str, names: Mapping[str, str] | None = None, **readable) -> go.Figure:
+    """A table figure (for exporting tables as images): readable_table's headers and numbers, every row shown
+    (the figure is as tall as its rows need, so the table never scrolls inside itself)."""
+    shown = readable_table(frame, names, **readable)
+    cells = [list(shown[c]) for c in shown.columns]
+    header = [str(c) for c in shown.columns]
+    fig = go.Figure(go.Table(header=dict(values=[f"<b>{c}</b>" for c in header], fill_color="#e8eef7",
                                          align="left"),
                              cells=dict(values=cells, align="left", height=24)))
-    return apply_layout(fig, title, height=min(130 + 26 + sum(20 * n + 8 for n in lines), 2400),
-                   margin=dict(l=10, r=10, t=50, b=10))
+    return apply_layout(fig, title, height=max(table_height(cells, header), 120),
+                        margin=dict(l=10, r=10, t=50, b=10))
 
 
 def decode_typed_arrays(node):

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from sevis.core.statistics import ExcitationStats, sample_channels
 from sevis.figures.plots import (
     CHANNEL_AXIS,
+    INTEGER_TICKS,
     MEAN_S_AXIS,
     PALETTE,
     S_AXIS,
@@ -75,6 +76,13 @@ def class_depth_frame(stats: ExcitationStats, classes: Sequence[str], blocks: Se
     return pd.concat(rows, ignore_index=True)
 
 
+def channel_ticks(channels) -> dict:
+    """Return x-axis settings for channel indices (integers): whole-number labels, a tick at each channel when
+    there are few (never a fractional tick)."""
+    n = len(pd.unique(np.asarray(channels))) if len(channels) else 0
+    return dict(tickformat="d") | (dict(tickmode="linear", dtick=1) if 0 < n <= INTEGER_TICKS else {})
+
+
 def block_lines(frame: pd.DataFrame, blocks: Sequence[str] | None = None, cols: int | None = None,
                 title: str = "Excitation s over channel index, one panel per SE block") -> go.Figure:
     """Per-block line plots of s over channel index; one line per image in `frame` (overlay when several)."""
@@ -91,6 +99,7 @@ def block_lines(frame: pd.DataFrame, blocks: Sequence[str] | None = None, cols: 
                 hovertemplate=f"{image}<br>block {block}<br>channel %{{x}}<br>s = %{{y:.3f}}<extra></extra>",
             ), row=r, col=c)
     fig.update_yaxes(range=s_axis_range(frame["s"]) if len(frame) else [0, 1])
+    fig.update_xaxes(**channel_ticks(frame["channel"]))
     label_axes(fig, rows, cols, len(blocks), CHANNEL_AXIS, S_AXIS)
     return apply_layout(fig, title, height=panel_height(rows), showlegend=len(images) > 1)
 
@@ -128,6 +137,7 @@ def fig6(frame: pd.DataFrame, cols: int | None = None,
                 hovertemplate=f"{cls}<br>block {block}<br>channel %{{x}}<br>mean s = %{{y:.3f}}<extra></extra>",
             ), row=r, col=c)
     fig.update_yaxes(range=s_axis_range(frame["mean"]) if len(frame) else [0, 1])
+    fig.update_xaxes(**channel_ticks(frame["channel"]))
     label_axes(fig, rows, cols, len(blocks), CHANNEL_AXIS, MEAN_S_AXIS)
     return apply_layout(fig, title, height=panel_height(rows, 250, 130))
 
@@ -263,33 +273,47 @@ def depth_profile(measures: pd.DataFrame,
     return apply_layout(fig, title, height=640)
 
 
+MAP_COLUMNS = 4  # feature maps per line: more wrap onto the next rows (8 across are ~85 px each at 1280 px)
+
+
 def feature_map_grid(frame: pd.DataFrame, title: str, columns: Sequence[str], rows: Sequence[str],
-                     zmax: float | None = None, subtitle: str | None = None) -> go.Figure:
+                     zmax: float | None = None, subtitle: str | None = None, max_cols: int | None = None) -> go.Figure:
     """Heat maps of feature maps (frame: row, column, y, x, value), rows × columns, all on one colour
-    scale (symmetric around 0, ±zmax) so that a channel scaled down by s fades towards white."""
+    scale (symmetric around 0, ±zmax) so that a channel scaled down by s fades towards white. More than
+    `max_cols` columns (default MAP_COLUMNS) wrap: the next columns repeat the rows below, so each map stays
+    large enough to read (about 200 px on a 1000 px figure)."""
     n_rows, n_cols = len(rows), len(columns)
-    fig = make_subplots(rows=n_rows, cols=n_cols, row_titles=list(rows), subplot_titles=[
-        columns[c] if r == 0 else "" for r in range(n_rows) for c in range(n_cols)],
-        horizontal_spacing=0.012, vertical_spacing=0.06)
+    per_line = max(1, min(max_cols or MAP_COLUMNS, n_cols))
+    chunks = -(-n_cols // per_line) if n_cols else 1
+    grid_rows, grid_cols = n_rows * chunks, per_line
+    cell = {(q * n_rows + r, c): (row, columns[q * per_line + c]) for q in range(chunks)
+            for r, row in enumerate(rows) for c in range(per_line) if q * per_line + c < n_cols}
+    fig = make_subplots(rows=grid_rows, cols=grid_cols, row_titles=list(rows) * chunks, subplot_titles=[
+        cell[(gr, gc)][1] if (gr, gc) in cell and gr % n_rows == 0 else ""
+        for gr in range(grid_rows) for gc in range(grid_cols)],
+        horizontal_spacing=0.012 if grid_cols > 4 else 0.03, vertical_spacing=0.06 if chunks == 1 else 0.1 / chunks)
     zmax = zmax if zmax is not None else (float(frame["value"].abs().max()) if len(frame) else 1.0) or 1.0
-    for r, row in enumerate(rows):
-        for c, col in enumerate(columns):
-            part = frame[(frame["row"] == row) & (frame["column"] == col)]
-            if part.empty:
-                continue
-            h, w = int(part["y"].max()) + 1, int(part["x"].max()) + 1
-            z = np.full((h, w), np.nan)
-            z[part["y"].to_numpy(), part["x"].to_numpy()] = part["value"].to_numpy()
-            fig.add_trace(go.Heatmap(z=z, zmin=-zmax, zmax=zmax, colorscale="RdBu_r", showscale=r == 0 and c == 0,
-                                     colorbar=dict(title=dict(text="activation", side="right"), thickness=10, len=0.8),
-                                     hovertemplate=f"{row} · {col}<br>y %{{y}}, x %{{x}}<br>%{{z:.3f}}<extra></extra>"),
-                          row=r + 1, col=c + 1)
-            fig.update_yaxes(autorange="reversed", showticklabels=False,
-                             scaleanchor=f"x{r * n_cols + c + 1 if r * n_cols + c else ''}",
-                             row=r + 1, col=c + 1)
-            fig.update_xaxes(showticklabels=False, row=r + 1, col=c + 1)
-    fig.update_annotations(font_size=11)
-    return apply_layout(fig, title, height=140 + 150 * n_rows, subtitle=subtitle, margin=dict(l=40, r=60, t=95, b=20))
+    first = True
+    for (gr, gc), (row, col) in cell.items():
+        part = frame[(frame["row"] == row) & (frame["column"] == col)]
+        if part.empty:
+            continue
+        h, w = int(part["y"].max()) + 1, int(part["x"].max()) + 1
+        z = np.full((h, w), np.nan)
+        z[part["y"].to_numpy(), part["x"].to_numpy()] = part["value"].to_numpy()
+        fig.add_trace(go.Heatmap(z=z, zmin=-zmax, zmax=zmax, colorscale="RdBu_r", showscale=first,
+                                 colorbar=dict(title=dict(text="activation", side="right"), thickness=10, len=0.8),
+                                 hovertemplate=f"{row} · {col}<br>y %{{y}}, x %{{x}}<br>%{{z:.3f}}<extra></extra>"),
+                      row=gr + 1, col=gc + 1)
+        first = False
+        k = gr * grid_cols + gc
+        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{k + 1 if k else ''}",
+                         row=gr + 1, col=gc + 1)
+        fig.update_xaxes(showticklabels=False, row=gr + 1, col=gc + 1)
+    fig.update_annotations(font_size=11 if grid_cols > 4 else 12)
+    per_row = 150 if grid_cols > 4 else 185 if grid_cols > 2 else 160
+    return apply_layout(fig, title, height=140 + per_row * grid_rows, subtitle=subtitle,
+                        margin=dict(l=40, r=60, t=95, b=20))
 
 
 def _values(v) -> np.ndarray:

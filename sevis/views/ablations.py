@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -20,7 +19,7 @@ from sevis.analysis.reference import ReferenceStats, paper_blocks
 from sevis.core.recorder import find_se_blocks
 from sevis.core.statistics import ExcitationStats
 from sevis.errors import ModelError, SevisError
-from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.figures.plots import PALETTE, Panel, apply_layout, readable_table, table_figure
 from sevis.figures.sentences import difference, finish, rounded
 from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
 from sevis.models.zoo import LoadedModel
@@ -114,22 +113,20 @@ def stale_note(table: pd.DataFrame) -> str | None:
             "again.")
 
 
-def display_table(cmp: pd.DataFrame) -> pd.DataFrame:
-    """Return the comparison table as text for reading: two decimals, signed changes, "—" where there is no value."""
-    def num(v, fmt: str) -> str:
-        return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
+# The comparison table's columns as the table shows them (plots.readable_table), in DISPLAY_COLUMNS' order.
+DISPLAY_NAMES = {"axis": "axis", "variant": "variant", "paper": "paper's row", "paper_top1_err": "paper top-1 err %",
+                 "paper_delta": "paper Δ err", "paper_params_m": "paper params (M)", "accuracy": "our accuracy %",
+                 "delta": "our Δ acc (points)", "within_noise": "inside noise?", "se_extra": "SE extra params %"}
 
-    out = pd.DataFrame({
-        "axis": cmp["axis"], "variant": cmp["variant"], "paper's row": cmp["paper"],
-        "paper top-1 err %": [num(v, ".2f") for v in cmp["paper_top1_err"]],
-        "paper Δ err": [num(v, "+.2f") for v in cmp["paper_delta"]],
-        "paper params (M)": [num(v, ".1f") for v in cmp["paper_params_m"]],
-        "our accuracy %": [num(v, ".2f") for v in cmp["accuracy"]],
-        "our Δ acc (points)": [num(v, "+.2f") for v in cmp["delta"]],
-        "inside noise?": ["—" if v is None or v != v else ("yes" if v else "no") for v in cmp["within_noise"]],
-        "SE extra params %": [num(v, ".1f") for v in cmp["se_extra"]],
-    }) if len(cmp) else pd.DataFrame(columns=DISPLAY_COLUMNS)
-    return out
+
+def display_table(cmp: pd.DataFrame) -> pd.DataFrame:
+    """Return the comparison table as text for reading (plots.readable_table): human column names, 3 significant
+    digits, signed changes, yes/no, "—" where there is no value."""
+    if not len(cmp):
+        return pd.DataFrame(columns=DISPLAY_COLUMNS)
+    frame = cmp[list(DISPLAY_NAMES)].copy()
+    frame["within_noise"] = [None if v is None or v != v else bool(v) for v in frame["within_noise"]]
+    return readable_table(frame, DISPLAY_NAMES, signed=("paper_delta", "delta"))
 
 
 def deltas_panel(table: pd.DataFrame) -> Panel:

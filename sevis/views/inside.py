@@ -20,9 +20,9 @@ from sevis.core.formula import block_formula
 from sevis.core.recorder import find_se_blocks
 from sevis.errors import SevisError
 from sevis.figures.overlay import overlay_panel
-from sevis.figures.plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, s_axis_range
+from sevis.figures.plots import CHANNEL_AXIS, PALETTE, Panel, apply_layout, integer_axis, s_axis_range
 from sevis.figures.sentences import finish, is_number, num, same
-from sevis.figures.shared_figures import feature_map_grid, topk_bar, topk_frame
+from sevis.figures.shared_figures import MAP_COLUMNS, feature_map_grid, topk_bar, topk_frame
 from sevis.models.zoo import LoadedModel
 from sevis.views.base import Progress, ViewRequest, ViewResult
 
@@ -114,6 +114,7 @@ def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K, gate: str = "σ", act: s
                                       "y": yy.ravel(), "x": xx.ravel(), "value": arr.ravel()}))
     maps = pd.concat(maps, ignore_index=True)
     zmax = float(np.abs(a.u[high + low]).max()) or 1.0
+    wrapped = len(high) + len(low) > MAP_COLUMNS  # the lowest-s channels get their own pair of rows
     top = topk_frame(a.topk, a.image)
     return [
         Panel(f"{stem}_{name}_chain", f"Inside {name} for {a.image}: z, δ(W1·z) and s",
@@ -126,16 +127,26 @@ def anatomy_panels(a: BlockAnatomy, k: int = DEFAULT_K, gate: str = "σ", act: s
                                 if a.hidden is not None else f"Inside {name} for {a.image}: squeeze z → excitation s"),
                 chain),
         Panel(f"{stem}_{name}_feature_maps", f"Feature maps U and U·s at {name} for {a.image}",
-                f"Top row: the block's input U for the {len(high)} channels with the highest s (left) and the "
-                f"{len(low)} with the lowest (right); bottom row: the same channels after scaling, U·s, on the same "
-                "colour scale, so a channel that s suppresses fades to white.",
+                maps_caption(len(high), len(low), wrapped),
                 feature_map_grid(maps, f"Feature maps before (U) and after (U·s) scaling at {name}: "
                                          f"{len(high)} highest-s and {len(low)} lowest-s channels",
-                                   columns, list(dict.fromkeys(maps["row"])), zmax), maps),
+                                 columns, list(dict.fromkeys(maps["row"])), zmax,
+                                 max_cols=len(high) if wrapped else None), maps),
         Panel(f"{stem}_{name}_prediction", f"Prediction for {a.image}",
                 "The five most probable classes for this image, from the intact network.",
                 topk_bar(top, f"Top-5 predictions for {a.image}"), top),
     ]
+
+
+def maps_caption(n_high: int, n_low: int, wrapped: bool) -> str:
+    """Return the feature maps' caption for the grid's layout: one pair of rows, or one pair per group."""
+    if wrapped:
+        return (f"Upper two rows: the block's input U of the {n_high} channels with the highest s, and the same "
+                f"channels after scaling (U·s); lower two rows: the same for the {n_low} channels with the lowest s. "
+                "One colour scale throughout, so a channel that s suppresses fades to white.")
+    return (f"Top row: the block's input U for the {n_high} channels with the highest s (left) and the {n_low} with "
+            "the lowest (right); bottom row: the same channels after scaling, U·s, on the same colour scale, so a "
+            "channel that s suppresses fades to white.")
 
 
 def default_block(blocks: Sequence) -> str:
@@ -204,7 +215,8 @@ def anatomy_chain(frame: pd.DataFrame, block: str, high: Sequence[int], low: Seq
             hovertemplate=(f"{q} · channel %{{x}}<br>value %{{y:.3f}}<extra></extra>" if per_channel
                            else "hidden unit %{x}<br>δ(W1·z) = %{y:.3f}<extra></extra>"),
         ), row=i + 1, col=1)
-        fig.update_xaxes(title_text=CHANNEL_AXIS if per_channel else "hidden unit (C/r of them)", row=i + 1, col=1)
+        fig.update_xaxes(title_text=CHANNEL_AXIS if per_channel else "hidden unit (C/r of them)",
+                         **integer_axis(len(idx)), row=i + 1, col=1)
         if q == "s":
             fig.update_yaxes(range=s_axis_range(part["value"]), row=i + 1, col=1)
     return apply_layout(fig, title or f"Inside {block}: squeeze z, hidden δ(W1·z), excitation s",

@@ -19,7 +19,7 @@ from sevis.analysis.reference import paper_blocks
 from sevis.core.recorder import SEBlock, find_se_blocks
 from sevis.core.statistics import ExcitationStats, depth_measures
 from sevis.errors import ModelError, SevisError
-from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.figures.plots import PALETTE, Panel, apply_layout, readable_table, table_figure
 from sevis.figures.shared_figures import class_depth_frame, depth_profile, fig6
 from sevis.models.zoo import LoadedModel, load_model
 from sevis.names import DEFAULT_SPEC, EMBEDDED, fig6_default_classes, snapshot_dir, snapshot_epochs
@@ -195,15 +195,19 @@ def training_takeaway(history: TrainingHistory) -> str:
     return text
 
 
-def _emergence_words(table: pd.DataFrame) -> pd.DataFrame:
-    """Return the emergence table as the figure shows it: rounded numbers, 'never' for no emergence."""
-    return pd.DataFrame({
-        "block": table["block"],
-        "class specificity (final)": table["final_class_specificity"].map("{:.2f}".format),
-        "untrained control": table["control_class_specificity"].map("{:.2f}".format),
-        "class-specific from epoch": table["class_specific_from_epoch"].map(
-            lambda e: "never" if not np.isfinite(e) else str(int(e))),
-    })
+EMERGENCE_NAMES = {"final_class_specificity": "class specificity (final)",
+                   "control_class_specificity": "untrained control", "final_learned": "learned (final − control)",
+                   "class_specific_from_epoch": "class-specific from epoch"}
+
+
+def emergence_words(table: pd.DataFrame) -> pd.DataFrame:
+    """Return the emergence table as a reader sees it (plots.readable_table: human names, 2-3 significant
+    digits), with 'never' where a block never became class-specific."""
+    table = table.copy()
+    epochs = table["class_specific_from_epoch"]
+    table["class_specific_from_epoch"] = [
+        "never" if not np.isfinite(e) else str(int(e)) for e in epochs.astype(float)]
+    return readable_table(table, EMERGENCE_NAMES, digits=2)
 
 
 def accuracy_figure(history: TrainingHistory) -> go.Figure:
@@ -215,7 +219,7 @@ def accuracy_figure(history: TrainingHistory) -> go.Figure:
     if recorded:
         fig.add_trace(go.Scatter(x=[e for e, _ in recorded], y=[a for _, a in recorded], mode="lines+markers",
                                  name="test split (recorded in training)", line=dict(color="#555555", dash="dash")))
-    fig.update_xaxes(title_text="epoch (0 = initialisation)")
+    fig.update_xaxes(title_text="epoch (0 = initialisation)", tickmode="array", tickvals=list(history.epochs))
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%")
     return apply_layout(fig, "Accuracy at each snapshot", height=380)
 
@@ -261,7 +265,7 @@ def training_overview_panels(history: TrainingHistory) -> list[Panel]:
               f"From the snapshots of {history.base}: final class specificity, the untrained control's, and the "
               f"first epoch at which the learned part reached {EMERGED_SHARE:.0%} of its final value (never when "
               f"it ends below {MIN_LEARNED:.2f}).",
-              table_figure(_emergence_words(table), "The epoch each block became class-specific"), table),
+              table_figure(emergence_words(table), "The epoch each block became class-specific"), table),
     ]
 
 
