@@ -20,7 +20,11 @@ from sevis.app.common import (
 from sevis.core.gates import range_words
 from sevis.figures.shared_figures import add_channel_targets
 from sevis.views.base import ViewRequest, ViewResult
-from sevis.views.live import NO_BLOCKS, SLUG, TITLE, line_blocks  # noqa: F401 (TITLE: the page's tab)
+from sevis.views.live import NO_BLOCKS, SLUG, TITLE, line_blocks, prediction_text  # noqa: F401 (TITLE: the tab)
+
+# The prediction and the domain verdict share one row, in the same (large) type, so a warning never hides below a
+# confident bar: the row's container key gives it the class st-key-live_verdict.
+VERDICT_CSS = "<style>.st-key-live_verdict p {font-size: 1.3rem; line-height: 1.45;}</style>"
 
 
 def render(ctx: Context) -> ViewResult | None:
@@ -65,6 +69,7 @@ def render(ctx: Context) -> ViewResult | None:
     panels = {p.key.removeprefix(f"{stem}_"): p for p in result.panels if p.key.startswith(f"{stem}_")}
     notes = [note.removeprefix(f"{pick}: ") for note in result.notes if note.startswith(f"{pick}: ")]
     with top:
+        show_verdict(n, pick, notes[1:])
         left, right = st.columns([1, 3])
         with left:
             given, seen = st.columns(2)
@@ -74,9 +79,6 @@ def render(ctx: Context) -> ViewResult | None:
                 seen.image(display_image(Image.open(io.BytesIO(seen_png))), width="stretch",
                            caption="what the model saw (after its preprocessing)")
             st.caption(notes[0])  # what the preprocessing did
-            st.markdown(f"**Prediction: {n[f'prediction/{pick}']}** ({n[f'probability/{pick}']:.1%})")
-            for note in notes[1:]:  # the domain verdict, then a note on an image unlike the training images
-                (st.caption if note.startswith("In domain") else st.warning)(note)
         with right:
             show_panel(panels["top5"], "live_top5")
     with heat:
@@ -89,3 +91,18 @@ def render(ctx: Context) -> ViewResult | None:
         show_panel(panels["block_lines"], "live_lines")
     takeaway(result.takeaway)
     return result
+
+
+def show_verdict(numbers: dict, name: str, notes: list[str]) -> None:
+    """Show the prediction of image `name` beside the domain verdict and any note on an image unlike the training
+    images (`notes`: the view's notes on this image after the preprocessing one), side by side in one row, in the
+    same type; an out-of-domain verdict is a warning and the prediction says it is unreliable."""
+    in_domain = numbers.get(f"in_domain/{name}")
+    st.html(VERDICT_CSS)
+    with st.container(key="live_verdict"):
+        cols = st.columns(2 if notes else 1, border=True, vertical_alignment="center")
+        cols[0].markdown(prediction_text(numbers, name, bold=True))
+        for i, note in enumerate(notes):  # the domain verdict (where the model has one) first, then any other note
+            verdict = i == 0 and in_domain is not None
+            show = cols[1].success if verdict and in_domain else cols[1].warning
+            show(note, icon=":material/check_circle:" if verdict and in_domain else ":material/warning:")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-from sevis.analysis.domain import domain_verdict
+from sevis.analysis.domain import DomainVerdict, domain_verdict
 from sevis.analysis.images import ImageResult, analyse_images, default_sample_images, image_stem
 from sevis.analysis.reference import paper_blocks
 from sevis.core.recorder import SEBlock, find_se_blocks
@@ -43,7 +43,8 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     notes: per image, "<name>: " and what its preprocessing did, the domain verdict (where the model has one) and
     a note on an image unlike the training images. numbers: per image `prediction/<name>`, `probability/<name>`
     and the takeaway's `most_varied/<name>`, `most_varied_std/<name>`, `least_varied/<name>`,
-    `least_varied_std/<name>`, `switched_off/<name>` (channels with s < 0.1 at the most varied block)."""
+    `least_varied_std/<name>`, `switched_off/<name>` (channels with s < 0.1 at the most varied block) and, where
+    the model has a domain verdict, `in_domain/<name>` (False: the prediction is said to be unreliable)."""
     result = ViewResult(SLUG, TITLE)
     if not request.images:
         raise SevisError(f"the {TITLE} view needs one or more images: name image files (sevis export live "
@@ -59,20 +60,25 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     for r in results:
         result.panels += with_input_images(loaded, r, live_panels(r, None if sel == names else sel))
         result.numbers.update(live_numbers(r))
-        for note in image_notes(loaded, r.name, r.image):
+        verdict = domain_verdict(loaded, r.image)  # None: no reference set to measure it against
+        if verdict is not None:
+            result.numbers[f"in_domain/{r.name}"] = bool(verdict.in_domain)
+        for note in image_notes(loaded, r.name, r.image, verdict):
             result.notes.append(f"{r.name}: {note}")
-        sentences.append(live_takeaway(r))
+        sentences.append(live_takeaway(r, None if verdict is None else verdict.in_domain))
     if not blocks:
         result.notes.append(NO_BLOCKS)
     result.takeaway = " ".join(t for t in sentences if t) or None
     return result
 
 
-def image_notes(loaded: LoadedModel, name: str, image: Image.Image) -> list[str]:
+def image_notes(loaded: LoadedModel, name: str, image: Image.Image, verdict: DomainVerdict | None = None) -> list[str]:
     """Return what the Live view says about one image: what the model's preprocessing did to it, the domain verdict
-    (where the model has one) and domain_note's line when the image lies outside what the model was trained on."""
+    (`verdict`, else computed; none where the model has none) and domain_note's line when the image lies outside
+    what the model was trained on."""
     notes = [describe_preprocessing(loaded.preprocess, image)]
-    verdict = domain_verdict(loaded, image)  # None: no reference set to measure it against
+    if verdict is None:
+        verdict = domain_verdict(loaded, image)  # None: no reference set to measure it against
     if verdict is not None:
         notes.append(verdict.note())
     note = domain_note(loaded, image)
@@ -175,16 +181,33 @@ def with_input_images(loaded: LoadedModel, result: ImageResult, panels: list[Pan
     return panels
 
 
+UNRELIABLE = "unreliable: the image is out of the model's domain"  # what the prediction says of itself then
+
+
+def prediction_text(numbers: Mapping[str, Any], name: str, bold: bool = False) -> str:
+    """Return the Live view's prediction line for image `name` from its numbers: "Prediction: Trouser (99.8%)",
+    with ", unreliable: the image is out of the model's domain" when the domain verdict says so (markdown with
+    `bold`)."""
+    c, p = numbers[f"prediction/{name}"], numbers[f"probability/{name}"]
+    text = f"**Prediction: {c}** ({pct(p)})" if bold else f"Prediction: {c} ({pct(p)})"
+    if numbers.get(f"in_domain/{name}") is False:
+        text += f", **{UNRELIABLE}**" if bold else f", {UNRELIABLE}"
+    return text
+
+
 # One sentence per view, computed from what the view shows (never hard-coded numbers), for its end.
-def live_takeaway(result: ImageResult) -> str | None:
+def live_takeaway(result: ImageResult, in_domain: bool | None = None) -> str | None:
     """Return which block spreads s the most and which the least for this image, and the prediction (or that s
-    hardly varies across channels anywhere)."""
+    hardly varies across channels anywhere); `in_domain` False (the domain verdict) says the prediction is
+    unreliable."""
     if not result.excitations:
         return None
     spread = {b: float(np.std(s)) for b, s in result.excitations.items()}
     hi, lo = max(spread, key=spread.get), min(spread, key=spread.get)
     muted = {b: int((np.asarray(s) < 0.1).sum()) for b, s in result.excitations.items()}
     head = f"{result.name} is predicted {result.topk[0][0]} ({pct(result.topk[0][1])})."
+    if in_domain is False:
+        head = head[:-1] + ", but the image is out of the model's domain, so this prediction is unreliable."
     if same(spread[hi], spread[lo]) or len(spread) == 1:
         return finish(capitalise=False,
                       text=f"{head} Its excitations vary about as much across channels at every block (std "
