@@ -121,10 +121,11 @@ def _run_coroutine(coro_factory, events: "queue.SimpleQueue | None" = None,
 
 
 def figures_to_images(figures: Sequence[go.Figure], fmt: str = "png", width: int | None = None,
-                      height: int | None = None, scale: float = 2.0,
+                      height: int | None = None, scale: float | Sequence[float] = 2.0,
                       progress: Callable[[int], None] | None = None) -> list[bytes]:
     """Render several figures as PNG, SVG or PDF with one browser session; raise ExportError when it cannot.
-    `progress` is called with 1 after each figure, in the caller's thread."""
+    `scale` (PNG only): one for all, or one per figure. `progress` is called with 1 after each figure, in the
+    caller's thread."""
     fmt = fmt.lower()
     if fmt not in IMAGE_FORMATS:
         raise ExportError(f"unknown image format {fmt!r}; use one of {', '.join(IMAGE_FORMATS)} (or html)")
@@ -137,10 +138,11 @@ def figures_to_images(figures: Sequence[go.Figure], fmt: str = "png", width: int
     if chrome is None:
         raise ExportError(NO_CHROME)
     jobs = []
-    for fig in figures:
+    scales = [float(scale)] * len(figures) if isinstance(scale, (int, float)) else list(scale)
+    for fig, each in zip(figures, scales):
         w, h = _figure_size(fig, width, height)
         jobs.append((fig.to_plotly_json(), {"format": fmt, "width": w, "height": h,
-                                            "scale": scale if fmt == "png" else 1}))
+                                            "scale": each if fmt == "png" else 1}))
     try:
         events: queue.SimpleQueue = queue.SimpleQueue()
         return _run_coroutine(lambda: _render_all(jobs, chrome, lambda: events.put(1)), events, progress)
@@ -327,9 +329,33 @@ def teaching_pack(panels: Sequence[Panel], view: str, formats: Iterable[str] = (
     return buf.getvalue()
 
 
+# Slide-size figures: 16:9, at least 1280×720 logical pixels (lecture mode's 16-22 px fonts are then about 12-16 pt of
+# a 13.3 in slide). A figure with many rows may be drawn up to SQUEEZE times shorter than lecture mode draws it; one
+# taller still grows in both directions (still 16:9), so its rows never overlap.
+SLIDE_WIDTH, SLIDE_ASPECT, SLIDE_PIXELS, SQUEEZE = 1280, 16 / 9, 1920, 1.2
+
+
+def slide_height(fig: go.Figure) -> float:
+    """Return the height (px) a slide-styled figure needs at the least: lecture mode's height / SQUEEZE."""
+    return float(fig.layout.height or 0) / SQUEEZE
+
+
+def slide_figure(fig: go.Figure, aspect: float = SLIDE_ASPECT) -> go.Figure:
+    """Return a copy of `fig` for a slide: lecture mode's projector fonts (plots.slides_style), `aspect` (16:9 by
+    default), SLIDE_WIDTH wide unless its rows need more height (see SQUEEZE)."""
+    out = slides_style(fig)
+    height = max(slide_height(out), SLIDE_WIDTH / aspect)
+    return out.update_layout(width=round(height * aspect), height=round(height), autosize=False)
+
+
+def slide_scale(fig: go.Figure) -> float:
+    """Return the PNG scale that draws `fig` SLIDE_PIXELS wide (a 1920×1080 slide's width)."""
+    return SLIDE_PIXELS / float(fig.layout.width or SLIDE_WIDTH)
+
+
 def as_slides(panel: Panel) -> Panel:
-    """Return a copy of `panel` whose figure has lecture mode's projector sizes (plots.slides_style)."""
-    return Panel(panel.key, panel.title, panel.caption, slides_style(panel.figure), panel.data, dict(panel.files))
+    """Return a copy of `panel` whose figure is slide-size: projector fonts, 16:9 (slide_figure)."""
+    return Panel(panel.key, panel.title, panel.caption, slide_figure(panel.figure), panel.data, dict(panel.files))
 
 
 def export_file_names(panels: Sequence[Panel], formats: Iterable[str], prefix: str = "", pack: bool = False,
@@ -342,17 +368,20 @@ def export_file_names(panels: Sequence[Panel], formats: Iterable[str], prefix: s
 
 def write_panels(panels: Sequence[Panel], out_dir: str | os.PathLike, formats: Iterable[str],
                  prefix: str = "", pack: bool = False, view: str = "figures", context: str = "",
-                 force: bool = False) -> list[Path]:
+                 force: bool = False, slides: bool = False) -> list[Path]:
     """Write every panel in every format into `out_dir` (created if needed); return the paths written.
 
     Only sanitised file names are joined to `out_dir`. With pack=True a teaching-pack zip is written as well.
     Each file is written atomically (a temporary file beside it, then one rename), so an export stopped half-way
     leaves every file whole: new, or as it was; temporary files a killed export left here are removed first.
     Without `force`, an export that would replace files stops before rendering anything, naming them. Raises
-    ExportError when a requested static format cannot be made (the others are still written).
+    ExportError when a requested static format cannot be made (the others are still written). slides=True draws
+    every figure slide-size (as_slides: projector fonts, 16:9), in the files and the pack alike.
     """
     from sevis.files import existing, remove_stale_parts, write_atomic
     out = Path(out_dir)
+    if slides:
+        panels = [as_slides(p) for p in panels]
     formats = list(formats)
     taken = existing([out / n for n in export_file_names(panels, formats, prefix, pack, view)])
     if taken and not force:

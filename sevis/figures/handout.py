@@ -22,7 +22,8 @@ line-height: 1.45; font-size: 17px;} h1 {font-size: 28px;} h2 {font-size: 23px; 
 border-bottom: 2px solid #ddd; page-break-before: always;} h2.first {page-break-before: auto;}
 .sentences {font-size: 19px;} .needs {background: #fff4e0; border-left: 4px solid #e67e00; padding: .5em 1em;}
 .caption {color: #333; font-size: 15px; margin: .2em 0 1.2em 0;} .formula {font-family: 'DejaVu Serif', serif;
-font-size: 20px;} figure {margin: 0; page-break-inside: avoid;}"""
+font-size: 20px;} figure {margin: 0; page-break-inside: avoid;}
+@media print {.modebar-container, .modebar {display: none !important;}}"""  # no toolbar icons on paper
 
 
 @dataclass
@@ -57,15 +58,29 @@ def handout_html(title: str, intro: str, sections: Sequence[HandoutSection]) -> 
     return "\n".join(parts)
 
 
+def tour_handout_html(model: str, model_line: str, sections: Sequence[HandoutSection]) -> str:
+    """Return the Tour's handout (the app's download and `sevis export tour` alike): every step of the tour on
+    `model` (the name the app calls it by), with `model_line` ("Model: …") in the intro."""
+    return handout_html(f"What SE blocks do in {model}: a tour",
+                        f"{model_line} Every number below was computed on this model; the figures are interactive "
+                        "(hover for values) and work offline.", sections)
+
+
 def handout_pdf(page: str, chrome: str | None = None) -> bytes:
     """Return the handout HTML printed to PDF by a headless Chrome/Chromium; ExportError when there is none or it
     fails."""
+    return print_pdf(page, "handout", chrome)
+
+
+def print_pdf(page: str, what: str = "handout", chrome: str | None = None) -> bytes:
+    """Return the HTML `page` printed to PDF by a headless Chrome/Chromium (its CSS @page sets the paper: A4 or
+    letter by default, a 16:9 slide for the deck); ExportError naming `what` when there is none or it fails."""
     chrome = chrome or find_chrome()
     if chrome is None:
-        raise ExportError("a PDF handout needs Chrome or Chromium (apt-get install chromium); the HTML handout "
-                          "prints to PDF from any browser")
-    with tempfile.TemporaryDirectory(prefix="sevis-handout-") as tmp:
-        src, out = Path(tmp) / "handout.html", Path(tmp) / "handout.pdf"
+        raise ExportError(f"a PDF {what} needs Chrome or Chromium (apt-get install chromium)"
+                          + ("; the HTML handout prints to PDF from any browser" if what == "handout" else ""))
+    with tempfile.TemporaryDirectory(prefix=f"sevis-{what}-") as tmp:
+        src, out = Path(tmp) / "page.html", Path(tmp) / "page.pdf"
         src.write_text(page, encoding="utf-8")
         cmd = [chrome, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--no-first-run", f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer",
@@ -73,8 +88,11 @@ def handout_pdf(page: str, chrome: str | None = None) -> bytes:
         try:
             subprocess.run(cmd, capture_output=True, timeout=PDF_TIMEOUT_S, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise ExportError(f"printing the handout with {chrome} failed ({type(e).__name__}); download the HTML "
-                              "handout and print it from a browser") from None
+            raise ExportError(f"printing the {what} with {chrome} failed ({type(e).__name__})"
+                              + ("; download the HTML handout and print it from a browser" if what == "handout"
+                                 else "")) from None
         if not out.exists() or out.stat().st_size == 0:
-            raise ExportError(f"{chrome} printed no PDF; download the HTML handout and print it from a browser")
+            raise ExportError(f"{chrome} printed no PDF of the {what}"
+                              + ("; download the HTML handout and print it from a browser" if what == "handout"
+                                 else ""))
         return out.read_bytes()
