@@ -157,8 +157,9 @@ def test_class_depth_step_draws_the_heat_map_with_the_chosen_class(embedded):
     k = stats.classes.index("Coat")
     far = [np.mean(np.abs(stats.mean(b)[k] - stats.overall_mean(b)) > NEAR_ALL_TOLERANCE)
            for b in (shown[0], shown[-1])]
-    assert chosen.sentences[1] == (f"Coat's mean s lies more than {NEAR_ALL_TOLERANCE} from the mean over all images "
-                                   f"at {far[0]:.0%} of {shown[0]}'s channels and {far[1]:.0%} of {shown[-1]}'s.")
+    assert chosen.sentences[1] == (f"In Fig. 6, Coat's mean s lies more than {NEAR_ALL_TOLERANCE} from the mean "
+                                   f"over all images at {far[0]:.0%} of {shown[0]}'s channels and {far[1]:.0%} of "
+                                   f"{shown[-1]}'s.")
 
 
 def test_step_requests_carry_the_class_only_where_shown(embedded):
@@ -185,7 +186,7 @@ def test_app_tour_choices_change_the_step_and_arrows_page():
     before = [m.value for m in at.markdown if m.value.startswith("##### ")]
     at.selectbox(key="tour_class").set_value("Coat").run()
     after = [m.value for m in at.markdown if m.value.startswith("##### ")]
-    assert not at.exception and after != before and after[1].startswith("##### Coat's mean s")
+    assert not at.exception and after != before and after[1].startswith("##### In Fig. 6, Coat's mean s")
     at.session_state["tour_step"] = T.STEPS.index("image")
     at.run()
     first = [m.value for m in at.markdown if m.value.startswith("##### ")][0]

@@ -189,10 +189,10 @@ def class_words(stats, cls: str, blocks: Sequence[str]) -> str:
     far = {b: float((np.abs(stats.mean(b)[k] - stats.overall_mean(b)) > NEAR_ALL_TOLERANCE).mean()) for b in blocks}
     first, last = blocks[0], blocks[-1]
     if num(far[first], ".0%") == num(far[last], ".0%"):
-        return (f"{cls}'s mean s lies more than {NEAR_ALL_TOLERANCE} from the mean over all images at "
+        return (f"In Fig. 6, {cls}'s mean s lies more than {NEAR_ALL_TOLERANCE} from the mean over all images at "
                 f"{far[first]:.0%} of the channels of both {first} and {last}.")
-    return (f"{cls}'s mean s lies more than {NEAR_ALL_TOLERANCE} from the mean over all images at {far[first]:.0%} "
-            f"of {first}'s channels and {far[last]:.0%} of {last}'s.")
+    return (f"In Fig. 6, {cls}'s mean s lies more than {NEAR_ALL_TOLERANCE} from the mean over all images at "
+            f"{far[first]:.0%} of {first}'s channels and {far[last]:.0%} of {last}'s.")
 
 
 def class_depth_step(ref: ReferenceStats, measures: pd.DataFrame | None, blocks: Sequence[SEBlock],
@@ -455,7 +455,10 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     per step key, what the app and the handout show as text (<key>/title, <key>/sentences, <key>/formula,
     <key>/needs, <key>/panels; read back by steps_of). The numbers: the flip count as the Knock-out view states it
     (flips, flips/images, flips/<block>), the most class-selective channel as the Channel view opens on it
-    (channel/block, channel/channel, channel/selectivity), SE's parameters, the paper's findings shown."""
+    (channel/block, channel/channel, channel/selectivity), SE's parameters, the paper's findings shown, the chosen
+    class (class), the mean class specificity at each training snapshot (training/mean_specificity/epoch_<e>) and
+    SE-Inception's class specificity per block (inception/class_specificity/<block>). `request.images[0]`: the image
+    of the image steps; `request.classes[0]`: the class of the class steps (CLASS_STEPS)."""
     result = ViewResult(SLUG, TITLE)
     if request.step is not None and not 0 <= request.step < len(STEPS):
         raise SevisError(f"the Tour has steps 1 to {len(STEPS)}; there is no step {request.step + 1}")
