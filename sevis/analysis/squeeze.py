@@ -134,3 +134,48 @@ def what_se_adds(loaded: LoadedModel, s_stats: ExcitationStats, batches: list, t
                      "control_s_minus_z_min": float(ctrl.min()) if len(ctrl) else float("nan"),
                      "control_s_minus_z_max": float(ctrl.max()) if len(ctrl) else float("nan"), "adds": adds})
     return pd.DataFrame(rows, columns=SQUEEZE_COLUMNS)
+
+
+def _value(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _adds(v) -> bool | None:
+    """Return an `adds` cell as True, False or None (numpy booleans, NaN from a frame, None from a card)."""
+    return None if v is None or v != v else bool(v)
+
+
+def what_se_adds_sentence(title: str, adds: pd.DataFrame) -> str:
+    """Return one sentence on what SE adds in model `title` (rows of what_se_adds): at how many blocks s is more and
+    at how many less class-specific than its input z beyond the untrained control, and at its last block s beside
+    z and the plain twin's features, saying which it is there: the gate adds class information, s mirrors its input,
+    or s is more class-agnostic than its input."""
+    def f(v) -> str:
+        v = _value(v)
+        return f"{v:.2f}" if np.isfinite(v) else "undefined (the same for every image)"
+
+    n = len(adds)
+    if n == 0:
+        return f"{title} has no SE block: nothing for SE to add."
+    verdicts = [_adds(a) for a in adds["adds"]]
+    more = [b for b, a in zip(adds["block"], verdicts) if a is True]
+    less = [b for b, a in zip(adds["block"], verdicts) if a is False]
+    if not more and not less:
+        text = (f"In {title}, at none of its {n} SE blocks is s more or less class-specific than its input z by more "
+                "than the untrained control's gate makes it")
+    else:
+        parts = []
+        if more:
+            parts.append(f"more class-specific than its input z at {len(more)} of {n} SE blocks ({', '.join(more)})")
+        if less:
+            parts.append(f"less at {len(less)} ({', '.join(less)})" if more else
+                         f"less class-specific than its input z at {len(less)} of {n} SE blocks ({', '.join(less)})")
+        text = f"In {title}, beyond the untrained control's range, s is {' and '.join(parts)}"
+    last = adds.iloc[-1]
+    twin = _value(last["twin"])
+    twin_words = f" and the plain twin's features there {f(twin)}" if np.isfinite(twin) else ""
+    which = {True: "there the gate adds class information beyond its input",
+             False: "there the gate is more class-agnostic than its input",
+             None: "there s mirrors its input (no difference shown)"}[_adds(last["adds"])]
+    return (f"{text}; at its last block, {last['block']}, s has class specificity {f(last['s'])}, its input z "
+            f"{f(last['z'])}{twin_words}: {which}.")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from sevis.data.fashion_mnist import Split
 from sevis.data.unseen_backgrounds import UNSEEN_IMAGES, UNSEEN_KINDS, UNSEEN_SEED, accuracy_by_kind, unseen_split
@@ -152,3 +153,18 @@ def evaluate_finished(names: Sequence[str] | None = None, out_dir: str | Path | 
     finally:
         lock.unlink(missing_ok=True)
     return list(dict.fromkeys(done))
+
+
+def what_se_adds_frame(names: Sequence[str], out_dir: str | Path | None = None) -> pd.DataFrame:
+    """Return what SE adds in the runs of `names` whose card holds it: one row per SE block with the run and
+    sevis.analysis.squeeze.SQUEEZE_COLUMNS (`adds` True, False or None)."""
+    from sevis.analysis.squeeze import SQUEEZE_COLUMNS
+    frames = []
+    for name in names:
+        rows = (read_card(weights_file(name, out_dir)).get("family") or {}).get("what_se_adds")
+        if rows:
+            frame = pd.DataFrame(rows, columns=SQUEEZE_COLUMNS).astype({"adds": object})
+            frame["adds"] = [None if a is None or a != a else bool(a) for a in frame["adds"]]
+            frames.append(frame.assign(run=name))
+    cols = ["run"] + SQUEEZE_COLUMNS
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)

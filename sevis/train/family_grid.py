@@ -37,7 +37,7 @@ PAIRED_TIMING = (f"median of {TIMING_REPEATS} batch-1 forward passes, 1 torch th
                  "rounds with its SE / plain twin (seed 0's weights)")
 SUMMARY_COLUMNS = ["name", "model", "family", "se", "seed", "test_accuracy", "test_accuracy_fp32", "parameters",
                    "se_parameters", "cpu_ms", "seconds", "epochs", "train_images", "constant_blocks",
-                   "near_constant_blocks", "unseen_accuracy"]
+                   "near_constant_blocks", "unseen_accuracy", "paired_timing"]
 
 # The paper's rows (ImageNet top-1 / top-5 error, GFLOPs, CPU ms) where ../shared/paper-facts.md gives numbers;
 # for the others the paper reports gains across ResNeXt, VGG and MobileNet without numbers in that sheet.
@@ -254,7 +254,8 @@ def summary(out_dir: str | Path | None = None) -> pd.DataFrame:
                      "train_images": f["schedule"].get("train_images", 0),
                      "constant_blocks": gates_below(card, CONSTANT_SPREAD),
                      "near_constant_blocks": f.get("near_constant_blocks", near_constant_blocks(card)),
-                     "unseen_accuracy": f.get("unseen_accuracy")})
+                     "unseen_accuracy": f.get("unseen_accuracy"),
+                     "paired_timing": f.get("cpu_timing") == PAIRED_TIMING})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -301,6 +302,10 @@ def architecture_table(table: pd.DataFrame) -> pd.DataFrame:
         if se.empty or plain.empty:
             continue
         test, unseen = (paired_difference(se, plain, c) for c in ("test_accuracy", "unseen_accuracy"))
+        # CPU time from the runs timed against their twin in alternating rounds where there are such (a run timed
+        # alone, on a busy machine, is not comparable), else from every run
+        se_ms, plain_ms = (float((g[g["paired_timing"]] if g["paired_timing"].any() else g)["cpu_ms"].median())
+                           for g in (se, plain))
         paper = PAPER_ROWS.get(family, {})
         p_se, p_plain = paper.get("se_top1"), paper.get("plain_top1")
         rows.append({
@@ -313,9 +318,8 @@ def architecture_table(table: pd.DataFrame) -> pd.DataFrame:
             "unseen_verdict": unseen["verdict"],
             "se_parameters": int(se["parameters"].iloc[0]), "plain_parameters": int(plain["parameters"].iloc[0]),
             "se_extra": round(100 * float(se["se_parameters"].iloc[0]) / float(plain["parameters"].iloc[0]), 1),
-            "se_cpu_ms": round(float(se["cpu_ms"].median()), 3),
-            "plain_cpu_ms": round(float(plain["cpu_ms"].median()), 3),
-            "time_change": round(100 * (float(se["cpu_ms"].median()) / float(plain["cpu_ms"].median()) - 1), 1),
+            "se_cpu_ms": round(se_ms, 3), "plain_cpu_ms": round(plain_ms, 3),
+            "time_change": round(100 * (se_ms / plain_ms - 1), 1),
             "paper": paper.get("row", ""), "paper_se_top1_err": p_se, "paper_plain_top1_err": p_plain,
             "paper_delta": None if p_se is None or p_plain is None else round(p_plain - p_se, 2),
         })

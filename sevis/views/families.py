@@ -1,9 +1,11 @@
 """The Architectures view's computation: SE across the paper's architectures (Tables 2-3) at small scale.
 
-Our table (SE vs plain per architecture: accuracy over two seeds, the noise floor, parameters, CPU time per image)
-beside the paper's rows, the depth profiles of every family overlaid at relative depth (does "class-agnostic early,
-class-specific late" hold beyond ResNet?), Fig. 6 of a chosen family, the `sevis check` table, and a computed
-takeaway. The table and the profiles come from the cards `sevis family` wrote; Fig. 6 and the check are measured here.
+Our table (SE vs plain per architecture: SE − plain as the mean over seed pairs with a paired bootstrap 95% interval,
+on the in-context test split and on unseen backgrounds; parameters, CPU time per image) beside the paper's rows, the
+depth profiles of every family overlaid at relative depth (does "class-agnostic early, class-specific late" hold beyond
+ResNet?), what SE adds beyond its input in each SE family (s beside z and the plain twin), Fig. 6 of a chosen family,
+the `sevis check` table, and a computed takeaway. The tables, profiles and what SE adds come from the cards `sevis
+family` wrote; Fig. 6 and the check are measured here.
 """
 from __future__ import annotations
 
@@ -16,15 +18,19 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from sevis.analysis.check import check_loaded, check_summary
+from sevis.analysis.intervals import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_PAIRS, NO_DIFFERENCE, TOO_FEW
 from sevis.analysis.reference import ReferenceStats, paper_blocks
+from sevis.analysis.squeeze import what_se_adds_sentence
 from sevis.core.recorder import find_se_blocks
+from sevis.data.unseen_backgrounds import UNSEEN_IMAGES, unseen_words
 from sevis.errors import ModelError, SevisError
-from sevis.figures.plots import PALETTE, Panel, apply_layout, table_figure
+from sevis.figures.plots import MISSING, PALETTE, Panel, apply_layout, significant, table_figure
 from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
 from sevis.models.checkpoint import read_card
 from sevis.models.families import FAMILY_TITLES
 from sevis.models.zoo import LoadedModel
 from sevis.names import FAMILY_RUNS, fig6_default_classes, trained_families
+from sevis.train.family_evaluation import what_se_adds_frame
 from sevis.train.family_grid import FAMILY_GRID, PAPER_ROWS, architecture_table, summary, weights_file
 from sevis.train.runs import card_classes
 from sevis.views.base import Progress, ViewRequest, ViewResult
@@ -32,9 +38,22 @@ from sevis.views.base import Progress, ViewRequest, ViewResult
 SLUG = "architectures"
 TITLE = "Architectures"
 
-DISPLAY_COLUMNS = ["architecture", "SE accuracy %", "plain accuracy %", "SE − plain (points)", "noise floor (points)",
-                   "inside noise?", "params SE / plain", "SE extra params %", "CPU ms/image SE / plain", "time SE %",
-                   "paper's row", "paper top-1 err SE / plain", "paper gain (points)"]
+# The per-architecture table as read: our results on both test sets, then cost and the paper's rows (the app shows
+# them as two tables, so that neither hides columns at projector width).
+RESULT_COLUMNS = ["architecture", "seed pairs", "SE accuracy %", "plain accuracy %", "SE − plain (points)",
+                  "95% interval", "verdict", "unseen backgrounds: SE %", "unseen: plain %", "unseen: SE − plain",
+                  "unseen: 95% interval", "unseen: verdict"]
+COST_COLUMNS = ["architecture", "parameters SE / plain", "SE extra parameters %", "CPU ms per image SE / plain",
+                "time SE adds %", "paper's row", "paper top-1 error % SE / plain", "paper gain (points)"]
+DISPLAY_COLUMNS = RESULT_COLUMNS + COST_COLUMNS[1:]
+CHECK_NAMES = {"channels": "channels C", "calls": "calls per pass", "runs": "runs",
+               "logit_change": "logit change, s := 1", "matters": "matters", "logit_change_mean": "logit change, "
+               "s := its mean", "input_dependent": "depends on the image", "near_0": "s near 0",
+               "near_half": "s near 0.5", "near_1": "s near 1", "spread": "spread of s over images",
+               "constant": "constant", "near_constant": "near-constant", "verdict": "verdict"}
+SE_ADDS_NAMES = {"architecture": "architecture", "block": "SE block", "s": "s (excitation)", "z": "z (its input)",
+                 "twin": "plain twin, same place", "s_minus_z": "s − z", "control": "untrained control's s − z",
+                 "verdict": "beyond the control?"}
 
 
 @dataclass
@@ -84,29 +103,45 @@ def card_measures(name: str, out_dir: str | Path | None = None) -> pd.DataFrame:
 
 
 def _num(v, fmt: str) -> str:
-    return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
+    return MISSING if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)
+
+
+def _interval(low, high) -> str:
+    """Return "[low, high]" in points with signs, MISSING without an interval."""
+    return MISSING if low is None or high is None or low != low else f"[{low:+.2f}, {high:+.2f}]"
 
 
 def display_table(arch: pd.DataFrame) -> pd.DataFrame:
-    """Return the per-architecture table (family_grid.architecture_table) as text for reading."""
+    """Return the per-architecture table (family_grid.architecture_table) as text for reading: accuracies to 3
+    significant digits, differences and intervals to 0.01 points, human column names (DISPLAY_COLUMNS)."""
     if arch.empty:
         return pd.DataFrame(columns=DISPLAY_COLUMNS)
+    acc = lambda v: MISSING if v is None or v != v else significant(v, 3)  # noqa: E731
     return pd.DataFrame({
         "architecture": [FAMILY_TITLES[f] for f in arch["family"]],
-        "SE accuracy %": [_num(v, ".2f") for v in arch["se_accuracy"]],
-        "plain accuracy %": [_num(v, ".2f") for v in arch["plain_accuracy"]],
+        "seed pairs": [str(int(v)) for v in arch["pairs"]],
+        "SE accuracy %": [acc(v) for v in arch["se_accuracy"]],
+        "plain accuracy %": [acc(v) for v in arch["plain_accuracy"]],
         "SE − plain (points)": [_num(v, "+.2f") for v in arch["delta"]],
-        "noise floor (points)": [_num(v, ".2f") for v in arch["noise_floor"]],
-        "inside noise?": ["—" if v is None or v != v else ("yes" if v else "no") for v in arch["within_noise"]],
-        "params SE / plain": [f"{a:,} / {b:,}" for a, b in zip(arch["se_parameters"], arch["plain_parameters"])],
-        "SE extra params %": [_num(v, ".1f") for v in arch["se_extra"]],
-        "CPU ms/image SE / plain": [f"{a:.2f} / {b:.2f}" for a, b in zip(arch["se_cpu_ms"], arch["plain_cpu_ms"])],
-        "time SE %": [_num(v, "+.1f") for v in arch["time_change"]],
+        "95% interval": [_interval(a, b) for a, b in zip(arch["delta_low"], arch["delta_high"])],
+        "verdict": list(arch["verdict"]),
+        "unseen backgrounds: SE %": [acc(v) for v in arch["se_unseen"]],
+        "unseen: plain %": [acc(v) for v in arch["plain_unseen"]],
+        "unseen: SE − plain": [_num(v, "+.2f") for v in arch["unseen_delta"]],
+        "unseen: 95% interval": [_interval(a, b) for a, b in zip(arch["unseen_low"], arch["unseen_high"])],
+        "unseen: verdict": [v if p else "not evaluated yet" for v, p in zip(arch["unseen_verdict"],
+                                                                             arch["unseen_pairs"])],
+        "parameters SE / plain": [f"{significant(a, 3)} / {significant(b, 3)}"
+                                  for a, b in zip(arch["se_parameters"], arch["plain_parameters"])],
+        "SE extra parameters %": [significant(v, 2) for v in arch["se_extra"]],
+        "CPU ms per image SE / plain": [f"{significant(a, 2)} / {significant(b, 2)}"
+                                        for a, b in zip(arch["se_cpu_ms"], arch["plain_cpu_ms"])],
+        "time SE adds %": [_num(v, "+.0f") for v in arch["time_change"]],
         "paper's row": arch["paper"],
-        "paper top-1 err SE / plain": [f"{a:.2f} / {b:.2f}" if a == a and a is not None else "—"
-                                       for a, b in zip(arch["paper_se_top1_err"], arch["paper_plain_top1_err"])],
+        "paper top-1 error % SE / plain": [f"{a:.1f} / {b:.1f}" if a is not None and a == a else MISSING
+                                           for a, b in zip(arch["paper_se_top1_err"], arch["paper_plain_top1_err"])],
         "paper gain (points)": [_num(v, "+.2f") for v in arch["paper_delta"]],
-    })
+    }, columns=DISPLAY_COLUMNS)
 
 
 def schedule_words(table: pd.DataFrame) -> str:
@@ -122,33 +157,46 @@ def schedule_words(table: pd.DataFrame) -> str:
 def table_panel(table: pd.DataFrame) -> Panel:
     """Return our SE-vs-plain table per architecture beside the paper's rows as a panel."""
     arch = architecture_table(table)
-    caption = ("SE against the same network without SE, per architecture: test accuracy on the 10k in-context test "
-               "split (mean over seeds), the change SE makes, and the noise floor (the larger range of the two models' "
-               "seeds; a change inside it is not told apart from chance). Params: all parameters; SE extra: SE's "
-               "parameters as a share of the plain twin. CPU time: median of 200 single-image forward passes on one "
-               "thread, each SE model in alternating rounds with its plain twin. The paper's rows (ImageNet top-1 "
-               "error, Tables 2-3) where our facts sheet gives numbers. " + schedule_words(table))
+    caption = ("SE against the same network without SE, per architecture, over the seeds trained for both (seed k "
+               "of SE paired with seed k of plain): accuracy (mean over the pairs) on the 10k in-context test split "
+               "and on "
+               f"{UNSEEN_IMAGES:,} held-out garments over backgrounds the training recipe never used ({unseen_words()}"
+               f"); SE − plain with its paired bootstrap 95% interval ({BOOTSTRAP_RESAMPLES:,} resamples of the seed "
+               f"pairs, seed {BOOTSTRAP_SEED}): \"{NO_DIFFERENCE}\" when it spans 0, \"{TOO_FEW}\" with fewer than "
+               f"{MIN_PAIRS} pairs. Parameters: all; SE extra: SE's parameters as a share of the plain twin. CPU time: "
+               "median of 200 single-image forward passes on one thread, each SE model in alternating rounds with its "
+               "plain twin. The paper's rows (ImageNet top-1 error, Tables 2-3) where our facts sheet gives numbers. "
+               + schedule_words(table))
     return Panel("architectures_table", "SE across architectures: ours beside the paper's", caption,
                  table_figure(display_table(arch), "SE across architectures"), arch)
 
 
 def delta_panel(table: pd.DataFrame) -> Panel:
-    """Return SE's accuracy change per architecture (ours, with the noise floor as whiskers; the paper's gain)."""
+    """Return SE − plain per architecture on both test sets with their 95% intervals as whiskers, and the paper's
+    gain."""
     arch = architecture_table(table)
     x = [FAMILY_TITLES[f] for f in arch["family"]]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=x, y=arch["delta"], name="ours: SE − plain accuracy (points)", marker_color=PALETTE[0],
-                         error_y=dict(type="data", array=arch["noise_floor"].fillna(0), visible=True),
-                         hovertemplate="%{x}<br>SE − plain %{y:+.2f} points<extra>ours</extra>"))
+    for k, (prefix, col, name) in enumerate((("delta", "delta", "ours, in-context test split"),
+                                              ("unseen", "unseen_delta", "ours, unseen backgrounds"))):
+        y = pd.to_numeric(arch[col], errors="coerce")
+        lo, hi = (pd.to_numeric(arch[c], errors="coerce") for c in ((f"{prefix}_low", f"{prefix}_high")
+                                                                     if prefix == "delta" else
+                                                                     ("unseen_low", "unseen_high")))
+        fig.add_trace(go.Bar(x=x, y=y, name=f"{name}: SE − plain (points)", marker_color=PALETTE[k],
+                             error_y=dict(type="data", symmetric=False, array=(hi - y).fillna(0),
+                                          arrayminus=(y - lo).fillna(0), visible=True),
+                             hovertemplate="%{x}<br>SE − plain %{y:+.2f} points<extra>" + name + "</extra>"))
     fig.add_trace(go.Bar(x=x, y=arch["paper_delta"], name="paper: top-1 error plain − SE (points)",
-                         marker_color=PALETTE[1], hovertemplate="%{x}<br>%{y:+.2f} points<extra>paper</extra>"))
+                         marker_color=PALETTE[2], hovertemplate="%{x}<br>%{y:+.2f} points<extra>paper</extra>"))
     fig.add_hline(y=0, line=dict(color="#444", width=1))
     fig.update_yaxes(title_text="gain from SE (points; up is better)")
     fig.update_xaxes(type="category")
     return Panel("architectures_delta", "What SE changes, per architecture",
-                 "Blue: our accuracy with SE minus without (mean over seeds), whiskers ± the noise floor; orange: the "
-                 "paper's top-1 error without SE minus with (up is better in both), where the facts sheet has numbers.",
-                 apply_layout(fig, "Gain from SE per architecture", height=400, barmode="group"), arch)
+                 "Our accuracy with SE minus without (mean over seed pairs) on the in-context test split and on unseen "
+                 "backgrounds, whiskers: the paired bootstrap 95% interval (none with fewer than 2 pairs); the paper's "
+                 "top-1 error without SE minus with (up is better in all), where the facts sheet has numbers.",
+                 apply_layout(fig, "Gain from SE per architecture", height=420, barmode="group"), arch)
 
 
 def profiles_panel(measures: dict[str, pd.DataFrame]) -> Panel:
@@ -198,15 +246,75 @@ def fig6_panel(fm: FamilyModel, classes: list[str], n: int = 50) -> Panel | None
 
 
 def check_panel(fm: FamilyModel, images: int = 100) -> tuple[Panel, str]:
-    """Return the `sevis check` table of run `fm` as a panel, and its summary sentence."""
+    """Return the `sevis check` table of run `fm` as a panel (human column names, 2-3 significant digits), and its
+    summary sentence."""
     table, inputs = check_loaded(fm.loaded, images)
-    shown = table.assign(**{c: (100 * table[c]).round(1) for c in ("near_0", "near_half", "near_1")}) if len(table) \
-        else table
     sentence = check_summary(table, inputs)
+    shown = table.drop(columns=["path"])
     return Panel(f"check_{fm.name}", f"Is every SE block wired in? ({fm.name})",
                  "For each SE block: calls per forward pass, the largest change of the logits when s := 1 (0 means its "
-                 "output is not used), and the share of s (%) near 0, near 0.5 and near 1 (within 0.05). " + sentence,
-                 table_figure(shown, f"sevis check {fm.name}"), table), sentence
+                 "output is not used) and when s := its mean over these images (0 means only a fixed scale matters), "
+                 "the share of s near 0, near 0.5 and near 1 (within 0.05), and how much s varies between images "
+                 "(below 0.01: near-constant, a fixed scale rather than a function of the input). " + sentence,
+                 table_figure(shown, f"sevis check {fm.name}", CHECK_NAMES, percent=("near_0", "near_half", "near_1"),
+                              digits=2), table), sentence
+
+
+def se_adds_frame(table: pd.DataFrame, out_dir: str | Path | None = None) -> pd.DataFrame:
+    """Return what SE adds in every trained SE run of seed 0 whose card holds it (family_evaluation.what_se_adds_frame),
+    with each run's architecture."""
+    adds = what_se_adds_frame(se_runs(table), out_dir)
+    return adds.assign(architecture=[FAMILY_TITLES[FAMILY_RUNS[r]["family"]] for r in adds["run"]])
+
+
+def se_adds_sentences(adds: pd.DataFrame) -> list[str]:
+    """Return one sentence per SE run in `adds` (se_adds_frame) on what its gates add beyond their input."""
+    return [what_se_adds_sentence(FAMILY_TITLES[FAMILY_RUNS[run]["family"]].join(("SE-", "")), rows)
+            for run, rows in adds.groupby("run", sort=False)]
+
+
+def se_adds_table(adds: pd.DataFrame) -> pd.DataFrame:
+    """Return what SE adds as read: per architecture and SE block, s, z, the plain twin and s − z to 2 significant
+    digits, the untrained control's range of s − z, and whether s − z lies beyond it (SE_ADDS_NAMES)."""
+    f = lambda v: significant(v, 2) if v is not None and v == v else MISSING  # noqa: E731
+    verdict = {True: "adds class information", False: "more class-agnostic than z", None: NO_DIFFERENCE}
+    return pd.DataFrame({
+        SE_ADDS_NAMES["architecture"]: adds["architecture"], SE_ADDS_NAMES["block"]: adds["block"],
+        SE_ADDS_NAMES["s"]: [f(v) for v in adds["s"]], SE_ADDS_NAMES["z"]: [f(v) for v in adds["z"]],
+        SE_ADDS_NAMES["twin"]: [f(v) for v in adds["twin"]],
+        SE_ADDS_NAMES["s_minus_z"]: [f(v) for v in adds["s_minus_z"]],
+        SE_ADDS_NAMES["control"]: [f"{f(a)} to {f(b)}" for a, b in zip(adds["control_s_minus_z_min"],
+                                                                      adds["control_s_minus_z_max"])],
+        SE_ADDS_NAMES["verdict"]: [verdict[a] for a in adds["adds"]],
+    })
+
+
+def se_adds_panel(adds: pd.DataFrame) -> Panel:
+    """Return what SE adds in each SE family: per block the class specificity of s, of its input z and of the plain
+    twin's features at the same place, one subplot per architecture, with the computed sentences as caption."""
+    runs = list(dict.fromkeys(adds["run"]))
+    titles = [FAMILY_TITLES[FAMILY_RUNS[r]["family"]].join(("SE-", "")) for r in runs]
+    fig = make_subplots(rows=1, cols=len(runs), subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.04)
+    for k, run in enumerate(runs):
+        rows = adds[adds["run"] == run]
+        for col, name, dash, color in (("s", "s (the excitation)", "solid", PALETTE[0]),
+                                       ("z", "z = GAP(U), its input", "dash", PALETTE[1]),
+                                       ("twin", "plain twin's features, same place", "dot", PALETTE[2])):
+            y = pd.to_numeric(rows[col], errors="coerce")
+            if y.notna().any():
+                fig.add_trace(go.Scatter(x=list(rows["block"]), y=y, mode="lines+markers", name=name,
+                                         legendgroup=col, showlegend=k == 0, line=dict(dash=dash, color=color),
+                                         hovertemplate=f"{titles[k]} %{{x}}<br>{name}: %{{y:.2f}}<extra></extra>"),
+                              row=1, col=k + 1)
+        fig.update_xaxes(type="category", tickangle=-60, row=1, col=k + 1)
+    fig.update_yaxes(title_text="class specificity", range=[0, 1], row=1, col=1)
+    return Panel("architectures_what_se_adds", "What SE adds beyond its input, per architecture",
+                 "Over the reference set, per SE block of each SE model (seed 0): the class specificity (share of the "
+                 "variance between class means) of the excitation s, of the squeeze z it is computed from, and of the "
+                 "plain twin's pooled features at the same place (trained without SE, seed 0). s adds class "
+                 "information where s − z lies above every seed of the untrained control's s − z. "
+                 + " ".join(se_adds_sentences(adds)),
+                 apply_layout(fig, "What SE adds beyond its input, per architecture", height=440), adds)
 
 
 def _shows(name: str, finding: str, out_dir: str | Path | None = None) -> str | None:
@@ -229,33 +337,61 @@ def paper_cost() -> str:
             "GFLOPs")
 
 
+def _pairs_words(pairs: pd.Series) -> str:
+    lo, hi = int(pairs.min()), int(pairs.max())
+    return f"{lo if lo == hi else f'{lo}-{hi}'} seed pair{'s' if hi != 1 else ''} per architecture"
+
+
+def difference_words(arch: pd.DataFrame, prefix: str, where: str) -> str:
+    """Return SE − plain on one test set (`prefix` "" for the test split, "unseen_" for unseen backgrounds) as one
+    clause per verdict: higher / lower (with the interval), no difference shown, too few seeds."""
+    names = {f: FAMILY_TITLES[f] for f in arch["family"]}
+    delta, low, high = ("delta", "delta_low", "delta_high") if not prefix else ("unseen_delta", "unseen_low",
+                                                                               "unseen_high")
+    verdict, pairs = f"{prefix}verdict", ("pairs" if not prefix else "unseen_pairs")
+    groups: dict[str, list[str]] = {}
+    for _, r in arch.iterrows():
+        if not r[pairs]:
+            continue
+        v = r[verdict]
+        detail = (f"{r[delta]:+.2f} points, [{r[low]:+.2f}, {r[high]:+.2f}]" if v != TOO_FEW
+                  else f"{int(r[pairs])} pair")
+        groups.setdefault(v, []).append(f"{names[r['family']]} ({detail})")
+    if not groups:
+        return ""
+    order = (("higher", "higher with SE for"), ("lower", "lower with SE for"), (NO_DIFFERENCE, f"{NO_DIFFERENCE} for"),
+             (TOO_FEW, f"{TOO_FEW} for"))
+    bits = [f"{words} {', '.join(groups[v])}" for v, words in order if v in groups]
+    return f"{where} accuracy is {'; '.join(bits)}"
+
+
 def families_takeaway(table: pd.DataFrame, out_dir: str | Path | None = None) -> str | None:
-    """Return a computed takeaway: where SE helps beyond the noise floor, what it costs in time, and in how many
-    families the paper's "class-agnostic early, class-specific late" shows (from each card's paper table)."""
+    """Return a computed takeaway: SE − plain per architecture with its paired 95% interval on both test sets, what
+    SE costs in time, what its gates add beyond their input and which are near-constant (seed 0's cards), and in how
+    many families the paper's "class-agnostic early, class-specific late" shows (from each card's paper table)."""
     arch = architecture_table(table)
     if arch.empty:
         return None
-    parts = []
-    names = {f: FAMILY_TITLES[f] for f in arch["family"]}
-    floor = pd.to_numeric(arch["noise_floor"], errors="coerce")  # None (one seed) becomes NaN
-    floor_known = floor.notna()
-    better = arch[floor_known & (arch["delta"] > floor)]
-    worse = arch[floor_known & (arch["delta"] < -floor)]
-    inside = arch[floor_known & (arch["delta"].abs() <= floor)]
-    if floor_known.any():
-        bits = []
-        if len(better):
-            bits.append(f"helps {', '.join(names[f] for f in better['family'])} beyond the noise floor")
-        if len(worse):
-            bits.append(f"hurts {', '.join(names[f] for f in worse['family'])} beyond the noise floor")
-        if len(inside):
-            bits.append(f"changes {', '.join(names[f] for f in inside['family'])} by no more than the seeds differ")
-        n = int(floor_known.sum())
-        parts.append(f"On {n} architecture{'s' if n > 1 else ''} with two seeds each, SE {'; '.join(bits)}.")
-    else:
-        parts.append("With one seed per model there is no noise floor yet: `sevis family` trains the second seeds.")
+    parts = [f"With {_pairs_words(arch['pairs'])} (seed k of SE against seed k of plain, 95% paired bootstrap "
+             "intervals):"]
+    clauses = [difference_words(arch, "", "on the in-context test split"),
+               difference_words(arch, "unseen_", "on unseen backgrounds")]
+    clauses = [c for c in clauses if c]
+    parts.append("; ".join(clauses) + ".")
     parts.append(f"SE costs {_span(arch['time_change'], '+.0f')}% CPU time per image and "
                  f"{_span(arch['se_extra'], '.1f')}% extra parameters; {paper_cost()}.")
+    adds = se_adds_frame(table, out_dir)
+    if len(adds):
+        last = adds.groupby("run", sort=False).tail(1)
+        beyond = [a for a, v in zip(last["architecture"], last["adds"]) if v is True]
+        parts.append(f"At its last SE block, s adds class information beyond its input z in {len(beyond)} of "
+                     f"{len(last)} SE families" + (f" ({', '.join(beyond)})." if beyond else "."))
+    seed0 = table[table["name"].isin(se_runs(table))]
+    constant = [f"SE-{FAMILY_TITLES[r['family']]} {', '.join(r['near_constant_blocks'])}"
+                for _, r in seed0.iterrows() if r["near_constant_blocks"]]
+    if len(seed0):
+        parts.append("Near-constant gates (a fixed scale, not a function of the input; seed 0): "
+                     + ("; ".join(constant) if constant else "none") + ".")
     for finding, (yes, known) in finding_counts(table, out_dir).items():
         parts.append(f"\"{finding.capitalize()}\" shows in {len(yes)} of {known} SE families"
                      + (f" ({', '.join(yes)})." if yes else "."))
@@ -278,8 +414,10 @@ def finding_counts(table: pd.DataFrame, out_dir: str | Path | None = None) -> di
     return out
 
 
-NOT_TRAINED = ("No architecture model is trained yet. `sevis family` trains them (16 runs, about 40 minutes on two "
-               "CPU cores) into pretrained/families/.")
+NUMBER_COLUMNS = ("pairs", "se_accuracy", "plain_accuracy", "delta", "delta_low", "delta_high", "unseen_pairs",
+                  "se_unseen", "plain_unseen", "unseen_delta", "unseen_low", "unseen_high", "se_extra", "time_change")
+NOT_TRAINED = ("No architecture model is trained yet. `sevis family` trains them (40 runs: 8 models × 5 seeds, "
+               "5-10 CPU-minutes each) into pretrained/families/.")
 _CHECKS: dict[tuple, tuple[Panel, str]] = {}  # (run, its weights' mtime) -> the check: it runs the model 100 times
 
 
@@ -297,10 +435,13 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     `request.run` (default: default_run), with a computed takeaway. It reads the trained runs, whatever model
     `loaded` is (a family run picked as the model is the default run).
 
-    numbers: per family the SE and plain accuracy (`se_accuracy/<family>`, `plain_accuracy/<family>`, %), SE − plain
-    (`delta/<family>`, points), the noise floor (`noise_floor/<family>`), SE's extra parameters (`se_extra/<family>`,
-    %) and CPU time (`time_change/<family>`, %); per paper finding, how many SE families show it (`shows/<finding>`)
-    of how many judged (`judged/<finding>`)."""
+    numbers: per family (NUMBER_COLUMNS) the seed pairs (`pairs/<family>`), the SE and plain accuracy
+    (`se_accuracy/<family>`, `plain_accuracy/<family>`, %), SE − plain (`delta/<family>`, points) and its 95% interval
+    (`delta_low/`, `delta_high/`), the same on unseen backgrounds (`unseen_pairs/`, `se_unseen/`, `plain_unseen/`,
+    `unseen_delta/`, `unseen_low/`, `unseen_high/`), SE's extra parameters (`se_extra/<family>`, %) and CPU time
+    (`time_change/<family>`, %); what SE adds per SE run of seed 0 and block (`s/<run>/<block>`, `z/…`, `twin/…`,
+    `s_minus_z/…`); per paper finding, how many SE families show it (`shows/<finding>`) of how many judged
+    (`judged/<finding>`)."""
     result = ViewResult(SLUG, TITLE)
     trained = trained_families()
     table = summary()
@@ -319,8 +460,17 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     runs = se_runs(table)
     if runs:
         result.panels.append(profiles_panel({n: card_measures(n) for n in runs}))
+    adds = se_adds_frame(table)
+    if len(adds):
+        result.panels.append(se_adds_panel(adds))
+        for _, row in adds.iterrows():
+            for col in ("s", "z", "twin", "s_minus_z"):
+                if row[col] is not None and row[col] == row[col]:
+                    result.numbers[f"{col}/{row['run']}/{row['block']}"] = float(row[col])
+    elif runs:
+        result.notes.append("What SE adds is not in the cards yet: `sevis family --evaluate-only` fills it in.")
     for _, row in result.panels[0].data.iterrows():
-        for col in ("se_accuracy", "plain_accuracy", "delta", "noise_floor", "se_extra", "time_change"):
+        for col in NUMBER_COLUMNS:
             value = row[col]
             if value is not None and value == value:
                 result.numbers[f"{col}/{row['family']}"] = float(value)
