@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from sevis.cli.args import command_line, load_from_args, nonnegative_int, out_path, positive_int, progress_bar
-from sevis.errors import SevisError
+from sevis.cli.lecture import DECK, DECK_FORMATS, cmd_lecture, handout_names, refuse_existing, write_handout
+from sevis.errors import ExportError, SevisError
 from sevis.names import FIG6_DEFAULT_CLASSES
 
 
@@ -35,17 +36,36 @@ def view_summary(result) -> dict:
             "numbers": plain_numbers(result.numbers), "takeaway": result.takeaway, "notes": list(result.notes)}
 
 
+def view_formats(formats: list[str] | None) -> list[str]:
+    """Return a view export's formats (default png html csv); ExportError names the formats when one is unknown."""
+    formats = list(dict.fromkeys(f.lower() for f in formats or DEFAULT_FORMATS))
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
+    if bad:
+        deck = [f for f in bad if f in DECK_FORMATS]
+        raise ExportError(f"unknown format {', '.join(bad)} for a view's figures; use {', '.join(EXPORT_FORMATS)}"
+                          + (f" ({', '.join(deck)}: the lecture deck, `sevis export lecture --format pdf pptx`)"
+                             if deck else ""))
+    return formats
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     import json
 
     from sevis.analysis.images import NamedImage
     from sevis.data.preprocess import open_image
-    from sevis.errors import ExportError
     from sevis.figures.export import write_panels
     from sevis.files import write_atomic
     from sevis.views.registry import compute_view, view_module
 
+    if args.view == DECK:
+        return cmd_lecture(args)
+    if args.views:
+        raise SevisError(f"--views chooses the views of the lecture deck (`sevis export {DECK} --views …`); "
+                         f"`sevis export {args.view}` writes one view")
+    args.format = view_formats(args.format)
     module = view_module(args.view)  # an unknown view is refused before the model loads
+    handout = module.SLUG == "tour" and not args.step  # the whole Tour: its handout too
+    refuse_existing(Path(args.out), handout_names(args.format) if handout else [], args.force)
     loaded = load_from_args(args)
     images = [NamedImage(Path(p).name, open_image(p)) for p in args.images]
     with progress_bar(100, f"sevis export {args.view}", unit="%") as bar:
@@ -68,7 +88,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise ExportError(f"{args.out} already holds {summary.name}; nothing was written",
                           cli_hint=". Pass --force to replace it, or name another --out folder.")
     written = write_panels(result.panels, args.out, args.format, pack=args.pack, view=args.view, force=args.force,
-                           context=context)
+                           context=context, slides=args.slides)
+    if handout:
+        written += write_handout(result, loaded, Path(args.out), args.format, f"Model: {loaded.name} ({loaded.spec}).")
     written.append(write_atomic(summary, json.dumps(view_summary(result), indent=1, ensure_ascii=False).encode(),
                                 error=ExportError))
     for path in written:
@@ -80,18 +102,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
 EXPORT_VIEWS = ("tour", "live", "compare", "class-depth", "inside", "channel", "knockout", "ablations", "architectures",
                 "training", "architecture", "block", "families", "fig6", "fig7", "depth")
 EXPORT_FORMATS = ("png", "svg", "pdf", "html", "csv", "json")
+DEFAULT_FORMATS = ("png", "html", "csv")
 
 
 def add_export(sub) -> None:
     p = sub.add_parser("export", help="write a view's figures (e.g. the paper's Fig. 6) as PNG/SVG/PDF/HTML and "
-                                      "their data as CSV/JSON",
+                                      "their data as CSV/JSON, or the lecture deck (PDF/PPTX)",
                        description="Examples: sevis export fig6 --classes Trouser Bag --blocks SE_2_2 SE_5_1 "
-                                   "--format png csv --out figs/;  sevis export live photo.jpg --out figs/ --pack")
-    p.add_argument("view", choices=EXPORT_VIEWS, metavar="VIEW",
-                   help="the app's views: tour, live, compare, class-depth (Fig. 6, Fig. 7, the depth profile and the "
-                        "paper's findings), inside (one block, one image), channel, knockout, ablations, architectures "
-                        "(SE across architectures), training (how the excitations emerged), architecture; parts and "
-                        "older names: fig6, fig7, depth, block (= inside), families (= architectures)")
+                                   "--format png csv --out figs/;  sevis export live photo.jpg --out figs/ --pack;  "
+                                   "sevis export lecture --format pdf pptx --views class-depth knockout --out deck/;  "
+                                   "sevis export tour --out handout/ (the figures and the Tour's handout)")
+    p.add_argument("view", choices=EXPORT_VIEWS + (DECK,), metavar="VIEW",
+                   help="the app's views: tour (its figures and the handout), live, compare, class-depth (Fig. 6, "
+                        "Fig. 7, the depth profile and the paper's findings), inside (one block, one image), channel, "
+                        "knockout, ablations, architectures (SE across architectures), training (how the excitations "
+                        "emerged), architecture; parts and older names: fig6, fig7, depth, block (= inside), families "
+                        "(= architectures); lecture: the deck of every Tour step and the --views, as 16:9 slides with "
+                        "the takeaways as speaker notes")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (live, compare, knockout; inside: one; "
                                                                "channel: at most one)")
     p.add_argument("--model", default="embedded", help="model spec (see `sevis models`); default embedded")
@@ -101,8 +128,13 @@ def add_export(sub) -> None:
                                                         "would replace a file stops and names them)")
     p.add_argument("--random-weights", action="store_true",
                    help="random weights (seed 0) instead of pretrained ones: timm/torchvision/sevis names, offline")
-    p.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=["png", "html", "csv"],
-                   help="one or more of %(choices)s (default: png html csv)")
+    p.add_argument("--format", nargs="+", metavar="FORMAT",
+                   help=f"one or more of {' '.join(EXPORT_FORMATS)} (default: png html csv); the lecture deck: "
+                        f"{' and/or '.join(DECK_FORMATS)} (default both)")
+    p.add_argument("--slides", action="store_true", help="slide-size figures: 16:9 (1920×1080 PNG), with lecture "
+                                                         "mode's fonts for a projector")
+    p.add_argument("--views", nargs="+", metavar="VIEW", help="lecture: the views whose figures follow the Tour's "
+                                                              "steps in the deck (default: the Tour alone)")
     p.add_argument("--classes", nargs="+", metavar="CLASS", help="classes for Fig. 6 (default: the app's, "
                    f"{' '.join(FIG6_DEFAULT_CLASSES)}, or a model's first four); compare: class means to compare "
                    "the images with ('all': the mean over every reference image)")
