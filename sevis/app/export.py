@@ -64,7 +64,8 @@ def pack_section(ctx: Context, modules: Sequence) -> None:
     formats_all = list(E.ALL_FORMATS) if static_ok() else ["html", "csv", "json"]
     formats = st.multiselect("Formats in the pack", formats_all,
                              default=[f for f in ("png", "html", "csv") if f in formats_all], key="ex_formats")
-    slides = st.checkbox("Slides size (lecture mode's fonts, for a projector)", value=ctx.lecture, key="ex_slides")
+    slides = st.checkbox("Slide size: 16:9 figures with lecture mode's fonts, for a projector", value=ctx.lecture,
+                         key="ex_slides")
     takeaways = st.session_state.get("takeaways", {}).get(view, [])
     if takeaways:
         st.markdown("**Takeaways** (they go into the README)\n\n" + "\n".join(f"- {t}" for t in takeaways))
