@@ -14,6 +14,7 @@ from PIL import Image
 from sevis import load_model
 from sevis.analysis.inference import predict_images
 from sevis.analysis.reference import paper_blocks, reference_statistics
+from sevis.analysis.selectivity import channel_selectivity
 from sevis.analysis.snapshot_measures import SnapshotSpecificity
 from sevis.core.recorder import find_se_blocks
 from sevis.figures.sentences import broken
@@ -160,6 +161,20 @@ def test_class_depth_step_draws_the_heat_map_with_the_chosen_class(embedded):
     assert chosen.sentences[1] == (f"In Fig. 6, Coat's mean s lies more than {NEAR_ALL_TOLERANCE} from the mean "
                                    f"over all images at {far[0]:.0%} of {shown[0]}'s channels and {far[1]:.0%} of "
                                    f"{shown[-1]}'s.")
+
+
+def test_channel_step_singles_out_the_chosen_class(embedded, small_folder):
+    step, result = _step(embedded, "channel", cls="Bag", folder=str(small_folder))
+    stats = reference_statistics(embedded, str(small_folder)).stats
+    k = stats.classes.index("Bag")
+    best = max(((float(channel_selectivity(stats, b)[c]), b, int(c)) for b in stats.blocks
+                for c in np.flatnonzero(np.nanargmax(stats.mean(b), axis=0) == k)), key=lambda t: t[0])
+    n = result.numbers
+    assert (n["channel_for_class/block"], n["channel_for_class/channel"]) == (best[1], best[2])
+    assert n["channel_for_class/selectivity"] == pytest.approx(best[0]) and "channel/block" not in n
+    assert step.sentences[0].startswith(f"Of the channels whose mean s is highest for Bag, channel {best[2]} of "
+                                        f"{best[1]} depends most on the class")
+    assert step.panels[0].data["class"].iloc[0] == "Bag"  # its class means, highest first
 
 
 def test_step_requests_carry_the_class_only_where_shown(embedded):

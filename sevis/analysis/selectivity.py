@@ -81,6 +81,32 @@ def most_selective_channel(stats: ExcitationStats, blocks: Sequence[str] | None 
     if best is None:
         return None
     _, block, c, share = best
+    return _selective_channel(stats, block, c, share)
+
+
+def most_selective_channel_for(stats: ExcitationStats, cls: str,
+                               blocks: Sequence[str] | None = None) -> SelectiveChannel | None:
+    """Return the most class-selective channel (most_selective_channel's measure and ties) among the channels whose
+    highest class mean is class `cls`'s: the channel that singles out `cls` best. None when no channel of `blocks`
+    (default: every SE block) gets its highest mean s from `cls`, or none varies."""
+    k = stats.classes.index(cls)
+    best: tuple[tuple[float, float], str, int, float] | None = None
+    for block in blocks if blocks is not None else stats.blocks:
+        share = channel_selectivity(stats, block)
+        means = stats.mean(block)
+        if not np.isfinite(share).any() or np.isnan(means[k]).all():
+            continue
+        top = np.nanargmax(np.where(np.isnan(means), -np.inf, means), axis=0)
+        between, _ = _between_and_total(stats, block)
+        for c in np.flatnonzero(np.isfinite(share) & (top == k)):
+            key = (round(float(share[c]), TIE_DECIMALS), float(between[c]))
+            if best is None or key > best[0]:
+                best = (key, block, int(c), float(share[c]))
+    return None if best is None else _selective_channel(stats, best[1], best[2], best[3])
+
+
+def _selective_channel(stats: ExcitationStats, block: str, c: int, share: float) -> SelectiveChannel:
+    """Return channel `c` of `block` with its class means, the class it prefers and the other classes' mean."""
     means = stats.mean(block)[:, c]
     counts = stats.count.astype(float)
     k = int(np.nanargmax(means))

@@ -95,7 +95,8 @@ def choices(ctx: Context) -> None:
         if st.session_state.get(CLASS_KEY) not in [DEFAULT_CLASSES, *classes]:
             st.session_state.pop(CLASS_KEY, None)
         right.selectbox(f"Class ({step_numbers(T.CLASS_STEPS)})", [DEFAULT_CLASSES, *classes], key=CLASS_KEY,
-                        help="Fig. 6 shows this class in its top row, and the step's second sentence is about it.")
+                        help="Fig. 6 shows this class in its top row and says how far it lies from all images; the "
+                        "channel step shows the most class-selective channel among those that prefer it.")
 
 
 def shown_name(ctx: Context) -> str:

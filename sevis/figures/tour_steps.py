@@ -1,7 +1,7 @@
-"""Tour steps that need no image and no search (sevis.views.tour assembles them): what the model's findings against
-the paper are, what SE costs, SE in another architecture (the trained SE-Inception of the families), and how the
-excitations became class-specific during training (the default model's snapshots). Each returns a TourStep: a
-title, two sentences computed from numbers, its panels, and what it lacks here, said plainly.
+"""Tour steps that need no image and no search (sevis.views.tour assembles them): where SE sits, what the model's
+findings against the paper are, what SE costs, SE in another architecture (the trained SE-Inception of the
+families), and how the excitations became class-specific during training (the default model's snapshots). Each
+returns a TourStep: a title, two sentences computed from numbers, its panels, and what it lacks here, said plainly.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sevis.analysis.snapshot_measures import SnapshotSpecificity
 from sevis.core.recorder import find_se_blocks
 from sevis.core.statistics import depth_measures
 from sevis.figures.plots import Panel, table_figure
-from sevis.figures.se_diagram import unit_figure, unit_shapes
+from sevis.figures.se_diagram import unit_figure, unit_sentences, unit_shapes
 from sevis.figures.shared_figures import depth_profile
 from sevis.figures.tour_figures import emergence_figure, stage_cost_figure
 from sevis.figures.tour_words import listing, num, pct, plural, quoted
@@ -44,6 +44,26 @@ class TourStep:
     panels: list[Panel] = field(default_factory=list)
     formula: str | None = None  # LaTeX, for the block step
     needs: str | None = None  # what the step lacks here (labels, trained weights), in words; None when complete
+
+
+# ---------------------------------------------------------------------------------------- 1. where
+def where_step(loaded: LoadedModel) -> TourStep:
+    """The unit around the first SE block drawn from the model's shapes (and an Inception module where there is one)."""
+    u = unit_shapes(loaded)
+    if u is None:
+        return TourStep("where", STEP_TITLES["where"],
+                        [f"{loaded.name} has no SE blocks.", "There is nothing to show."])
+    units = [u]
+    inc = unit_shapes(loaded, prefer="inception")
+    if inc is not None and inc.unit_path != u.unit_path:
+        units.append(inc)
+    panels = [Panel(f"tour_where_{x.block.name}", f"Where SE sits: {x.block.name}",
+                    "Drawn from this model's own layers and shapes (one forward pass): the SE block (orange) squeezes "
+                    "its input U to one number per channel, excites them through a bottleneck and scales U.",
+                    unit_figure(x), pd.DataFrame([{"layer": l.text, "output": "×".join(map(str, l.out_shape))}
+                                                  for b in x.branches for l in b]))
+                  for x in units]
+    return TourStep("where", STEP_TITLES["where"], unit_sentences(units[-1]), panels)
 
 
 # ---------------------------------------------------------------------------------------- the paper

@@ -23,7 +23,7 @@ from sevis.analysis.reference import (
     reference_sweep,
     too_few_images,
 )
-from sevis.analysis.selectivity import SelectiveChannel, most_selective_channel
+from sevis.analysis.selectivity import SelectiveChannel, most_selective_channel, most_selective_channel_for
 from sevis.analysis.snapshot_measures import snapshot_specificity
 from sevis.analysis.tour_search import Flip, FlipCount, find_flip, top_images
 from sevis.core.formula import block_formula
@@ -32,7 +32,6 @@ from sevis.errors import ModelError, SevisError
 from sevis.figures.handout import HandoutSection
 from sevis.figures.overlay import input_pixels, overlay_panel
 from sevis.figures.plots import Panel, short_labels
-from sevis.figures.se_diagram import unit_figure, unit_sentences, unit_shapes
 from sevis.figures.shared_figures import (
     NEAR_ALL_TOLERANCE,
     block_lines,
@@ -60,6 +59,7 @@ from sevis.figures.tour_steps import (
     inception_step,
     paper_step,
     training_step,
+    where_step,
 )
 from sevis.figures.tour_words import energy_words, listing, num, pct, plural, span
 from sevis.models.zoo import LoadedModel, load_model
@@ -80,26 +80,6 @@ def formula_text(step: TourStep) -> str:
     """Return the step's formula as plain text (for the handout), with this block's widths where known."""
     sizes = re.findall(r"\{(\d+)\\times (\d+)\}", step.formula or "")
     return FORMULA_TEXT + ("; " + ", ".join(f"W{i + 1}: {a}×{b}" for i, (a, b) in enumerate(sizes)) if sizes else "")
-
-
-# ---------------------------------------------------------------------------------------- 1. where
-def where_step(loaded: LoadedModel) -> TourStep:
-    """The unit around the first SE block drawn from the model's shapes (and an Inception module where there is one)."""
-    u = unit_shapes(loaded)
-    if u is None:
-        return TourStep("where", STEP_TITLES["where"],
-                        [f"{loaded.name} has no SE blocks.", "There is nothing to show."])
-    units = [u]
-    inc = unit_shapes(loaded, prefer="inception")
-    if inc is not None and inc.unit_path != u.unit_path:
-        units.append(inc)
-    panels = [Panel(f"tour_where_{x.block.name}", f"Where SE sits: {x.block.name}",
-                    "Drawn from this model's own layers and shapes (one forward pass): the SE block (orange) squeezes "
-                    "its input U to one number per channel, excites them through a bottleneck and scales U.",
-                    unit_figure(x), pd.DataFrame([{"layer": l.text, "output": "×".join(map(str, l.out_shape))}
-                                                  for b in x.branches for l in b]))
-                  for x in units]
-    return TourStep("where", STEP_TITLES["where"], unit_sentences(units[-1]), panels)
 
 
 # ---------------------------------------------------------------------------------------- 2. block
@@ -205,8 +185,6 @@ def class_depth_step(ref: ReferenceStats, measures: pd.DataFrame | None, blocks:
         return TourStep("class_depth", STEP_TITLES["class_depth"],
                         [f"The reference set here is {ref.source}.", "It has too few labelled images per class for "
                          "per-class means, so Fig. 6 and the depth profile are not shown."], needs=NEEDS_LABELS)
-    if chosen is not None and chosen not in ref.stats.classes:
-        raise SevisError(f"unknown class {chosen}; classes: {', '.join(ref.stats.classes)}")
     shown = paper_blocks(blocks)
     dev = deviation_frame(class_depth_frame(ref.stats, fig6_classes(ref.stats.classes, chosen), shown, "uniform",
                                             50, 0))
@@ -277,8 +255,9 @@ def knockout_step(loaded: LoadedModel, flip: Flip | None, counts: FlipCount, ran
 
 # ---------------------------------------------------------------------------------------- 6. channel
 def channel_step(loaded: LoadedModel, ref: ReferenceStats, sel: SelectiveChannel | None, images, s_values,
-                 labels: Sequence[str], random_weights: bool) -> TourStep:
-    """The channel whose mean s depends most on the class, its class means and its most exciting images."""
+                 labels: Sequence[str], random_weights: bool, chosen: str | None = None) -> TourStep:
+    """The channel whose mean s depends most on the class (among those that prefer the `chosen` class, when one
+    does), its class means and its most exciting images."""
     if too_few_images(ref.stats) or sel is None:
         return TourStep("channel", STEP_TITLES["channel"], [
             f"The reference set here is {ref.source}.", "Class selectivity needs several labelled images per class, "
@@ -292,11 +271,14 @@ def channel_step(loaded: LoadedModel, ref: ReferenceStats, sel: SelectiveChannel
                              f"The {n} reference images that excite channel {sel.channel} of {sel.block} most")
     same = sum(1 for l in labels if l == sel.top_class)
     low = names[-1]
-    first = (f"Channel {sel.channel} of {sel.block} depends most on the class: the class explains {sel.share:.0%} "
+    lead = f"Of the channels whose mean s is highest for {chosen}, channel" if chosen == sel.top_class else "Channel"
+    first = (f"{lead} {sel.channel} of {sel.block} depends most on the class: the class explains {sel.share:.0%} "
              + (f"of the variance of its s, whose class means run from {num(sel.class_means[order[-1]])} ({low}) to "
                 f"{num(sel.top_mean)} ({sel.top_class})." if num(sel.class_means[order[-1]]) != num(sel.top_mean) else
                 f"of the variance of its s, and every class mean is {num(sel.top_mean)}."))
-    second = (f"{same} of the {n} reference images that excite it most are {sel.top_class}"
+    none = ("" if chosen in (None, sel.top_class) else
+            f"No channel prefers {chosen}, so this is the most selective overall; ")
+    second = (f"{none}{same} of the {n} reference images that excite it most are {sel.top_class}"
               + (f"; the others are {listing(sorted(set(l for l in labels if l != sel.top_class)))}."
                  if same < n else "."))
     data = pd.DataFrame({"class": names, "mean_s": sel.class_means[order]})
@@ -311,7 +293,7 @@ def channel_step(loaded: LoadedModel, ref: ReferenceStats, sel: SelectiveChannel
 
 # ---------------------------------------------------------------------------------------- the view
 IMAGE_STEPS = ("block", "image")  # the steps that show one image; the others ignore request.images
-CLASS_STEPS = ("class_depth",)  # the steps that show a chosen class (request.classes[0]); the others ignore it
+CLASS_STEPS = ("class_depth", "channel")  # the steps that show a chosen class (request.classes[0]); others ignore it
 
 
 def step_request(step: int, images: Sequence[NamedImage] = (), folder: str | None = None,
@@ -431,19 +413,23 @@ def compute_step(inputs: _Inputs, key: str) -> tuple[TourStep, dict]:
         extra = {} if flip is None else {"flip/blocks": list(flip.blocks), "flip/image": flip.image + 1}
         return knockout_step(loaded, flip, counts, random), {**counts.numbers(), **extra}
     ref = inputs.ref
+    chosen = inputs.request.classes[0] if inputs.request.classes else None
+    if chosen is not None and chosen not in ref.stats.classes:
+        raise SevisError(f"unknown class {chosen}; classes: {', '.join(ref.stats.classes)}")
     if key == "channel":
-        sel = None if too_few_images(ref.stats) else most_selective_channel(ref.stats)
+        sel = None if too_few_images(ref.stats) else (
+            chosen and most_selective_channel_for(ref.stats, chosen)) or most_selective_channel(ref.stats)
         images, s, labels = [], [], []
         if sel is not None:
             classes, batches, _, _ = reference_inputs(loaded, inputs.request.folder)
             x, s, y = top_images(loaded, batches, sel.block, sel.channel)
             images, s, labels = list(x), list(s), [classes[int(k)] for k in y]
-        numbers = {} if sel is None else {"channel/block": sel.block, "channel/channel": sel.channel,
-                                          "channel/selectivity": sel.share}
-        return channel_step(loaded, ref, sel, images, s, labels, random), numbers
+        name = "channel" if chosen is None else "channel_for_class"  # the Channel view's channel, or the class's
+        numbers = {} if sel is None else {f"{name}/block": sel.block, f"{name}/channel": sel.channel,
+                                          f"{name}/selectivity": sel.share}
+        return channel_step(loaded, ref, sel, images, s, labels, random, chosen), numbers
     measures, paper = inputs.measures()
     if key == "class_depth":
-        chosen = inputs.request.classes[0] if inputs.request.classes else None
         return class_depth_step(ref, measures, blocks, random, chosen), {} if chosen is None else {"class": chosen}
     shown = {} if paper is None or random else {"paper/shows": int((paper["shows"] == "yes").sum()),
                                                   "paper/findings": len(paper)}
