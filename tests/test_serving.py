@@ -546,3 +546,43 @@ def test_pack_and_handout_model_line_never_shows_the_private_upload_path(tmp_pat
     assert "my_net.safetensors" in line and str(tmp_path) not in line and "0123abcd" not in line
     shipped = model_line(SimpleNamespace(source="embedded", spec="embedded", name="fmnist_se_resnet50"))
     assert shipped == "Model: fmnist_se_resnet50 (embedded)."
+
+
+# ---------------------------------------------------------------------------------------------- shared results
+SHARED_VIEWS = ("Live inference", "Class × depth", "Channel", "Inside a block")
+
+
+@pytest.mark.app
+def test_sessions_share_one_result_object_that_rendering_never_changes():
+    """Results no upload is part of (the prepared defaults, the Live view on the bundled sample images) are one
+    object shared by every session, neither pickled nor copied (issue 26: that cost half the server's CPU per
+    view); two sessions drawing them in normal and lecture mode leave every figure as the prepared file has it."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from sevis import load_model
+    from sevis.views.registry import compute_view, default_requests
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    sessions = [AppTest.from_file(app, default_timeout=600) for _ in range(2)]
+    shown: dict[str, list] = {view: [] for view in SHARED_VIEWS}
+    for at in sessions:
+        for lecture in (False, True):
+            at.session_state["lecture"] = lecture
+            for view in SHARED_VIEWS:
+                at.session_state["view"] = view
+                at.run()
+                assert not at.exception, [e.value for e in at.exception]
+                shown[view].append(at.session_state["view_results"][view])
+    loaded = load_model("embedded")
+    requests = default_requests(loaded)
+    for view, results in shown.items():
+        assert all(r is results[0] for r in results), f"{view}: sessions got different copies"
+        first = results[0]
+        # the view's default request, read afresh (from the prepared file, or computed when it is stale)
+        fresh = [compute_view(loaded, first.slug, r) for r in requests[first.slug]]
+        same = [r for r in fresh if [p.key for p in r.panels] == [p.key for p in first.panels]
+                and r.takeaway == first.takeaway]
+        assert same, f"{view}: what the sessions showed is no default result of the view"
+        for kept, new in zip(first.panels, same[0].panels):
+            assert kept.figure.to_json() == new.figure.to_json(), f"{view}: {kept.key} changed after rendering"
+            assert kept.caption == new.caption and kept.data.equals(new.data)

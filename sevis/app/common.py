@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
 
@@ -17,7 +17,7 @@ from sevis.analysis.reference import class_mean_excitations, reference_batches, 
 from sevis.app import style
 from sevis.errors import SevisError
 from sevis.figures import export as E
-from sevis.figures.plots import Panel, slides_style, with_arrays
+from sevis.figures.plots import Panel, slides_style
 from sevis.models.zoo import LoadedModel
 from sevis.views.architecture import architecture_panels
 from sevis.views.base import ViewRequest, ViewResult
@@ -289,10 +289,13 @@ def unless_default(value, default):
     return None if value == default else value
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_resource(show_spinner=False, max_entries=64)
 def _shared_result(spec: str, pretrained: bool, arch: str | None, slug: str, request_key: str,
                    _request: ViewRequest) -> ViewResult:
-    """Return a view's result for a request without images, shared by every session (keyed on the request's hash)."""
+    """Return a view's result for a request no student's upload is part of, shared by every session (keyed on the
+    request's hash). The one object is handed to every session, neither pickled nor copied (a pickled Plotly figure
+    costs as much to load as to build): callers read it and never change it (the app's figure variants,
+    add_channel_targets and slides_style, return copies)."""
     from sevis.views.registry import compute_view
     bar = st.progress(0.0, text="Computing…")
     try:
@@ -302,20 +305,32 @@ def _shared_result(spec: str, pretrained: bool, arch: str | None, slug: str, req
         bar.empty()
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def prepared_keys(spec: str, pretrained: bool, arch: str | None) -> frozenset:
+    """Return the (view slug, request key) pairs `sevis prepare` stores for a shipped model (their images are the
+    bundled sample images, never a student's); empty for a model without prepared results."""
+    from sevis.analysis.precomputed import weights_file
+    from sevis.views.prepared import prepared_path
+    from sevis.views.registry import default_requests
+    loaded = get_model(spec, pretrained, arch)
+    weights = weights_file(loaded)
+    if weights is None or not prepared_path(weights).is_file():
+        return frozenset()
+    return frozenset((slug, r.key()) for slug, requests in default_requests(loaded).items() for r in requests)
+
+
 def view_result(ctx: Context, slug: str, request: ViewRequest | None = None) -> ViewResult:
     """Return the view's result for `request` (default: the view's default request; a shipped model's prepared
-    result when one is stored). Requests with images are computed in this session only (the images are the
-    student's); the rest are shared by every session. Raises SevisError with the view's one message."""
+    result when one is stored). Requests with a student's images are computed in this session only; the rest
+    (prepared requests with the bundled sample images included) are shared by every session, as one read-only
+    object. Raises SevisError with the view's one message."""
     request = request or ViewRequest()
-    if request.images:
+    key = request.key()
+    if request.images and (slug, key) not in prepared_keys(*ctx.key):
         from sevis.app.guard import session_results
         from sevis.views.registry import compute_view
-        return session_results((*ctx.key, slug, request.key()), lambda: compute_view(ctx.loaded, slug, request))
-    result = _shared_result(*ctx.key, slug, request.key(), request)
-    # st.cache_data hands back an unpickled copy whose figures hold Plotly's typed arrays: decode them once here,
-    # so every widget that reads a trace's numbers (click targets, lecture mode's sorted bars) gets arrays
-    result.panels = [replace(p, figure=with_arrays(p.figure)) for p in result.panels]
-    return result
+        return session_results((*ctx.key, slug, key), lambda: compute_view(ctx.loaded, slug, request))
+    return _shared_result(*ctx.key, slug, key, request)
 
 
 def shown_result(ctx: Context, slug: str, request: ViewRequest | None = None) -> ViewResult | None:
