@@ -14,6 +14,7 @@ from sevis.app.common import (
     takeaway,
     unless_default,
 )
+from sevis.app.screen import for_screen
 from sevis.names import ABLATIONS, DEFAULT_ABLATION_PAIR, fig6_default_classes, trained_ablations
 from sevis.views import ablations as L
 from sevis.views.ablations import SLUG, TITLE  # noqa: F401 (TITLE: the page's tab)
@@ -61,10 +62,10 @@ def render(ctx: Context) -> ViewResult | None:
         if panel is None:
             st.info(f"{name} has no SE blocks: no excitations to plot.")
         else:
-            show_panel(panel, f"ab_fig6_{name}")
+            show_panel(panel, f"ab_fig6_{name}", figure=for_screen(panel.figure))
     for i, key in enumerate(("ablation_depth_profiles", "ablation_knockouts")):
         if result.panel(key) is not None:
-            show_panel(result.panel(key), f"ab_pair_{i}")
+            show_panel(result.panel(key), f"ab_pair_{i}", figure=for_screen(result.panel(key).figure))
     takeaway(result.takeaway)
     return result
 

@@ -14,6 +14,7 @@ from sevis.app.common import (
     takeaway,
     unless_default,
 )
+from sevis.app.screen import phone
 from sevis.views.base import ViewRequest, ViewResult
 from sevis.views.channel import NO_BLOCKS, SLUG, TITLE, default_channel  # noqa: F401 (TITLE: the page's tab)
 
@@ -66,8 +67,11 @@ def render(ctx: Context) -> ViewResult | None:
     p = result.panels
     show_panel(p[0], "ch_by_class")
     show_panel(p[1], "ch_gallery")
-    if len(p) > 2:
-        left, right = st.columns([1, 2])
+    if len(p) > 2 and (ctx.lecture or phone()):  # one above the other: a third of the page cuts the map's title
+        show_panel(p[2], "ch_map")
+        show_panel(p[3], "ch_knockout")
+    elif len(p) > 2:
+        left, right = st.columns([2, 3])
         with left:
             show_panel(p[2], "ch_map")
         with right:

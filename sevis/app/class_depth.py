@@ -18,6 +18,7 @@ from sevis.app.common import (
     takeaway,
     unless_default,
 )
+from sevis.app.screen import for_screen
 from sevis.figures.plots import readable_table
 from sevis.figures.shared_figures import add_channel_targets
 from sevis.names import fig6_default_classes
@@ -90,7 +91,7 @@ def render(ctx: Context) -> ViewResult | None:
         (st.info if note == RANDOM_NOTE else st.caption)(note)
     for i, p in enumerate(result.panels):
         if p.key == "fig6_class_means":
-            show_panel(p, f"cd_{i}", clickable_blocks=sel, figure=add_channel_targets(p.figure, sel))
+            show_panel(p, f"cd_{i}", clickable_blocks=sel, figure=for_screen(add_channel_targets(p.figure, sel)))
         elif p.key == "paper_vs_model":  # a table reads better as a table on screen; the export keeps the figure
             st.markdown(f"**{p.title}**")
             show_table(readable_table(p.data[["finding", "paper", "blocks", "this_model", "criterion", "shows"]],
@@ -99,6 +100,6 @@ def render(ctx: Context) -> ViewResult | None:
             st.caption(p.caption)
             download_menu(p, f"cd_{i}")
         else:
-            show_panel(p, f"cd_{i}")
+            show_panel(p, f"cd_{i}", figure=for_screen(p.figure))
     takeaway(result.takeaway)
     return result

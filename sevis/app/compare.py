@@ -16,6 +16,7 @@ from sevis.app.common import (
     takeaway,
     unless_default,
 )
+from sevis.app.screen import for_screen
 from sevis.views.base import ViewRequest, ViewResult
 from sevis.views.compare import ALL_IMAGES, NO_BLOCKS, SLUG, TITLE, mean_label  # noqa: F401 (TITLE: the page's tab)
 
@@ -70,6 +71,6 @@ def render(ctx: Context) -> ViewResult | None:
         return None
     show_notes(result)
     for i, p in enumerate(result.panels):
-        show_panel(p, f"cmp_{i}")
+        show_panel(p, f"cmp_{i}", figure=for_screen(p.figure))
     takeaway(result.takeaway)
     return result

@@ -17,6 +17,7 @@ from sevis.app.common import (
     takeaway,
     unless_default,
 )
+from sevis.app.screen import for_screen
 from sevis.names import fig6_default_classes, snapshot_epochs
 from sevis.views.base import ViewRequest, ViewResult
 from sevis.views.training import (  # noqa: F401 (TITLE: the page's tab)
@@ -79,4 +80,4 @@ def _show(panels: list, start: int = 0) -> None:
             st.caption(p.caption)
             download_menu(p, f"tr_{i}")
         else:
-            show_panel(p, f"tr_{i}")
+            show_panel(p, f"tr_{i}", figure=for_screen(p.figure))

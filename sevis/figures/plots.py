@@ -272,6 +272,81 @@ def slides_style(fig: go.Figure) -> go.Figure:
     return out
 
 
+PHONE_WIDTH = 360  # px: a figure on a 390 px phone screen, less the page's padding
+PHONE_TITLE_CHARS, PHONE_SUBPLOT_CHARS = 34, 40  # characters a line of the title / a panel title holds there
+
+
+def stacked(fig: go.Figure, width: int = PHONE_WIDTH) -> go.Figure:
+    """Return a copy of a subplot grid (Fig. 6, per-block lines, the depth profile) with its panels stacked in one
+    column, for a phone: each panel keeps its height and gets the full width, panel titles and the title wrap to
+    the narrow figure, every panel shows its own tick labels (a shared axis hid them beside the first column),
+    the x title sits under the last panel only and a colour bar lies under the plot. A figure of one column, or
+    one whose panels are images drawn to scale (feature maps), comes back unchanged."""
+    cols, rows = _grid_columns(fig)
+    lay = fig.layout
+    keys = [k for k in lay.to_plotly_json() if k.startswith("xaxis")]
+    if cols < 2 or any(lay[k.replace("x", "y", 1)].scaleanchor for k in keys if k.replace("x", "y", 1) in lay):
+        return go.Figure(fig)
+    out = go.Figure(fig)
+    lay = out.layout
+    # Panels in reading order (top row first, left to right), by their axes' domains.
+    panels = []
+    for xk in keys:
+        yk = "yaxis" + xk[5:]
+        xd, yd = tuple(lay[xk].domain or (0, 1)), tuple(lay[yk].domain or (0, 1))
+        panels.append((-yd[1], xd[0], xk, yk, xd, yd))
+    panels.sort()
+    n = len(panels)
+    height = lay.height or 450
+    top = lay.margin.t if lay.margin.t is not None else 95
+    bottom = lay.margin.b if lay.margin.b is not None else 55
+    per_panel = (height - top - bottom) / rows  # each panel keeps the height it had (with its share of the gaps)
+    title = wrap_text(lay.title.text or "", PHONE_TITLE_CHARS)
+    title_lines = title.count("<br>") + 1 if title else 0
+    title_pad = TITLE_TOP + 20 * max(title_lines - 1, 0)  # a top-anchored title of several lines grows upwards
+    for t in out.data:  # long legend entries wrap to the narrow figure
+        if t.name and len(t.name) > PHONE_SUBPLOT_CHARS:
+            t.name = wrap_text(t.name, PHONE_SUBPLOT_CHARS)
+    legend = legend_rows(out, width)
+    legend_lines = sum(t.name.count("<br>") for t in out.data if t.name and t.showlegend is not False)
+    titles = [a for a in lay.annotations or () if a.xref == "paper" and a.yref == "paper" and a.yanchor == "bottom"
+              and not a.textangle]
+    for a in titles:
+        a.text = wrap_text((a.text or "").replace("<br>", " "), PHONE_SUBPLOT_CHARS)
+    top_y = max(p[5][1] for p in panels)
+    first_title = max([a.text.count("<br>") + 1 for a in titles if a.y >= top_y - 1e-6] or [0])
+    new_top = (30 + 22 * title_lines + title_pad - TITLE_TOP
+               + ((LEGEND_ROW + 10) * legend + 16 * legend_lines + 10 if legend else 0)
+               + (TITLE_LINE if lay.title.subtitle and lay.title.subtitle.text else 0)
+               + 16 * first_title + 8)  # the first panel's title sits above the plot
+    colorbar = lay.coloraxis.colorbar is not None and any(getattr(t, "coloraxis", None) for t in out.data)
+    new_bottom = bottom + (70 if colorbar else 0)
+    plot_h = per_panel * n
+    new_height = int(new_top + new_bottom + plot_h)
+    gap = min(0.35 * per_panel, 70) / plot_h  # room between panels for the next panel's title and tick labels
+    slot = (1 + gap) / n
+    x_titles = [lay[xk].title.text for *_, xk, _, _, _ in panels if lay[xk].title.text]
+    # Each panel's title sat centred over its old domain: pair them before anything moves.
+    own = {xk: [a for a in titles if abs(a.x - (xd[0] + xd[1]) / 2) < 1e-6 and abs(a.y - yd[1]) < 1e-6]
+           for *_, xk, _, xd, yd in panels}
+    for i, (_, _, xk, yk, xd, yd) in enumerate(panels):
+        y1 = 1 - i * slot
+        y0 = max(y1 - slot + gap, 0.0)
+        for a in own[xk]:
+            a.update(x=0.5, y=y1)
+        lay[xk].update(domain=[0, 1], title_text=x_titles[0] if x_titles and i == n - 1 else None)
+        hidden = lay[yk].showticklabels is False and not lay[yk].matches  # hidden by the view, not by sharing
+        lay[yk].update(domain=[y0, y1], showticklabels=not hidden)
+    if legend:
+        out.update_layout(legend_y=1 - (title_pad + 18 + 22 * title_lines) / new_height)
+    if colorbar:
+        out.update_layout(coloraxis_colorbar=dict(orientation="h", x=0.5, xanchor="center", y=-60 / plot_h,
+                                                  yanchor="top", thickness=12, len=0.9, title_side="top"))
+    out.update_layout(height=new_height, width=None, title_text=title, title_pad_t=title_pad,
+                      margin=dict(t=new_top, b=new_bottom, l=min(lay.margin.l or 85, 90), r=10))
+    return out
+
+
 def grid_shape(n: int, cols: int | None = None) -> tuple[int, int]:
     cols = cols or (1 if n == 1 else 2 if n <= 4 else 3 if n <= 9 else 4)
     cols = max(1, min(cols, n))
