@@ -362,7 +362,8 @@ class _Inputs:
         return self._shared["measures"]
 
 
-def training_numbers(loaded: LoadedModel, folder: str | None) -> tuple[TourStep, dict]:
+def training_numbers(loaded: LoadedModel, folder: str | None,
+                     progress: Progress | None = None) -> tuple[TourStep, dict]:
     """Return the training step over the snapshots of the model shown (when it is an embedded model with snapshots,
     or one of them) else of the default model, and its numbers: the mean class specificity over the SE blocks at
     each snapshot (`training/mean_specificity/epoch_<e>`)."""
@@ -371,7 +372,7 @@ def training_numbers(loaded: LoadedModel, folder: str | None) -> tuple[TourStep,
     if folder and str(folder).lower().endswith(".json"):  # a `sevis stats` file describes one model, not snapshots
         folder = None
     try:
-        snap = snapshot_specificity(base, folder)
+        snap = snapshot_specificity(base, folder, progress)  # once per process: every model's Tour shares it
     except ModelError as e:
         return training_step(loaded, None, str(e)), {}
     means = snap.mean_by_epoch()
@@ -398,7 +399,7 @@ def compute_step(inputs: _Inputs, key: str) -> tuple[TourStep, dict]:
     if key == "cost":
         return cost_step(loaded), cost_numbers(loaded)
     if key == "training":
-        return training_numbers(loaded, inputs.request.folder)
+        return training_numbers(loaded, inputs.request.folder, inputs.progress)
     if key == "inception":
         return inception_numbers(loaded)
     if key in IMAGE_STEPS:
