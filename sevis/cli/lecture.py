@@ -70,8 +70,9 @@ def cmd_lecture(args: argparse.Namespace) -> int:
         raise ExportError(f"cannot create output folder {out}: {e.strerror or e}") from None
     for fmt in formats:
         print(write_atomic(out / D.deck_file_name(fmt), decks[fmt], error=ExportError))
-    print(f"{len(slides)} slides: {len(steps)} from the Tour's {len(T.STEPS)} steps"
-          + (f", {len(slides) - sum(len(s.panels) for s in steps)} from {', '.join(views)}" if views else "")
+    from_tour = sum(len(s.panels) for s in steps)
+    print(f"{len(slides)} slides: {from_tour} from the Tour's {len(steps)} steps"
+          + (f", {len(slides) - from_tour} from {', '.join(views)}" if views else "")
           + "; each slide's speaker notes hold its step's or view's takeaway.")
     return 0
 
