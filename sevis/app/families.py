@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from sevis.app.common import Context, download_menu, intro, show_panel, shown_result, takeaway, unless_default
+from sevis.figures.plots import readable_table
 from sevis.names import fig6_default_classes, trained_families
 from sevis.views import families as F
 from sevis.views.base import ViewRequest, ViewResult
@@ -15,8 +16,9 @@ def render(ctx: Context) -> ViewResult | None:
     """Show the Architectures view; return its result (None when it shows a message instead). It reads the trained
     families whatever the sidebar holds (a family run picked there opens as the run below)."""
     intro("SE is a drop-in unit: the paper puts it into Inception, ResNeXt, VGG and MobileNet too (Tables 2-3). Here "
-          "each of them is trained small, with and without SE, on the same schedule and two seeds. The table sets "
-          "our gains beside the paper's; below, the depth profiles of every family and Fig. 6 of one.")
+          "each of them is trained small, with and without SE, on the same schedule and several seeds; SE − plain is "
+          "read with a paired 95% interval on the test split and on backgrounds training never used. Below: the "
+          "depth profiles of every family, what SE adds beyond its input, and Fig. 6 of one.")
     trained = trained_families()
     if not trained:
         st.info(F.NOT_TRAINED)
@@ -37,8 +39,11 @@ def render(ctx: Context) -> ViewResult | None:
         return None
     with head:
         table = result.panel("architectures_table")
+        shown = F.display_table(table.data)
         st.markdown(f"**{table.title}**")
-        st.dataframe(F.display_table(table.data), hide_index=True, width="stretch",
+        # two tables, so that at projector width neither hides columns: our results, then cost and the paper's rows
+        st.dataframe(shown[F.RESULT_COLUMNS], hide_index=True, width="stretch")
+        st.dataframe(shown[F.COST_COLUMNS], hide_index=True, width="stretch",
                      column_config={"paper's row": st.column_config.TextColumn(width="medium")})
         st.caption(table.caption)
         download_menu(table, "fam_table")
@@ -48,6 +53,14 @@ def render(ctx: Context) -> ViewResult | None:
                 st.caption(note)
         if result.panel("architectures_depth_profiles") is not None:
             show_panel(result.panel("architectures_depth_profiles"), "fam_profiles")
+        adds = result.panel("architectures_what_se_adds")
+        if adds is not None:
+            show_panel(adds, "fam_adds")
+            with st.expander("What SE adds, block by block"):
+                st.dataframe(F.se_adds_table(adds.data), hide_index=True, width="stretch")
+        for note in result.notes:
+            if note.startswith("What SE adds"):
+                st.caption(note)
     fig = result.panel(f"fig6_{run}")
     if not picked:
         st.info("Choose at least one class.")
@@ -57,7 +70,8 @@ def render(ctx: Context) -> ViewResult | None:
         show_panel(fig, f"fam_fig6_{run}")
     check = result.panel(f"check_{run}")
     st.markdown(f"**{check.title}**")
-    st.dataframe(check.data, hide_index=True, width="stretch")
+    st.dataframe(readable_table(check.data.drop(columns=["path"]), F.CHECK_NAMES,
+                                percent=("near_0", "near_half", "near_1"), digits=2), hide_index=True, width="stretch")
     st.caption(check.caption)
     takeaway(result.takeaway)
     return result
