@@ -8,6 +8,7 @@ from PIL import Image
 
 from sevis.analysis.images import image_stem
 from sevis.app.common import (
+    STAGE_KEY,
     Context,
     block_picker,
     display_image,
@@ -68,8 +69,13 @@ def render(ctx: Context) -> ViewResult | None:
     stem = image_stem(pick)
     panels = {p.key.removeprefix(f"{stem}_"): p for p in result.panels if p.key.startswith(f"{stem}_")}
     notes = [note.removeprefix(f"{pick}: ") for note in result.notes if note.startswith(f"{pick}: ")]
+    # where the model has a domain verdict it is the note after the preprocessing one (views.live.image_notes)
+    verdict = notes[1] if f"in_domain/{pick}" in n and len(notes) > 1 else None
+    others = notes[2:] if verdict is not None else notes[1:]
+    stage = st.session_state.get(STAGE_KEY) or {}  # lecture mode: the row goes on the stage, above the lead figure
+    with stage.get("area") or top:
+        show_verdict(n, pick, verdict)
     with top:
-        show_verdict(n, pick, notes[1:])
         left, right = st.columns([1, 3])
         with left:
             given, seen = st.columns(2)
@@ -79,6 +85,8 @@ def render(ctx: Context) -> ViewResult | None:
                 seen.image(display_image(Image.open(io.BytesIO(seen_png))), width="stretch",
                            caption="what the model saw (after its preprocessing)")
             st.caption(notes[0])  # what the preprocessing did
+            for note in others:  # e.g. a colour image sent to a grey model
+                st.warning(note)
         with right:
             show_panel(panels["top5"], "live_top5")
     with heat:
@@ -93,16 +101,14 @@ def render(ctx: Context) -> ViewResult | None:
     return result
 
 
-def show_verdict(numbers: dict, name: str, notes: list[str]) -> None:
-    """Show the prediction of image `name` beside the domain verdict and any note on an image unlike the training
-    images (`notes`: the view's notes on this image after the preprocessing one), side by side in one row, in the
-    same type; an out-of-domain verdict is a warning and the prediction says it is unreliable."""
+def show_verdict(numbers: dict, name: str, verdict: str | None) -> None:
+    """Show the prediction of image `name` and, beside it in one row and the same type, the domain verdict (where the
+    model has one): a warning when out of domain, where the prediction itself says it is unreliable."""
     in_domain = numbers.get(f"in_domain/{name}")
     st.html(VERDICT_CSS)
     with st.container(key="live_verdict"):
-        cols = st.columns(2 if notes else 1, border=True, vertical_alignment="center")
+        cols = st.columns(2 if verdict else 1, border=True, vertical_alignment="center")
         cols[0].markdown(prediction_text(numbers, name, bold=True))
-        for i, note in enumerate(notes):  # the domain verdict (where the model has one) first, then any other note
-            verdict = i == 0 and in_domain is not None
-            show = cols[1].success if verdict and in_domain else cols[1].warning
-            show(note, icon=":material/check_circle:" if verdict and in_domain else ":material/warning:")
+        if verdict:
+            show = cols[1].success if in_domain else cols[1].warning
+            show(verdict, icon=":material/check_circle:" if in_domain else ":material/warning:")
