@@ -148,8 +148,7 @@ def evaluate_finished(names: Sequence[str] | None = None, out_dir: str | Path | 
                 if "unseen_accuracy" in added:
                     log(f"{n}: accuracy on unseen backgrounds {added['unseen_accuracy']:.4f}")
                 done.append(n)
-        if done:
-            write_summary(out_dir)
+        write_summary(out_dir)  # also rewrites a summary an older `sevis family` wrote without these entries
     finally:
         lock.unlink(missing_ok=True)
     return list(dict.fromkeys(done))
