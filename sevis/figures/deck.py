@@ -28,9 +28,18 @@ DECK_MIME = {"pdf": "application/pdf",
              "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
 SLIDE_IN = (13.333, 7.5)  # inches: PowerPoint's 16:9
 TITLE_IN = 0.95  # the title band at the top of each slide
-NOTES_IN = 1.15  # PDF: the notes band under the figure
 FIGURE_ASPECT = SLIDE_IN[0] / (SLIDE_IN[1] - TITLE_IN - 0.2)  # the figure fills the slide under its title (PPTX)
 TITLE_PT, NOTES_PT = 28, 15
+
+
+def title_pt(title: str) -> int:
+    """Return the title's font size (pt): 28, smaller for a long title, so that it stays on one line."""
+    return TITLE_PT if len(title) <= 56 else 24 if len(title) <= 66 else 20
+
+
+def notes_pt(notes: str) -> int:
+    """Return the PDF notes' font size (pt): 15, smaller for long notes, so that the figure keeps most of the page."""
+    return NOTES_PT if len(notes) <= 380 else 12 if len(notes) <= 700 else 10
 
 
 @dataclass
@@ -106,7 +115,7 @@ def deck_pptx(slides: Sequence[Slide], images: Sequence[bytes], title: str) -> b
             Inches(TITLE_IN - 0.1)
         head.text = slide.title
         for paragraph in head.text_frame.paragraphs:
-            paragraph.font.size = Pt(TITLE_PT)
+            paragraph.font.size = Pt(title_pt(slide.title))
         from PIL import Image
         w, h = Image.open(io.BytesIO(png)).size
         fit = min(room_w / w, room_h / h)  # the whole figure, as large as the room under the title allows
@@ -125,11 +134,11 @@ body {{margin: 0; font-family: Arial, Helvetica, sans-serif; color: #111;}}
 .slide {{width: {SLIDE_IN[0]}in; height: {SLIDE_IN[1]}in; box-sizing: border-box; padding: 0.1in 0.4in;
   page-break-after: always; break-after: page; overflow: hidden; display: flex; flex-direction: column;}}
 .slide:last-child {{page-break-after: auto; break-after: auto;}}
-h1 {{font-size: {TITLE_PT}pt; margin: 0; height: {TITLE_IN - 0.1}in; line-height: 1.15; overflow: hidden;}}
+h1 {{margin: 0; height: {TITLE_IN - 0.1}in; line-height: 1.15; overflow: hidden; flex: none;}}
 .figure {{flex: 1; min-height: 0; display: flex; justify-content: center; align-items: center;}}
 .figure img {{max-width: 100%; max-height: 100%;}}
-.notes {{font-size: {NOTES_PT}pt; line-height: 1.3; margin: 0; max-height: {NOTES_IN}in; overflow: hidden;
-  border-top: 1px solid #bbb; padding-top: 0.05in; color: #222;}}"""
+.notes {{line-height: 1.3; margin: 0; flex: none; border-top: 1px solid #bbb; padding-top: 0.05in; color: #222;}}"""
+# the notes take the height they need (never cut off); the figure shrinks to the room left
 
 
 def deck_html(slides: Sequence[Slide], images: Sequence[bytes], title: str) -> str:
@@ -138,9 +147,11 @@ def deck_html(slides: Sequence[Slide], images: Sequence[bytes], title: str) -> s
              f"<style>{DECK_CSS}</style></head><body>"]
     for slide, png in zip(slides, images):
         src = "data:image/png;base64," + base64.b64encode(png).decode()
-        parts.append(f"<section class='slide'><h1>{html.escape(slide.title)}</h1><div class='figure'>"
-                     f"<img src='{src}' alt='{html.escape(slide.caption or slide.title, quote=True)}'></div>"
-                     f"<p class='notes'>Notes: {html.escape(slide.notes)}</p></section>")
+        parts.append(f"<section class='slide'><h1 style='font-size: {title_pt(slide.title)}pt'>"
+                     f"{html.escape(slide.title)}</h1><div class='figure'><img src='{src}' "
+                     f"alt='{html.escape(slide.caption or slide.title, quote=True)}'></div>"
+                     f"<p class='notes' style='font-size: {notes_pt(slide.notes)}pt'>Notes: "
+                     f"{html.escape(slide.notes)}</p></section>")
     parts.append("</body></html>")
     return "".join(parts)
 
