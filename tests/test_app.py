@@ -210,19 +210,20 @@ def test_architecture_view(app):
     at = _run(app, "Architecture")
     table = at.dataframe[0].value
     widths = squeeze_widths(cfg)
-    assert len(table) == len(widths) and list(table["block"])[:2] == ["SE_2_1", "SE_2_2"]
+    assert len(table) == len(widths) and list(table["SE block"])[:2] == ["SE_2_1", "SE_2_2"]
     # C/r exact beside the width the model uses, rounded as its config says (a multiple of se_divisor).
     rounded = next(c for c in table.columns if c.startswith("squeeze width (rounded to"))
     assert (("a whole channel" in rounded) if cfg.se_divisor == 1 else (f"multiple of {cfg.se_divisor}" in rounded))
-    np.testing.assert_allclose(table["C/r exact"], table["channels"] / cfg.reduction)
-    assert list(table[rounded]) == [make_divisible(c / cfg.reduction, cfg.se_divisor) for c in table["channels"]]
+    np.testing.assert_allclose(table["C/r exact"], table["channels C"] / cfg.reduction)
+    assert list(table[rounded]) == [make_divisible(c / cfg.reduction, cfg.se_divisor) for c in table["channels C"]]
     assert list(table[rounded]) == list(widths["hidden"])
     # The per-stage table's total row has a value in every cell.
     per_stage = at.dataframe[1].value
     total = per_stage[per_stage["stage"] == "total"]
     assert len(total) == 1 and not total.isna().any(axis=None)
     assert all(str(v) not in ("None", "nan") for v in total.iloc[0])
-    assert total["parameters"].iloc[0] == per_stage["parameters"].iloc[:-1].sum()
+    real = "SE parameters (real)"  # human column names (plots.readable_table)
+    assert total[real].iloc[0] == per_stage[real].iloc[:-1].sum()
     titles = _chart_titles(at)
     assert "SE's extra parameters per stage" in titles
     assert "SE's extra parameters against the reduction ratio r" in titles
