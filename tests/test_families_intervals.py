@@ -134,6 +134,33 @@ def test_unseen_backgrounds_accuracy_of_a_shipped_run_recomputed_equals_its_card
     assert np.array_equal(again.images, split.images)
 
 
+def test_sevis_family_evaluate_only_fills_finished_cards_and_resumes(tmp_path, capsys):
+    import shutil
+
+    from sevis.cli.main import main
+    from sevis.models.checkpoint import read_card, write_card
+    shipped = json.loads((family_dir() / "vgg.json").read_text())
+    if shipped["family"].get("unseen_accuracy") is None:
+        pytest.skip("vgg's card has no unseen-background accuracy yet: `sevis family --evaluate-only`")
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(family_dir() / f"vgg{suffix}", tmp_path / f"vgg{suffix}")
+    card = read_card(tmp_path / "vgg.safetensors")
+    for key in ("unseen_accuracy", "unseen_accuracy_by_kind", "unseen_test", "near_constant_blocks"):
+        card["family"].pop(key, None)
+    write_card(tmp_path / "vgg.safetensors", card)  # a run finished before these entries existed
+    assert main(["family", "--list", "--models", "vgg", "--out-dir", str(tmp_path)]) == 0
+    assert "(card lacks: unseen, near_constant)" in capsys.readouterr().out
+    assert main(["family", "--evaluate-only", "--models", "vgg", "se-vgg", "--out-dir", str(tmp_path)]) == 0
+    assert "vgg: accuracy on unseen backgrounds" in capsys.readouterr().out
+    filled = read_card(tmp_path / "vgg.safetensors")["family"]
+    for key in ("unseen_accuracy", "unseen_accuracy_by_kind", "unseen_test", "near_constant_blocks"):
+        assert filled[key] == shipped["family"][key], key
+    assert main(["family", "--evaluate-only", "--models", "vgg", "--out-dir", str(tmp_path)]) == 0
+    assert "evaluating" not in capsys.readouterr().out  # resumable: what a card holds is not computed again
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["name"] for r in summary["runs"]] == ["vgg"] and summary["runs"][0]["unseen_accuracy"] is not None
+
+
 def test_unseen_backgrounds_are_none_of_the_training_recipe():
     """The training recipe's background is a bilinear upsampling of a 9×9 grid: between grid points it is linear, so
     its second difference along a row vanishes away from the knots. Stripes, spots and fine noise are not."""
