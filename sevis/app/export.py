@@ -8,6 +8,7 @@ from typing import Sequence
 import streamlit as st
 
 from sevis.app.common import Context, model_line, remember, show_panel, static_ok, takeaway, view_result
+from sevis.app.tour import chosen_class, chosen_image, step_result  # the Tour as the teacher set it up
 from sevis.errors import SevisError
 from sevis.figures import deck as D
 from sevis.figures import export as E
@@ -109,7 +110,8 @@ def deck_section(ctx: Context, modules: Sequence) -> None:
     """'Build the lecture deck': every Tour step, then the chosen views, one figure per 16:9 slide with the step's or
     view's takeaway as speaker notes (sevis.figures.deck, as `sevis export lecture`); then its downloads."""
     st.subheader("Lecture deck")
-    st.markdown(f"Every step of the Tour ({len(T.STEPS)} steps), then the views you choose, as 16:9 slides: one "
+    st.markdown(f"Every step of the Tour ({len(T.STEPS)} steps, with the image and class chosen there), then the "
+                "views you choose, as 16:9 slides: one "
                 "figure per slide with its title, the step's or view's takeaway as the **speaker notes** (PPTX) or "
                 "under the figure (PDF). The same deck as `sevis export lecture --format pdf pptx`.")
     if not static_ok():
@@ -119,7 +121,8 @@ def deck_section(ctx: Context, modules: Sequence) -> None:
     titles = st.multiselect("Views after the Tour", [m.TITLE for m in others], default=[], key="deck_views")
     formats = st.multiselect("Formats", list(D.DECK_FORMATS), default=list(D.DECK_FORMATS), key="deck_formats")
     chosen = [m for m in others if m.TITLE in titles]
-    want = (ctx.key, ctx.folder, tuple(im.name for im in ctx.images), tuple(m.SLUG for m in chosen), tuple(formats))
+    want = (ctx.key, ctx.folder, tuple(im.name for im in ctx.images), tuple(im.name for im in chosen_image(ctx)),
+            chosen_class(ctx), tuple(m.SLUG for m in chosen), tuple(formats))
     built = st.session_state.get("deck_built")
     if built is not None and built[0] != want:
         built = st.session_state["deck_built"] = None
@@ -129,7 +132,7 @@ def deck_section(ctx: Context, modules: Sequence) -> None:
         try:
             steps = []
             for i in range(len(T.STEPS)):
-                steps += T.steps_of(view_result(ctx, T.SLUG, T.step_request(i, ctx.images, ctx.folder or None)))
+                steps += T.steps_of(step_result(ctx, i))
                 bar.progress((i + 1) / (len(T.STEPS) + len(chosen)) / 2, text=f"Computed step {i + 1}")
             results = []
             for k, m in enumerate(chosen, start=1):

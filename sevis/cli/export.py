@@ -137,7 +137,8 @@ def add_export(sub) -> None:
                                                               "steps in the deck (default: the Tour alone)")
     p.add_argument("--classes", nargs="+", metavar="CLASS", help="classes for Fig. 6 (default: the app's, "
                    f"{' '.join(FIG6_DEFAULT_CLASSES)}, or a model's first four); compare: class means to compare "
-                   "the images with ('all': the mean over every reference image)")
+                   "the images with ('all': the mean over every reference image); lecture: the one class of the "
+                   "Tour's class steps")
     p.add_argument("--blocks", "--block", nargs="+", metavar="BLOCK",
                    help="SE blocks to plot (default: the paper's choice); block and channel views: exactly one")
     p.add_argument("--channel", type=nonnegative_int, metavar="N",

@@ -41,6 +41,9 @@ def cmd_lecture(args: argparse.Namespace) -> int:
     from sevis.views.registry import compute_view, view_module
 
     formats = D.check_deck_formats(args.format or DECK_FORMATS)
+    if args.classes and len(args.classes) > 1:
+        raise ExportError(f"the Tour's class steps show one class; --classes names {len(args.classes)}")
+    cls = args.classes[0] if args.classes else None
     views = list(dict.fromkeys(args.views or ()))
     for view in views:
         if view_module(view) is T:  # an unknown view is refused before the model loads
@@ -54,7 +57,7 @@ def cmd_lecture(args: argparse.Namespace) -> int:
     steps, results = [], []
     with progress_bar(len(T.STEPS) + len(views), "sevis export lecture: computing", unit="view") as bar:
         for i in range(len(T.STEPS)):
-            steps += T.steps_of(compute_view(loaded, T.SLUG, T.step_request(i, images, args.folder)))
+            steps += T.steps_of(compute_view(loaded, T.SLUG, T.step_request(i, images, args.folder, cls)))
             bar.update(1)
         for view in views:
             shown = images[:1] if view in ONE_IMAGE_VIEWS else images if view in IMAGE_VIEWS else ()
