@@ -225,7 +225,10 @@ def training_step(loaded: LoadedModel, snap: SnapshotSpecificity | None, missing
         return TourStep("training", title, [f"The training snapshots are not in this installation ("
                                             f"{missing or 'no snapshot files'}), so this step has nothing to show."])
     own = str(loaded.spec).partition("@")[0] == snap.base
-    whose = f"In {snap.base}'s training snapshots" + ("" if own else f" ({loaded.name} kept none)")
+    epoch = str(loaded.spec).partition("@")[2]
+    whose = f"In {snap.base}'s training snapshots" + (
+        f" (this model is the one after epoch {epoch})" if own and epoch.isdigit() else
+        "" if own else f" ({loaded.name} kept none)")
     if snap.problem:
         return TourStep("training", title, [f"{whose}, the reference set is {snap.source}.",
                                             "It has too few labelled images per class for class specificity, so "
@@ -263,5 +266,5 @@ def training_step(loaded: LoadedModel, snap: SnapshotSpecificity | None, missing
         accuracy = (f", while reference accuracy went from {pct(acc[e0])} to {pct(acc[e1])} (finally {pct(acc[en])})"
                     if acc.notna().all() else "")
         second = (f"After {plural(e1, 'epoch')} it is already {num(means[e1])}: {share:.0%} of the whole change "
-                  f"came in the first snapshot{accuracy}.")
+                  f"had happened by then{accuracy}.")
     return TourStep("training", title, [first, second], [panel])
