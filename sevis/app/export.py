@@ -8,7 +8,7 @@ from typing import Sequence
 import streamlit as st
 
 from sevis.app.common import Context, model_line, remember, show_panel, static_ok, takeaway, view_result
-from sevis.app.tour import chosen_class, chosen_image, step_result  # the Tour as the teacher set it up
+from sevis.app.tour import chosen_class, chosen_image, shown_name, step_result  # the Tour as the teacher set it up
 from sevis.errors import SevisError
 from sevis.figures import deck as D
 from sevis.figures import export as E
@@ -155,8 +155,3 @@ def deck_section(ctx: Context, modules: Sequence) -> None:
                             file_name=D.deck_file_name(fmt), mime=D.DECK_MIME[fmt], key=f"deck_{fmt}",
                             on_click="ignore", type="primary")
 
-
-def shown_name(ctx: Context) -> str:
-    """Return the name the app calls the model by: a shipped model's spec ("embedded"), else its own name."""
-    from sevis.models.zoo import EMBEDDED
-    return ctx.loaded.spec if ctx.loaded.spec in EMBEDDED else ctx.loaded.name
