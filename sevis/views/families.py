@@ -24,7 +24,7 @@ from sevis.analysis.squeeze import what_se_adds_sentence
 from sevis.core.recorder import find_se_blocks
 from sevis.data.unseen_backgrounds import UNSEEN_IMAGES, unseen_words
 from sevis.errors import ModelError, SevisError
-from sevis.figures.plots import MISSING, PALETTE, Panel, apply_layout, significant, table_figure
+from sevis.figures.plots import MISSING, PALETTE, Panel, apply_layout, table_figure
 from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
 from sevis.models.checkpoint import read_card
 from sevis.models.families import FAMILY_TITLES
@@ -112,11 +112,11 @@ def _interval(low, high) -> str:
 
 
 def display_table(arch: pd.DataFrame) -> pd.DataFrame:
-    """Return the per-architecture table (family_grid.architecture_table) as text for reading: accuracies to 3
-    significant digits, differences and intervals to 0.01 points, human column names (DISPLAY_COLUMNS)."""
+    """Return the per-architecture table (family_grid.architecture_table) as text for reading: accuracies to 0.1%
+    (3 significant digits), differences and intervals to 0.01 points, human column names (DISPLAY_COLUMNS)."""
     if arch.empty:
         return pd.DataFrame(columns=DISPLAY_COLUMNS)
-    acc = lambda v: MISSING if v is None or v != v else significant(v, 3)  # noqa: E731
+    acc = lambda v: _num(v, ".1f")  # noqa: E731  (accuracies in %: 3 significant digits)
     return pd.DataFrame({
         "architecture": [FAMILY_TITLES[f] for f in arch["family"]],
         "seed pairs": [str(int(v)) for v in arch["pairs"]],
@@ -131,10 +131,10 @@ def display_table(arch: pd.DataFrame) -> pd.DataFrame:
         "unseen: 95% interval": [_interval(a, b) for a, b in zip(arch["unseen_low"], arch["unseen_high"])],
         "unseen: verdict": [v if p else "not evaluated yet" for v, p in zip(arch["unseen_verdict"],
                                                                              arch["unseen_pairs"])],
-        "parameters SE / plain": [f"{significant(a, 3)} / {significant(b, 3)}"
+        "parameters SE / plain": [f"{a:,} / {b:,}"
                                   for a, b in zip(arch["se_parameters"], arch["plain_parameters"])],
-        "SE extra parameters %": [significant(v, 2) for v in arch["se_extra"]],
-        "CPU ms per image SE / plain": [f"{significant(a, 2)} / {significant(b, 2)}"
+        "SE extra parameters %": [_num(v, ".1f") for v in arch["se_extra"]],
+        "CPU ms per image SE / plain": [f"{a:.1f} / {b:.1f}"
                                         for a, b in zip(arch["se_cpu_ms"], arch["plain_cpu_ms"])],
         "time SE adds %": [_num(v, "+.0f") for v in arch["time_change"]],
         "paper's row": arch["paper"],
@@ -274,16 +274,17 @@ def se_adds_sentences(adds: pd.DataFrame) -> list[str]:
 
 
 def se_adds_table(adds: pd.DataFrame) -> pd.DataFrame:
-    """Return what SE adds as read: per architecture and SE block, s, z, the plain twin and s − z to 2 significant
-    digits, the untrained control's range of s − z, and whether s − z lies beyond it (SE_ADDS_NAMES)."""
-    f = lambda v: significant(v, 2) if v is not None and v == v else MISSING  # noqa: E731
+    """Return what SE adds as read: per architecture and SE block, s, z and the plain twin to 0.01, s − z and the
+    untrained control's range of it to 0.001, and whether s − z lies beyond that range (SE_ADDS_NAMES)."""
+    f = lambda v: _num(v, ".2f")  # noqa: E731  (class specificity lies in [0, 1])
+    d = lambda v: _num(v, "+.3f")  # noqa: E731  (differences, down to the control's thousandths)
     verdict = {True: "adds class information", False: "more class-agnostic than z", None: NO_DIFFERENCE}
     return pd.DataFrame({
         SE_ADDS_NAMES["architecture"]: adds["architecture"], SE_ADDS_NAMES["block"]: adds["block"],
         SE_ADDS_NAMES["s"]: [f(v) for v in adds["s"]], SE_ADDS_NAMES["z"]: [f(v) for v in adds["z"]],
         SE_ADDS_NAMES["twin"]: [f(v) for v in adds["twin"]],
-        SE_ADDS_NAMES["s_minus_z"]: [f(v) for v in adds["s_minus_z"]],
-        SE_ADDS_NAMES["control"]: [f"{f(a)} to {f(b)}" for a, b in zip(adds["control_s_minus_z_min"],
+        SE_ADDS_NAMES["s_minus_z"]: [d(v) for v in adds["s_minus_z"]],
+        SE_ADDS_NAMES["control"]: [f"{d(a)} to {d(b)}" for a, b in zip(adds["control_s_minus_z_min"],
                                                                       adds["control_s_minus_z_max"])],
         SE_ADDS_NAMES["verdict"]: [verdict[a] for a in adds["adds"]],
     })
