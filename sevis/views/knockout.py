@@ -458,9 +458,12 @@ def flip_panel(found: FlipSearch) -> Panel:
     fa = pd.DataFrame({"image": found.image, "class": classes, "probability": after[shown], "when": "knocked out"})
     title = (f"A flip for {found.image}: {what}" if found.flip is not None else
              f"No flip found for {found.image}; the closest: {what}")
-    data = pd.concat([fb, fa], ignore_index=True).assign(knocked_out=what)
+    channels = ("; ".join(f"{b}: {', '.join(map(str, ko.channels_of(b)))}" for b in ko.blocks)
+                if ko is not None and ko.block is None else "")
+    data = pd.concat([fb, fa], ignore_index=True).assign(knocked_out=what, channels=channels)
     return Panel(image_stem(found.image) + "_flip", title,
-                 f"{flip_sentence(found)} How it searches: each SE block knocked out alone (s := its reference-set "
+                 f"{flip_sentence(found)} {f'Channels knocked out: {channels}. ' if channels else ''}"
+                 "How it searches: each SE block knocked out alone (s := its reference-set "
                  "mean, then s := 1); if none flips the prediction, channels of the most influential blocks, then of "
                  "every block, ranked by how much knocking each out is estimated to lower the predicted class, at most "
                  f"{CHANNEL_CAP} at a time; the smallest knock-out that changes the top class (fewest channels) is "
