@@ -117,7 +117,8 @@ def test_no_flip_found_is_said_with_what_was_searched(embedded, means):
     c, p = found.before
     assert text.startswith(f"Find a flip: no knock-out searched changes the top class {c} ({pct(p)})")
     assert f"{blocks} blocks alone, each with s := its mean and s := 1" in text
-    assert f"{found.knockouts} knock-outs in all" in text and f"({found.channels_tried} channels)" in text
+    tried = f"{found.channels_tried} channel{'s' if found.channels_tried != 1 else ''} tried)"
+    assert f"{found.knockouts} knock-outs in all" in text and tried in text and "up to 1 channel at a time" in text
     # the closest miss, re-run, leaves the class where the sentence says
     ko = found.nearest
     probs = rerun(embedded, trouser, ko.mode, ko.blocks, [list(x) for x in ko.channels], means)

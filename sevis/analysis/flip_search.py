@@ -80,6 +80,7 @@ class FlipSearch:
     phases: int = 1  # how many phases ran
     channels_tried: int = 0  # (block, channel) pairs knocked out in at least one attempt of phases 2 and 3
     knockouts: int = 0  # knock-outs run for this image, every phase
+    cap: int = CHANNEL_CAP  # the most channels phases 2 and 3 knocked out at once
 
     @property
     def after(self) -> tuple[str, float] | None:
@@ -164,17 +165,20 @@ class _Runner:
 
 
 def _margin_gradients(loaded: LoadedModel, x: torch.Tensor, top: int, s: Mapping[str, np.ndarray],
-                      blocks: Sequence[str]) -> dict[str, np.ndarray]:
+                      blocks: Sequence[str]) -> dict[str, np.ndarray] | None:
     """Return, per block, the gradient of the predicted class's logit margin over the runner-up with respect to
     s (one image x, 1×C×H×W; s its intact excitations): s enters through the recorder's overrides, set to its own
-    values, so the forward pass is the intact one."""
-    with torch.inference_mode(False), torch.enable_grad():
-        leaves = {b: torch.tensor(s[b], dtype=torch.float32, requires_grad=True) for b in blocks}
-        with ExcitationRecorder(loaded.model, blocks=list(blocks), overrides=leaves, record=False):
-            logits = loaded.model(x.clone()).float()[0]
-        others = torch.cat([logits[:top], logits[top + 1:]])
-        margin = logits[top] - others.max()
-        grads = torch.autograd.grad(margin, list(leaves.values()), allow_unused=True)
+    values, so the forward pass is the intact one. None where the model cannot be differentiated."""
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            leaves = {b: torch.tensor(s[b], dtype=torch.float32, requires_grad=True) for b in blocks}
+            with ExcitationRecorder(loaded.model, blocks=list(blocks), overrides=leaves, record=False):
+                logits = loaded.model(x.clone()).float()[0]
+            others = torch.cat([logits[:top], logits[top + 1:]])
+            margin = logits[top] - others.max()
+            grads = torch.autograd.grad(margin, list(leaves.values()), allow_unused=True)
+    except RuntimeError:  # a model that cannot be differentiated (e.g. built under inference mode)
+        return None
     return {b: (g.double().numpy() if g is not None else np.zeros(len(s[b]))) for b, g in zip(blocks, grads)}
 
 
@@ -197,7 +201,7 @@ def find_flips(loaded: LoadedModel, images: Sequence[NamedImage], means: Mapping
         base = runner.probs[i].double().numpy()
         top = int(base.argmax())
         res = FlipSearch(image.name, (loaded.classes[top], float(base[top])), base, loaded.classes, modes,
-                         blocks=len(blocks), knockouts=len(after))
+                         blocks=len(blocks), cap=cap)
         s_i = {b: v[i] for b, v in runner.s.items()}
         tried: list[tuple[Knockout, np.ndarray]] = []
         for (b, m), probs in after.items():
@@ -234,15 +238,15 @@ def find_flips(loaded: LoadedModel, images: Sequence[NamedImage], means: Mapping
     return found
 
 
-def _ranking(scope: Sequence[str], mode: str, s: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray], means,
-             cap: int) -> list[tuple[str, int]]:
+def _ranking(scope: Sequence[str], mode: str, s: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray] | None,
+             means, cap: int) -> list[tuple[str, int]]:
     """Return the (block, channel) pairs of `scope` whose knock-out (s := target) lowers the predicted class's margin
-    to first order, largest estimated drop first, at most `cap`."""
+    to first order, largest estimated drop first, at most `cap` (without gradients: the largest changes of s)."""
     scored = []
     for b in scope:
         target = _target(b, mode, means)
         delta = (np.ones_like(s[b]) if target is None else target) - s[b]
-        estimate = grads[b] * delta
+        estimate = grads[b] * delta if grads is not None else -np.abs(delta)
         scored += [(float(estimate[c]), b, int(c)) for c in np.flatnonzero(estimate < 0)]
     scored.sort()
     return [(b, c) for _, b, c in scored[:cap]]

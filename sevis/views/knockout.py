@@ -387,6 +387,11 @@ def knockout_words(ko: Knockout) -> str:
     return f"{what} in {len(per)} blocks ({_replaced(ko.mode, False)}; the most, {len(per[most])}, in {most})"
 
 
+def _count(n: int, noun: str) -> str:
+    """Return "1 channel", "2 channels"."""
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _modes_words(found: FlipSearch) -> str:
     return "s := its mean and s := 1" if len(found.modes) > 1 else "s := 1"
 
@@ -416,9 +421,9 @@ def flip_sentence(found: FlipSearch, name: str | None = None) -> str:
     if found.after_probs is None:
         return finish(f"{head}: this model has no SE blocks to knock out.", capitalise=False)
     if found.channels_tried:
-        scope = (f"then up to {CHANNEL_CAP} channels at a time among those of {listing(list(found.channel_blocks))}"
-                 + (" and then of every block" if found.phases > 2 else "")
-                 + f" ({found.channels_tried} channels)")
+        scope = (f"then up to {_count(found.cap, 'channel')} at a time among those of "
+                 f"{listing(list(found.channel_blocks))}" + (" and then of every block" if found.phases > 2 else "")
+                 + f" ({_count(found.channels_tried, 'channel')} tried)")
     else:
         scope = "then no channel, since none is estimated to lower it"
     return finish(f"{head}: no knock-out searched changes the top class {c} ({pct(p)}): {singles}, {scope}; "
