@@ -204,7 +204,8 @@ def panel_filename(panel: Panel, fmt: str, prefix: str = "") -> str:
 
 
 # ---------------------------------------------------------------------------------------- bundles
-def _render_files(panels: Sequence[Panel], formats: Iterable[str], prefix: str = "", scale: float = 2.0,
+def _render_files(panels: Sequence[Panel], formats: Iterable[str], prefix: str = "",
+                  scale: float | Sequence[float] = 2.0,
                   shared_plotlyjs: bool = False,
                   progress: Callable[[int], None] | None = None) -> tuple[dict[str, bytes], list[str]]:
     """Return {file name: bytes} for every panel and format, and notes on what could not be made (HTML with
@@ -393,7 +394,8 @@ def write_panels(panels: Sequence[Panel], out_dir: str | os.PathLike, formats: I
     except OSError as e:
         raise ExportError(f"cannot create output folder {out}: {e.strerror or e}") from None
     remove_stale_parts(out)  # what an export killed half-way (kill -9 runs no cleanup) left in this folder
-    files, notes = _render_files(panels, formats, prefix)
+    scale = [slide_scale(p.figure) for p in panels] if slides else 2.0  # slides: 1920 px wide PNGs (1920×1080)
+    files, notes = _render_files(panels, formats, prefix, scale=scale)
     written = []
     for name, data in files.items():
         written.append(write_atomic(out / safe_filename(name), data, error=ExportError))
