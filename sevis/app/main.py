@@ -254,9 +254,9 @@ def main() -> None:
     if module is export:
         export.render(ctx, VIEW_MODULES)
     else:
-        # Lecture mode puts the view's lead figure and its takeaway on a stage at the top (a Tour step's figure too:
-        # its Back / Next, title and sentences follow)
-        with lecture_stage(lecture, lead=LEAD_PANELS.get(module.TITLE)):
+        # Lecture mode puts the view's lead figure and its takeaway on a stage at the top; the Tour's Back / Next
+        # stay above its figure (a stage there only where the Tour calls stage_here)
+        with lecture_stage(lecture, lead=LEAD_PANELS.get(module.TITLE), at_top=module is not tour):
             with st.spinner(f"Computing {module.TITLE}…", show_time=True):
                 remember(module.TITLE, module.render(ctx))
     show_in_url()

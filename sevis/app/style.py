@@ -18,11 +18,12 @@ PAGE_CSS = f"""<style>
 /* the grouped navigation: each group's label beside its pills, the groups wrap as a whole */
 .st-key-nav [data-testid="stWidgetLabel"] p {{font-weight: 600; color: {TEXT} !important;}}
 .st-key-nav [data-testid="stButtonGroup"] button {{min-height: 2rem; padding: 0.1rem 0.7rem;}}
-/* phones: charts keep a readable width and scroll sideways instead of squeezing their panels together */
+/* phones: columns stack, the navigation's pills wrap, a chart wider than the screen scrolls sideways */
 @media (max-width: 640px) {{
   [data-testid="stMainBlockContainer"] {{padding: 1rem 0.5rem 2rem 0.5rem;}}
-  [data-testid="stPlotlyChart"] {{overflow-x: auto; overflow-y: hidden;}}
-  [data-testid="stPlotlyChart"] > div {{min-width: 600px;}}
+  [data-testid="stElementContainer"]:has([data-testid="stPlotlyChart"]) {{max-width: 100%; overflow-x: auto;
+    overflow-y: hidden;}}
+  .st-key-nav [role="radiogroup"] {{flex-wrap: wrap; row-gap: 0.3rem;}}
   [data-testid="stHorizontalBlock"] {{flex-wrap: wrap;}}
   [data-testid="stColumn"] {{min-width: 100% !important;}}
   [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p {{font-size: 1rem;}}
