@@ -553,14 +553,17 @@ SHARED_VIEWS = ("Live inference", "Class × depth", "Channel", "Inside a block")
 
 
 @pytest.mark.app
-def test_sessions_share_one_result_object_that_rendering_never_changes():
-    """Results no upload is part of (the prepared defaults, the Live view on the bundled sample images) are one
-    object shared by every session, neither pickled nor copied (issue 26: that cost half the server's CPU per
-    view); two sessions drawing them in normal and lecture mode leave every figure as the prepared file has it."""
+def test_sessions_draw_their_own_copies_of_one_shared_result():
+    """Results no upload is part of (the prepared defaults, the Live view on the bundled sample images) are computed
+    once for every session and kept unpickled (issue 26: unpickling them cost half the server's CPU per view); each
+    session draws its own copy, so sessions never touch one Plotly figure at the same time (Plotly's Figure(fig)
+    changes `fig` while it copies it). After two sessions drew four views in normal and lecture mode, no figure
+    object is shared between them or with the kept result, and every figure equals the view's default read afresh."""
     pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest
 
     from sevis import load_model
+    from sevis.app.common import _shared_result
     from sevis.views.registry import compute_view, default_requests
     app = str(Path(__file__).resolve().parent.parent / "app.py")
     sessions = [AppTest.from_file(app, default_timeout=600) for _ in range(2)]
@@ -576,13 +579,42 @@ def test_sessions_share_one_result_object_that_rendering_never_changes():
     loaded = load_model("embedded")
     requests = default_requests(loaded)
     for view, results in shown.items():
-        assert all(r is results[0] for r in results), f"{view}: sessions got different copies"
-        first = results[0]
+        first, other = results[0], results[-1]  # the two sessions' results
+        assert first is results[1] and other is results[2], f"{view}: a rerun copied the result again"
         # the view's default request, read afresh (from the prepared file, or computed when it is stale)
-        fresh = [compute_view(loaded, first.slug, r) for r in requests[first.slug]]
-        same = [r for r in fresh if [p.key for p in r.panels] == [p.key for p in first.panels]
-                and r.takeaway == first.takeaway]
+        candidates = [(r, compute_view(loaded, first.slug, r)) for r in requests[first.slug]]
+        same = [(r, c) for r, c in candidates if [p.key for p in c.panels] == [p.key for p in first.panels]
+                and c.takeaway == first.takeaway]
         assert same, f"{view}: what the sessions showed is no default result of the view"
-        for kept, new in zip(first.panels, same[0].panels):
-            assert kept.figure.to_json() == new.figure.to_json(), f"{view}: {kept.key} changed after rendering"
-            assert kept.caption == new.caption and kept.data.equals(new.data)
+        request, fresh = same[0]
+        kept = _shared_result("embedded", True, None, first.slug, request.key(), request)
+        for mine, theirs, master, new in zip(first.panels, other.panels, kept.panels, fresh.panels):
+            assert len({id(mine.figure), id(theirs.figure), id(master.figure)}) == 3, f"{view}: a shared figure"
+            for fig in (mine.figure, theirs.figure, master.figure):
+                assert fig.to_json() == new.figure.to_json(), f"{view}: {new.key} differs from the view's default"
+            assert mine.caption == new.caption and mine.data.equals(new.data)
+
+
+def test_copies_of_one_shared_result_made_at_once_are_all_whole():
+    """Sixteen threads copy one shared result at the same moment (a barrier): every copy equals it, trace types
+    included, and the shared figures are unchanged."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sevis import load_model
+    from sevis.app.common import own_copy
+    from sevis.views.registry import compute_view
+    shared = compute_view(load_model("embedded"), "class-depth")
+    before = [p.figure.to_json() for p in shared.panels]
+    meet = threading.Barrier(16)
+
+    def copy_at_once(_):
+        meet.wait(timeout=60)
+        return own_copy(shared)
+
+    with ThreadPoolExecutor(16) as pool:
+        copies = list(pool.map(copy_at_once, range(16)))
+    assert [p.figure.to_json() for p in shared.panels] == before
+    for c in copies:
+        assert [p.figure.to_json() for p in c.panels] == before
+        assert all(a.figure is not b.figure for a, b in zip(c.panels, shared.panels))
