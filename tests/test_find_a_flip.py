@@ -158,6 +158,7 @@ def test_the_finding_reads_s_as_the_blocks_mean(embedded):
 
 
 @pytest.mark.app
+@pytest.mark.slow
 def test_app_find_a_flip_and_export_agree_and_the_verdict_sits_beside_the_prediction(files, tmp_path):
     from streamlit.testing.v1 import AppTest
 

@@ -30,7 +30,8 @@ def render(ctx: Context) -> ViewResult | None:
     key, images, blocks = ctx.key, ctx.images, ctx.blocks
     intro("Switch SE blocks off: their s is replaced by 1 (the block passes everything on) or by its "
           "reference-set mean (the block stops adapting to the input). Compare the prediction before and after, "
-          "and the reference-set accuracy with each block knocked out in turn.")
+          "find the smallest knock-out that flips it, and see the reference-set accuracy with each block knocked "
+          "out in turn.")
     if not blocks:
         st.info("This model has no SE blocks to knock out.")
         return None
