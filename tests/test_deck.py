@@ -54,6 +54,7 @@ def deck(tmp_path_factory, embedded) -> Path:
     return out
 
 
+@pytest.mark.slow  # the deck: every Tour step drawn by Chromium
 def test_pptx_has_one_slide_per_figure_with_the_takeaway_as_speaker_notes(deck, expected):
     from pptx import Presentation
     from pptx.util import Inches
@@ -70,6 +71,7 @@ def test_pptx_has_one_slide_per_figure_with_the_takeaway_as_speaker_notes(deck, 
         assert picture.top + picture.height <= prs.slide_height
 
 
+@pytest.mark.slow  # the deck: every Tour step drawn by Chromium
 def test_pdf_has_a_16_9_page_per_slide_with_its_notes(deck, expected):
     import pypdfium2 as pdfium
     pdf = pdfium.PdfDocument(str(deck / "sevis_lecture.pdf"))
