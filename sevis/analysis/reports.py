@@ -272,7 +272,28 @@ def evaluation_report(mm, classes: Sequence[str], split: str, command: str) -> d
     if len(table) and table["stage"].notna().all():
         last = table[table["stage"] == table["stage"].max()]
         report["last_stage_spread"] = round(float(last["spread"].mean()), 6)
+    report["near_constant_blocks"] = near_constant_blocks(rows)
     return report
+
+
+def near_constant_blocks(rows: Sequence[Mapping]) -> list[str]:
+    """Return the blocks of a card's per-block rows whose gate is near-constant by `sevis check`'s definition: s
+    varies between images by less than NEAR_CONSTANT_SPREAD (std over images, mean over channels: the rows'
+    `spread`), a fixed scale rather than a function of the input."""
+    from sevis.analysis.check import NEAR_CONSTANT_SPREAD
+    return [str(r["block"]) for r in rows if r.get("spread") is not None and r["spread"] < NEAR_CONSTANT_SPREAD]
+
+
+def refresh_near_constant_blocks(weights: str | os.PathLike) -> list[str] | None:
+    """Rewrite `evaluation.near_constant_blocks` in the model card beside `weights` from the card's own per-block
+    rows (nothing else changes); return the list, or None when the card has no evaluation to read it from."""
+    card = read_card(weights)
+    evaluation = card.get("evaluation")
+    if not isinstance(evaluation, dict) or "excitation" not in evaluation:
+        return None
+    evaluation["near_constant_blocks"] = near_constant_blocks(evaluation["excitation"] or [])
+    write_card(weights, card)
+    return evaluation["near_constant_blocks"]
 
 
 _COLUMNS = [("C", "channels", "5d"), ("mean", "mean_s", "6.3f"), ("spread", "spread", "7.4f"),
@@ -306,6 +327,11 @@ def format_evaluation(report: Mapping) -> str:
                                                   for h, _, f in cols))
     for r in rows:
         lines.append(f"  {r['block']:<{bw}} " + " ".join(cell(r[k], f) for _, k, f in cols))
+    if "near_constant_blocks" in report:
+        from sevis.analysis.check import NEAR_CONSTANT_SPREAD
+        fixed = report["near_constant_blocks"]
+        lines += ["", f"near-constant gates (s varies between images by less than {NEAR_CONSTANT_SPREAD:g}, as in "
+                  "`sevis check`: a fixed scale, not a function of the input): " + (", ".join(fixed) or "none") + "."]
     if report.get("paper_vs_model"):
         lines += ["", "paper vs this model (Section 7.2):"]
         for r in report["paper_vs_model"]:
