@@ -45,8 +45,11 @@ class DomainVerdict:
             return (f"In domain: the model's features for this image are more garment-like than {self.percentile:.0f}% "
                     "of its reference set.")
         share = f"{more:.1f}" if more < 100 else "100"
+        # Not "the prediction says little": garments flagged at unusual sizes are mostly still classified right
+        # (issue 25), so the note says what was measured and leaves the prediction to be read with care.
         return (f"Out of domain: the model's features for this image are less garment-like than {share}% of its "
-                "reference set, so its prediction says little about what the image shows.")
+                "reference set, so the prediction rests on features unlike the garments it was checked on; read it "
+                "with care.")
 
 
 @dataclass
