@@ -427,7 +427,7 @@ def test_app_architectures_view_renders(media):
     assert list(at.dataframe[1].value["architecture"]) == ["Inception", "ResNeXt", "MobileNet", "VGG"]  # cost, paper
     assert "paper's row" in at.dataframe[1].value.columns and "verdict" in table.columns
     check = at.dataframe[-1].value
-    assert len(check) == 16 and (check["runs"] == "yes").all() and "s near 0.5 (%)" in check.columns
+    assert len(check) == 16 and (check["runs"] == "yes").all() and "s near 0.5" in check.columns
     takeaway = [m.value for m in at.info if m.value.startswith("**Takeaway.**")]
     assert takeaway and "extra parameters" in takeaway[0]
     # the family models are in the sidebar's model picker too

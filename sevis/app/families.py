@@ -39,14 +39,17 @@ def render(ctx: Context) -> ViewResult | None:
         return None
     with head:
         table = result.panel("architectures_table")
-        shown = F.display_table(table.data)
-        st.markdown(f"**{table.title}**")
-        # two tables, so that at projector width neither hides columns: our results, then cost and the paper's rows
-        st.dataframe(shown[F.RESULT_COLUMNS], hide_index=True, width="stretch")
-        st.dataframe(shown[F.COST_COLUMNS], hide_index=True, width="stretch",
-                     column_config={"paper's row": st.column_config.TextColumn(width="medium")})
-        st.caption(table.caption)
-        download_menu(table, "fam_table")
+        if F.is_paired_table(table.data):
+            shown = F.display_table(table.data)
+            st.markdown(f"**{table.title}**")
+            # two tables, so that at projector width neither hides columns: our results, then cost and the paper's
+            st.dataframe(shown[F.RESULT_COLUMNS], hide_index=True, width="stretch")
+            st.dataframe(shown[F.COST_COLUMNS], hide_index=True, width="stretch",
+                         column_config={"paper's row": st.column_config.TextColumn(width="medium")})
+            st.caption(table.caption)
+            download_menu(table, "fam_table")
+        else:  # a result prepared by an older sevis: its own table figure
+            show_panel(table, "fam_table")
         show_panel(result.panel("architectures_delta"), "fam_delta")
         for note in result.notes:
             if note.startswith("Not trained yet"):

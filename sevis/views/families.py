@@ -111,6 +111,11 @@ def _interval(low, high) -> str:
     return MISSING if low is None or high is None or low != low else f"[{low:+.2f}, {high:+.2f}]"
 
 
+def is_paired_table(arch: pd.DataFrame) -> bool:
+    """Return whether `arch` is an architecture_table with seed pairs and intervals (not one an older sevis stored)."""
+    return {"pairs", "delta_low", "unseen_verdict"} <= set(arch.columns)
+
+
 def display_table(arch: pd.DataFrame) -> pd.DataFrame:
     """Return the per-architecture table (family_grid.architecture_table) as text for reading: accuracies to 0.1%
     (3 significant digits), differences and intervals to 0.01 points, human column names (DISPLAY_COLUMNS)."""
