@@ -24,6 +24,17 @@ def _children(node) -> list:
     return list(getattr(node, "children", {}).values())
 
 
+def _find(node, key: str):
+    """Return the first element under `node` (depth first) whose key is `key`, or None."""
+    for child in _children(node):
+        if getattr(child, "key", None) == key:
+            return child
+        found = _find(child, key)
+        if found is not None:
+            return found
+    return None
+
+
 @pytest.mark.app
 def test_lecture_mode_puts_the_figure_first_with_its_takeaway():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -69,3 +80,26 @@ def test_phones_get_stacked_columns_and_charts_that_keep_their_width():
     phone = style.PAGE_CSS[style.PAGE_CSS.index("@media (max-width: 640px)"):]
     assert '[data-testid="stColumn"] {min-width: 100% !important;}' in phone  # columns stack
     assert "overflow-x: auto" in phone  # a chart of several panels scrolls sideways, never squeezed
+
+
+@pytest.mark.app
+def test_lecture_mode_puts_a_tour_steps_figure_under_back_next_with_its_sentences():
+    """The Tour's stage sits under Back / Next (so the arrow keys' buttons stay on screen), holding the step's
+    figure with the step's two computed sentences right under it; outside lecture mode the sentences come first."""
+    from sevis.app.tour import STEP_KEY
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["view"] = VIEWS["tour"].TITLE
+    at.session_state[STEP_KEY] = 3  # Fig. 6
+    at.session_state["lecture"] = True
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    stage = _find(at.main, "lecture_stage")
+    assert stage is not None, "no stage in lecture mode"
+    shown = _children(stage)
+    assert shown[0].type == "plotly_chart"
+    sentences = [m.value.removeprefix("##### ") for m in _children(shown[1]) if m.type == "markdown"]
+    assert len(sentences) == 2 and all(s.endswith(".") for s in sentences), sentences
+    assert "Fig. 6" in json.loads(shown[0].proto.spec)["layout"]["title"]["text"]
+    assert [b.label for b in at.button if b.key in ("tour_back", "tour_next")] == ["← Back", "Next →"]
+    said = [m.value for m in at.markdown if m.value.startswith("##### ")]
+    assert said == [f"##### {s}" for s in sentences]  # said once, under the figure

@@ -11,10 +11,13 @@ from sevis.analysis.images import NamedImage, decode_uploads
 from sevis.app.common import (
     PENDING_TAKEAWAYS,
     Context,
+    caption_on_stage,
     get_samples,
     intro,
+    lecture_mode,
     model_line,
     show_panel,
+    stage_here,
     static_ok,
     view_result,
 )
@@ -124,7 +127,12 @@ def render(ctx: Context) -> ViewResult | None:
                width="stretch", shortcut=NEXT_SHORTCUT)
     where.markdown(f"**Step {i + 1} of {len(T.STEPS)}** · " + " · ".join(
         f"**{k + 1}**" if k == i else str(k + 1) for k in range(len(T.STEPS))))  # where we are, not a progress bar
-    choices(ctx)
+    lecture = lecture_mode()
+    if lecture:  # the projector shows the step; the teacher's pickers wait folded
+        with st.expander("Image and class of the tour"):
+            choices(ctx)
+    else:
+        choices(ctx)
     try:
         result = step_result(ctx, i)
     except SevisError as e:
@@ -134,14 +142,19 @@ def render(ctx: Context) -> ViewResult | None:
         st.caption(note)
     step = T.steps_of(result)[0]
     st.subheader(f"{i + 1}. {step.title}")
+    stage_here()  # lecture mode: the step's figure comes right here, under Back / Next, its sentences under it
     if step.formula:
         st.latex(step.formula)
-    for sentence in step.sentences:  # large type: read from the back of a lecture hall
-        st.markdown(f"##### {sentence}")
+    if not lecture:
+        for sentence in step.sentences:  # large type: read from the back of a lecture hall
+            st.markdown(f"##### {sentence}")
     if step.needs:
         st.warning(step.needs)
     for j, panel in enumerate(step.panels):
         show_panel(panel, f"tour_{step.key}_{j}")
+    if lecture and not caption_on_stage(list(step.sentences)):  # a step without a figure: sentences after all
+        for sentence in step.sentences:
+            st.markdown(f"##### {sentence}")
     st.session_state[PENDING_TAKEAWAYS] = list(step.sentences)  # the step's sentences go into a pack's README
     handout(ctx)
     return result
