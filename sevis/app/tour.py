@@ -22,7 +22,7 @@ from sevis.app.common import (
     view_result,
 )
 from sevis.data.folders import folder_files
-from sevis.figures.handout import handout_html, handout_pdf
+from sevis.figures.handout import handout_pdf, tour_handout_html
 from sevis.models.zoo import EMBEDDED
 from sevis.views import tour as T
 from sevis.views.base import ViewResult
@@ -175,10 +175,7 @@ def handout(ctx: Context) -> None:
             steps += T.steps_of(step_result(ctx, n))
             bar.progress((n + 1) / len(T.STEPS), text=f"Computed step {n + 1} of {len(T.STEPS)}")
         bar.empty()
-        page = handout_html(f"What SE blocks do in {shown_name(ctx)}: a tour",
-                            f"{model_line(ctx.loaded)} Every number below was computed on this "
-                            "model; the figures are interactive (hover for values) and work offline.",
-                            [T.handout_section(s) for s in steps])
+        page = tour_handout_html(shown_name(ctx), model_line(ctx.loaded), [T.handout_section(s) for s in steps])
         built = st.session_state["tour_handout"] = (want, page)
     if built is None:
         return
