@@ -51,7 +51,8 @@ class Precomputed:
     fingerprint: dict
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 of the file at `path` (hex)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -93,7 +94,7 @@ def fingerprint(loaded: LoadedModel) -> dict:
     """Return what a precomputed file must match to be current: version, weights, reference set, control seeds."""
     from sevis.data.fashion_mnist import REFERENCE_PATHS
     reference = REFERENCE_PATHS.get(loaded.data_variant, REFERENCE_PATHS["centred"])
-    return {"version": VERSION, "weights_sha256": weights_sha256(loaded), "reference_sha256": _sha256(reference),
+    return {"version": VERSION, "weights_sha256": weights_sha256(loaded), "reference_sha256": file_sha256(reference),
             "control_seeds": list(CONTROL_SEEDS)}
 
 

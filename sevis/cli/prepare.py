@@ -1,7 +1,7 @@
 """`sevis prepare [MODEL …]`: compute every view's default results for a shipped model (each Tour step, Class ×
 depth, Knock-out, Channel, Ablations, Architectures, Training, …) and store them beside its weights, so that the
 first open of any view reads a file. Also refreshes the model's reference results (statistics, control, sweeps),
-which several views read."""
+which several views read, and the class specificity of its training snapshots (the Tour's training step)."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +20,11 @@ def prepare(spec: str, say=print) -> Path:
     start = time.perf_counter()
     say(f"{spec}: reference results (statistics, untrained control, knock-out sweeps)")
     write_precomputed(loaded)
+    from sevis.names import snapshot_epochs
+    if snapshot_epochs(spec):  # the Tour's training step reads its snapshots' table, for every model
+        from sevis.analysis.snapshot_measures import store
+        say(f"{spec}: class specificity at each training snapshot")
+        say(f"wrote {store(spec)}")
     results = {}
     for slug, requests in default_requests(loaded).items():
         for request in requests:
