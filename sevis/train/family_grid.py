@@ -19,7 +19,6 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from sevis.analysis.check import NEAR_CONSTANT_SPREAD
 from sevis.analysis.intervals import MIN_PAIRS, paired_bootstrap  # noqa: F401 (MIN_PAIRS: the views)
 from sevis.analysis.paper import CONSTANT_SPREAD
 from sevis.models.checkpoint import read_card, write_card
@@ -267,9 +266,10 @@ def gates_below(card: dict, spread: float) -> list[str]:
 
 
 def near_constant_blocks(card: dict) -> list[str]:
-    """Return the card's near-constant gates: `sevis check`'s criterion (spread < NEAR_CONSTANT_SPREAD), a fixed
-    scale rather than a function of the input."""
-    return gates_below(card, NEAR_CONSTANT_SPREAD)
+    """Return the card's near-constant gates: `sevis check`'s criterion (spread < NEAR_CONSTANT_SPREAD, through
+    sevis.analysis.reports.near_constant_blocks), a fixed scale rather than a function of the input."""
+    from sevis.analysis.reports import near_constant_blocks as from_rows
+    return from_rows((card.get("evaluation") or {}).get("excitation") or [])
 
 
 def paired_difference(se: pd.DataFrame, plain: pd.DataFrame, column: str) -> dict:
