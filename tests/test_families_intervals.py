@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sevis.analysis.intervals import NO_DIFFERENCE, TOO_FEW, paired_bootstrap
+from sevis.analysis.intervals import MIN_PAIRS, NO_DIFFERENCE, TOO_FEW, paired_bootstrap
 from sevis.names import FAMILY_RUNS, family_dir, trained_families
 from sevis.train import family_grid as G
 
@@ -32,8 +32,10 @@ def assert_central_95(d: list[float], low: float, high: float) -> None:
 
 
 def test_paired_bootstrap_on_known_numbers():
-    two = paired_bootstrap([3.0, 5.0], [2.0, 2.0])  # differences 1 and 3: resample means 1, 2, 3 (1/4, 1/2, 1/4)
-    assert (two.mean, two.low, two.high, two.pairs, two.verdict) == (2.0, 1.0, 3.0, 2, "higher")
+    two = paired_bootstrap([3.0, 5.0], [2.0, 2.0])  # two pairs: their bootstrap is only their range, no interval
+    assert (two.mean, two.low, two.high, two.pairs, two.verdict) == (2.0, None, None, 2, TOO_FEW)
+    three = paired_bootstrap([3.0, 5.0, 4.0], [2.0, 2.0, 2.0])  # differences 1, 3, 2: every resample mean is > 0
+    assert three.verdict == "higher" and 1.0 <= three.low < three.high <= 3.0
     same = paired_bootstrap([80.5, 81.5, 82.5], [80.0, 81.0, 82.0])  # the same difference for every seed
     assert same.low == pytest.approx(0.5) and same.high == pytest.approx(0.5) and same.mean == pytest.approx(0.5)
     spans = paired_bootstrap([1.0, 2.0, 3.0, 4.0], [2.0, 1.5, 3.5, 3.0])  # differences -1, +0.5, -0.5, +1
@@ -107,7 +109,7 @@ def test_intervals_on_the_shipped_cards_match_a_direct_computation():
             assert delta == pytest.approx(np.mean(d), abs=0.006)
             low, high = row["delta_low" if not prefix else "unseen_low"], row["delta_high" if not prefix else
                                                                                   "unseen_high"]
-            if len(d) < 2:
+            if len(d) < MIN_PAIRS:
                 assert pd.isna(low) and row[f"{prefix}verdict"] == TOO_FEW
                 continue
             iv = paired_bootstrap([100 * se[k] for k in seeds], [100 * plain[k] for k in seeds])

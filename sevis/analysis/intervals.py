@@ -15,7 +15,7 @@ import numpy as np
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 LEVEL = 0.95
-MIN_PAIRS = 2  # with one pair there is nothing to resample: "too few seeds"
+MIN_PAIRS = 3  # a bootstrap of two pairs is only their range, not a 95% interval: fewer is "too few seeds"
 
 NO_DIFFERENCE = "no difference shown"
 TOO_FEW = "too few seeds"
