@@ -208,7 +208,7 @@ def test_each_se_model_is_timed_against_its_twin_in_alternating_rounds(tmp_path)
     from sevis.views.families import display_table, families_takeaway
     text = families_takeaway(G.summary(tmp_path), tmp_path)
     assert text.startswith("With 1 seed pair per architecture") and "nan" not in text and "None" not in text
-    assert "too few seeds for VGG (1 pair)" in text
+    assert "there are too few seeds to tell for VGG (1 pair)" in text
     assert f"SE costs {row['time_change']:+.0f}% CPU time per image" in text
     shown = display_table(G.architecture_table(G.summary(tmp_path)))
     assert shown.at[0, "95% interval"] == "—" and shown.at[0, "verdict"] == "too few seeds"

@@ -120,3 +120,27 @@ def test_random_weights_under_a_shipped_name_never_read_the_file():
     loaded = load_model("embedded", pretrained=False)
     assert weights_file(loaded) is None
     assert P.load_prepared(loaded, "architecture", ViewRequest()) == (None, None)
+
+
+def test_a_family_run_that_lands_makes_the_prepared_results_stale(embedded, tmp_path, monkeypatch):
+    """The Architectures view (and the Tour's SE-Inception step) read the family grid's cards: a grid with one more
+    run, or a re-evaluated card, is not the grid the file was prepared with, so its results are not used."""
+    import shutil
+
+    from sevis.names import family_dir
+    real = P.prepared_path(weights_file(embedded))
+    doc = json.loads(gzip.decompress(real.read_bytes()))
+    copy = tmp_path / real.name
+    copy.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    monkeypatch.setattr(P, "prepared_path", lambda weights: copy)
+    grid = tmp_path / "families"
+    shutil.copytree(family_dir(), grid, ignore=shutil.ignore_patterns("*.lock", "*.resume.pt", "*.part"))
+    monkeypatch.setenv("SEVIS_FAMILY_DIR", str(grid))
+    P._CACHE.clear()
+    request = default_requests(embedded)["families"][0]
+    assert P.load_prepared(embedded, "families", request)[0] is not None  # the same grid elsewhere reads
+    card = next(grid.glob("vgg.json"))
+    card.write_text(card.read_text().replace('"seed": 0', '"seed": 0 ', 1))  # a re-evaluated card
+    P._CACHE.clear()
+    result, note = P.load_prepared(embedded, "families", request)
+    assert result is None and "trained ablation, family or snapshot runs changed" in note

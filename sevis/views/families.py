@@ -361,14 +361,14 @@ def difference_words(arch: pd.DataFrame, prefix: str, where: str) -> str:
             continue
         v = r[verdict]
         detail = (f"{r[delta]:+.2f} points, [{r[low]:+.2f}, {r[high]:+.2f}]" if v != TOO_FEW
-                  else f"{int(r[pairs])} pair")
+                  else f"{int(r[pairs])} pair{'s' if int(r[pairs]) != 1 else ''}")
         groups.setdefault(v, []).append(f"{names[r['family']]} ({detail})")
     if not groups:
         return ""
-    order = (("higher", "higher with SE for"), ("lower", "lower with SE for"), (NO_DIFFERENCE, f"{NO_DIFFERENCE} for"),
-             (TOO_FEW, f"{TOO_FEW} for"))
+    order = (("higher", "accuracy is higher with SE for"), ("lower", "accuracy is lower with SE for"),
+             (NO_DIFFERENCE, "no difference is shown for"), (TOO_FEW, "there are too few seeds to tell for"))
     bits = [f"{words} {', '.join(groups[v])}" for v, words in order if v in groups]
-    return f"{where} accuracy is {'; '.join(bits)}"
+    return f"{where} {'; '.join(bits)}"
 
 
 def families_takeaway(table: pd.DataFrame, out_dir: str | Path | None = None) -> str | None:

@@ -28,7 +28,7 @@ from sevis.views.base import ViewRequest, ViewResult, plain_numbers
 FORMAT = 1
 # Bump when any view's computation or wording changes what a default request returns; tests/test_prepared.py
 # recomputes the cheap views and compares them with the shipped files, so a forgotten bump fails there.
-VIEWS_VERSION = 2
+VIEWS_VERSION = 3
 SUFFIX = ".views.json.gz"
 
 
@@ -61,8 +61,26 @@ def result_from_json(d: dict[str, Any]) -> ViewResult:
                       d["takeaway"], list(d["notes"]))
 
 
+def grids_sha256() -> str:
+    """Return a SHA-256 over what the grid views read besides the model (Ablations, Architectures, Training and the
+    Tour's training and SE-Inception steps): every card of the ablation and family grids, with its weights file's
+    size, and the training snapshots' names and sizes. A run that lands or a card that is re-evaluated makes the
+    prepared results stale, so no view shows a table without it."""
+    import hashlib
+
+    from sevis.names import DEFAULT_SPEC, ablation_dir, family_dir, snapshot_dir
+    h = hashlib.sha256()
+    for folder in (ablation_dir(), family_dir(), snapshot_dir(DEFAULT_SPEC)):
+        for f in sorted(folder.glob("*")) if folder.is_dir() else []:
+            if f.suffix == ".json" and f.name != "summary.json":
+                h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+            elif f.suffix == ".safetensors":
+                h.update(f"{f.name}:{f.stat().st_size}\0".encode())
+    return h.hexdigest()
+
+
 def current_fingerprint(loaded: LoadedModel) -> dict[str, Any]:
-    return {**fingerprint(loaded), "format": FORMAT, "views_version": VIEWS_VERSION}
+    return {**fingerprint(loaded), "format": FORMAT, "views_version": VIEWS_VERSION, "grids_sha256": grids_sha256()}
 
 
 def write_prepared(loaded: LoadedModel, results: dict[tuple[str, str], ViewResult]) -> Path:
@@ -95,7 +113,8 @@ def _read(path: Path, loaded: LoadedModel) -> tuple[dict | None, str | None]:
     try:
         doc = json.loads(gzip.decompress(path.read_bytes()))
         reasons = stale_reasons(doc["fingerprint"], current_fingerprint(loaded))
-        for key, word in (("format", "file format"), ("views_version", "views' code")):
+        for key, word in (("format", "file format"), ("views_version", "views' code"),
+                          ("grids_sha256", "trained ablation, family or snapshot runs")):
             if doc["fingerprint"].get(key) != current_fingerprint(loaded)[key]:
                 reasons.append(word)
         out = (None, (f"{path.name} is stale (the {' and '.join(reasons)} changed since it was prepared), so this "
