@@ -137,10 +137,10 @@ def test_a_family_run_that_lands_makes_the_prepared_results_stale(embedded, tmp_
     shutil.copytree(family_dir(), grid, ignore=shutil.ignore_patterns("*.lock", "*.resume.pt", "*.part"))
     monkeypatch.setenv("SEVIS_FAMILY_DIR", str(grid))
     P._CACHE.clear()
-    request = default_requests(embedded)["families"][0]
-    assert P.load_prepared(embedded, "families", request)[0] is not None  # the same grid elsewhere reads
+    request = default_requests(embedded)["architectures"][0]
+    assert P.load_prepared(embedded, "architectures", request)[0] is not None  # the same grid elsewhere reads
     card = next(grid.glob("vgg.json"))
     card.write_text(card.read_text().replace('"seed": 0', '"seed": 0 ', 1))  # a re-evaluated card
     P._CACHE.clear()
-    result, note = P.load_prepared(embedded, "families", request)
+    result, note = P.load_prepared(embedded, "architectures", request)
     assert result is None and "trained ablation, family or snapshot runs changed" in note

@@ -289,9 +289,10 @@ def se_adds_table(adds: pd.DataFrame) -> pd.DataFrame:
         SE_ADDS_NAMES["s"]: [f(v) for v in adds["s"]], SE_ADDS_NAMES["z"]: [f(v) for v in adds["z"]],
         SE_ADDS_NAMES["twin"]: [f(v) for v in adds["twin"]],
         SE_ADDS_NAMES["s_minus_z"]: [d(v) for v in adds["s_minus_z"]],
-        SE_ADDS_NAMES["control"]: [f"{d(a)} to {d(b)}" for a, b in zip(adds["control_s_minus_z_min"],
-                                                                      adds["control_s_minus_z_max"])],
-        SE_ADDS_NAMES["verdict"]: [verdict[a] for a in adds["adds"]],
+        SE_ADDS_NAMES["control"]: [d(a) if d(a) == d(b) else f"{d(a)} to {d(b)}"
+                                   for a, b in zip(adds["control_s_minus_z_min"], adds["control_s_minus_z_max"])],
+        # a result read back from a prepared file holds NaN where the computation said None (no verdict)
+        SE_ADDS_NAMES["verdict"]: [verdict[None if pd.isna(a) else bool(a)] for a in adds["adds"]],
     })
 
 
