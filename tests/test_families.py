@@ -398,12 +398,12 @@ def test_the_architectures_result_opens_on_the_first_se_run_and_takes_a_run_and_
     default = compute(embedded, ViewRequest())
     keys = [p.key for p in default.panels]
     assert keys == ["architectures_table", "architectures_delta", "architectures_depth_profiles",
-                    "fig6_se-inception", "check_se-inception"]
+                    "architectures_what_se_adds", "fig6_se-inception", "check_se-inception"]
     assert set(default.panel("fig6_se-inception").data["class"]) == {"Trouser", "Sneaker", "Bag", "Coat", "all"}
     # a family model picked as the model opens on itself; --run and --classes choose; a plain twin has no Fig. 6
-    assert compute(load_model("family:se-vgg"), ViewRequest()).panels[3].key == "fig6_se-vgg"
+    assert compute(load_model("family:se-vgg"), ViewRequest()).panels[4].key == "fig6_se-vgg"
     plain = compute(embedded, ViewRequest(run="vgg", classes=("Bag", "Sandal")))
-    assert [p.key for p in plain.panels][3:] == ["check_vgg"]
+    assert [p.key for p in plain.panels][4:] == ["check_vgg"]
     assert "vgg has no SE blocks (the plain twin): no excitations to plot." in plain.notes
     assert plain.takeaway == default.takeaway  # the takeaway is about the grid, not the run shown
     with pytest.raises(SevisError, match="unknown architecture run 'resnet'"):

@@ -41,6 +41,8 @@ def test_the_apps_first_open_asks_a_prepared_request(slug, embedded, monkeypatch
         return real(loaded, view, request, progress, prepared)
 
     monkeypatch.setattr(registry, "compute_view", spy)
+    from sevis.app.common import _shared_result
+    _shared_result.clear()  # a first open: no earlier test's session left the shared result in the process's cache
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     at.session_state["view"] = VIEWS[slug].TITLE

@@ -112,26 +112,26 @@ def _go(step: int) -> None:
 
 
 def render(ctx: Context) -> ViewResult | None:
-    """Show one step of the tour with Back / Next, and the handout export; return the step's result."""
-    intro(f"A guided walk through what SE blocks do, on **{shown_name(ctx)}**, in {len(T.STEPS)} steps: each with "
-          "a figure and two sentences computed from this model. Steps that need labels or trained weights say so.")
+    """Show one step of the tour with Back / Next, and the handout export; return the step's result. In lecture
+    mode the first screen holds Back / Next with the step's title between them, then the step's figure with its two
+    sentences; the teacher's pickers and the view's introduction wait folded below."""
+    lecture = lecture_mode()
+    about = (f"A guided walk through what SE blocks do, on **{shown_name(ctx)}**, in {len(T.STEPS)} steps: each with "
+             "a figure and two sentences computed from this model. Steps that need labels or trained weights say so.")
+    if not lecture:
+        intro(about)
     if not ctx.blocks:
         st.info("This model has no SE blocks, so there is no tour to give.")
         return None
     i = min(max(int(st.session_state.get(STEP_KEY, 0)), 0), len(T.STEPS) - 1)
-    back, where, nxt = st.columns([1, 4, 1])
+    back, where, nxt = st.columns([1, 4, 1], vertical_alignment="center")
     # The arrow keys page through the steps, as in a slide show (a presenter's clicker sends them too).
     back.button("← Back", key="tour_back", on_click=_go, args=(i - 1,), disabled=i == 0, width="stretch",
                 shortcut=BACK_SHORTCUT)
     nxt.button("Next →", key="tour_next", on_click=_go, args=(i + 1,), disabled=i == len(T.STEPS) - 1,
                width="stretch", shortcut=NEXT_SHORTCUT)
-    where.markdown(f"**Step {i + 1} of {len(T.STEPS)}** · " + " · ".join(
-        f"**{k + 1}**" if k == i else str(k + 1) for k in range(len(T.STEPS))))  # where we are, not a progress bar
-    lecture = lecture_mode()
-    if lecture:  # the projector shows the step; the teacher's pickers wait folded
-        with st.expander("Image and class of the tour"):
-            choices(ctx)
-    else:
+    where = where.empty()
+    if not lecture:
         choices(ctx)
     try:
         result = step_result(ctx, i)
@@ -141,7 +141,13 @@ def render(ctx: Context) -> ViewResult | None:
     for note in result.notes:  # a stale prepared file, said once
         st.caption(note)
     step = T.steps_of(result)[0]
-    st.subheader(f"{i + 1}. {step.title}")
+    if lecture:  # the step's title between Back and Next: the figure starts right under them
+        where.markdown(f"#### {i + 1}. {step.title} <small>· step {i + 1} of {len(T.STEPS)}</small>",
+                       unsafe_allow_html=True)
+    else:
+        where.markdown(f"**Step {i + 1} of {len(T.STEPS)}** · " + " · ".join(
+            f"**{k + 1}**" if k == i else str(k + 1) for k in range(len(T.STEPS))))  # where we are
+        st.subheader(f"{i + 1}. {step.title}")
     stage_here()  # lecture mode: the step's figure comes right here, under Back / Next, its sentences under it
     if step.formula:
         st.latex(step.formula)
@@ -156,6 +162,10 @@ def render(ctx: Context) -> ViewResult | None:
         for sentence in step.sentences:
             st.markdown(f"##### {sentence}")
     st.session_state[PENDING_TAKEAWAYS] = list(step.sentences)  # the step's sentences go into a pack's README
+    if lecture:  # the teacher's pickers and the introduction, folded, after the step
+        with st.expander("Image and class of the tour"):
+            choices(ctx)
+        intro(about)
     handout(ctx)
     return result
 

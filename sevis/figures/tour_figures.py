@@ -89,7 +89,7 @@ def emergence_figure(matrix: pd.DataFrame, row_labels: Sequence[str], title: str
     z = matrix.to_numpy(np.float64)
     fig = go.Figure(go.Heatmap(
         z=z, x=list(matrix.columns), y=list(row_labels), zmin=0.0, zmax=1.0, colorscale="Viridis",
-        texttemplate="%{z:.2f}", textfont=dict(size=11),
+        texttemplate="%{z:.2f}", textfont=dict(size=14),  # read from the back of a hall (lecture: ≥ 14 px)
         colorbar=dict(title=dict(text="class specificity", side="right"), thickness=12),
         hovertemplate="%{y} · %{x}<br>class specificity %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category", title_text="training snapshot")
