@@ -112,10 +112,11 @@ def _read(path: Path, loaded: LoadedModel) -> tuple[dict | None, str | None]:
             return _CACHE[stamp]
     try:
         doc = json.loads(gzip.decompress(path.read_bytes()))
-        reasons = stale_reasons(doc["fingerprint"], current_fingerprint(loaded))
+        current = current_fingerprint(loaded)  # hashes the weights and the grids' cards: once per read
+        reasons = stale_reasons(doc["fingerprint"], current)
         for key, word in (("format", "file format"), ("views_version", "views' code"),
                           ("grids_sha256", "trained ablation, family or snapshot runs")):
-            if doc["fingerprint"].get(key) != current_fingerprint(loaded)[key]:
+            if doc["fingerprint"].get(key) != current[key]:
                 reasons.append(word)
         out = (None, (f"{path.name} is stale (the {' and '.join(reasons)} changed since it was prepared), so this "
                       f"view is computed afresh; `sevis prepare {loaded.spec}` refreshes it.")) if reasons \
