@@ -164,7 +164,7 @@ class ServedApp:
 
     def start(self) -> "ServedApp":
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-        env.pop("OMP_NUM_THREADS", None)  # `sevis serve` gives each replica its share of the server cores
+        env.pop("OMP_NUM_THREADS", None)  # `sevis serve` sets each replica's torch threads (one each)
         cores = self.cores
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sevis.cli.main", "serve", "--replicas", str(self.replicas), "--port",

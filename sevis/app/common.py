@@ -274,10 +274,13 @@ def download_menu(panel: Panel, key: str) -> None:
         cols[0].download_button("HTML", data=lambda p=panel: E.panel_bytes(p, "html"),
                                 file_name=E.panel_filename(panel, "html"), mime=E.MIME["html"],
                                 key=f"dl_{key}_html", on_click="ignore")
-        cols[1].download_button("CSV", data=E.frame_to_csv(panel.data), file_name=E.panel_filename(panel, "csv"),
-                                mime=E.MIME["csv"], key=f"dl_{key}_csv", on_click="ignore")
-        cols[2].download_button("JSON", data=E.frame_to_json(panel.data), file_name=E.panel_filename(panel, "json"),
-                                mime=E.MIME["json"], key=f"dl_{key}_json", on_click="ignore")
+        # Callables, like the images: built on click, not on every rerun of every view that shows a panel.
+        cols[1].download_button("CSV", data=lambda d=panel.data: E.frame_to_csv(d),
+                                file_name=E.panel_filename(panel, "csv"), mime=E.MIME["csv"], key=f"dl_{key}_csv",
+                                on_click="ignore")
+        cols[2].download_button("JSON", data=lambda d=panel.data: E.frame_to_json(d),
+                                file_name=E.panel_filename(panel, "json"), mime=E.MIME["json"], key=f"dl_{key}_json",
+                                on_click="ignore")
 
 
 def remember(view: str, shown) -> None:

@@ -206,9 +206,11 @@ class Fleet:
         env = dict(os.environ)
         # The app imports sevis from this checkout even when it is not installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
-        # Each replica gets its share of the cores for torch's threads, so N replicas do not oversubscribe them.
+        # One torch thread per replica: an interaction runs one small image, and on a busy server intra-op threads
+        # mostly spin waiting for each other (bench, 2026-12-03: an upload cost 0.44 s of server CPU with 2 threads,
+        # 0.20 s with 1, and took longer too). Cores are used by running about one replica per core instead.
         if "OMP_NUM_THREADS" not in env and self.replicas:
-            env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // self.replicas))
+            env["OMP_NUM_THREADS"] = "1"
         return env
 
     def start(self) -> "Fleet":
@@ -351,7 +353,7 @@ def add_serve(sub) -> None:
                                    "upgrades (run as you, config and logs in a temporary folder). Ctrl-C or SIGTERM "
                                    "stops all.")
     p.add_argument("--replicas", type=nonnegative_int, default=1,
-                   help="app processes (default 1: no proxy; above 1 needs nginx; about one per 2 cores)")
+                   help="app processes (default 1: no proxy; above 1 needs nginx; about one per core)")
     p.add_argument("--port", type=int, default=8501, help="the port students open (default 8501)")
     p.add_argument("--address", default="0.0.0.0",
                    help="the address to listen on (default 0.0.0.0: every interface; 127.0.0.1: this machine only)")
