@@ -92,10 +92,23 @@ def fmnist_batch() -> torch.Tensor:
 
 @pytest.fixture
 def media(monkeypatch):
-    """Record every file a Streamlit app hands to its media storage (download buttons' data): name -> bytes."""
+    """Record every file a Streamlit app hands to its media storage (download buttons' data): name -> bytes.
+    Downloads built on click (a callable as `data`) are kept in `.deferred` (name -> callable); `.click(name)`
+    builds one as Streamlit does when the button is clicked and returns its bytes."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    files: dict[str, bytes] = {}
+
+    class MediaFiles(dict):
+        deferred: dict = {}
+
+        def click(self, name: str) -> bytes:
+            data = self.deferred[name]()
+            return data.encode() if isinstance(data, str) else bytes(data)
+
+    files = MediaFiles()
+    files.deferred = {}
     original = MemoryMediaFileStorage.load_and_get_id
+    original_deferred = MediaFileManager.add_deferred
 
     def record(self, path_or_data, mimetype, kind, filename=None):
         file_id = original(self, path_or_data, mimetype, kind, filename)
@@ -103,5 +116,11 @@ def media(monkeypatch):
             files[filename] = bytes(path_or_data)
         return file_id
 
+    def record_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        if file_name:
+            files.deferred[file_name] = data_callable
+        return original_deferred(self, data_callable, mimetype, coordinates, file_name, **kw)
+
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record_deferred)
     return files

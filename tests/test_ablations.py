@@ -416,7 +416,7 @@ def test_app_ablations_view_renders_a_pair_and_a_download(media):
     assert any(t.startswith("Accuracy change when one SE block is knocked out") for t in titles)
     takeaway = [m.value for m in at.info if m.value.startswith("**Takeaway.**")]
     assert takeaway and "se-3x3 scores" in takeaway[0]
-    csv = media["ablation_table.csv"].decode()
+    csv = media.click("ablation_table.csv").decode()
     assert csv.splitlines()[0].startswith("axis,variant,paper")
     findings = [m.value for m in at.markdown if m.value.startswith("**What the grid says**")]
     assert findings and A.grid_findings(A.summary())[0] in findings[0]
