@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sevis.analysis.intervals import NO_DIFFERENCE, TOO_FEW, paired_bootstrap
 from sevis.analysis.measures import CONTROL_SEEDS
 from sevis.core.recorder import SEBlock, find_se_blocks
 from sevis.core.statistics import ExcitationStats
@@ -109,14 +110,15 @@ def _control_s_minus_z(loaded: LoadedModel, batches: list, seeds: Sequence[int])
 
 
 def what_se_adds(loaded: LoadedModel, s_stats: ExcitationStats, batches: list, twin: LoadedModel | None = None,
-                 seeds: Sequence[int] = CONTROL_SEEDS) -> pd.DataFrame:
+                 seeds: Sequence[int] = CONTROL_SEEDS, z_stats: ExcitationStats | None = None) -> pd.DataFrame:
     """Return one row per SE block (SQUEEZE_COLUMNS): the class specificity of s (from `s_stats`, the view's own
     statistics), of its input z, s − z, of the plain twin's features at that place, the untrained control's s − z
     (mean and range over `seeds`), and `adds`: True when s − z exceeds every control seed's (s is more class-specific
     than its input by more than a random gate makes it), False when below every seed's, None in between (no
-    difference shown)."""
+    difference shown). Without `seeds` the control columns are NaN and `adds` None: the cheap part (one pass of the
+    model, one of the twin, none of the control; `z_stats` saves the model's pass when s_and_z_statistics gave it)."""
     blocks = [b for b, _ in find_se_blocks(loaded.model)]
-    z_stats = squeeze_statistics(loaded, batches)
+    z_stats = z_stats if z_stats is not None else squeeze_statistics(loaded, batches)
     twin_stats = twin_statistics(twin, blocks, batches) if twin is not None else None
     control = _control_s_minus_z(loaded, batches, seeds) if seeds else []
     rows = []
@@ -134,6 +136,51 @@ def what_se_adds(loaded: LoadedModel, s_stats: ExcitationStats, batches: list, t
                      "control_s_minus_z_min": float(ctrl.min()) if len(ctrl) else float("nan"),
                      "control_s_minus_z_max": float(ctrl.max()) if len(ctrl) else float("nan"), "adds": adds})
     return pd.DataFrame(rows, columns=SQUEEZE_COLUMNS)
+
+
+# What each verdict of a paired interval says, for s against z and for s against the plain twin's features.
+VERDICT_WORDS = {"z": {"higher": "s adds class information beyond z", "lower": "s holds less than z",
+                       NO_DIFFERENCE: NO_DIFFERENCE, TOO_FEW: TOO_FEW},
+                 "twin": {"higher": "s holds more class information than the plain twin's features",
+                          "lower": "s holds less than the plain twin's features", NO_DIFFERENCE: NO_DIFFERENCE,
+                          TOO_FEW: TOO_FEW}}
+OVER_SEEDS_COLUMNS = ["block", "last", "runs", "s", "z", "twin"] + [
+    f"{d}{k}" for d in ("s_minus_z", "s_minus_twin") for k in ("", "_low", "_high", "_pairs", "_verdict")]
+
+
+def _floats(values) -> list[float]:
+    """Return `values` as floats, None (a card's NaN) as NaN."""
+    return [_value(v) for v in values]
+
+
+def _mean(values: list[float]) -> float:
+    v = np.array(values, np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else float("nan")
+
+
+def adds_over_seeds(runs: pd.DataFrame, by: str = "family") -> pd.DataFrame:
+    """Return what SE adds over the seeds, one row per (`by`, SE block) of `runs` (what_se_adds rows of several runs
+    with a `by` column, one run per seed), in the order the blocks come: `by`, OVER_SEEDS_COLUMNS. `last` marks each
+    group's last block, `runs` counts its runs, s, z and twin are means over the runs; s − z is the mean of the
+    paired differences spec(s) − spec(z) of each run with its paired bootstrap 95% interval (intervals.paired_bootstrap;
+    None with fewer than MIN_PAIRS runs) and verdict ("higher", "lower", NO_DIFFERENCE, TOO_FEW: VERDICT_WORDS["z"]
+    says it); s − twin the same with spec(s) of SE seed k against the plain twin's features of seed k (VERDICT_WORDS
+    ["twin"]). A run missing a value (a constant gate, no twin) drops out of that pair."""
+    rows = []
+    for key, group in runs.groupby(by, sort=False):
+        blocks = list(dict.fromkeys(group["block"]))
+        for i, block in enumerate(blocks):
+            g = group[group["block"] == block]
+            s, z, twin = _floats(g["s"]), _floats(g["z"]), _floats(g["twin"])
+            row = {by: key, "block": block, "last": i == len(blocks) - 1, "runs": len(g), "s": _mean(s),
+                   "z": _mean(z), "twin": _mean(twin)}
+            for name, other in (("s_minus_z", z), ("s_minus_twin", twin)):
+                iv = paired_bootstrap(s, other)
+                row.update({name: iv.mean, f"{name}_low": iv.low, f"{name}_high": iv.high, f"{name}_pairs": iv.pairs,
+                            f"{name}_verdict": iv.verdict})
+            rows.append(row)
+    return pd.DataFrame(rows, columns=[by] + OVER_SEEDS_COLUMNS)
 
 
 def _value(v) -> float:

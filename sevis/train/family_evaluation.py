@@ -7,10 +7,12 @@ evaluated, and a card that has an entry is skipped.
   background kind;
 - `near_constant_blocks`: the SE blocks whose s hardly depends on the image (`sevis check`'s NEAR_CONSTANT_SPREAD on
   the spread the card's reference-set evaluation measured);
-- `what_se_adds` (SE runs of WHAT_SE_ADDS_SEEDS whose plain twin of the same seed is trained): per SE block the class
-  specificity of s, of its input z and of the twin's pooled features at the same place, and s − z beside the untrained
-  control's (sevis.analysis.squeeze.what_se_adds over the bundled reference set). It runs the control three times, a
-  few minutes per model on a busy CPU, hence only seed 0 (the run the Architectures view opens on).
+- `what_se_adds` (every SE run whose plain twin of the same seed is trained): per SE block the class specificity of
+  s, of its input z and of the twin's pooled features at the same place (one pass of each model over the bundled
+  reference set: seconds), and for runs of CONTROL_RUN_SEEDS also s − z beside the untrained control's
+  (sevis.analysis.squeeze.what_se_adds). The control runs three times, minutes per model on a busy CPU, hence only
+  seed 0 (the run the Architectures view opens on); other seeds' rows hold None there. The seeds together give s − z
+  and s − twin with paired intervals (sevis.analysis.squeeze.adds_over_seeds).
 """
 from __future__ import annotations
 
@@ -24,12 +26,13 @@ import pandas as pd
 from sevis.data.fashion_mnist import Split
 from sevis.data.unseen_backgrounds import UNSEEN_IMAGES, UNSEEN_KINDS, UNSEEN_SEED, accuracy_by_kind, unseen_split
 from sevis.models.checkpoint import read_card, write_card
-from sevis.names import FAMILY_RUNS, family_dir
+from sevis.names import FAMILY_RUNS, FAMILY_SEEDS, family_dir
 from sevis.train.family_grid import is_finished, near_constant_blocks, weights_file, write_summary
 from sevis.train.runs import claim_lock
 
 UNSEEN_TEST = {"images": UNSEEN_IMAGES, "seed": UNSEEN_SEED, "kinds": list(UNSEEN_KINDS)}  # a card holding another
-WHAT_SE_ADDS_SEEDS = (0,)  # ... test set is evaluated again
+WHAT_SE_ADDS_SEEDS = FAMILY_SEEDS  # ... test set is evaluated again; what SE adds: every seed's SE run, but
+CONTROL_RUN_SEEDS = (0,)  # the untrained control (three passes of a random network) only for these seeds' runs
 
 
 def predictions(model, split: Split, batch_size: int = 500) -> np.ndarray:
@@ -63,17 +66,20 @@ def _json(v):
     return v
 
 
-def what_se_adds_rows(name: str, out_dir: str | Path | None = None) -> list[dict]:
+def what_se_adds_rows(name: str, out_dir: str | Path | None = None, control: bool | None = None) -> list[dict]:
     """Return what SE adds in SE run `name` (sevis.analysis.squeeze.what_se_adds over the bundled reference set, with
-    the plain twin of the same seed) as card rows."""
+    the plain twin of the same seed) as card rows; with the untrained control when `control` (default: the run's seed
+    is one of CONTROL_RUN_SEEDS), else its columns None."""
+    from sevis.analysis.measures import CONTROL_SEEDS
     from sevis.analysis.reference import reference_batches
     from sevis.analysis.squeeze import s_and_z_statistics, what_se_adds
     from sevis.models.zoo import load_checkpoint
+    control = FAMILY_RUNS[name]["seed"] in CONTROL_RUN_SEEDS if control is None else control
     loaded = load_checkpoint(weights_file(name, out_dir))
     twin = load_checkpoint(weights_file(twin_of(name), out_dir))
     batches, _ = reference_batches(loaded)
-    s_stats, _ = s_and_z_statistics(loaded, batches)
-    frame = what_se_adds(loaded, s_stats, batches, twin)
+    s_stats, z_stats = s_and_z_statistics(loaded, batches)
+    frame = what_se_adds(loaded, s_stats, batches, twin, CONTROL_SEEDS if control else (), z_stats)
     return [{k: _json(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
@@ -83,7 +89,8 @@ def twin_of(name: str) -> str:
 
 
 def wants_what_se_adds(name: str, out_dir: str | Path | None = None) -> bool:
-    """Return whether run `name` should get what SE adds: an SE run of WHAT_SE_ADDS_SEEDS with its twin trained."""
+    """Return whether run `name` should get what SE adds: an SE run of WHAT_SE_ADDS_SEEDS with its twin trained (a
+    card that has the entry keeps it: one written before CONTROL_RUN_SEEDS existed holds the control too)."""
     r = FAMILY_RUNS[name]
     return bool(r["se"] and r["seed"] in WHAT_SE_ADDS_SEEDS and is_finished(twin_of(name), out_dir))
 
