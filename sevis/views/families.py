@@ -3,7 +3,8 @@
 Our table (SE vs plain per architecture: SE − plain as the mean over seed pairs with a paired bootstrap 95% interval,
 on the in-context test split and on unseen backgrounds; parameters, CPU time per image) beside the paper's rows, the
 depth profiles of every family overlaid at relative depth (does "class-agnostic early, class-specific late" hold beyond
-ResNet?), what SE adds beyond its input in each SE family (s beside z and the plain twin), Fig. 6 of a chosen family,
+ResNet?), what SE adds beyond its input in each SE family (s beside z and the plain twin, over the seeds with paired
+intervals: sevis.figures.se_adds), Fig. 6 of a chosen family,
 the `sevis check` table, and a computed takeaway. The tables, profiles and what SE adds come from the cards `sevis
 family` wrote; Fig. 6 and the check are measured here.
 """
@@ -20,11 +21,17 @@ from plotly.subplots import make_subplots
 from sevis.analysis.check import check_loaded, check_summary
 from sevis.analysis.intervals import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_PAIRS, NO_DIFFERENCE, TOO_FEW
 from sevis.analysis.reference import ReferenceStats, paper_blocks
-from sevis.analysis.squeeze import what_se_adds_sentence
 from sevis.core.recorder import find_se_blocks
 from sevis.data.unseen_backgrounds import UNSEEN_IMAGES, unseen_words
 from sevis.errors import ModelError, SevisError
 from sevis.figures.plots import MISSING, PALETTE, Panel, apply_layout, table_figure
+from sevis.figures.se_adds import (  # noqa: F401 (se_adds_table, SE_ADDS_NAMES: the app reads them here)
+    SE_ADDS_NAMES,
+    over_seeds,
+    se_adds_finding,
+    se_adds_panel,
+    se_adds_table,
+)
 from sevis.figures.shared_figures import DEPTH_PANELS, class_depth_frame, fig6
 from sevis.models.checkpoint import read_card
 from sevis.models.families import FAMILY_TITLES
@@ -51,9 +58,6 @@ CHECK_NAMES = {"channels": "channels C", "calls": "calls per pass", "runs": "run
                "s := its mean", "input_dependent": "depends on the image", "near_0": "s near 0",
                "near_half": "s near 0.5", "near_1": "s near 1", "spread": "spread of s over images",
                "constant": "constant", "near_constant": "near-constant", "verdict": "verdict"}
-SE_ADDS_NAMES = {"architecture": "architecture", "block": "SE block", "s": "s (excitation)", "z": "z (its input)",
-                 "twin": "plain twin, same place", "s_minus_z": "s − z", "control": "untrained control's s − z",
-                 "verdict": "beyond the control?"}
 
 
 @dataclass
@@ -266,62 +270,12 @@ def check_panel(fm: FamilyModel, images: int = 100) -> tuple[Panel, str]:
 
 
 def se_adds_frame(table: pd.DataFrame, out_dir: str | Path | None = None) -> pd.DataFrame:
-    """Return what SE adds in every trained SE run of seed 0 whose card holds it (family_evaluation.what_se_adds_frame),
-    with each run's architecture."""
-    adds = what_se_adds_frame(se_runs(table), out_dir)
-    return adds.assign(architecture=[FAMILY_TITLES[FAMILY_RUNS[r]["family"]] for r in adds["run"]])
-
-
-def se_adds_sentences(adds: pd.DataFrame) -> list[str]:
-    """Return one sentence per SE run in `adds` (se_adds_frame) on what its gates add beyond their input."""
-    return [what_se_adds_sentence(FAMILY_TITLES[FAMILY_RUNS[run]["family"]].join(("SE-", "")), rows)
-            for run, rows in adds.groupby("run", sort=False)]
-
-
-def se_adds_table(adds: pd.DataFrame) -> pd.DataFrame:
-    """Return what SE adds as read: per architecture and SE block, s, z and the plain twin to 0.01, s − z and the
-    untrained control's range of it to 0.001, and whether s − z lies beyond that range (SE_ADDS_NAMES)."""
-    f = lambda v: _num(v, ".2f")  # noqa: E731  (class specificity lies in [0, 1])
-    d = lambda v: _num(v, "+.3f")  # noqa: E731  (differences, down to the control's thousandths)
-    verdict = {True: "adds class information", False: "more class-agnostic than z", None: NO_DIFFERENCE}
-    return pd.DataFrame({
-        SE_ADDS_NAMES["architecture"]: adds["architecture"], SE_ADDS_NAMES["block"]: adds["block"],
-        SE_ADDS_NAMES["s"]: [f(v) for v in adds["s"]], SE_ADDS_NAMES["z"]: [f(v) for v in adds["z"]],
-        SE_ADDS_NAMES["twin"]: [f(v) for v in adds["twin"]],
-        SE_ADDS_NAMES["s_minus_z"]: [d(v) for v in adds["s_minus_z"]],
-        SE_ADDS_NAMES["control"]: [d(a) if d(a) == d(b) else f"{d(a)} to {d(b)}"
-                                   for a, b in zip(adds["control_s_minus_z_min"], adds["control_s_minus_z_max"])],
-        # a result read back from a prepared file holds NaN where the computation said None (no verdict)
-        SE_ADDS_NAMES["verdict"]: [verdict[None if pd.isna(a) else bool(a)] for a in adds["adds"]],
-    })
-
-
-def se_adds_panel(adds: pd.DataFrame) -> Panel:
-    """Return what SE adds in each SE family: per block the class specificity of s, of its input z and of the plain
-    twin's features at the same place, one subplot per architecture, with the computed sentences as caption."""
-    runs = list(dict.fromkeys(adds["run"]))
-    titles = [FAMILY_TITLES[FAMILY_RUNS[r]["family"]].join(("SE-", "")) for r in runs]
-    fig = make_subplots(rows=1, cols=len(runs), subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.04)
-    for k, run in enumerate(runs):
-        rows = adds[adds["run"] == run]
-        for col, name, dash, color in (("s", "s (the excitation)", "solid", PALETTE[0]),
-                                       ("z", "z = GAP(U), its input", "dash", PALETTE[1]),
-                                       ("twin", "plain twin's features, same place", "dot", PALETTE[2])):
-            y = pd.to_numeric(rows[col], errors="coerce")
-            if y.notna().any():
-                fig.add_trace(go.Scatter(x=list(rows["block"]), y=y, mode="lines+markers", name=name,
-                                         legendgroup=col, showlegend=k == 0, line=dict(dash=dash, color=color),
-                                         hovertemplate=f"{titles[k]} %{{x}}<br>{name}: %{{y:.2f}}<extra></extra>"),
-                              row=1, col=k + 1)
-        fig.update_xaxes(type="category", tickangle=-60, row=1, col=k + 1)
-    fig.update_yaxes(title_text="class specificity", range=[0, 1], row=1, col=1)
-    return Panel("architectures_what_se_adds", "What SE adds beyond its input, per architecture",
-                 "Over the reference set, per SE block of each SE model (seed 0): the class specificity (share of the "
-                 "variance between class means) of the excitation s, of the squeeze z it is computed from, and of the "
-                 "plain twin's pooled features at the same place (trained without SE, seed 0). s adds class "
-                 "information where s − z lies above every seed of the untrained control's s − z. "
-                 + " ".join(se_adds_sentences(adds)),
-                 apply_layout(fig, "What SE adds beyond its input, per architecture", height=440), adds)
+    """Return what SE adds in every trained SE run (every seed) whose card holds it
+    (family_evaluation.what_se_adds_frame), with each run's architecture and seed."""
+    runs = [n for n in table["name"] if FAMILY_RUNS[n]["se"]] if len(table) else []
+    adds = what_se_adds_frame(runs, out_dir)
+    return adds.assign(architecture=[FAMILY_TITLES[FAMILY_RUNS[r]["family"]] for r in adds["run"]],
+                       seed=[FAMILY_RUNS[r]["seed"] for r in adds["run"]])
 
 
 def _shows(name: str, finding: str, out_dir: str | Path | None = None) -> str | None:
@@ -374,7 +328,8 @@ def difference_words(arch: pd.DataFrame, prefix: str, where: str) -> str:
 
 def families_takeaway(table: pd.DataFrame, out_dir: str | Path | None = None) -> str | None:
     """Return a computed takeaway: SE − plain per architecture with its paired 95% interval on both test sets, what
-    SE costs in time, what its gates add beyond their input and which are near-constant (seed 0's cards), and in how
+    SE costs in time, what its gates add beyond their input at the last SE block over the seeds (se_adds_finding),
+    which gates are near-constant (seed 0's cards), and in how
     many families the paper's "class-agnostic early, class-specific late" shows (from each card's paper table)."""
     arch = architecture_table(table)
     if arch.empty:
@@ -389,10 +344,7 @@ def families_takeaway(table: pd.DataFrame, out_dir: str | Path | None = None) ->
                  f"{_span(arch['se_extra'], '.1f')}% extra parameters; {paper_cost()}.")
     adds = se_adds_frame(table, out_dir)
     if len(adds):
-        last = adds.groupby("run", sort=False).tail(1)
-        beyond = [a for a, v in zip(last["architecture"], last["adds"]) if v is True]
-        parts.append(f"At its last SE block, s adds class information beyond its input z in {len(beyond)} of "
-                     f"{len(last)} SE families" + (f" ({', '.join(beyond)})." if beyond else "."))
+        parts.append(se_adds_finding(over_seeds(adds)))
     seed0 = table[table["name"].isin(se_runs(table))]
     constant = [f"SE-{FAMILY_TITLES[r['family']]} {', '.join(r['near_constant_blocks'])}"
                 for _, r in seed0.iterrows() if r["near_constant_blocks"]]
@@ -421,6 +373,7 @@ def finding_counts(table: pd.DataFrame, out_dir: str | Path | None = None) -> di
     return out
 
 
+SE_ADDS_NUMBERS = tuple(f"{d}{k}" for d in ("s_minus_z", "s_minus_twin") for k in ("", "_low", "_high", "_pairs"))
 NUMBER_COLUMNS = ("pairs", "se_accuracy", "plain_accuracy", "delta", "delta_low", "delta_high", "unseen_pairs",
                   "se_unseen", "plain_unseen", "unseen_delta", "unseen_low", "unseen_high", "se_extra", "time_change")
 NOT_TRAINED = ("No architecture model is trained yet. `sevis family` trains them (40 runs: 8 models × 5 seeds, "
@@ -446,8 +399,10 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
     (`se_accuracy/<family>`, `plain_accuracy/<family>`, %), SE − plain (`delta/<family>`, points) and its 95% interval
     (`delta_low/`, `delta_high/`), the same on unseen backgrounds (`unseen_pairs/`, `se_unseen/`, `plain_unseen/`,
     `unseen_delta/`, `unseen_low/`, `unseen_high/`), SE's extra parameters (`se_extra/<family>`, %) and CPU time
-    (`time_change/<family>`, %); what SE adds per SE run of seed 0 and block (`s/<run>/<block>`, `z/…`, `twin/…`,
-    `s_minus_z/…`); per paper finding, how many SE families show it (`shows/<finding>`) of how many judged
+    (`time_change/<family>`, %); what SE adds per SE run and block (`s/<run>/<block>`, `z/…`, `twin/…`,
+    `s_minus_z/…`) and at each family's last SE block over the seeds (SE_ADDS_NUMBERS: `s_minus_z/<family>`, its
+    interval `s_minus_z_low/`, `s_minus_z_high/` and seeds `s_minus_z_pairs/`, the same for `s_minus_twin`); per
+    paper finding, how many SE families show it (`shows/<finding>`) of how many judged
     (`judged/<finding>`)."""
     result = ViewResult(SLUG, TITLE)
     trained = trained_families()
@@ -474,6 +429,11 @@ def compute(loaded: LoadedModel, request: ViewRequest, progress: Progress | None
             for col in ("s", "z", "twin", "s_minus_z"):
                 if row[col] is not None and row[col] == row[col]:
                     result.numbers[f"{col}/{row['run']}/{row['block']}"] = float(row[col])
+        for _, row in over_seeds(adds).iterrows():
+            if row["last"]:
+                for col in SE_ADDS_NUMBERS:
+                    if row[col] is not None and row[col] == row[col]:
+                        result.numbers[f"{col}/{row['family']}"] = float(row[col])
     elif runs:
         result.notes.append("What SE adds is not in the cards yet: `sevis family --evaluate-only` fills it in.")
     for _, row in result.panels[0].data.iterrows():
