@@ -154,13 +154,14 @@ def se_adds_panel(adds: pd.DataFrame) -> Panel:
                                          legendgroup=col, showlegend=k == 0, line=dict(dash=dash, color=color),
                                          hovertemplate=f"{titles[k]} %{{x}}<br>{name}: %{{y:.2f}}<extra></extra>"),
                               row=1, col=k + 1)
-        for j, (against, color) in enumerate((("z", PALETTE[3]), ("twin", PALETTE[4]))):
+        for against, color, symbol in (("z", PALETTE[3], "circle"), ("twin", PALETTE[4], "diamond-open")):
             name = f"s_minus_{against}"
             y = pd.to_numeric(rows[name], errors="coerce")
             lo, hi = (pd.to_numeric(rows[f"{name}_{e}"], errors="coerce") for e in ("low", "high"))
             if y.notna().any():
                 fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name=f"{WHAT[against]}, 95% interval",
-                                         legendgroup=name, showlegend=k == 0, marker=dict(color=color, size=7),
+                                         legendgroup=name, showlegend=k == 0,
+                                         marker=dict(color=color, size=8, symbol=symbol),
                                          error_y=dict(type="data", symmetric=False, array=(hi - y).fillna(0),
                                                       arrayminus=(y - lo).fillna(0), visible=True),
                                          hovertemplate=f"{titles[k]} %{{x}}<br>{WHAT[against]}: %{{y:+.3f}}"
@@ -169,7 +170,11 @@ def se_adds_panel(adds: pd.DataFrame) -> Panel:
         for r in (1, 2):
             fig.update_xaxes(type="category", tickangle=-60, showticklabels=r == 2, row=r, col=k + 1)
     fig.update_yaxes(title_text="class specificity", range=[0, 1], row=1, col=1)
-    fig.update_yaxes(title_text="difference", row=2, col=1)
+    ends = pd.to_numeric(pd.concat([over[f"s_minus_{a}{e}"] for a in WHAT for e in ("", "_low", "_high")]),
+                         errors="coerce").abs()
+    top = float(ends.max()) if ends.notna().any() else 0.0
+    top = min(1.0, max(0.05, 1.1 * top))  # a difference of class specificities lies in [-1, 1]
+    fig.update_yaxes(title_text="difference in class specificity", range=[-top, top], row=2, col=1)
     sentences = se_adds_sentences(adds)
     control = (" Beside the untrained control (seed 0 only: a random gate also changes specificity; s adds class "
                "information where s − z lies above every seed of the control's s − z). " + " ".join(sentences)
