@@ -61,6 +61,7 @@ def render(ctx: Context) -> ViewResult | None:
             show_panel(adds, "fam_adds")
             with st.expander("What SE adds, block by block"):
                 st.dataframe(F.se_adds_table(adds.data), hide_index=True, width="stretch")
+                st.caption(F.SE_ADDS_TABLE_CAPTION)
         for note in result.notes:
             if note.startswith("What SE adds"):
                 st.caption(note)

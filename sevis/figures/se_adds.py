@@ -26,6 +26,11 @@ SE_ADDS_NAMES = {"architecture": "architecture", "block": "SE block", "runs": "s
                  "beyond": "seed 0 beyond the control?"}
 CONTROL_VERDICTS = {True: "adds class information", False: "more class-agnostic than z", None: NO_DIFFERENCE}
 WHAT = {"z": "s − z", "twin": "s − twin"}
+SE_ADDS_TABLE_CAPTION = (
+    "Per SE block: class specificity of s, z and the plain twin's features as means over the seeds; s − z and s − twin "
+    "as the mean of each seed's difference with its paired bootstrap 95% interval (none with fewer than "
+    f"{MIN_PAIRS} seeds) and what it shows; the untrained control was run for seed 0 only: its range of s − z, and "
+    "whether seed 0's s − z lies beyond it.")
 
 
 def over_seeds(adds: pd.DataFrame) -> pd.DataFrame:

@@ -25,8 +25,9 @@ from sevis.core.recorder import find_se_blocks
 from sevis.data.unseen_backgrounds import UNSEEN_IMAGES, unseen_words
 from sevis.errors import ModelError, SevisError
 from sevis.figures.plots import MISSING, PALETTE, Panel, apply_layout, table_figure
-from sevis.figures.se_adds import (  # noqa: F401 (se_adds_table, SE_ADDS_NAMES: the app reads them here)
+from sevis.figures.se_adds import (  # noqa: F401 (se_adds_table, SE_ADDS_NAMES, its caption: the app reads them here)
     SE_ADDS_NAMES,
+    SE_ADDS_TABLE_CAPTION,
     over_seeds,
     se_adds_finding,
     se_adds_panel,
