@@ -236,3 +236,11 @@ def test_shipped_plain_twin_loads(embedded):
         ResNetConfig.from_dict({**embedded.card["architecture"], "se": False})
     assert plain.card["seed"] == embedded.card["seed"]
     assert EMBEDDED["embedded-plain"] == plain.name
+
+
+def test_shown_name_is_the_spec_for_shipped_models_and_the_name_otherwise(tmp_path):
+    # One name per model in the app's header, the Tour, the handout and the lecture deck.
+    for spec in ("embedded", "embedded-plain"):
+        assert load_model(spec).shown_name == spec
+    family = load_model("family:se-vgg")
+    assert family.spec not in EMBEDDED and family.shown_name == family.name and family.name != "embedded"

@@ -8,7 +8,7 @@ from typing import Sequence
 import streamlit as st
 
 from sevis.app.common import Context, model_line, remember, show_panel, static_ok, takeaway, view_result
-from sevis.app.tour import chosen_class, chosen_image, shown_name, step_result  # the Tour as the teacher set it up
+from sevis.app.tour import chosen_class, chosen_image, step_result  # the Tour as the teacher set it up
 from sevis.errors import SevisError
 from sevis.figures import deck as D
 from sevis.figures import export as E
@@ -139,7 +139,7 @@ def deck_section(ctx: Context, modules: Sequence) -> None:
                 results.append(view_result(ctx, m.SLUG, view_request(ctx, m.SLUG)))
                 bar.progress((len(T.STEPS) + k) / (len(T.STEPS) + len(chosen)) / 2, text=f"Computed {m.TITLE}")
             slides = D.lecture_slides(steps, results)
-            decks = D.build_deck(slides, formats, D.deck_title(shown_name(ctx)),
+            decks = D.build_deck(slides, formats, D.deck_title(ctx.loaded.shown_name),
                                  progress=lambda f: bar.progress(0.5 + f / 2, text=f"Drawing the slides: {f:.0%}"))
         except SevisError as e:
             bar.empty()

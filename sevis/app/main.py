@@ -81,12 +81,6 @@ CHECKPOINT_ARCHS = ["sevis:fmnist_se_resnet50", "sevis:fmnist_se_resnet", "sevis
 
 
 # ---------------------------------------------------------------------------------------- sidebar
-def model_name(loaded) -> str:
-    """Return the one name a model goes by in the app and README: a shipped model's spec ("embedded"), else its
-    own name."""
-    return loaded.spec if loaded.spec in EMBEDDED else loaded.name
-
-
 def model_picker():
     """Return (loaded model, (spec, pretrained, arch)); a failed load keeps the previous model."""
     from sevis.app import guard
@@ -155,14 +149,14 @@ def model_picker():
         previous = st.session_state.get("model_ok")
         if previous and previous != requested:
             loaded, requested = get_model(*previous), previous
-            sb.caption(f"Still showing **{model_name(loaded)}**.")
+            sb.caption(f"Still showing **{loaded.shown_name}**.")
         elif kind in EMBEDDED or previous is None:
             fallback = (kind if kind in EMBEDDED else "embedded", False, None)
             loaded, requested = get_model(*fallback), fallback
             sb.warning("Showing the same architecture with untrained (random) weights, so every view still works; "
                        "its predictions are meaningless.")
     facts = model_summary(loaded)
-    sb.caption(f"**{model_name(loaded)}** · {facts['parameters']:,} parameters · {facts['se_blocks']} SE blocks "
+    sb.caption(f"**{loaded.shown_name}** · {facts['parameters']:,} parameters · {facts['se_blocks']} SE blocks "
                f"({facts['se_parameters']:,} parameters) · {facts['classes']} classes"
                + ("" if requested[1] else " · random weights"))
     return loaded, requested
@@ -233,7 +227,7 @@ def main() -> None:
     st.markdown(PAGE_CSS + (LECTURE_CSS if lecture else ""), unsafe_allow_html=True)
     formula = excitation_formula(loaded.model, blocks) or "no SE blocks in this model"
     about = (f"How SE blocks rescale channels (excitation {formula}, one value per channel), "
-             f"for **{model_name(loaded)}**: from one image, over classes and depth, knocked out, "
+             f"for **{loaded.shown_name}**: from one image, over classes and depth, knocked out, "
              "and what they cost.")
     if lecture:  # the figure comes first: the page's title and its sentence wait in the sidebar
         st.sidebar.caption(about)
@@ -241,7 +235,7 @@ def main() -> None:
         st.markdown("## Inside Squeeze-and-Excitation")
         st.caption(about)
     if not key[1]:
-        st.warning(f"**{model_name(loaded)} has random weights** (nothing was learned): "
+        st.warning(f"**{loaded.shown_name} has random weights** (nothing was learned): "
                    "its predictions are meaningless, "
                    "and its excitations show only what the architecture does with an image. Views that need a trained "
                    "model say so.", icon=":material/casino:")

@@ -23,7 +23,6 @@ from sevis.app.common import (
 )
 from sevis.data.folders import folder_files
 from sevis.figures.handout import handout_pdf, tour_handout_html
-from sevis.models.zoo import EMBEDDED
 from sevis.views import tour as T
 from sevis.views.base import ViewResult
 from sevis.views.tour import SLUG, TITLE  # noqa: F401  (the page reads every view's TITLE and SLUG here)
@@ -102,11 +101,6 @@ def choices(ctx: Context) -> None:
                         "channel step shows the most class-selective channel among those that prefer it.")
 
 
-def shown_name(ctx: Context) -> str:
-    """Return the name the app calls the model by: a shipped model's spec ("embedded"), else its own name."""
-    return ctx.loaded.spec if ctx.loaded.spec in EMBEDDED else ctx.loaded.name
-
-
 def _go(step: int) -> None:
     st.session_state[STEP_KEY] = step
 
@@ -116,8 +110,9 @@ def render(ctx: Context) -> ViewResult | None:
     mode the first screen holds Back / Next with the step's title between them, then the step's figure with its two
     sentences; the teacher's pickers and the view's introduction wait folded below."""
     lecture = lecture_mode()
-    about = (f"A guided walk through what SE blocks do, on **{shown_name(ctx)}**, in {len(T.STEPS)} steps: each with "
-             "a figure and two sentences computed from this model. Steps that need labels or trained weights say so.")
+    about = (f"A guided walk through what SE blocks do, on **{ctx.loaded.shown_name}**, in {len(T.STEPS)} steps: "
+             "each with a figure and two sentences computed from this model. Steps that need labels or trained weights "
+             "say so.")
     if not lecture:
         intro(about)
     if not ctx.blocks:
@@ -185,7 +180,7 @@ def handout(ctx: Context) -> None:
             steps += T.steps_of(step_result(ctx, n))
             bar.progress((n + 1) / len(T.STEPS), text=f"Computed step {n + 1} of {len(T.STEPS)}")
         bar.empty()
-        page = tour_handout_html(shown_name(ctx), model_line(ctx.loaded), [T.handout_section(s) for s in steps])
+        page = tour_handout_html(ctx.loaded.shown_name, model_line(ctx.loaded), [T.handout_section(s) for s in steps])
         built = st.session_state["tour_handout"] = (want, page)
     if built is None:
         return

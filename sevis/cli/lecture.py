@@ -15,12 +15,6 @@ ONE_IMAGE_VIEWS = ("inside", "block", "channel")  # views that show one image: t
 IMAGE_VIEWS = ("live", "compare", "knockout")  # views that take every image given
 
 
-def shown_name(loaded) -> str:
-    """Return the name the app calls the model by: a shipped model's spec ("embedded"), else its own name."""
-    from sevis.names import EMBEDDED
-    return loaded.spec if loaded.spec in EMBEDDED else loaded.name
-
-
 def refuse_existing(out: Path, names: list[str], force: bool) -> None:
     """Raise ExportError naming the files of `names` already in `out` (nothing is written), unless `force`."""
     from sevis.files import existing
@@ -65,7 +59,7 @@ def cmd_lecture(args: argparse.Namespace) -> int:
             bar.update(1)
     slides = D.lecture_slides(steps, results)
     with progress_bar(100, "sevis export lecture: drawing the slides", unit="%") as bar:
-        decks = D.build_deck(slides, formats, D.deck_title(shown_name(loaded)),
+        decks = D.build_deck(slides, formats, D.deck_title(loaded.shown_name),
                              progress=lambda f: bar.update(round(100 * f) - bar.n))
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +89,7 @@ def write_handout(result, loaded, out: Path, formats, context: str) -> list[Path
     from sevis.files import write_atomic
     from sevis.views import tour as T
 
-    page = tour_handout_html(shown_name(loaded), context, [T.handout_section(s) for s in T.steps_of(result)])
+    page = tour_handout_html(loaded.shown_name, context, [T.handout_section(s) for s in T.steps_of(result)])
     written = [write_atomic(out / f"{HANDOUT}.html", page, error=ExportError)]
     if "pdf" in formats:
         written.append(write_atomic(out / f"{HANDOUT}.pdf", handout_pdf(page), error=ExportError))

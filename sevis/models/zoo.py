@@ -51,6 +51,12 @@ class LoadedModel:
         return sum(p.numel() for p in self.model.parameters())
 
     @property
+    def shown_name(self) -> str:
+        """Return the one name the app, the exports and the README call this model by: a shipped model's spec
+        ("embedded", "embedded-plain", …), else its own name."""
+        return self.spec if self.spec in EMBEDDED else self.name
+
+    @property
     def dataset(self) -> str:
         return "fashion-mnist" if len(self.classes) == 10 and self.classes[0] == "T-shirt/top" else "imagenet"
 
