@@ -10,9 +10,10 @@ evaluated, and a card that has an entry is skipped.
 - `what_se_adds` (every SE run whose plain twin of the same seed is trained): per SE block the class specificity of
   s, of its input z and of the twin's pooled features at the same place (one pass of each model over the bundled
   reference set: seconds), and for runs of CONTROL_RUN_SEEDS also s − z beside the untrained control's
-  (sevis.analysis.squeeze.what_se_adds). The control runs three times, minutes per model on a busy CPU, hence only
-  seed 0 (the run the Architectures view opens on); other seeds' rows hold None there. The seeds together give s − z
-  and s − twin with paired intervals (sevis.analysis.squeeze.adds_over_seeds).
+  (sevis.analysis.squeeze.what_se_adds). The control runs a random network three times, so only seed 0 (the run the
+  Architectures view opens on) gets it; other seeds' rows hold None there. Measured niced beside two training runs on
+  2 cores: 2.5 s (SE-VGG) to 8 s (SE-Inception) per run without the control, 12-24 s with it. The seeds together give
+  s − z and s − twin with paired intervals (sevis.analysis.squeeze.adds_over_seeds).
 """
 from __future__ import annotations
 
@@ -24,13 +25,13 @@ import numpy as np
 import pandas as pd
 
 from sevis.data.fashion_mnist import Split
-from sevis.data.unseen_backgrounds import UNSEEN_IMAGES, UNSEEN_KINDS, UNSEEN_SEED, accuracy_by_kind, unseen_split
+from sevis.data.unseen_backgrounds import accuracy_by_kind, recipe_of, unseen_split, unseen_test_record
 from sevis.models.checkpoint import read_card, write_card
 from sevis.names import FAMILY_RUNS, FAMILY_SEEDS, family_dir
 from sevis.train.family_grid import is_finished, near_constant_blocks, weights_file, write_summary
 from sevis.train.runs import claim_lock
 
-UNSEEN_TEST = {"images": UNSEEN_IMAGES, "seed": UNSEEN_SEED, "kinds": list(UNSEEN_KINDS)}  # a card holding another
+UNSEEN_TEST = unseen_test_record("smooth")  # a card holding another
 WHAT_SE_ADDS_SEEDS = FAMILY_SEEDS  # ... test set is evaluated again; what SE adds: every seed's SE run, but
 CONTROL_RUN_SEEDS = (0,)  # the untrained control (three passes of a random network) only for these seeds' runs
 
@@ -51,11 +52,12 @@ def predictions(model, split: Split, batch_size: int = 500) -> np.ndarray:
 
 def unseen_record(loaded, test: tuple[Split, list[str]] | None = None) -> dict:
     """Return the card entry of a loaded run on the unseen-background test set: accuracy, per kind, what the set is."""
-    split, kinds = test or unseen_split()
+    recipe = recipe_of(loaded.card)  # `test` is the smooth recipe's set, shared by the runs of one pass
+    split, kinds = test if test is not None and recipe == "smooth" else unseen_split(recipe=recipe)
     pred = predictions(loaded.model, split)
     return {"unseen_accuracy": round(float((pred == split.labels).mean()), 6),
             "unseen_accuracy_by_kind": {k: round(v, 6) for k, v in accuracy_by_kind(pred, split.labels, kinds).items()},
-            "unseen_test": UNSEEN_TEST}
+            "unseen_test": unseen_test_record(recipe)}
 
 
 def _json(v):
@@ -97,9 +99,10 @@ def wants_what_se_adds(name: str, out_dir: str | Path | None = None) -> bool:
 
 def missing_entries(name: str, out_dir: str | Path | None = None) -> list[str]:
     """Return which entries finished run `name`'s card lacks ("unseen", "near_constant", "what_se_adds")."""
-    f = read_card(weights_file(name, out_dir)).get("family") or {}
+    card = read_card(weights_file(name, out_dir))
+    f = card.get("family") or {}
     out = []
-    if f.get("unseen_test") != UNSEEN_TEST or f.get("unseen_accuracy") is None:
+    if f.get("unseen_test") != unseen_test_record(recipe_of(card)) or f.get("unseen_accuracy") is None:
         out.append("unseen")
     if "near_constant_blocks" not in f:
         out.append("near_constant")
