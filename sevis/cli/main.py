@@ -30,6 +30,7 @@ from sevis.errors import SevisError
 from sevis.names import PRETRAINED_DIR  # noqa: E402
 
 IMAGE_BATCH = 32  # images per forward pass in predict/excite
+BACKGROUND_FAMILIES = ("smooth", "rich")  # sevis.data.context's, spelled out: the parser is built without torch
 
 
 def _run_images(args: argparse.Namespace, desc: str) -> Iterator[tuple[object, list[str], object]]:
@@ -62,7 +63,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       schedule=args.schedule, class_aware=args.class_aware, seed=args.seed,
                       device=args.device, threads=args.threads, train_images=args.train_images,
                       test_images=args.test_images, bn_images=args.bn_images, scale=tuple(args.scale),
-                      snapshots=tuple(sorted(set(args.snapshots or ()))))
+                      snapshots=tuple(sorted(set(args.snapshots or ()))), backgrounds=args.backgrounds)
     out = Path(args.out) if args.out else PRETRAINED_DIR / f"{args.arch}.safetensors"
     resume = resume_path(out)
     model, history = train(cfg, log=lambda line: print(line, flush=True), checkpoint=resume)
@@ -303,6 +304,9 @@ def _add_train(sub) -> None:
                    help="in context: garment size drawn uniformly from MIN..MAX times 28 px (default 1 1)")
     p.add_argument("--snapshots", type=_nonnegative_int, nargs="+", metavar="EPOCH",
                    help="keep fp16 weights after these epochs (0: the initialisation) in <out>.snapshots/")
+    p.add_argument("--backgrounds", choices=BACKGROUND_FAMILIES, default="smooth",
+                   help="in context: smooth (a level plus smooth noise; default) or rich (also stripes, gradients, "
+                        "noise textures and crops of packaged photos)")
     p.add_argument("--out", type=_out_path, help="weights path (.safetensors); default pretrained/<arch>.safetensors")
     p.set_defaults(func=_cmd_train)
 

@@ -59,6 +59,7 @@ class TrainConfig:
     bn_images: int = 20000
     scale: tuple[float, float] = (1.0, 1.0)  # in context: garment size drawn uniformly from this range (x 28 px)
     snapshots: tuple[int, ...] = ()  # epochs after which fp16 weights are kept (0: the initialisation)
+    backgrounds: str = "smooth"  # in context: the background family (sevis.data.context.BACKGROUND_FAMILIES)
 
 
 def create_model(arch: str, **overrides) -> SEResNet | FamilyNet:
@@ -184,7 +185,7 @@ def _batches(cfg: TrainConfig, split: Split, epoch: int, steps: int) -> Iterator
     images, labels = torch.from_numpy(split.images), torch.from_numpy(split.labels)
     mean, std = data_normalisation(cfg.data)
     if cfg.data == "context":
-        ctx = ContextConfig(flip=cfg.flip, scale=tuple(cfg.scale))
+        ctx = training_context(cfg)
         params = sample_params(n, gen, ctx)  # every epoch sees each garment somewhere new
     for b in range(steps):
         idx = torch.from_numpy(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
@@ -193,6 +194,11 @@ def _batches(cfg: TrainConfig, split: Split, epoch: int, steps: int) -> Iterator
         else:
             x = augment(normalise(images[idx], mean, std), cfg.pad, cfg.flip, gen)
         yield x, labels[idx]
+
+
+def training_context(cfg: TrainConfig) -> ContextConfig:
+    """Return how a run puts its training garments in context (flip, scale range, background family)."""
+    return ContextConfig(flip=cfg.flip, scale=tuple(cfg.scale), backgrounds=cfg.backgrounds)
 
 
 def resume_path(out: str | os.PathLike) -> Path:
@@ -224,10 +230,13 @@ def _config_key(cfg: TrainConfig) -> str:
     # Everything that changes what is trained; threads and device do not. No overrides leave the key as it was
     # before they existed, so runs started then still resume.
     # bn_images only acts after the last epoch, so runs started before it existed resume too.
-    # Snapshots only add files; a scale of 1 is the recipe before the scale option existed.
+    # Snapshots only add files; a scale of 1 is the recipe before the scale option existed, smooth backgrounds the
+    # one before the background family existed.
     key = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "device", "bn_images", "snapshots")}
     if not key["arch_overrides"]:
         del key["arch_overrides"]
+    if key["backgrounds"] == "smooth":
+        del key["backgrounds"]
     if tuple(key["scale"]) == (1.0, 1.0):
         del key["scale"]
     else:
@@ -243,6 +252,9 @@ def train(cfg: TrainConfig, log=print, checkpoint: str | os.PathLike | None = No
     checkpoint exists continues after its last finished epoch (its config must match). `stop_after` ends
     the run after that many epochs (tests of resuming). Returns (model in eval mode on CPU, history with
     the log lines and seconds per epoch)."""
+    if cfg.data != "context" and cfg.backgrounds != "smooth":
+        raise SevisError(f"--backgrounds {cfg.backgrounds} puts garments in context; centred data has no background")
+    training_context(cfg)  # an unknown background family fails here, before any data is loaded
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -367,14 +379,16 @@ def model_card(model: SEResNet | FamilyNet, cfg: TrainConfig, history: dict, nam
     """Return the model card of a freshly trained model: architecture, data, preprocessing, recipe, history."""
     from sevis.data.fashion_mnist import CONTEXT_SEEDS, FASHION_MNIST_CLASSES, fmnist_preprocessing
     what = model.title if isinstance(model, FamilyNet) else ("SE-ResNet" if model.cfg.se else "Plain ResNet (no SE)")
-    where = "Fashion-MNIST in context (random positions, random smooth backgrounds)" if cfg.data == "context" \
+    backgrounds = "random smooth backgrounds" if cfg.backgrounds == "smooth" else \
+        "random backgrounds: smooth, stripes, gradients, noise textures and photo crops"
+    where = f"Fashion-MNIST in context (random positions, {backgrounds})" if cfg.data == "context" \
         else "Fashion-MNIST (garments centred on black)"
     preprocessing = fmnist_preprocessing(cfg.data)
     dataset = {"name": "Fashion-MNIST", "variant": cfg.data, "source": "Debian package dataset-fashion-mnist",
                "license": "MIT (Copyright 2017 Zalando SE)", "train_images": 60000, "test_images": 10000}
     if cfg.data == "context":
         dataset.update(context=ContextConfig().to_dict(), test_seed=CONTEXT_SEEDS["test"],
-                       training_context=ContextConfig(flip=cfg.flip, scale=tuple(cfg.scale)).to_dict(),
+                       training_context=training_context(cfg).to_dict(),
                        note="training samples are drawn afresh every epoch; the test split is rendered with test_seed")
     return {
         "name": name,
