@@ -3,7 +3,9 @@
 Each held-out test garment (sevis.data.heldout: none is in the reference set) is rendered as a user might send it,
 encoded as PNG and sent through open_image → the model's preprocess → the model, exactly as the app and
 `sevis predict` do. The first row feeds the in-context tensors straight to the model, as in training, for scale.
-Prints a Markdown table (one column per model); --out also writes it to a file.
+Prints a Markdown table (one column per model); --out also writes it to a file. --unseen adds a row: the 2,000
+held-out garments on backgrounds the model's training recipe never used (sevis.data.unseen_backgrounds, the set its
+card's background family calls for), through the same upload path, and a line per model with the kinds.
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=1000, help="held-out garments per condition (default 1000)")
     p.add_argument("--legacy", action="store_true",
                    help="also each in-context model with the former upload path (fit to 28 px, centre on black)")
+    p.add_argument("--unseen", action="store_true",
+                   help="also the held-out backgrounds of each model's recipe (2,000 images), through the upload path")
     p.add_argument("--out", help="also write the Markdown table here")
     args = p.parse_args(argv)
     garments = heldout_split(args.n)
@@ -52,9 +56,19 @@ def main(argv=None) -> int:
     for key, label in CONDITIONS.items():
         rows[label] = {s: upload_accuracy(m, key, garments) for s, m in models.items()}
         print(f"{label}: " + ", ".join(f"{s} {v:.1%}" for s, v in rows[label].items()), file=sys.stderr, flush=True)
+    by_kind = {}
+    if args.unseen:
+        from sevis.data.unseen_backgrounds import UNSEEN_IMAGES, unseen_upload_accuracy
+        label = f"backgrounds the model's recipe never used ({UNSEEN_IMAGES:,} images)"
+        measured = {s: unseen_upload_accuracy(m) for s, m in models.items()}
+        rows[label] = {s: acc for s, (acc, _) in measured.items()}
+        by_kind = {s: kinds for s, (_, kinds) in measured.items()}
+        print(f"{label}: " + ", ".join(f"{s} {v:.1%}" for s, v in rows[label].items()), file=sys.stderr, flush=True)
     lines = [f"Held-out Fashion-MNIST test garments ({len(garments):,} per row), through the upload path.", "",
              "| upload | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     lines += [f"| {label} | " + " | ".join(f"{v:.1%}" for v in accs.values()) + " |" for label, accs in rows.items()]
+    for s, kinds in by_kind.items():
+        lines.append(f"\n{s} on its held-out backgrounds: " + ", ".join(f"{k} {v:.1%}" for k, v in kinds.items()) + ".")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
