@@ -1,5 +1,9 @@
 """Accuracy through the upload path on held-out garments: python docs/upload_accuracy.py [--model SPEC ...] [--n N]
 
+With --domain it prints instead how often the domain verdict flags held-out garments at each size (0.6-1.4 × 28 px,
+in context) and each kind of non-garment (sevis.data.outofdomain), for the shipped verdict and two recalibrations
+over the training distribution (sevis.analysis.domain_rates).
+
 Each held-out test garment (sevis.data.heldout: none is in the reference set) is rendered as a user might send it,
 encoded as PNG and sent through open_image → the model's preprocess → the model, exactly as the app and
 `sevis predict` do. The first row feeds the in-context tensors straight to the model, as in training, for scale.
@@ -33,6 +37,34 @@ def tensor_accuracy(loaded, garments) -> float:
     return float((pred == garments.labels).mean())
 
 
+def _share(v: float) -> str:
+    return "–" if v != v else f"{v:.1%}"  # NaN: the set is empty here (e.g. scikit-image is not installed)
+
+
+def domain_table(specs: list[str], garments, out: str | None) -> int:
+    """Print (and write to `out`) the domain verdict's flag rates per condition, one column per model and verdict."""
+    from sevis.analysis.domain_rates import SCALES, flag_rates, scaled_garments
+    from sevis.data.outofdomain import KINDS, render_kind
+    sets = {f"held-out garments at {s:g}× size in context": scaled_garments(garments.images, s) for s in SCALES}
+    kinds = {f"{kind}: {label}": render_kind(kind) for kind, label in KINDS.items()}
+    sets.update(kinds)
+    columns: dict[str, dict[str, float]] = {}
+    for spec in specs:
+        loaded = load_model(spec)
+        for verdict, rates in flag_rates(loaded, sets).items():
+            columns[f"{spec}: {verdict}"] = rates
+        print(f"{spec} done", file=sys.stderr, flush=True)
+    lines = [f"Share of each set flagged out of domain ({len(garments):,} held-out garments per size; the "
+             f"non-garment sets' sizes: " + ", ".join(f"{k} {len(v)}" for k, v in zip(KINDS, kinds.values())) + ").",
+             "", "| images | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines += [f"| {name} | " + " | ".join(_share(c[name]) for c in columns.values()) + " |" for name in sets]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        Path(out).write_text(text)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", nargs="+", default=["embedded"], help="model specs (default: embedded)")
@@ -41,9 +73,12 @@ def main(argv=None) -> int:
                    help="also each in-context model with the former upload path (fit to 28 px, centre on black)")
     p.add_argument("--unseen", action="store_true",
                    help="also the held-out backgrounds of each model's recipe (2,000 images), through the upload path")
+    p.add_argument("--domain", action="store_true", help="the domain verdict's flag rates instead of accuracy")
     p.add_argument("--out", help="also write the Markdown table here")
     args = p.parse_args(argv)
     garments = heldout_split(args.n)
+    if args.domain:
+        return domain_table(args.model, garments, args.out)
     models = {spec: load_model(spec) for spec in args.model}
     if args.legacy:
         for spec in args.model:
