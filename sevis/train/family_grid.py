@@ -292,10 +292,11 @@ def paired_difference(se: pd.DataFrame, plain: pd.DataFrame, column: str) -> dic
 def architecture_table(table: pd.DataFrame) -> pd.DataFrame:
     """Return one row per architecture with both SE and plain trained. On each test set (the in-context test split;
     `unseen_`: the unseen-background set) over the seeds trained for both (seed k of SE paired with seed k of plain):
-    the accuracy of each (mean, %), SE − plain (points) with its paired bootstrap 95% interval (`_low`, `_high`; None
-    with fewer than 2 pairs), the verdict ("higher", "lower", "no difference shown" when the interval spans 0, "too
-    few seeds") and the pairs. Then parameters, SE's extra parameters (% of plain), CPU ms per image of each and the
-    time SE adds (%), and the paper's row (top-1 error of each, its change; None where the sheet has none)."""
+    the accuracy of each (mean, %), SE − plain (points) with its paired bootstrap 95% interval (`_low`, `_high`;
+    None with fewer than MIN_PAIRS pairs), the verdict ("higher", "lower", "no difference shown" when the interval
+    spans 0, "too few seeds") and the pairs. Then parameters, SE's extra parameters (% of plain), CPU ms per image of
+    each and the time SE adds (%), and the paper's row (top-1 error of each, its change; None where the sheet has
+    none)."""
     rows = []
     for family in dict.fromkeys(FAMILY_RUNS[n]["family"] for n in FAMILY_RUNS):
         se, plain = table[(table["family"] == family) & table["se"]], table[(table["family"] == family) & ~table["se"]]

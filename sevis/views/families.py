@@ -203,9 +203,10 @@ def delta_panel(table: pd.DataFrame) -> Panel:
     fig.update_yaxes(title_text="gain from SE (points; up is better)")
     fig.update_xaxes(type="category")
     return Panel("architectures_delta", "What SE changes, per architecture",
-                 "Our accuracy with SE minus without (mean over seed pairs) on the in-context test split and on unseen "
-                 "backgrounds, whiskers: the paired bootstrap 95% interval (none with fewer than 2 pairs); the paper's "
-                 "top-1 error without SE minus with (up is better in all), where the facts sheet has numbers.",
+                 "Our accuracy with SE minus without (mean over seed pairs) on the in-context test split and on "
+                 f"unseen backgrounds, whiskers: the paired bootstrap 95% interval (none with fewer than {MIN_PAIRS} "
+                 "pairs); the paper's top-1 error without SE minus with (up is better in all), where the facts sheet "
+                 "has numbers.",
                  apply_layout(fig, "Gain from SE per architecture", height=420, barmode="group"), arch)
 
 
