@@ -168,3 +168,36 @@ def test_a_rich_run_resumed_equals_an_uninterrupted_one(tmp_path):
     assert history["test_accuracy"] == whole_history["test_accuracy"]
     with pytest.raises(SevisError, match="other settings"):
         train(TrainConfig(**{**TINY, "backgrounds": "smooth"}), checkpoint=ck)
+
+
+def test_upload_path_accuracy_on_the_held_out_backgrounds_of_the_models_recipe():
+    # What `docs/upload_accuracy.py --unseen` reports: each image as PNG bytes through open_image and the model's
+    # preprocess, on the held-out set its card's recipe names. Recomputed here image by image, and checked against
+    # the tensor path (the same pixels, normalised as in training), which it must nearly always agree with.
+    import copy
+
+    from PIL import Image
+
+    from sevis import load_model
+    from sevis.data.heldout import png_bytes
+    from sevis.data.preprocess import open_image
+    from sevis.data.unseen_backgrounds import RICH_UNSEEN_KINDS, UNSEEN_KINDS, unseen_split, unseen_upload_accuracy
+    from sevis.train.family_evaluation import predictions
+
+    model = load_model("embedded")
+    rich = copy.copy(model)
+    rich.card = copy.deepcopy(model.card)
+    rich.card.setdefault("training", {})["backgrounds"] = "rich"
+    for loaded, recipe, kinds in ((model, "smooth", UNSEEN_KINDS), (rich, "rich", RICH_UNSEEN_KINDS)):
+        n = 2 * len(kinds)
+        accuracy, by_kind = unseen_upload_accuracy(loaded, n=n)
+        split, drawn = unseen_split(n, recipe=recipe)
+        assert set(by_kind) == set(kinds) == set(drawn)
+        with torch.inference_mode():
+            upload = np.array([int(loaded.model(loaded.preprocess(open_image(png_bytes(Image.fromarray(a, "L"))))[None])
+                                   .argmax(1)) for a in split.images])
+        assert accuracy == pytest.approx(float((upload == split.labels).mean()))
+        for kind in kinds:
+            mine = [i for i, k in enumerate(drawn) if k == kind]
+            assert by_kind[kind] == pytest.approx(float((upload[mine] == split.labels[mine]).mean()))
+        assert (upload == predictions(loaded.model, split)).mean() >= 0.75
