@@ -1,8 +1,8 @@
 """Accuracy through the upload path on held-out garments: python docs/upload_accuracy.py [--model SPEC ...] [--n N]
 
 With --domain it prints instead how often the domain verdict flags held-out garments at each size (0.6-1.4 × 28 px,
-in context) and each kind of non-garment (sevis.data.outofdomain), for the shipped verdict and two recalibrations
-over the training distribution (sevis.analysis.domain_rates).
+in context, on the reference set's and on the model's training backgrounds) and each kind of non-garment
+(sevis.data.outofdomain), for each model's verdict (sevis.analysis.domain_rates).
 
 Each held-out test garment (sevis.data.heldout: none is in the reference set) is rendered as a user might send it,
 encoded as PNG and sent through open_image → the model's preprocess → the model, exactly as the app and
@@ -42,22 +42,33 @@ def _share(v: float) -> str:
 
 
 def domain_table(specs: list[str], garments, out: str | None) -> int:
-    """Print (and write to `out`) the domain verdict's flag rates per condition, one column per model and verdict."""
-    from sevis.analysis.domain_rates import SCALES, flag_rates, scaled_garments
+    """Print (and write to `out`) the domain verdict's flag rates per condition, one column per model."""
+    from sevis.analysis.domain_rates import (
+        SCALES,
+        TRAINING_BACKGROUND_SCALES,
+        flag_rates,
+        garments_on_training_backgrounds,
+        scaled_garments,
+    )
     from sevis.data.outofdomain import KINDS, render_kind
-    sets = {f"held-out garments at {s:g}× size in context": scaled_garments(garments.images, s) for s in SCALES}
     kinds = {f"{kind}: {label}": render_kind(kind) for kind, label in KINDS.items()}
-    sets.update(kinds)
     columns: dict[str, dict[str, float]] = {}
+    names: list[str] = []
     for spec in specs:
         loaded = load_model(spec)
-        for verdict, rates in flag_rates(loaded, sets).items():
-            columns[f"{spec}: {verdict}"] = rates
+        sets = {f"held-out garments at {s:g}× size, reference-set backgrounds": scaled_garments(garments.images, s)
+                for s in SCALES}
+        sets.update({f"held-out garments at {s:g}× size, the model's training backgrounds":
+                     garments_on_training_backgrounds(loaded, garments.images, s) for s in TRAINING_BACKGROUND_SCALES})
+        sets.update(kinds)
+        columns[spec] = flag_rates(loaded, sets)
+        names += [n for n in sets if n not in names]
         print(f"{spec} done", file=sys.stderr, flush=True)
     lines = [f"Share of each set flagged out of domain ({len(garments):,} held-out garments per size; the "
              f"non-garment sets' sizes: " + ", ".join(f"{k} {len(v)}" for k, v in zip(KINDS, kinds.values())) + ").",
              "", "| images | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    lines += [f"| {name} | " + " | ".join(_share(c[name]) for c in columns.values()) + " |" for name in sets]
+    lines += [f"| {name} | " + " | ".join(_share(c.get(name, float("nan"))) for c in columns.values()) + " |"
+              for name in names]
     text = "\n".join(lines) + "\n"
     print(text)
     if out:

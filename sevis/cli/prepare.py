@@ -1,7 +1,8 @@
 """`sevis prepare [MODEL …]`: compute every view's default results for a shipped model (each Tour step, Class ×
 depth, Knock-out, Channel, Ablations, Architectures, Training, …) and store them beside its weights, so that the
 first open of any view reads a file. Also refreshes the model's reference results (statistics, control, sweeps),
-which several views read, and the class specificity of its training snapshots (the Tour's training step)."""
+which several views read, the class specificity of its training snapshots (the Tour's training step) and the fit of
+its domain verdict (sevis.analysis.domain)."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,11 @@ def prepare(spec: str, say=print) -> Path:
     start = time.perf_counter()
     say(f"{spec}: reference results (statistics, untrained control, knock-out sweeps)")
     write_precomputed(loaded)
+    from sevis.analysis.domain import store_calibration
+    say(f"{spec}: domain verdict")
+    stored = store_calibration(loaded)
+    if stored is not None:
+        say(f"wrote {stored}")
     from sevis.names import snapshot_epochs
     if snapshot_epochs(spec):  # the Tour's training step reads its snapshots' table, for every model
         from sevis.analysis.snapshot_measures import store

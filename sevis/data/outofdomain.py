@@ -1,23 +1,26 @@
-"""Images that are not garments, for checking the domain verdict: noise, stripes, rendered text and real photos.
+"""Images that are not garments, for fitting and for checking the domain verdict: noise, stripes, text and photos.
 
 Every kind is deterministic (fixed seeds, fixed strings and sizes) and needs nothing downloaded: the text is drawn
 with Pillow's default font, the photos are the ones that ship inside scikit-image (photographs only: its
 synthetic test patterns, drawings and text scans are left out) and scikit-learn; without them `photos` is empty.
-docs/upload_accuracy.py reports the share of each kind the verdict flags; tests/test_domain*.py check a few.
+
+Two disjoint collections: calibration_negatives() is what the verdict is fitted on (its own seeds and words, and
+only the photographs sevis.data.photos trains with); the KINDS are what docs/upload_accuracy.py checks it on (other
+seeds, other words, the other photographs, and faces). tests/test_domain*.py check a few.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 # kind -> what the row says
 KINDS = {
     "noise": "uniform and Gaussian pixel noise, grey and colour, 28-300 px",
     "stripes": "black-and-white stripes, 1-16 px periods, four orientations, both polarities",
     "text": "words in Pillow's default font, 10-64 px, dark on light and light on dark",
-    "photos": "photographs that ship with scikit-image and scikit-learn, whole",
+    "photos": "photographs that ship with scikit-image and scikit-learn (none the verdict is fitted on), whole",
     "photo-crops": "square crops (20-70% of the short side) of the same photographs",
     "faces": "the 100 face photos (25 px) of scikit-image's LFW subset",
 }
@@ -30,6 +33,10 @@ SKIMAGE_PHOTOS = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "co
                   "gravel.png", "hubble_deep_field.jpg", "moon.png", "retina.jpg", "rocket.jpg", "motorcycle_left.png",
                   "motorcycle_right.png", "cell.png", "ihc.png", "microaneurysms.png", "clock_motion.png")
 SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
+# The verdict's own non-garments (calibration_negatives): words and sizes apart from WORDS and TEXT_SIZES
+CALIBRATION_WORDS = ("train", "Mode", "NEW 2x", "xyz", "9876", "jumps over", "lazy dog", "Dress", "Coat", "Sneaker",
+                     "Pullover", "Sandal", "A", "zz", "ok?", "1999", "boot", "model", "SE", "qwerty")
+CALIBRATION_TEXT_SIZES = (12, 20, 32, 48)
 
 
 def noise(n: int = 120, seed: int = 7) -> list[Image.Image]:
@@ -81,7 +88,10 @@ def text(words: tuple[str, ...] = WORDS, sizes: tuple[int, ...] = TEXT_SIZES, se
 
 
 def photo_files() -> list[Path]:
-    """Return the photograph files found in the installed scikit-image and scikit-learn (none if neither is)."""
+    """Return the photograph files found in the installed scikit-image and scikit-learn (none if neither is), less
+    the ones the verdict is fitted on (sevis.data.photos.TRAINING_PHOTOS)."""
+    from sevis.data.photos import TRAINING_PHOTOS
+    fitted = {name for _, name in TRAINING_PHOTOS}
     files: list[Path] = []
     try:
         import skimage
@@ -93,7 +103,7 @@ def photo_files() -> list[Path]:
         files += [Path(sklearn.datasets.__file__).parent / "images" / f for f in SKLEARN_PHOTOS]
     except ImportError:
         pass
-    return [f for f in files if f.is_file()]
+    return [f for f in files if f.is_file() and f.name not in fitted]
 
 
 def photos() -> list[Image.Image]:
@@ -105,7 +115,7 @@ def photos() -> list[Image.Image]:
     return out
 
 
-def photo_crops(per_photo: int = 10, seed: int = 7) -> list[Image.Image]:
+def photo_crops(per_photo: int = 20, seed: int = 7) -> list[Image.Image]:
     """Return per_photo random square crops of every photograph (side 20-70% of its short side)."""
     rng = np.random.default_rng(seed)
     out = []
@@ -130,6 +140,48 @@ def faces() -> list[Image.Image]:
         return []
     a = np.load(path)[:100]
     return [Image.fromarray(np.clip(x * 255.0, 0, 255).round().astype(np.uint8)).convert("RGB") for x in a]
+
+
+def _augmented_crops(photos: list[Image.Image], n: int, side: tuple[float, float], rng: np.random.Generator
+                     ) -> list[Image.Image]:
+    """Return n square crops of every photo (side a share of its short side), a few flipped, turned, inverted or
+    blurred."""
+    out = []
+    for im in photos:
+        w, h = im.size
+        for _ in range(n):
+            s = max(8, int(rng.uniform(*side) * min(w, h)))
+            x0, y0 = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
+            c = im.crop((x0, y0, x0 + s, y0 + s))
+            r = rng.random()
+            if r < 0.2:
+                c = c.transpose(Image.FLIP_LEFT_RIGHT)
+            elif r < 0.3:
+                c = c.transpose(Image.ROTATE_90)
+            elif r < 0.4:
+                c = ImageOps.invert(c)
+            elif r < 0.5:
+                c = c.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 3.0))))
+            out.append(c)
+    return out
+
+
+def calibration_negatives(seed: int = 1234) -> list[Image.Image]:
+    """Return the non-garments the domain verdict is fitted on (RGB): noise, stripes and words unlike the KINDS'
+    (other seeds, sizes, periods and words), and the photographs sevis trains with (sevis.data.photos), whole and as
+    85 crops each; no photograph of the KINDS' "photos" and no face."""
+    from sevis.data.photos import TRAINING_PHOTOS, photo_path
+    rng = np.random.default_rng(seed)
+    out = noise(150, seed=99) + stripes(sizes=(48, 150), periods=(1, 2, 5, 7, 10, 14))
+    out += text(CALIBRATION_WORDS, CALIBRATION_TEXT_SIZES, seed=5)
+    fitted = []
+    for package, name in TRAINING_PHOTOS:
+        try:
+            with Image.open(photo_path(package, name)) as im:
+                fitted.append(im.convert("RGB"))
+        except FileNotFoundError:
+            continue  # without scikit-image or scikit-learn the verdict is fitted without photos
+    return out + fitted + _augmented_crops(fitted, 25, (0.15, 0.8), rng) + _augmented_crops(fitted, 60, (0.3, 1.0), rng)
 
 
 def render_kind(kind: str) -> list[Image.Image]:
