@@ -144,3 +144,27 @@ def test_the_live_view_says_what_was_done_and_what_was_measured(media):
     assert any(c.startswith("Read as a scene") and "96×96" in c for c in captions)
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("Out of domain") and "reference garments" in w for w in warnings)
+
+
+def test_the_shipped_fit_is_current_equals_a_fresh_fit_and_a_stale_one_is_refitted(embedded, tmp_path, monkeypatch):
+    from sevis.analysis import domain, precomputed
+    stored = domain._stored_calibration(embedded)
+    assert stored is not None, "run `sevis prepare embedded`: the stored domain fit is missing or stale"
+    fresh = domain._fit_calibration(embedded)
+    assert np.allclose(stored.weights, fresh.weights, rtol=1e-6, atol=1e-9)
+    assert stored.bias == pytest.approx(fresh.bias, rel=1e-6, abs=1e-9)
+    assert np.allclose(stored.reference_scores, fresh.reference_scores, rtol=1e-6, atol=1e-6)
+    # the file is read where precomputed.weights_file says; one that does not match the model, or a damaged one,
+    # is not used
+    shipped = domain.domain_path(precomputed.weights_file(embedded)).read_bytes()
+    weights = tmp_path / "model.safetensors"
+    copy = domain.domain_path(weights)
+    copy.write_bytes(shipped)
+    monkeypatch.setattr(precomputed, "weights_file", lambda loaded: weights)
+    assert domain._stored_calibration(embedded) is not None
+    real = domain._fingerprint
+    monkeypatch.setattr(domain, "_fingerprint", lambda loaded: {**real(loaded), "weights_sha256": "0" * 64})
+    assert domain._stored_calibration(embedded) is None
+    monkeypatch.setattr(domain, "_fingerprint", real)
+    copy.write_bytes(b"not an npz")
+    assert domain._stored_calibration(embedded) is None

@@ -27,6 +27,7 @@ import json
 import os
 import threading
 import weakref
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -220,7 +221,7 @@ def _stored_calibration(loaded) -> DomainCalibration | None:
                 return None
             return DomainCalibration(data["centre"], data["scale"], data["weights"], float(data["bias"]),
                                      data["reference_scores"])
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # damaged: fitted afresh
 
 
