@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sevis.data.heldout import CONDITIONS, _in_context, heldout_split, upload_accuracy  # noqa: E402
+from sevis.data.heldout import CONDITIONS, _in_context, heldout_split, render, upload_accuracy  # noqa: E402
 from sevis.data.preprocess import grayscale_transform  # noqa: E402
 from sevis.models.zoo import load_model  # noqa: E402
 from sevis.train.trainer import normalise  # noqa: E402
@@ -60,6 +60,7 @@ def domain_table(specs: list[str], garments, out: str | None) -> int:
                 for s in SCALES}
         sets.update({f"held-out garments at {s:g}× size, the model's training backgrounds":
                      garments_on_training_backgrounds(loaded, garments.images, s) for s in TRAINING_BACKGROUND_SCALES})
+        sets[CONDITIONS["black-112"]] = render("black-112", garments)
         sets.update(kinds)
         columns[spec] = flag_rates(loaded, sets)
         names += [n for n in sets if n not in names]

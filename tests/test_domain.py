@@ -9,6 +9,7 @@ from PIL import Image
 
 from sevis.analysis.domain import (
     OUT_OF_DOMAIN_PERCENTILE,
+    RENDERS_PER_GARMENT,
     SIZE_BINS,
     calibrate,
     domain_calibration,
@@ -26,9 +27,10 @@ def test_calibration_on_the_reference_set(embedded):
     cal = domain_calibration(embedded)
     assert domain_calibration(embedded) is cal  # cached per model
     ref = embedded.reference_set()
-    # the reference set and its garments rendered as in training, cross-fitted; the cut (0) lies where the stored
-    # scores put it: at most OUT_OF_DOMAIN_PERCENTILE % of the calibration garments below it
-    assert len(cal.reference_scores) == len(ref) * 4 and np.all(np.diff(cal.reference_scores) >= 0)
+    # the reference set, its garments rendered as in training and as uploads frame them, cross-fitted; the cut (0)
+    # lies where the stored scores put it: at most OUT_OF_DOMAIN_PERCENTILE % of the calibration garments below it
+    assert len(cal.reference_scores) == len(ref) * (2 + RENDERS_PER_GARMENT)
+    assert np.all(np.diff(cal.reference_scores) >= 0)
     assert np.mean(cal.reference_scores < 0) <= OUT_OF_DOMAIN_PERCENTILE / 100
     x, _ = next(split_batches(embedded, ref, batch_size=len(ref)))
     verdicts = cal.verdicts(domain_features(embedded.model, x))

@@ -4,8 +4,9 @@ The network's own features decide: at the end of the stem and of every stage, ea
 peak over positions (signed square roots, so no one stage dominates) form one vector per image. A logistic
 regression separates the model's training distribution from images that are not garments:
 
-- garments: the bundled reference set, plus its garments rendered RENDERS_PER_GARMENT times each as the model was
-  trained (sizes, flips and backgrounds from its model card's training context, fixed seed);
+- garments: the bundled reference set, its garments rendered RENDERS_PER_GARMENT times each as the model was
+  trained (sizes, flips and backgrounds from its model card's training context, fixed seed), and the same garments
+  as the upload path frames them when sent centred on black (uploaded_garments);
 - not garments: sevis.data.outofdomain.calibration_negatives() (noise, stripes, words and photographs, each sent
   through the upload path). The sets docs/UPLOAD_ACCURACY.md checks the verdict on are drawn apart from these:
   other seeds, other words, other photographs, and faces, which calibration never sees.
@@ -42,7 +43,7 @@ RENDERS_PER_GARMENT = 3
 RENDER_SEED = 23_000
 REGULARISATION = 0.1  # inverse strength (scikit-learn's C) of the logistic regression's L2 penalty
 FOLDS = 5
-VERSION = 1  # bump when the features, the calibration sets or the fit change
+VERSION = 2  # bump when the features, the calibration sets or the fit change
 SUFFIX = ".domain.npz"
 
 
@@ -166,6 +167,16 @@ def training_renders(loaded, per_garment: int = RENDERS_PER_GARMENT, seed: int =
     return x, np.concatenate([ref.labels] * per_garment), params.scale.numpy().astype(np.float64)
 
 
+def uploaded_garments(loaded) -> torch.Tensor:
+    """Return the model inputs the upload path makes of the reference garments sent as a user might: each centred on
+    black at 112 px (sevis.data.heldout's "black-112"), framed by the model's preprocess (cropped to the garment and
+    fitted, for in-context models): garments too, though a little larger than most training garments."""
+    from sevis.data.fashion_mnist import load_reference_set
+    from sevis.data.heldout import render
+    return torch.stack([loaded.preprocess(im.convert("RGB")) for im in render("black-112", load_reference_set(
+        variant="centred"))])
+
+
 def upload_inputs(loaded, images: Sequence[Image.Image], batch_size: int = 250) -> list[torch.Tensor]:
     """Return the model-input batches of `images`, each sent as PNG bytes through open_image and the preprocess."""
     from sevis.data.heldout import png_bytes
@@ -236,13 +247,15 @@ def _fit_calibration(loaded) -> DomainCalibration | None:
     except DatasetError:
         return None
     renders, _, sizes = training_renders(loaded)
-    garments = features_of(loaded.model, [x for x, _ in split_batches(loaded, ref)] + list(renders.split(250)))
+    framed = uploaded_garments(loaded)
+    garments = features_of(loaded.model, [x for x, _ in split_batches(loaded, ref)] + list(renders.split(250))
+                           + list(framed.split(250)))
     # The negatives are decoded images already: the preprocess is the whole upload path from here (a PNG round
     # trip is lossless, and encoding the large photos would take most of the fit's time).
     negatives = calibration_negatives()
     others = features_of(loaded.model, [torch.stack([loaded.preprocess(im) for im in negatives[i:i + 250]])
                                         for i in range(0, len(negatives), 250)])
-    return calibrate(garments, np.r_[np.ones(len(ref)), sizes], others)
+    return calibrate(garments, np.r_[np.ones(len(ref)), sizes, np.ones(len(framed))], others)
 
 
 _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, DomainCalibration]" = weakref.WeakKeyDictionary()
