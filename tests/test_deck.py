@@ -22,8 +22,9 @@ VIEW = "architecture"  # the view after the Tour in the deck: a cheap one, three
 
 
 def _plain(text: str) -> str:
-    """Return `text` with every run of white space as one space (a PDF's text breaks lines anywhere)."""
-    return re.sub(r"\s+", " ", text).strip()
+    """Return `text` with every run of white space as one space (a PDF's text breaks lines anywhere), and pdfium's
+    mark for a hyphen where a line broke (U+FFFE) as the hyphen."""
+    return re.sub(r"\s+", " ", text.replace("\ufffe", "-")).strip()
 
 
 @pytest.fixture(scope="module")

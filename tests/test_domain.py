@@ -170,3 +170,22 @@ def test_the_shipped_fit_is_current_equals_a_fresh_fit_and_a_stale_one_is_refitt
     monkeypatch.setattr(domain, "_fingerprint", real)
     copy.write_bytes(b"not an npz")
     assert domain._stored_calibration(embedded) is None
+
+
+def test_overflowing_features_are_left_out_of_the_fit_and_out_of_domain():
+    # ablation:gate-relu's unbounded gates overflow to inf on some stripe images: such rows cannot be fitted on,
+    # and an image whose features overflow is nothing like a garment
+    rng = np.random.default_rng(0)
+    garments, others = rng.normal(2.0, 1.0, (300, 3)), rng.normal(-2.0, 1.0, (100, 3))
+    sizes = np.ones(300)
+    broken = others.copy()
+    broken[:5, 1] = np.inf
+    broken[5, 2] = np.nan
+    cal = calibrate(garments, sizes, broken)
+    clean = calibrate(garments, sizes, others[6:])
+    assert np.allclose(cal.weights, clean.weights) and cal.bias == pytest.approx(clean.bias)
+    scores = cal.scores(broken[:8])
+    assert np.all(scores[:6] == -np.inf) and np.all(np.isfinite(scores[6:]))
+    v = cal.verdicts(broken[:1])[0]
+    assert not v.in_domain and v.percentile == 0.0 and v.to_dict()["score"] is None
+    assert v.note().startswith("Out of domain") and "nan" not in v.note() and "inf" not in v.note()

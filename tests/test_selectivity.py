@@ -47,15 +47,15 @@ def test_selectivity_is_the_per_image_share_between_class_means(embedded, per_im
     for block in (stats.blocks[0], stats.blocks[-1]):
         np.testing.assert_allclose(channel_selectivity(stats, block), eta_squared(s[block], labels), atol=1e-5)
     sel = most_selective_channel(stats)
-    assert (sel.block, sel.channel) == best[:2] == ("SE_5_3", 183)
+    assert (sel.block, sel.channel) == best[:2]
     assert sel.share == pytest.approx(best[2], abs=1e-5)
     means = stats.mean(sel.block)[:, sel.channel]
-    assert sel.top_class == stats.classes[int(np.argmax(means))] == "Sneaker"
+    assert sel.top_class == stats.classes[int(np.argmax(means))]
 
 
 def test_channel_view_opens_on_the_channel_the_tour_names(embedded, per_image):
     """The Channel view's default is most_selective_channel over every block; the old default (the last block's
-    largest std of class means) was channel 129 of the same block: the two differed by statistic, not by block."""
+    largest std of class means) is another channel of the same block: the two differ by statistic, not by block."""
     result = compute_view(embedded, "channel", ViewRequest(), prepared=False)
     sel = most_selective_channel(reference_statistics(embedded).stats)
     assert (result.numbers["block"], result.numbers["channel"]) == (sel.block, sel.channel)
@@ -64,7 +64,7 @@ def test_channel_view_opens_on_the_channel_the_tour_names(embedded, per_image):
     assert result.panel_titles()[0] == f"s of channel {sel.channel} at {sel.block} per class"
     s, labels = per_image
     class_means = np.stack([s[sel.block][labels == k].mean(0) for k in range(10)])
-    assert int(np.argmax(class_means.std(0))) == 129 != sel.channel
+    assert int(np.argmax(class_means.std(0))) != sel.channel
     # A block given: that block's most selective channel; an unknown block or channel: one message.
     other = compute_view(embedded, "channel", ViewRequest(block="SE_4_2"), prepared=False)
     assert other.numbers["channel"] == int(np.argmax(eta_squared(s["SE_4_2"], labels)))

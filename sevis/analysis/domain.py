@@ -56,7 +56,9 @@ class DomainVerdict:
     percentile: float  # share of the calibration garments (0-100) that score lower, i.e. are less garment-like
 
     def to_dict(self) -> dict:
-        return {"in_domain": self.in_domain, "score": round(self.score, 4), "percentile": round(self.percentile, 2)}
+        # a score of -inf (the network's features overflowed) is written as null: JSON has no infinity
+        score = round(self.score, 4) if np.isfinite(self.score) else None
+        return {"in_domain": self.in_domain, "score": score, "percentile": round(self.percentile, 2)}
 
     def note(self) -> str:
         """Return one sentence saying what was measured."""
@@ -84,9 +86,13 @@ class DomainCalibration:
     reference_scores: np.ndarray
 
     def scores(self, features: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Return every image's score (higher = more garment-like; below 0: out of domain) from domain_features."""
+        """Return every image's score (higher = more garment-like; below 0: out of domain) from domain_features;
+        -inf where a feature is not finite (the network's activations overflowed: nothing like a garment)."""
         f = np.asarray(features, dtype=np.float64)
-        return ((f - self.centre) / self.scale) @ self.weights + self.bias
+        finite = np.isfinite(f).all(1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            raw = ((np.where(finite[:, None], f, 0.0) - self.centre) / self.scale) @ self.weights + self.bias
+        return np.where(finite, raw, -np.inf)
 
     def verdicts(self, features: torch.Tensor | np.ndarray) -> list[DomainVerdict]:
         """Return one verdict per image."""
@@ -128,6 +134,9 @@ def _fit(x: np.ndarray, y: np.ndarray):
 def calibrate(garments: np.ndarray, sizes: np.ndarray, others: np.ndarray) -> DomainCalibration:
     """Return the verdict fitted on the features of garments (with their sizes, × 28 px) and of non-garments; the
     cut leaves at most OUT_OF_DOMAIN_PERCENTILE % of every size bin's cross-fitted garment scores below it."""
+    # images whose features overflowed (a model whose gates are unbounded, on stripes or noise) cannot be fitted on
+    keep_g, keep_o = np.isfinite(garments).all(1), np.isfinite(others).all(1)
+    garments, sizes, others = garments[keep_g], np.asarray(sizes)[keep_g], others[keep_o]
     x = np.concatenate([garments, others]).astype(np.float64)
     y = np.r_[np.ones(len(garments)), np.zeros(len(others))]
     centre = x.mean(0)

@@ -63,7 +63,7 @@ def file_sha256(path: Path) -> str:
 def weights_file(loaded: LoadedModel) -> Path | None:
     """Return the weights file of a shipped Fashion-MNIST model (embedded models, ablation and family runs), else
     None (ImageNet models, sevis architectures and uploads carry no precomputed file)."""
-    from sevis.analysis.reports import weights_path
+    from sevis.models.zoo import weights_path
     from sevis.names import EMBEDDED
     spec = loaded.spec
     if loaded.source == "sevis":  # a shipped name with random weights (pretrained=False)

@@ -188,22 +188,6 @@ def _plain(v):
     return v
 
 
-def weights_path(spec: str) -> Path | None:
-    """Return the weights file behind a model spec (embedded models, checkpoint paths), else None."""
-    from sevis.models.zoo import EMBEDDED, PRETRAINED_DIR
-    from sevis.names import ablation_dir, family_dir
-    if spec in EMBEDDED:
-        return PRETRAINED_DIR / f"{EMBEDDED[spec]}.safetensors"
-    prefix, _, name = spec.partition(":")
-    if prefix == "ablation":
-        return ablation_dir() / f"{name}.safetensors"
-    if prefix == "family":
-        return family_dir() / f"{name}.safetensors"
-    if name and prefix in ("sevis", "timm", "torchvision"):
-        return None
-    return Path(spec).expanduser()
-
-
 def evaluation_split(name: str, variant: str = "centred"):
     """Return the Fashion-MNIST split `name` (train, test, or reference: the bundled 100 images per class) as a
     model trained on data `variant` (centred or context) sees it."""

@@ -146,10 +146,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         evaluation_passes,
         evaluation_report,
         format_evaluation,
-        weights_path,
         write_evaluation_to_card,
     )
-    from sevis.models.zoo import load_model
+    from sevis.models.zoo import load_model, weights_path
 
     target = None
     if args.write_card:

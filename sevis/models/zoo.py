@@ -473,3 +473,18 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> LoadedM
             raise ModelError(str(e.args[0])) from None
         return _load_sevis_checkpoint(path, str(path), {"architecture": cfg.to_dict(), "name": path.stem})
     raise ModelError(f"unknown architecture {arch!r}: use timm:<name>, torchvision:<name> or sevis:<arch>")
+
+
+def weights_path(spec: str) -> Path | None:
+    """Return the weights file behind a model spec (embedded models, checkpoint paths), else None."""
+    from sevis.names import ablation_dir, family_dir
+    if spec in EMBEDDED:
+        return PRETRAINED_DIR / f"{EMBEDDED[spec]}.safetensors"
+    prefix, _, name = spec.partition(":")
+    if prefix == "ablation":
+        return ablation_dir() / f"{name}.safetensors"
+    if prefix == "family":
+        return family_dir() / f"{name}.safetensors"
+    if name and prefix in ("sevis", "timm", "torchvision"):
+        return None
+    return Path(spec).expanduser()
