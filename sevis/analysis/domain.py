@@ -216,8 +216,8 @@ def store_calibration(loaded) -> Path | None:
     the model has no verdict or no shipped weights file)."""
     from sevis.analysis.precomputed import weights_file
     weights = weights_file(loaded)
-    cal = _fit_calibration(loaded)
-    if weights is None or cal is None:
+    cal = None if weights is None else _fit_calibration(loaded)  # no file to store beside: no fit
+    if cal is None:
         return None
     path = domain_path(weights)
     tmp = path.with_name(path.name + ".part")
@@ -245,11 +245,18 @@ def _stored_calibration(loaded) -> DomainCalibration | None:
         return None  # damaged: fitted afresh
 
 
+def _has_verdict(loaded) -> bool:
+    """Return whether sevis gives the model a verdict: one of its own Fashion-MNIST networks (a reference set, and a
+    stem and stages to read the features from)."""
+    model = loaded.model
+    return loaded.data_variant is not None and hasattr(model, "stages") and hasattr(model, "forward_stem")
+
+
 def _fit_calibration(loaded) -> DomainCalibration | None:
     from sevis.analysis.inference import split_batches
     from sevis.data.outofdomain import calibration_negatives
     from sevis.errors import DatasetError
-    if loaded.data_variant is None or not (hasattr(loaded.model, "stages") and hasattr(loaded.model, "forward_stem")):
+    if not _has_verdict(loaded):
         return None
     try:
         ref = loaded.reference_set()
@@ -275,7 +282,7 @@ def domain_calibration(loaded) -> DomainCalibration | None:
     """Return the model's verdict: its stored fit where current, else fitted (once per model) on its reference set,
     its training renders and the calibration non-garments; None when sevis has no reference set for it or cannot
     split it into stages."""
-    if loaded.data_variant is None or not (hasattr(loaded.model, "stages") and hasattr(loaded.model, "forward_stem")):
+    if not _has_verdict(loaded):
         return None
     with _LOCK:
         if loaded.model in _CACHE:
